@@ -1,0 +1,209 @@
+//! What browsers receive: one JSON object per text frame, with the seed's
+//! shapes (`{type, room_id, data}`) plus `error`, `pong` and `left_room`.
+
+use crate::error_code::ErrorCode;
+use crate::ids::{MessageId, RoomId, UserId};
+use serde::{Deserialize, Serialize};
+
+/// A frame from the gateway to a client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// A stored chat message, sent to every connection in the room, the sender included.
+    Message { room_id: RoomId, data: MessageData },
+    /// A user's first connection entered the room (sent to the others).
+    UserJoined { room_id: RoomId, data: UserJoinedData },
+    /// A user's last connection left the room.
+    UserLeft { room_id: RoomId, data: UserLeftData },
+    /// Who is in the room, each user once; sent right after entering it.
+    OnlineUsers { room_id: RoomId, data: OnlineUsersData },
+    /// This connection is no longer in the room (it asked, or was removed).
+    LeftRoom { room_id: RoomId, data: LeftRoomData },
+    /// A client frame was rejected; nothing was stored or sent for it.
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_id: Option<RoomId>,
+        data: ErrorData,
+    },
+    /// Answer to a client `ping`.
+    Pong,
+}
+
+/// A user as other users see them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPublic {
+    pub id: UserId,
+    pub username: String,
+    pub nickname: String,
+}
+
+/// A stored message, as the seed's `message.ToJSON()` plus `room_id`, `seq`
+/// and the sender's `client_msg_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageData {
+    pub id: MessageId,
+    pub room_id: RoomId,
+    pub user_id: UserId,
+    /// Position in the room: 1, 2, 3, ... in the order the room's members see them.
+    pub seq: i64,
+    pub content: String,
+    /// RFC 3339, UTC, millisecond precision, e.g. `2026-11-26T18:00:00.123Z`.
+    pub created_at: String,
+    pub user: UserPublic,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserJoinedData {
+    pub user: UserPublic,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserLeftData {
+    pub user_id: UserId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineUsersData {
+    pub users: Vec<UserPublic>,
+}
+
+/// Why a connection is no longer in a room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// The client sent `leave_room`.
+    Left,
+    /// A room owner or admin removed the user.
+    Kicked,
+    /// The room was deleted.
+    RoomDeleted,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftRoomData {
+    pub reason: LeaveReason,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorData {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The rejected frame's `client_msg_id`.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+impl ServerFrame {
+    /// An `error` frame.
+    pub fn error(room_id: Option<RoomId>, code: ErrorCode, message: impl Into<String>, reference: Option<String>) -> Self {
+        ServerFrame::Error { room_id, data: ErrorData { code, message: message.into(), reference } }
+    }
+
+    /// The frame as JSON text. Serialising these types cannot fail (string
+    /// keys, no maps with non-string keys, no floats).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server frames always serialise")
+    }
+
+    /// The frame's `type` string, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerFrame::Message { .. } => "message",
+            ServerFrame::UserJoined { .. } => "user_joined",
+            ServerFrame::UserLeft { .. } => "user_left",
+            ServerFrame::OnlineUsers { .. } => "online_users",
+            ServerFrame::LeftRoom { .. } => "left_room",
+            ServerFrame::Error { .. } => "error",
+            ServerFrame::Pong => "pong",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user(id: i64) -> UserPublic {
+        UserPublic { id: UserId(id), username: format!("u{id}"), nickname: format!("N{id}") }
+    }
+
+    fn message() -> MessageData {
+        MessageData {
+            id: MessageId(1),
+            room_id: RoomId(1),
+            user_id: UserId(1),
+            seq: 1,
+            content: "Hello, World!".into(),
+            created_at: "2023-01-01T00:00:00.000Z".into(),
+            user: user(1),
+            client_msg_id: None,
+        }
+    }
+
+    #[test]
+    fn message_has_the_seed_shape() {
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerFrame::Message { room_id: RoomId(1), data: message() }.to_json()).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"message","room_id":1,"data":{
+                "id":1,"room_id":1,"user_id":1,"seq":1,"content":"Hello, World!",
+                "created_at":"2023-01-01T00:00:00.000Z",
+                "user":{"id":1,"username":"u1","nickname":"N1"}}})
+        );
+    }
+
+    #[test]
+    fn presence_frames_have_the_seed_shape() {
+        let joined = ServerFrame::UserJoined { room_id: RoomId(1), data: UserJoinedData { user: user(2) } };
+        assert_eq!(
+            serde_json::to_value(&joined).unwrap(),
+            json!({"type":"user_joined","room_id":1,"data":{"user":{"id":2,"username":"u2","nickname":"N2"}}})
+        );
+        let left = ServerFrame::UserLeft { room_id: RoomId(1), data: UserLeftData { user_id: UserId(2) } };
+        assert_eq!(
+            serde_json::to_value(&left).unwrap(),
+            json!({"type":"user_left","room_id":1,"data":{"user_id":2}})
+        );
+        let online = ServerFrame::OnlineUsers { room_id: RoomId(1), data: OnlineUsersData { users: vec![user(1), user(2)] } };
+        assert_eq!(
+            serde_json::to_value(&online).unwrap()["data"]["users"][1]["username"],
+            json!("u2")
+        );
+    }
+
+    #[test]
+    fn error_frame_shape() {
+        let e = ServerFrame::error(Some(RoomId(3)), ErrorCode::NotInRoom, "not in room 3", Some("c1".into()));
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            json!({"type":"error","room_id":3,"data":{"code":"not_in_room","message":"not in room 3","ref":"c1"}})
+        );
+        let bare = ServerFrame::error(None, ErrorCode::InvalidJson, "x", None);
+        assert_eq!(serde_json::to_value(&bare).unwrap(), json!({"type":"error","data":{"code":"invalid_json","message":"x"}}));
+    }
+
+    #[test]
+    fn every_frame_round_trips() {
+        let mut with_ref = message();
+        with_ref.client_msg_id = Some("abc".into());
+        let frames = [
+            ServerFrame::Message { room_id: RoomId(1), data: with_ref },
+            ServerFrame::UserJoined { room_id: RoomId(1), data: UserJoinedData { user: user(5) } },
+            ServerFrame::UserLeft { room_id: RoomId(1), data: UserLeftData { user_id: UserId(5) } },
+            ServerFrame::OnlineUsers { room_id: RoomId(1), data: OnlineUsersData { users: vec![] } },
+            ServerFrame::LeftRoom { room_id: RoomId(2), data: LeftRoomData { reason: LeaveReason::Kicked } },
+            ServerFrame::error(None, ErrorCode::RateLimited, "slow down", None),
+            ServerFrame::Pong,
+        ];
+        for f in frames {
+            let text = f.to_json();
+            let back: ServerFrame = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, f, "{text}");
+            assert!(text.contains(&format!("\"type\":\"{}\"", f.kind())));
+        }
+    }
+}
