@@ -1,0 +1,10 @@
+//! sea-orm entities of the gateway's tables, in the classic
+//! `DeriveEntityModel` style (`Model` + `Relation` + `ActiveModelBehavior`).
+//! They mirror the `migrations` crate (which owns the DDL) and are private
+//! to the store: the rest of the gateway only sees the record types in
+//! `store/mod.rs`.
+
+pub mod message;
+pub mod room;
+pub mod room_member;
+pub mod user;

@@ -1,0 +1,48 @@
+//! Entity of `rooms` (see migration `m20261126_000002_create_rooms`).
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "rooms")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub name: String,
+    #[sea_orm(column_type = "Text")]
+    pub description: String,
+    pub is_private: bool,
+    /// NULL once the owner is deleted (ON DELETE SET NULL).
+    pub owner_id: Option<i64>,
+    /// Per-room message sequence counter; see `Store::insert_message`.
+    pub last_seq: i64,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::user::Entity",
+        from = "Column::OwnerId",
+        to = "super::user::Column::Id",
+        on_delete = "SetNull"
+    )]
+    Owner,
+    #[sea_orm(has_many = "super::room_member::Entity")]
+    RoomMember,
+    #[sea_orm(has_many = "super::message::Entity")]
+    Message,
+}
+
+impl Related<super::room_member::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::RoomMember.def()
+    }
+}
+
+impl Related<super::message::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Message.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,281 @@
+//! Messages: storing a message under the room's next sequence number, and
+//! newest-first history pages.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use shared::ids::{MessageId, RoomId, UserId};
+
+use super::entities::{message, room};
+use super::{MessageRecord, Store, StoreError, fk_violation_is_not_found};
+
+impl From<message::Model> for MessageRecord {
+    fn from(m: message::Model) -> Self {
+        MessageRecord {
+            id: MessageId(m.id),
+            room_id: RoomId(m.room_id),
+            user_id: UserId(m.user_id),
+            seq: m.seq,
+            content: m.content,
+            client_msg_id: m.client_msg_id,
+            created_at: m.created_at,
+        }
+    }
+}
+
+impl Store {
+    /// Stores a message under the room's next sequence number, in one
+    /// transaction: `UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ?
+    /// RETURNING last_seq`, then the insert. The UPDATE's row lock
+    /// (PostgreSQL) / the write lock taken by `BEGIN IMMEDIATE` (SQLite)
+    /// serialises concurrent writers per room, so seqs are 1, 2, 3, …
+    /// without gaps or duplicates. `StoreError::NotFound` if the room (or
+    /// the user) does not exist.
+    pub async fn insert_message(
+        &self,
+        room: RoomId,
+        user: UserId,
+        content: &str,
+        client_msg_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<MessageRecord, StoreError> {
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        let message = message::ActiveModel {
+            id: NotSet,
+            room_id: Set(room.0),
+            user_id: Set(user.0),
+            seq: NotSet,
+            content: Set(content.to_owned()),
+            client_msg_id: Set(client_msg_id.map(str::to_owned)),
+            created_at: Set(now),
+        };
+        match insert_with_next_seq(&txn, room, message).await {
+            Ok(stored) => {
+                txn.commit().await?;
+                Ok(stored)
+            }
+            Err(e) => {
+                // Best effort: dropping the transaction rolls back too.
+                let _ = txn.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Newest-first page of the room's messages with id < `before` (or the
+    /// newest if `None`), at most `limit`.
+    pub async fn messages_before(
+        &self,
+        room: RoomId,
+        before: Option<MessageId>,
+        limit: u64,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut query = message::Entity::find().filter(message::Column::RoomId.eq(room.0));
+        if let Some(before) = before {
+            query = query.filter(message::Column::Id.lt(before.0));
+        }
+        let page = query
+            .order_by_desc(message::Column::Id)
+            .limit(limit.min(i64::MAX as u64))
+            .all(&self.db)
+            .await?;
+        Ok(page.into_iter().map(Into::into).collect())
+    }
+}
+
+async fn insert_with_next_seq(
+    txn: &DatabaseTransaction,
+    room: RoomId,
+    mut message: message::ActiveModel,
+) -> Result<MessageRecord, StoreError> {
+    // Scoped: sea-query's blanket `ExprTrait` would shadow `Ord::min` & co.
+    use sea_orm::sea_query::ExprTrait;
+    let bump = Query::update()
+        .table(room::Entity)
+        .value(
+            room::Column::LastSeq,
+            Expr::col(room::Column::LastSeq).add(1),
+        )
+        .and_where(room::Column::Id.eq(room.0))
+        .returning_col(room::Column::LastSeq)
+        .to_owned();
+    let Some(row) = txn.query_one(&bump).await? else {
+        return Err(StoreError::NotFound);
+    };
+    message.seq = Set(row.try_get::<i64>("", "last_seq")?);
+    let stored = message::Entity::insert(message)
+        .exec_with_returning(txn)
+        .await
+        .map_err(fk_violation_is_not_found)?;
+    Ok(stored.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::entities;
+    use super::super::test_support::{backends, now_ms};
+    use super::*;
+
+    async fn second_room(s: &Store) -> RoomId {
+        let r = entities::room::Entity::insert(entities::room::ActiveModel {
+            id: NotSet,
+            name: Set("two".into()),
+            description: Set(String::new()),
+            is_private: Set(false),
+            owner_id: Set(None),
+            last_seq: Set(0),
+            created_at: Set(now_ms()),
+        })
+        .exec_with_returning(&s.db)
+        .await
+        .unwrap();
+        RoomId(r.id)
+    }
+
+    #[tokio::test]
+    async fn seqs_are_per_room() {
+        for t in backends(4).await {
+            let s = &t.store;
+            let u = s.create_user("ivy", "h", "Ivy", now_ms()).await.unwrap();
+            let r2 = second_room(s).await;
+            let now = now_ms();
+            let a1 = s
+                .insert_message(RoomId(1), u.id, "a1", Some("c-1"), now)
+                .await
+                .unwrap();
+            assert_eq!((a1.room_id, a1.user_id, a1.seq), (RoomId(1), u.id, 1));
+            assert_eq!(
+                (a1.content.as_str(), a1.client_msg_id.as_deref()),
+                ("a1", Some("c-1"))
+            );
+            assert_eq!(a1.created_at, now, "{}: timestamp round-trip", t.label);
+            let b1 = s.insert_message(r2, u.id, "b1", None, now).await.unwrap();
+            let a2 = s
+                .insert_message(RoomId(1), u.id, "a2", None, now)
+                .await
+                .unwrap();
+            let a3 = s
+                .insert_message(RoomId(1), u.id, "a3", None, now)
+                .await
+                .unwrap();
+            let b2 = s.insert_message(r2, u.id, "b2", None, now).await.unwrap();
+            assert_eq!(
+                [a2.seq, a3.seq, b1.seq, b2.seq],
+                [2, 3, 1, 2],
+                "{}",
+                t.label
+            );
+            assert_eq!(s.find_room(RoomId(1)).await.unwrap().unwrap().last_seq, 3);
+
+            // Missing room / user: NotFound, and nothing is consumed.
+            let err = s
+                .insert_message(RoomId(404), u.id, "x", None, now)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::NotFound), "{err:?}");
+            let err = s
+                .insert_message(RoomId(1), UserId(404), "x", None, now)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::NotFound), "{err:?}");
+            assert_eq!(
+                s.insert_message(RoomId(1), u.id, "a4", None, now)
+                    .await
+                    .unwrap()
+                    .seq,
+                4
+            );
+            t.cleanup().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_inserts_get_distinct_seqs() {
+        for t in backends(5).await {
+            let s = &t.store;
+            let u = s.create_user("jack", "h", "Jack", now_ms()).await.unwrap();
+            let tasks = (0..20).map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.insert_message(RoomId(1), u.id, &format!("m{i}"), None, now_ms())
+                        .await
+                })
+            });
+            let mut seqs: Vec<i64> = futures_util::future::join_all(tasks)
+                .await
+                .into_iter()
+                .map(|r| r.unwrap().unwrap().seq)
+                .collect();
+            seqs.sort_unstable();
+            assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "{}", t.label);
+            assert_eq!(s.find_room(RoomId(1)).await.unwrap().unwrap().last_seq, 20);
+            t.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn history_pages() {
+        for t in backends(2).await {
+            let s = &t.store;
+            let u = s.create_user("kim", "h", "Kim", now_ms()).await.unwrap();
+            let r2 = second_room(s).await;
+            let mut ids = Vec::new();
+            for i in 0..7 {
+                ids.push(
+                    s.insert_message(RoomId(1), u.id, &format!("m{i}"), None, now_ms())
+                        .await
+                        .unwrap()
+                        .id,
+                );
+                s.insert_message(r2, u.id, "noise", None, now_ms())
+                    .await
+                    .unwrap();
+            }
+            let page1 = s.messages_before(RoomId(1), None, 3).await.unwrap();
+            let got: Vec<_> = page1.iter().map(|m| m.content.as_str()).collect();
+            assert_eq!(got, ["m6", "m5", "m4"], "{}", t.label);
+            let page2 = s
+                .messages_before(RoomId(1), Some(page1[2].id), 3)
+                .await
+                .unwrap();
+            assert_eq!(page2.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 3, 2]);
+            let page3 = s
+                .messages_before(RoomId(1), Some(page2[2].id), 3)
+                .await
+                .unwrap();
+            assert_eq!(page3.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[0]]);
+            assert!(
+                s.messages_before(RoomId(1), Some(ids[0]), 3)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(
+                s.messages_before(RoomId(1), None, 0)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(
+                s.messages_before(RoomId(404), None, 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            t.cleanup().await;
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Test-only helpers: a migrated [`Store`] per backend under test. Always a
+//! fresh temp-file SQLite database (several pool connections, so locking and
+//! transactions are real); plus PostgreSQL when `TEST_DATABASE_URL` is set,
+//! each test in its own throwaway schema so tests can run in parallel on
+//! one database.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use sea_orm::{ConnectionTrait, Database};
+
+use super::Store;
+
+pub(super) struct TestDb {
+    pub store: Store,
+    pub label: &'static str,
+    /// What `store` was connected with.
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// Drops the PostgreSQL schema (the SQLite temp dir goes with `self`).
+    pub async fn cleanup(self) {
+        if let Some((url, schema)) = &self.pg {
+            let _ = self.store.db.clone().close().await;
+            let admin = Database::connect(url.as_str()).await.unwrap();
+            admin
+                .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Current time truncated to milliseconds, as the gateway passes it.
+pub(super) fn now_ms() -> DateTime<Utc> {
+    Utc::now()
+        .duration_trunc(TimeDelta::milliseconds(1))
+        .unwrap()
+}
+
+/// One migrated store per available backend, each with `max_connections`.
+pub(super) async fn backends(max_connections: u32) -> Vec<TestDb> {
+    let out = empty_backends(max_connections).await;
+    for t in &out {
+        t.store.migrate().await.unwrap();
+    }
+    out
+}
+
+/// Like [`backends`], but nothing migrated yet.
+pub(super) async fn empty_backends(max_connections: u32) -> Vec<TestDb> {
+    let mut out = Vec::new();
+
+    let dir = tempfile::tempdir().unwrap();
+    // A missing parent directory: `connect` must create it.
+    let url = format!("sqlite://{}/nested/chat.db?mode=rwc", dir.path().display());
+    let store = Store::connect(&url, max_connections).await.unwrap();
+    out.push(TestDb {
+        store,
+        label: "sqlite",
+        url,
+        _dir: Some(dir),
+        pg: None,
+    });
+
+    if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let schema = format!(
+            "store_test_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = Database::connect(url.as_str()).await.unwrap();
+        admin
+            .execute_unprepared(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+            ))
+            .await
+            .unwrap();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let scoped = format!("{url}{sep}options[search_path]={schema}");
+        let store = Store::connect(&scoped, max_connections).await.unwrap();
+        assert_eq!(store.backend_name(), "postgres");
+        out.push(TestDb {
+            store,
+            label: "postgres",
+            url: scoped,
+            _dir: None,
+            pg: Some((url, schema)),
+        });
+    }
+    out
+}

@@ -1,0 +1,175 @@
+//! Users: registration, lookups and the persisted online flag / last-seen
+//! time (users first seen through an external JWT: `external_users.rs`).
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+use shared::ids::UserId;
+
+use super::entities::user;
+use super::{Store, StoreError, UserRecord};
+
+/// Ids per `IN (..)` query, well below every backend's bind-parameter limit.
+const FIND_USERS_CHUNK: usize = 500;
+impl From<user::Model> for UserRecord {
+    fn from(m: user::Model) -> Self {
+        UserRecord {
+            id: UserId(m.id),
+            username: m.username,
+            password_hash: m.password_hash,
+            nickname: m.nickname,
+            is_online: m.is_online,
+            last_seen: m.last_seen,
+            created_at: m.created_at,
+        }
+    }
+}
+
+impl Store {
+    /// Registers a user (offline, never seen). A taken username gives
+    /// `StoreError::Conflict`. Callers validate lengths (username ≤ 32,
+    /// nickname ≤ 64 characters).
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        nickname: &str,
+        now: DateTime<Utc>,
+    ) -> Result<UserRecord, StoreError> {
+        let row = user::ActiveModel {
+            id: NotSet,
+            username: Set(username.to_owned()),
+            password_hash: Set(Some(password_hash.to_owned())),
+            nickname: Set(nickname.to_owned()),
+            is_online: Set(false),
+            last_seen: Set(None),
+            created_at: Set(now),
+        };
+        Ok(user::Entity::insert(row)
+            .exec_with_returning(&self.db)
+            .await?
+            .into())
+    }
+
+    pub async fn find_user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        Ok(user::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await?
+            .map(Into::into))
+    }
+
+    pub async fn find_user_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let found = user::Entity::find()
+            .filter(user::Column::Username.eq(username))
+            .one(&self.db)
+            .await?;
+        Ok(found.map(Into::into))
+    }
+
+    /// The users among `ids` that exist, ordered by id (each at most once).
+    pub async fn find_users(&self, ids: &[UserId]) -> Result<Vec<UserRecord>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(FIND_USERS_CHUNK) {
+            let found = user::Entity::find()
+                .filter(user::Column::Id.is_in(chunk.iter().map(|id| id.0)))
+                .order_by_asc(user::Column::Id)
+                .all(&self.db)
+                .await?;
+            out.extend(found.into_iter().map(UserRecord::from));
+        }
+        out.sort_by_key(|u| u.id);
+        out.dedup_by_key(|u| u.id);
+        Ok(out)
+    }
+
+    /// Persists presence: `online = false` also sets `last_seen = now`.
+    /// `StoreError::NotFound` if the user does not exist.
+    pub async fn set_user_online(
+        &self,
+        id: UserId,
+        online: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut update = user::Entity::update_many()
+            .col_expr(user::Column::IsOnline, Expr::value(online))
+            .filter(user::Column::Id.eq(id.0));
+        if !online {
+            update = update.col_expr(user::Column::LastSeen, Expr::value(now));
+        }
+        if update.exec(&self.db).await?.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{backends, now_ms};
+    use super::*;
+
+    #[tokio::test]
+    async fn create_find_and_duplicate() {
+        for t in backends(2).await {
+            let s = &t.store;
+            let now = now_ms();
+            let alice = s
+                .create_user("alice", "$argon2id$x", "Alice", now)
+                .await
+                .unwrap();
+            assert_eq!(alice.username, "alice");
+            assert_eq!(alice.password_hash.as_deref(), Some("$argon2id$x"));
+            assert_eq!(alice.created_at, now, "{}: timestamp round-trip", t.label);
+            assert!(!alice.is_online && alice.last_seen.is_none());
+            assert!(matches!(
+                s.create_user("alice", "other", "Other", now).await,
+                Err(StoreError::Conflict)
+            ));
+            let bob = s.create_user("bob", "h", "Bob", now).await.unwrap();
+            assert_eq!(s.find_user(alice.id).await.unwrap().as_ref(), Some(&alice));
+            assert_eq!(
+                s.find_user_by_username("bob").await.unwrap().as_ref(),
+                Some(&bob)
+            );
+            assert_eq!(s.find_user_by_username("nobody").await.unwrap(), None);
+            let found = s
+                .find_users(&[bob.id, UserId(9999), alice.id, bob.id])
+                .await
+                .unwrap();
+            assert_eq!(found, vec![alice.clone(), bob.clone()]);
+            assert!(s.find_users(&[]).await.unwrap().is_empty());
+            t.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn online_flag_and_last_seen() {
+        for t in backends(2).await {
+            let s = &t.store;
+            let u = s
+                .create_user("frank", "h", "Frank", now_ms())
+                .await
+                .unwrap();
+            let t1 = now_ms();
+            s.set_user_online(u.id, true, t1).await.unwrap();
+            let on = s.find_user(u.id).await.unwrap().unwrap();
+            assert!(on.is_online && on.last_seen.is_none());
+            let t2 = t1 + chrono::TimeDelta::milliseconds(1500);
+            s.set_user_online(u.id, false, t2).await.unwrap();
+            let off = s.find_user(u.id).await.unwrap().unwrap();
+            assert!(!off.is_online);
+            assert_eq!(off.last_seen, Some(t2));
+            assert!(matches!(
+                s.set_user_online(UserId(123456), true, t2).await,
+                Err(StoreError::NotFound)
+            ));
+            t.cleanup().await;
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Creates `messages`: the stored chat history. `seq` is the per-room
+//! sequence number handed out from `rooms.last_seq`; UNIQUE (room_id, seq)
+//! makes a duplicate sequence impossible even if a caller bypassed that
+//! counter. The (room_id, id) index serves newest-first history pages
+//! (`WHERE room_id = ? AND id < ? ORDER BY id DESC LIMIT n`).
+//! `client_msg_id` is the client's optional idempotency/echo token.
+//! Messages vanish with their room or their author.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+use crate::m20261126_000001_create_users::Users;
+use crate::m20261126_000002_create_rooms::Rooms;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum Messages {
+    Table,
+    Id,
+    RoomId,
+    UserId,
+    Seq,
+    Content,
+    ClientMsgId,
+    CreatedAt,
+}
+
+const ROOM_SEQ_UNIQUE: &str = "uq_messages_room_id_seq";
+const ROOM_ID_INDEX: &str = "idx_messages_room_id_id";
+const USER_ID_INDEX: &str = "idx_messages_user_id";
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Messages::Table)
+                    .col(big_pk_auto(Messages::Id))
+                    .col(big_integer(Messages::RoomId))
+                    .col(big_integer(Messages::UserId))
+                    .col(big_integer(Messages::Seq))
+                    .col(text(Messages::Content))
+                    .col(string_len_null(Messages::ClientMsgId, 64))
+                    .col(timestamp_with_time_zone(Messages::CreatedAt))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_messages_room_id")
+                            .from(Messages::Table, Messages::RoomId)
+                            .to(Rooms::Table, Rooms::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_messages_user_id")
+                            .from(Messages::Table, Messages::UserId)
+                            .to(Users::Table, Users::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name(ROOM_SEQ_UNIQUE)
+                    .table(Messages::Table)
+                    .col(Messages::RoomId)
+                    .col(Messages::Seq)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name(ROOM_ID_INDEX)
+                    .table(Messages::Table)
+                    .col(Messages::RoomId)
+                    .col(Messages::Id)
+                    .to_owned(),
+            )
+            .await?;
+        // Deleting a user cascades to their messages: without this index
+        // PostgreSQL would scan the whole table for it.
+        manager
+            .create_index(
+                Index::create()
+                    .name(USER_ID_INDEX)
+                    .table(Messages::Table)
+                    .col(Messages::UserId)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // Dropping the table drops its indexes on both backends.
+        manager
+            .drop_table(Table::drop().table(Messages::Table).to_owned())
+            .await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
