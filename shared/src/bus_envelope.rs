@@ -28,11 +28,17 @@ pub enum BusEvent {
     Message(MessageData),
     /// A user's first connection (cluster-wide) entered the room; `skip` is
     /// that connection, which gets `online_users` instead.
-    UserJoined { user: UserPublic, skip: Option<ConnKey> },
+    UserJoined {
+        user: UserPublic,
+        skip: Option<ConnKey>,
+    },
     /// A user's last connection (cluster-wide) left the room.
     UserLeft { user_id: UserId },
     /// Every connection of `user_id` must leave the room (kick, removal).
-    Evict { user_id: UserId, reason: LeaveReason },
+    Evict {
+        user_id: UserId,
+        reason: LeaveReason,
+    },
     /// The room is gone: every connection leaves it.
     RoomClosed,
 }
@@ -47,7 +53,12 @@ pub enum BusDecodeError {
 
 impl BusEnvelope {
     pub fn new(origin: NodeId, room: RoomId, event: BusEvent) -> Self {
-        BusEnvelope { v: BUS_VERSION, origin, room, event }
+        BusEnvelope {
+            v: BUS_VERSION,
+            origin,
+            room,
+            event,
+        }
     }
 
     /// MessagePack with field names, so that a newer node may add fields.
@@ -74,7 +85,11 @@ mod tests {
     use crate::ids::{ConnId, MessageId};
 
     fn user() -> UserPublic {
-        UserPublic { id: UserId(9), username: "nine".into(), nickname: "Nine".into() }
+        UserPublic {
+            id: UserId(9),
+            username: "nine".into(),
+            nickname: "Nine".into(),
+        }
     }
 
     #[test]
@@ -91,9 +106,18 @@ mod tests {
                 user: user(),
                 client_msg_id: Some("x".into()),
             }),
-            BusEvent::UserJoined { user: user(), skip: Some(ConnKey { node: node.clone(), conn: ConnId(3) }) },
+            BusEvent::UserJoined {
+                user: user(),
+                skip: Some(ConnKey {
+                    node: node.clone(),
+                    conn: ConnId(3),
+                }),
+            },
             BusEvent::UserLeft { user_id: UserId(9) },
-            BusEvent::Evict { user_id: UserId(9), reason: LeaveReason::Kicked },
+            BusEvent::Evict {
+                user_id: UserId(9),
+                reason: LeaveReason::Kicked,
+            },
             BusEvent::RoomClosed,
         ];
         for event in events {
@@ -106,8 +130,14 @@ mod tests {
     fn other_versions_and_garbage_are_refused() {
         let mut env = BusEnvelope::new(NodeId("n".into()), RoomId(1), BusEvent::RoomClosed);
         env.v = 2;
-        assert!(matches!(BusEnvelope::decode(&env.encode()), Err(BusDecodeError::Version(2))));
-        assert!(matches!(BusEnvelope::decode(b"\xc1garbage"), Err(BusDecodeError::Malformed(_))));
+        assert!(matches!(
+            BusEnvelope::decode(&env.encode()),
+            Err(BusDecodeError::Version(2))
+        ));
+        assert!(matches!(
+            BusEnvelope::decode(b"\xc1garbage"),
+            Err(BusDecodeError::Malformed(_))
+        ));
         assert!(BusEnvelope::decode(&[]).is_err());
     }
 }

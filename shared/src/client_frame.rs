@@ -89,7 +89,10 @@ fn diagnose(text: &str, strict: serde_json::Error) -> DecodeError {
         Err(e) => {
             return DecodeError {
                 code: ErrorCode::InvalidJson,
-                message: format!("frame is not valid JSON: {}", strip_position(&e.to_string())),
+                message: format!(
+                    "frame is not valid JSON: {}",
+                    strip_position(&e.to_string())
+                ),
                 reference: None,
                 room_id: None,
             };
@@ -108,18 +111,34 @@ fn diagnose(text: &str, strict: serde_json::Error) -> DecodeError {
         room_id: None,
         client_msg_id: None,
     });
-    let reference = probe.client_msg_id.and_then(|v| v.as_str().map(str::to_owned));
+    let reference = probe
+        .client_msg_id
+        .and_then(|v| v.as_str().map(str::to_owned));
     let room_id = probe.room_id.and_then(|v| v.as_i64()).map(RoomId);
     let (code, message) = match probe.kind {
         None => (ErrorCode::InvalidFrame, "missing field `type`".to_owned()),
         Some(serde_json::Value::String(t)) if !CLIENT_TYPES.contains(&t.as_str()) => (
             ErrorCode::UnknownType,
-            format!("unknown frame type {:?}; expected one of {}", truncate(&t, 40), CLIENT_TYPES.join(", ")),
+            format!(
+                "unknown frame type {:?}; expected one of {}",
+                truncate(&t, 40),
+                CLIENT_TYPES.join(", ")
+            ),
         ),
-        Some(serde_json::Value::String(_)) => (ErrorCode::InvalidFrame, strip_position(&strict.to_string())),
-        Some(_) => (ErrorCode::InvalidFrame, "field `type` must be a string".to_owned()),
+        Some(serde_json::Value::String(_)) => {
+            (ErrorCode::InvalidFrame, strip_position(&strict.to_string()))
+        }
+        Some(_) => (
+            ErrorCode::InvalidFrame,
+            "field `type` must be a string".to_owned(),
+        ),
     };
-    DecodeError { code, message, reference, room_id }
+    DecodeError {
+        code,
+        message,
+        reference,
+        room_id,
+    }
 }
 
 /// serde_json appends "at line 1 column 42", which means nothing to a client.
@@ -145,7 +164,8 @@ mod tests {
     #[test]
     fn seed_frames_decode() {
         assert_eq!(
-            ClientFrame::decode(r#"{"type":"message","room_id":1,"content":"Hello, World!"}"#).unwrap(),
+            ClientFrame::decode(r#"{"type":"message","room_id":1,"content":"Hello, World!"}"#)
+                .unwrap(),
             ClientFrame::Message(SendMessage {
                 room_id: Some(RoomId(1)),
                 content: "Hello, World!".into(),
@@ -154,13 +174,19 @@ mod tests {
         );
         assert_eq!(
             ClientFrame::decode(r#"{"type":"join_room","room_id":7}"#).unwrap(),
-            ClientFrame::JoinRoom { room_id: RoomId(7), since_seq: None }
+            ClientFrame::JoinRoom {
+                room_id: RoomId(7),
+                since_seq: None
+            }
         );
         assert_eq!(
             ClientFrame::decode(r#"{"type":"leave_room"}"#).unwrap(),
             ClientFrame::LeaveRoom { room_id: None }
         );
-        assert_eq!(ClientFrame::decode(r#"{"type":"ping"}"#).unwrap(), ClientFrame::Ping);
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"ping"}"#).unwrap(),
+            ClientFrame::Ping
+        );
     }
 
     #[test]
@@ -177,8 +203,13 @@ mod tests {
                 content: "héllo\n世界".into(),
                 client_msg_id: Some("c-1".into()),
             }),
-            ClientFrame::JoinRoom { room_id: RoomId(3), since_seq: Some(41) },
-            ClientFrame::LeaveRoom { room_id: Some(RoomId(3)) },
+            ClientFrame::JoinRoom {
+                room_id: RoomId(3),
+                since_seq: Some(41),
+            },
+            ClientFrame::LeaveRoom {
+                room_id: Some(RoomId(3)),
+            },
             ClientFrame::LeaveRoom { room_id: None },
             ClientFrame::Ping,
         ];
@@ -202,10 +233,22 @@ mod tests {
             (r#"{"type":"message","room_id":1}"#, ErrorCode::InvalidFrame),
             (r#"{"type":"message","content":5}"#, ErrorCode::InvalidFrame),
             (r#"{"type":"join_room"}"#, ErrorCode::InvalidFrame),
-            (r#"{"type":"join_room","room_id":"x"}"#, ErrorCode::InvalidFrame),
-            (r#"{"type":"join_room","room_id":1e400}"#, ErrorCode::InvalidJson),
-            (r#"{"type":"join_room","room_id":99999999999999999999999}"#, ErrorCode::InvalidFrame),
-            (r#"{"type":"join_room","room_id":1.5}"#, ErrorCode::InvalidFrame),
+            (
+                r#"{"type":"join_room","room_id":"x"}"#,
+                ErrorCode::InvalidFrame,
+            ),
+            (
+                r#"{"type":"join_room","room_id":1e400}"#,
+                ErrorCode::InvalidJson,
+            ),
+            (
+                r#"{"type":"join_room","room_id":99999999999999999999999}"#,
+                ErrorCode::InvalidFrame,
+            ),
+            (
+                r#"{"type":"join_room","room_id":1.5}"#,
+                ErrorCode::InvalidFrame,
+            ),
         ];
         for (text, code) in cases {
             let err = decode_err(text);
@@ -223,7 +266,8 @@ mod tests {
 
     #[test]
     fn errors_carry_reference_and_room() {
-        let err = decode_err(r#"{"type":"message","room_id":4,"content":null,"client_msg_id":"abc"}"#);
+        let err =
+            decode_err(r#"{"type":"message","room_id":4,"content":null,"client_msg_id":"abc"}"#);
         assert_eq!(err.reference.as_deref(), Some("abc"));
         assert_eq!(err.room_id, Some(RoomId(4)));
     }
@@ -232,7 +276,11 @@ mod tests {
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(decode_err(&deep).code, ErrorCode::InvalidJson);
-        let deep_obj = format!(r#"{{"type":"ping","x":{}1{}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+        let deep_obj = format!(
+            r#"{{"type":"ping","x":{}1{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
         assert_eq!(decode_err(&deep_obj).code, ErrorCode::InvalidJson);
     }
 

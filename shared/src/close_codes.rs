@@ -12,25 +12,55 @@ pub struct Close {
 }
 
 /// The client asked to leave (`leave_room` without `room_id`) or closed first.
-pub const NORMAL: Close = Close { code: 1000, reason: "bye" };
+pub const NORMAL: Close = Close {
+    code: 1000,
+    reason: "bye",
+};
 /// The client broke the protocol so badly that no `error` frame can answer it.
-pub const PROTOCOL_ERROR: Close = Close { code: 1002, reason: "protocol error" };
+pub const PROTOCOL_ERROR: Close = Close {
+    code: 1002,
+    reason: "protocol error",
+};
 /// A text frame that is not valid UTF-8.
-pub const INVALID_PAYLOAD: Close = Close { code: 1007, reason: "invalid UTF-8" };
+pub const INVALID_PAYLOAD: Close = Close {
+    code: 1007,
+    reason: "invalid UTF-8",
+};
 /// The client kept sending after being told it was rate limited.
-pub const POLICY_VIOLATION: Close = Close { code: 1008, reason: "policy violation" };
+pub const POLICY_VIOLATION: Close = Close {
+    code: 1008,
+    reason: "policy violation",
+};
 /// A frame (or a fragmented message) was larger than the configured limit.
-pub const MESSAGE_TOO_BIG: Close = Close { code: 1009, reason: "message too big" };
+pub const MESSAGE_TOO_BIG: Close = Close {
+    code: 1009,
+    reason: "message too big",
+};
 /// The node hit an unexpected internal failure for this connection.
-pub const INTERNAL_ERROR: Close = Close { code: 1011, reason: "internal error" };
+pub const INTERNAL_ERROR: Close = Close {
+    code: 1011,
+    reason: "internal error",
+};
 /// The node is shutting down or restarting: reconnect, another node will answer.
-pub const SERVICE_RESTART: Close = Close { code: 1012, reason: "service restart" };
+pub const SERVICE_RESTART: Close = Close {
+    code: 1012,
+    reason: "service restart",
+};
 /// A backend the connection needs (the bus, presence) is down: retry later.
-pub const TRY_AGAIN_LATER: Close = Close { code: 1013, reason: "try again later" };
+pub const TRY_AGAIN_LATER: Close = Close {
+    code: 1013,
+    reason: "try again later",
+};
 /// No frame (not even a pong) arrived within the client timeout.
-pub const HEARTBEAT_TIMEOUT: Close = Close { code: 4000, reason: "heartbeat timeout" };
+pub const HEARTBEAT_TIMEOUT: Close = Close {
+    code: 4000,
+    reason: "heartbeat timeout",
+};
 /// The client did not read fast enough and its outgoing queue filled up.
-pub const SLOW_CONSUMER: Close = Close { code: 4008, reason: "slow consumer" };
+pub const SLOW_CONSUMER: Close = Close {
+    code: 4008,
+    reason: "slow consumer",
+};
 
 /// Every code above, for documentation and tests.
 pub const ALL: [Close; 10] = [
@@ -53,8 +83,13 @@ mod tests {
     #[test]
     fn codes_are_unique_and_valid_for_a_close_frame() {
         for (i, a) in ALL.iter().enumerate() {
-            assert!(a.code == 1000 || (1002..=1014).contains(&a.code) || (4000..5000).contains(&a.code));
-            assert!(a.reason.len() < 123, "a close reason must fit a control frame");
+            assert!(
+                a.code == 1000 || (1002..=1014).contains(&a.code) || (4000..5000).contains(&a.code)
+            );
+            assert!(
+                a.reason.len() < 123,
+                "a close reason must fit a control frame"
+            );
             for b in &ALL[i + 1..] {
                 assert_ne!(a.code, b.code);
             }

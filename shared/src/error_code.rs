@@ -35,7 +35,8 @@ pub enum ErrorCode {
     TooManyRooms,
     /// Too many frames too fast.
     RateLimited,
-    /// A backend (database, Redis) is unavailable; nothing was stored or sent.
+    /// A backend (database, Redis) is unavailable; the frame was not carried out
+    /// (a message was not broadcast, though it may already be stored).
     Unavailable,
     /// An unexpected failure on the node.
     Internal,
@@ -94,7 +95,10 @@ mod tests {
             ErrorCode::Unavailable,
             ErrorCode::Internal,
         ] {
-            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
         }
     }
 }

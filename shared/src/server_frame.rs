@@ -12,11 +12,17 @@ pub enum ServerFrame {
     /// A stored chat message, sent to every connection in the room, the sender included.
     Message { room_id: RoomId, data: MessageData },
     /// A user's first connection entered the room (sent to the others).
-    UserJoined { room_id: RoomId, data: UserJoinedData },
+    UserJoined {
+        room_id: RoomId,
+        data: UserJoinedData,
+    },
     /// A user's last connection left the room.
     UserLeft { room_id: RoomId, data: UserLeftData },
     /// Who is in the room, each user once; sent right after entering it.
-    OnlineUsers { room_id: RoomId, data: OnlineUsersData },
+    OnlineUsers {
+        room_id: RoomId,
+        data: OnlineUsersData,
+    },
     /// This connection is no longer in the room (it asked, or was removed).
     LeftRoom { room_id: RoomId, data: LeftRoomData },
     /// A client frame was rejected; nothing was stored or sent for it.
@@ -97,8 +103,20 @@ pub struct ErrorData {
 
 impl ServerFrame {
     /// An `error` frame.
-    pub fn error(room_id: Option<RoomId>, code: ErrorCode, message: impl Into<String>, reference: Option<String>) -> Self {
-        ServerFrame::Error { room_id, data: ErrorData { code, message: message.into(), reference } }
+    pub fn error(
+        room_id: Option<RoomId>,
+        code: ErrorCode,
+        message: impl Into<String>,
+        reference: Option<String>,
+    ) -> Self {
+        ServerFrame::Error {
+            room_id,
+            data: ErrorData {
+                code,
+                message: message.into(),
+                reference,
+            },
+        }
     }
 
     /// The frame as JSON text. Serialising these types cannot fail (string
@@ -127,7 +145,11 @@ mod tests {
     use serde_json::json;
 
     fn user(id: i64) -> UserPublic {
-        UserPublic { id: UserId(id), username: format!("u{id}"), nickname: format!("N{id}") }
+        UserPublic {
+            id: UserId(id),
+            username: format!("u{id}"),
+            nickname: format!("N{id}"),
+        }
     }
 
     fn message() -> MessageData {
@@ -145,8 +167,14 @@ mod tests {
 
     #[test]
     fn message_has_the_seed_shape() {
-        let v: serde_json::Value =
-            serde_json::from_str(&ServerFrame::Message { room_id: RoomId(1), data: message() }.to_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(
+            &ServerFrame::Message {
+                room_id: RoomId(1),
+                data: message(),
+            }
+            .to_json(),
+        )
+        .unwrap();
         assert_eq!(
             v,
             json!({"type":"message","room_id":1,"data":{
@@ -158,17 +186,28 @@ mod tests {
 
     #[test]
     fn presence_frames_have_the_seed_shape() {
-        let joined = ServerFrame::UserJoined { room_id: RoomId(1), data: UserJoinedData { user: user(2) } };
+        let joined = ServerFrame::UserJoined {
+            room_id: RoomId(1),
+            data: UserJoinedData { user: user(2) },
+        };
         assert_eq!(
             serde_json::to_value(&joined).unwrap(),
             json!({"type":"user_joined","room_id":1,"data":{"user":{"id":2,"username":"u2","nickname":"N2"}}})
         );
-        let left = ServerFrame::UserLeft { room_id: RoomId(1), data: UserLeftData { user_id: UserId(2) } };
+        let left = ServerFrame::UserLeft {
+            room_id: RoomId(1),
+            data: UserLeftData { user_id: UserId(2) },
+        };
         assert_eq!(
             serde_json::to_value(&left).unwrap(),
             json!({"type":"user_left","room_id":1,"data":{"user_id":2}})
         );
-        let online = ServerFrame::OnlineUsers { room_id: RoomId(1), data: OnlineUsersData { users: vec![user(1), user(2)] } };
+        let online = ServerFrame::OnlineUsers {
+            room_id: RoomId(1),
+            data: OnlineUsersData {
+                users: vec![user(1), user(2)],
+            },
+        };
         assert_eq!(
             serde_json::to_value(&online).unwrap()["data"]["users"][1]["username"],
             json!("u2")
@@ -177,13 +216,21 @@ mod tests {
 
     #[test]
     fn error_frame_shape() {
-        let e = ServerFrame::error(Some(RoomId(3)), ErrorCode::NotInRoom, "not in room 3", Some("c1".into()));
+        let e = ServerFrame::error(
+            Some(RoomId(3)),
+            ErrorCode::NotInRoom,
+            "not in room 3",
+            Some("c1".into()),
+        );
         assert_eq!(
             serde_json::to_value(&e).unwrap(),
             json!({"type":"error","room_id":3,"data":{"code":"not_in_room","message":"not in room 3","ref":"c1"}})
         );
         let bare = ServerFrame::error(None, ErrorCode::InvalidJson, "x", None);
-        assert_eq!(serde_json::to_value(&bare).unwrap(), json!({"type":"error","data":{"code":"invalid_json","message":"x"}}));
+        assert_eq!(
+            serde_json::to_value(&bare).unwrap(),
+            json!({"type":"error","data":{"code":"invalid_json","message":"x"}})
+        );
     }
 
     #[test]
@@ -191,11 +238,28 @@ mod tests {
         let mut with_ref = message();
         with_ref.client_msg_id = Some("abc".into());
         let frames = [
-            ServerFrame::Message { room_id: RoomId(1), data: with_ref },
-            ServerFrame::UserJoined { room_id: RoomId(1), data: UserJoinedData { user: user(5) } },
-            ServerFrame::UserLeft { room_id: RoomId(1), data: UserLeftData { user_id: UserId(5) } },
-            ServerFrame::OnlineUsers { room_id: RoomId(1), data: OnlineUsersData { users: vec![] } },
-            ServerFrame::LeftRoom { room_id: RoomId(2), data: LeftRoomData { reason: LeaveReason::Kicked } },
+            ServerFrame::Message {
+                room_id: RoomId(1),
+                data: with_ref,
+            },
+            ServerFrame::UserJoined {
+                room_id: RoomId(1),
+                data: UserJoinedData { user: user(5) },
+            },
+            ServerFrame::UserLeft {
+                room_id: RoomId(1),
+                data: UserLeftData { user_id: UserId(5) },
+            },
+            ServerFrame::OnlineUsers {
+                room_id: RoomId(1),
+                data: OnlineUsersData { users: vec![] },
+            },
+            ServerFrame::LeftRoom {
+                room_id: RoomId(2),
+                data: LeftRoomData {
+                    reason: LeaveReason::Kicked,
+                },
+            },
             ServerFrame::error(None, ErrorCode::RateLimited, "slow down", None),
             ServerFrame::Pong,
         ];

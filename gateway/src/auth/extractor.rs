@@ -1,0 +1,46 @@
+//! Reading the caller's token: `Authorization: Bearer` on REST routes, or the
+//! `token` query parameter on the WebSocket upgrade (browsers cannot set headers there).
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::UserRecord;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use std::future::Future;
+use std::pin::Pin;
+
+/// The bearer token of a request, if any. Never logged.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// A REST caller with a verified token and a user row.
+pub struct AuthenticatedUser(pub UserRecord);
+
+impl FromRequest for AuthenticatedUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(ApiError::internal)?;
+            let token = token.ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+            let claims = state
+                .tokens
+                .verify(&token)
+                .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+            let user = crate::auth::resolve_user(&state.store, &claims).await?;
+            Ok(AuthenticatedUser(user))
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! Cross-node fan-out of room events.
+//!
+//! Contract (as Centrifugo's broker): delivery is at-most-once; a node only
+//! receives the rooms it subscribed to, including its own publications (so
+//! every member, local or remote, sees one order per node). The [`Node`]
+//! subscribes a room when its first local connection enters and unsubscribes
+//! when the last one leaves. Received envelopes arrive on the channel handed
+//! to the backend at construction.
+//!
+//! [`Node`]: crate::node::Node
+
+pub mod memory;
+
+use async_trait::async_trait;
+use shared::bus_envelope::BusEnvelope;
+use shared::ids::RoomId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The bus cannot be reached right now; nothing was published.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Deliver `envelope` to every node subscribed to its room.
+    async fn publish(&self, envelope: BusEnvelope) -> Result<(), BusError>;
+    /// Start receiving `room`.
+    async fn subscribe(&self, room: RoomId) -> Result<(), BusError>;
+    /// Stop receiving `room`.
+    async fn unsubscribe(&self, room: RoomId) -> Result<(), BusError>;
+    /// Whether the bus is connected (for `/readyz`).
+    fn is_ready(&self) -> bool;
+    /// "memory" or "redis", for logs.
+    fn name(&self) -> &'static str;
+}

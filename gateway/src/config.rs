@@ -1,0 +1,473 @@
+//! Settings: built-in defaults, then an optional TOML file (`--config FILE`),
+//! then `CHAT__SECTION__KEY` environment variables. Every setting, its default
+//! and its meaning is listed in the README's "Configuration" table, which
+//! mirrors [`Settings::default`].
+
+use config::{Config, Environment, File};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthSettings,
+    pub ws: WsSettings,
+    pub limits: LimitsSettings,
+    pub presence: PresenceSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// actix worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Origins allowed to open `/ws` from a browser. Empty: same origin only
+    /// (the Origin's host must equal the Host header). `*` allows every origin.
+    /// Requests without an Origin header (non-browser clients) are allowed.
+    /// In the environment: a comma-separated list.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub allowed_origins: Vec<String>,
+    /// How long a stopping node waits for its connections to close.
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://data/chat.db?mode=rwc` or `postgres://user:pass@host/db`.
+    pub url: Secret,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Unset: single node with the in-process bus and presence.
+    pub url: Option<Secret>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 key. Unset: a random key per start (tokens die with the process).
+    pub jwt_secret: Option<Secret>,
+    /// Lifetime of tokens issued by `/api/auth/*`.
+    pub token_ttl_secs: u64,
+    /// Clock skew tolerated on `exp`/`nbf`.
+    pub leeway_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsSettings {
+    pub ping_interval_secs: u64,
+    /// A connection that sends nothing (not even a pong) for this long is dropped.
+    pub client_timeout_secs: u64,
+    /// A write to a client that takes longer than this drops the client.
+    pub write_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// Upgrades beyond this many open connections get 503.
+    pub max_connections: usize,
+    /// Largest incoming frame (and fragmented message), bytes; larger closes with 1009.
+    pub max_frame_bytes: usize,
+    /// Longest chat message, in characters after trimming.
+    pub max_content_chars: usize,
+    /// Frames queued for one client before it is dropped as a slow consumer.
+    pub outbound_queue: usize,
+    /// Rooms one connection may be in at once.
+    pub max_rooms_per_connection: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceSettings {
+    /// A presence entry not refreshed for this long is considered gone.
+    pub ttl_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `gateway=debug,info`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            workers: 0,
+            allowed_origins: Vec::new(),
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: Secret::new("sqlite://data/chat.db?mode=rwc"),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            jwt_secret: None,
+            token_ttl_secs: 24 * 3600,
+            leeway_secs: 5,
+        }
+    }
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        // The seed's values: ping every 54 s (9/10 of the pong wait), 60 s, 10 s.
+        WsSettings {
+            ping_interval_secs: 54,
+            client_timeout_secs: 60,
+            write_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        LimitsSettings {
+            max_connections: 10_000,
+            max_frame_bytes: 4096,
+            max_content_chars: 2000,
+            outbound_queue: 256,
+            max_rooms_per_connection: 64,
+        }
+    }
+}
+
+impl Default for PresenceSettings {
+    fn default() -> Self {
+        PresenceSettings { ttl_secs: 60 }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
+    }
+}
+
+impl WsSettings {
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs)
+    }
+    pub fn client_timeout(&self) -> Duration {
+        Duration::from_secs(self.client_timeout_secs)
+    }
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
+    }
+}
+
+/// A list from a TOML array or from one comma-separated string (environment).
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::List(items) => items,
+        Raw::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// A string that never prints: database URLs carry passwords, keys are keys.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A setting that is present but wrong; the message names it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+/// Load the settings: defaults → `file` (if given) → `CHAT__*` from `env`.
+/// `env` is passed in (rather than read here) so tests need no global state.
+pub fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    let defaults =
+        Config::try_from(&Settings::default()).map_err(|e| ConfigError(e.to_string()))?;
+    let mut builder = Config::builder().add_source(defaults);
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError(format!(
+                "config file {} does not exist",
+                path.display()
+            )));
+        }
+        builder = builder.add_source(File::from(path));
+    }
+    let vars: config::Map<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("CHAT__"))
+        .collect();
+    builder = builder.add_source(
+        Environment::with_prefix("CHAT")
+            .prefix_separator("__")
+            .separator("__")
+            .source(Some(vars)),
+    );
+    let settings: Settings = builder
+        .build()
+        .and_then(Config::try_deserialize)
+        .map_err(|e| ConfigError(e.to_string()))?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+impl Settings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |name: &str, why: &str| Err(ConfigError(format!("{name}: {why}")));
+        let url = self.database.url.expose();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return bad(
+                "database.url (CHAT__DATABASE__URL)",
+                "must start with sqlite: or postgres://",
+            );
+        }
+        if let Some(redis) = &self.redis.url {
+            let r = redis.expose();
+            if !(r.starts_with("redis://")
+                || r.starts_with("rediss://")
+                || r.starts_with("redis-cluster://"))
+            {
+                return bad(
+                    "redis.url (CHAT__REDIS__URL)",
+                    "must start with redis://, rediss:// or redis-cluster://",
+                );
+            }
+        }
+        if matches!(&self.auth.jwt_secret, Some(s) if s.expose().len() < 16) {
+            return bad(
+                "auth.jwt_secret (CHAT__AUTH__JWT_SECRET)",
+                "must be at least 16 bytes",
+            );
+        }
+        if self.ws.ping_interval_secs == 0
+            || self.ws.ping_interval_secs >= self.ws.client_timeout_secs
+        {
+            return bad(
+                "ws.ping_interval_secs",
+                "must be > 0 and below ws.client_timeout_secs",
+            );
+        }
+        if self.ws.write_timeout_secs == 0 {
+            return bad("ws.write_timeout_secs", "must be > 0");
+        }
+        let limits = &self.limits;
+        for (name, value) in [
+            ("limits.max_connections", limits.max_connections),
+            ("limits.max_content_chars", limits.max_content_chars),
+            ("limits.outbound_queue", limits.outbound_queue),
+            (
+                "limits.max_rooms_per_connection",
+                limits.max_rooms_per_connection,
+            ),
+        ] {
+            if value == 0 {
+                return bad(name, "must be > 0");
+            }
+        }
+        if limits.max_frame_bytes < 128 {
+            return bad("limits.max_frame_bytes", "must be at least 128");
+        }
+        if self.database.max_connections == 0 {
+            return bad("database.max_connections", "must be > 0");
+        }
+        if self.presence.ttl_secs < 2 {
+            return bad("presence.ttl_secs", "must be at least 2");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_single_node() {
+        let s = load(None, env(&[])).unwrap();
+        assert_eq!(s.server.host, "127.0.0.1");
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(s.database.url.expose(), "sqlite://data/chat.db?mode=rwc");
+        assert!(s.redis.url.is_none());
+        assert!(s.auth.jwt_secret.is_none());
+        assert_eq!(s.limits.max_connections, 10_000);
+        assert_eq!(s.limits.max_frame_bytes, 4096);
+        assert_eq!(s.limits.outbound_queue, 256);
+        assert_eq!(
+            (
+                s.ws.ping_interval_secs,
+                s.ws.client_timeout_secs,
+                s.ws.write_timeout_secs
+            ),
+            (54, 60, 10)
+        );
+        assert_eq!(s.presence.ttl_secs, 60);
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let s = load(
+            None,
+            env(&[
+                ("CHAT__SERVER__PORT", "9001"),
+                ("CHAT__SERVER__HOST", "0.0.0.0"),
+                ("CHAT__AUTH__JWT_SECRET", "0123456789abcdef0123"),
+                ("CHAT__LIMITS__MAX_CONNECTIONS", "5"),
+                (
+                    "CHAT__SERVER__ALLOWED_ORIGINS",
+                    "https://a.example,https://b.example",
+                ),
+                ("CHAT__LOG__FORMAT", "json"),
+                ("OTHER__SERVER__PORT", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.port, 9001);
+        assert_eq!(s.server.host, "0.0.0.0");
+        assert_eq!(s.auth.jwt_secret.unwrap().expose(), "0123456789abcdef0123");
+        assert_eq!(s.limits.max_connections, 5);
+        assert_eq!(
+            s.server.allowed_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
+        assert_eq!(s.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn a_numeric_secret_stays_a_string() {
+        let s = load(
+            None,
+            env(&[("CHAT__AUTH__JWT_SECRET", "12345678901234567890")]),
+        )
+        .unwrap();
+        assert_eq!(s.auth.jwt_secret.unwrap().expose(), "12345678901234567890");
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.toml");
+        std::fs::write(
+            &path,
+            "[server]\nport = 7000\nhost = \"10.0.0.1\"\n[limits]\nmax_content_chars = 50\n",
+        )
+        .unwrap();
+        let s = load(Some(&path), env(&[("CHAT__SERVER__PORT", "7001")])).unwrap();
+        assert_eq!(s.server.port, 7001);
+        assert_eq!(s.server.host, "10.0.0.1");
+        assert_eq!(s.limits.max_content_chars, 50);
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("CHAT__SERVER__PORT", "eighty")], "port"),
+            (&[("CHAT__SERVER__PORT", "70000")], "port"),
+            (&[("CHAT__SERVER__PROT", "80")], "prot"),
+            (&[("CHAT__NOPE__X", "1")], "nope"),
+            (&[("CHAT__DATABASE__URL", "mysql://x")], "database.url"),
+            (&[("CHAT__REDIS__URL", "localhost:6379")], "redis.url"),
+            (&[("CHAT__AUTH__JWT_SECRET", "short")], "jwt_secret"),
+            (&[("CHAT__LIMITS__OUTBOUND_QUEUE", "0")], "outbound_queue"),
+            (
+                &[("CHAT__WS__PING_INTERVAL_SECS", "60")],
+                "ping_interval_secs",
+            ),
+            (&[("CHAT__LOG__FORMAT", "xml")], "xml"),
+        ];
+        for (vars, needle) in cases {
+            let err = load(None, env(vars)).expect_err(needle).to_string();
+            assert!(err.to_lowercase().contains(needle), "{vars:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        let err = load(Some(Path::new("/nonexistent/chat.toml")), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/chat.toml"));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = load(
+            None,
+            env(&[("CHAT__AUTH__JWT_SECRET", "super-secret-value-123")]),
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("super-secret"));
+    }
+}

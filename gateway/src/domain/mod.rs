@@ -1,0 +1,31 @@
+//! Parse, don't validate: input becomes one of these types or a
+//! [`ValidationError`] naming the field, and code past the edge never checks again.
+
+mod client_msg_id;
+mod message_body;
+mod nickname;
+mod password;
+mod username;
+
+pub use client_msg_id::ClientMsgId;
+pub use message_body::{BodyError, MessageBody};
+pub use nickname::Nickname;
+pub use password::Password;
+pub use username::Username;
+
+/// Input that breaks a rule; `field` is the JSON field it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        ValidationError {
+            field,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The local hub: which of this node's connections are in which room.
+//!
+//! Sharded by room (64 shards, each its own `RwLock`), so joins in one room
+//! never wait for a broadcast in another. Locks are std locks held only for
+//! map work and non-blocking enqueues: never across an `.await`, never around
+//! I/O. A broadcast hands the same refcounted bytes to every member. Rooms
+//! that empty are removed, so the maps never only grow.
+
+use crate::ws::conn::{ConnHandle, Push};
+use bytestring::ByteString;
+use shared::ids::{ConnId, RoomId, UserId};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+const SHARDS: usize = 64;
+
+type Members = HashMap<ConnId, ConnHandle>;
+
+pub struct Hub {
+    shards: Box<[RwLock<HashMap<RoomId, Members>>]>,
+}
+
+/// What one broadcast did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub queued: usize,
+    /// Members whose queue was full; they are being closed as slow consumers.
+    pub slow: usize,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+impl Hub {
+    fn shard(&self, room: RoomId) -> &RwLock<HashMap<RoomId, Members>> {
+        &self.shards[(room.0 as u64 % SHARDS as u64) as usize]
+    }
+
+    /// Add a connection to a room. Returns true when it is the room's first
+    /// local member (the node must start receiving the room from the bus).
+    pub fn join(&self, room: RoomId, conn: &ConnHandle) -> bool {
+        let mut shard = self.shard(room).write().expect("hub shard");
+        let members = shard.entry(room).or_default();
+        let first = members.is_empty();
+        members.insert(conn.id(), conn.clone());
+        first
+    }
+
+    /// Remove a connection from a room. Returns true when the room has no
+    /// local member left (the node may stop receiving it).
+    pub fn leave(&self, room: RoomId, conn: ConnId) -> bool {
+        let mut shard = self.shard(room).write().expect("hub shard");
+        let Some(members) = shard.get_mut(&room) else {
+            return false;
+        };
+        if members.remove(&conn).is_none() {
+            return false;
+        }
+        if members.is_empty() {
+            shard.remove(&room);
+            return true;
+        }
+        false
+    }
+
+    /// Enqueue `frame` for every local member of `room` except `skip`.
+    pub fn broadcast(&self, room: RoomId, frame: &ByteString, skip: Option<ConnId>) -> Delivery {
+        let shard = self.shard(room).read().expect("hub shard");
+        let mut d = Delivery::default();
+        let Some(members) = shard.get(&room) else {
+            return d;
+        };
+        for (id, conn) in members {
+            if Some(*id) == skip {
+                continue;
+            }
+            match conn.push(frame.clone()) {
+                Push::Queued => d.queued += 1,
+                Push::Slow => d.slow += 1,
+                Push::Closed => {}
+            }
+        }
+        d
+    }
+
+    /// The local connections of `user` in `room`.
+    pub fn user_conns(&self, room: RoomId, user: UserId) -> Vec<ConnHandle> {
+        let shard = self.shard(room).read().expect("hub shard");
+        shard
+            .get(&room)
+            .map(|m| {
+                m.values()
+                    .filter(|c| c.user().id == user)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every local connection in `room`.
+    pub fn members(&self, room: RoomId) -> Vec<ConnHandle> {
+        let shard = self.shard(room).read().expect("hub shard");
+        shard
+            .get(&room)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn has_members(&self, room: RoomId) -> bool {
+        self.shard(room)
+            .read()
+            .expect("hub shard")
+            .contains_key(&room)
+    }
+
+    /// Rooms with at least one local member.
+    pub fn room_count(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().expect("hub shard").len())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::ids::{ConnKey, NodeId};
+    use shared::server_frame::UserPublic;
+
+    fn conn(
+        id: u64,
+        user: i64,
+        queue: usize,
+    ) -> (ConnHandle, tokio::sync::mpsc::Receiver<ByteString>) {
+        let u = UserPublic {
+            id: UserId(user),
+            username: format!("u{user}"),
+            nickname: "n".into(),
+        };
+        ConnHandle::new(
+            ConnKey {
+                node: NodeId("n".into()),
+                conn: ConnId(id),
+            },
+            u,
+            queue,
+        )
+    }
+
+    #[test]
+    fn first_join_and_last_leave_are_reported_and_empty_rooms_vanish() {
+        let hub = Hub::default();
+        let (a, _ra) = conn(1, 1, 4);
+        let (b, _rb) = conn(2, 2, 4);
+        assert!(hub.join(RoomId(7), &a));
+        assert!(!hub.join(RoomId(7), &b));
+        assert_eq!(hub.room_count(), 1);
+        assert!(!hub.leave(RoomId(7), a.id()));
+        assert!(!hub.leave(RoomId(7), a.id()), "leaving twice is a no-op");
+        assert!(hub.leave(RoomId(7), b.id()));
+        assert_eq!(hub.room_count(), 0);
+        assert!(!hub.has_members(RoomId(7)));
+    }
+
+    #[test]
+    fn broadcast_reaches_members_of_that_room_only() {
+        let hub = Hub::default();
+        let (a, mut ra) = conn(1, 1, 4);
+        let (b, mut rb) = conn(2, 2, 4);
+        let (c, mut rc) = conn(3, 3, 4);
+        hub.join(RoomId(1), &a);
+        hub.join(RoomId(1), &b);
+        hub.join(RoomId(65), &c); // same shard as room 1
+        let d = hub.broadcast(RoomId(1), &"hello".into(), Some(b.id()));
+        assert_eq!(d, Delivery { queued: 1, slow: 0 });
+        assert_eq!(ra.try_recv().unwrap(), "hello");
+        assert!(rb.try_recv().is_err());
+        assert!(rc.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_full_member_is_reported_slow_and_others_still_get_it() {
+        let hub = Hub::default();
+        let (a, _ra) = conn(1, 1, 1);
+        let (b, mut rb) = conn(2, 2, 8);
+        hub.join(RoomId(1), &a);
+        hub.join(RoomId(1), &b);
+        hub.broadcast(RoomId(1), &"1".into(), None);
+        let d = hub.broadcast(RoomId(1), &"2".into(), None);
+        assert_eq!(d, Delivery { queued: 1, slow: 1 });
+        assert!(a.is_closing());
+        assert_eq!(rb.try_recv().unwrap(), "1");
+        assert_eq!(rb.try_recv().unwrap(), "2");
+    }
+}

@@ -1,0 +1,40 @@
+//! chat-gateway: a horizontally scaled WebSocket chat gateway.
+//!
+//! # Layout
+//! - [`config`]: settings (defaults → file → `CHAT__*` env) and their validation.
+//! - [`telemetry`]: logging setup.
+//! - [`startup`]: builds a node (backends, tasks, HTTP server) and stops it gracefully.
+//! - [`shutdown`]: the stop signal.
+//! - [`state`]: what handlers and sessions share.
+//! - [`routes`]: the HTTP routes (health, auth, `/ws`), listed in one place.
+//! - [`error`]: the REST error body.
+//! - [`auth`]: JWTs, password hashing, the authenticated-user extractor.
+//! - [`domain`]: validated input types (username, message body, ...).
+//! - [`admission`]: who may enter which room.
+//! - [`ws`]: WebSocket sessions: connection handle, dispatch, socket loops, connection cap.
+//! - [`hub`]: this node's connections by room; non-blocking fan-out.
+//! - [`node`]: entering/leaving rooms, posting messages, routing bus events to the hub.
+//! - [`bus`]: cross-node fan-out behind a trait (in-process; Redis in cluster mode).
+//! - [`presence`]: who is in which room, behind a trait.
+//! - [`store`]: SQL persistence through sea-orm (SQLite or PostgreSQL).
+//! - [`user_status`]: `users.is_online` / `last_seen`, written off the hot path.
+//! - [`clock`]: timestamps as stored and sent.
+
+pub mod admission;
+pub mod auth;
+pub mod bus;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod hub;
+pub mod node;
+pub mod presence;
+pub mod routes;
+pub mod shutdown;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod user_status;
+pub mod ws;

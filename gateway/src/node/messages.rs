@@ -1,0 +1,120 @@
+//! Posting a chat message: validate, store, then publish. The one path for
+//! WebSocket sends (and, later, REST sends). The caller has already checked
+//! that the sender is in the room: membership is checked when a connection
+//! enters a room, not with a query per message.
+//!
+//! A message is stored before it is broadcast, so nobody ever sees a message
+//! that is not in the history. If the database write fails nothing is sent
+//! and the sender gets `unavailable`; if the publish fails after the write,
+//! the sender also gets `unavailable` (the message is in the history but was
+//! not delivered live).
+
+use super::Node;
+use crate::domain::{BodyError, ClientMsgId, MessageBody};
+use crate::store::StoreError;
+use shared::bus_envelope::BusEvent;
+use shared::error_code::ErrorCode;
+use shared::ids::RoomId;
+use shared::server_frame::{MessageData, UserPublic};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("{0:?}")]
+    Body(BodyError),
+    #[error("client_msg_id must be 1 to 64 printable ASCII characters")]
+    ClientMsgId,
+    #[error("room not found")]
+    RoomNotFound,
+    #[error("the message could not be stored or sent, try again")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl SendError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            SendError::Body(BodyError::Empty) => ErrorCode::ContentEmpty,
+            SendError::Body(BodyError::TooLong { .. }) => ErrorCode::ContentTooLong,
+            SendError::Body(BodyError::ControlCharacters) => ErrorCode::InvalidContent,
+            SendError::ClientMsgId => ErrorCode::InvalidClientMsgId,
+            SendError::RoomNotFound => ErrorCode::RoomNotFound,
+            SendError::Unavailable => ErrorCode::Unavailable,
+            SendError::Internal => ErrorCode::Internal,
+        }
+    }
+
+    /// Words for the client.
+    pub fn message(&self) -> String {
+        match self {
+            SendError::Body(BodyError::Empty) => "content is empty".into(),
+            SendError::Body(BodyError::TooLong { max_chars }) => {
+                format!("content is longer than {max_chars} characters")
+            }
+            SendError::Body(BodyError::ControlCharacters) => {
+                "content may not contain control characters other than newline and tab".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for SendError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => SendError::RoomNotFound,
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "database unavailable while storing a message");
+                SendError::Unavailable
+            }
+            other => {
+                tracing::error!(error = %other, "could not store a message");
+                SendError::Internal
+            }
+        }
+    }
+}
+
+impl Node {
+    /// Store `content` from `user` in `room` and broadcast it to the room.
+    pub async fn post_message(
+        &self,
+        user: &UserPublic,
+        room: RoomId,
+        content: &str,
+        client_msg_id: Option<&str>,
+    ) -> Result<MessageData, SendError> {
+        let body = MessageBody::parse(content, self.max_content_chars).map_err(SendError::Body)?;
+        let client_msg_id = client_msg_id
+            .map(ClientMsgId::parse)
+            .transpose()
+            .map_err(|_| SendError::ClientMsgId)?;
+        let stored = self
+            .store
+            .insert_message(
+                room,
+                user.id,
+                body.as_str(),
+                client_msg_id.as_ref().map(ClientMsgId::as_str),
+                crate::clock::now(),
+            )
+            .await?;
+        let data = MessageData {
+            id: stored.id,
+            room_id: stored.room_id,
+            user_id: stored.user_id,
+            seq: stored.seq,
+            content: stored.content,
+            created_at: crate::clock::rfc3339(stored.created_at),
+            user: user.clone(),
+            client_msg_id: stored.client_msg_id,
+        };
+        self.publish(room, BusEvent::Message(data.clone()))
+            .await
+            .map_err(|e| {
+                tracing::warn!(room = %room, error = %e, "stored message could not be published");
+                SendError::Unavailable
+            })?;
+        Ok(data)
+    }
+}

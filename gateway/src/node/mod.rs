@@ -1,0 +1,197 @@
+//! The node: glue between the local [`Hub`], the [`Bus`], [`Presence`] and
+//! the store. Entering and leaving rooms happens here and nowhere else.
+//!
+//! Entering a room: hub join (+ bus subscribe if it is the room's first local
+//! member, under the room's lock) → presence add → `online_users` to the
+//! newcomer → `user_joined` to the room if it is the user's first connection
+//! there. Leaving is the mirror image. Room events (messages, joins, leaves)
+//! are always *published* and reach local members through the bus like
+//! everyone else's, so every member of a room sees the same order per node.
+
+mod messages;
+mod room_locks;
+mod router;
+
+pub use messages::SendError;
+
+use crate::bus::{Bus, BusError};
+use crate::hub::Hub;
+use crate::presence::{Presence, PresenceError};
+use crate::store::Store;
+use crate::user_status::UserStatus;
+use crate::ws::conn::ConnHandle;
+use room_locks::RoomLocks;
+use shared::bus_envelope::{BusEnvelope, BusEvent};
+use shared::ids::{ConnId, NodeId, RoomId};
+use shared::server_frame::{LeaveReason, LeftRoomData, OnlineUsersData, ServerFrame};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio_util::sync::CancellationToken;
+
+pub struct Node {
+    id: NodeId,
+    pub hub: Hub,
+    bus: Arc<dyn Bus>,
+    presence: Arc<dyn Presence>,
+    store: Store,
+    room_locks: RoomLocks,
+    pub user_status: Arc<UserStatus>,
+    next_conn: AtomicU64,
+    max_content_chars: usize,
+    /// Cancelled when the node stops: every session closes with 1012.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnterError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Presence(#[from] PresenceError),
+}
+
+impl Node {
+    pub fn new(
+        id: NodeId,
+        bus: Arc<dyn Bus>,
+        presence: Arc<dyn Presence>,
+        store: Store,
+        max_content_chars: usize,
+    ) -> Self {
+        Node {
+            id,
+            hub: Hub::default(),
+            bus,
+            presence,
+            store,
+            room_locks: RoomLocks::default(),
+            user_status: Arc::new(UserStatus::default()),
+            next_conn: AtomicU64::new(1),
+            max_content_chars,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    pub fn id(&self) -> &NodeId {
+        &self.id
+    }
+
+    pub fn next_conn_id(&self) -> ConnId {
+        ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn bus_ready(&self) -> bool {
+        self.bus.is_ready()
+    }
+
+    /// Put `conn` in `room` (the caller has checked the user may enter) and
+    /// send it `online_users`. Entering a room it is already in only repeats
+    /// `online_users`.
+    pub async fn enter(&self, conn: &ConnHandle, room: RoomId) -> Result<(), EnterError> {
+        if conn.in_room(room) {
+            self.send_online_users(conn, room).await?;
+            return Ok(());
+        }
+        {
+            let _room = self.room_locks.lock(room).await;
+            if self.hub.join(room, conn)
+                && let Err(e) = self.bus.subscribe(room).await
+            {
+                self.hub.leave(room, conn.id());
+                return Err(e.into());
+            }
+            conn.add_room(room);
+        }
+        let first = match self.presence.add(room, conn.key(), conn.user()).await {
+            Ok(first) => first,
+            Err(e) => {
+                self.leave(conn, room, None).await;
+                return Err(e.into());
+            }
+        };
+        self.send_online_users(conn, room).await?;
+        if first {
+            let event = BusEvent::UserJoined {
+                user: conn.user().clone(),
+                skip: Some(conn.key().clone()),
+            };
+            if let Err(e) = self.publish(room, event).await {
+                tracing::warn!(room = %room, error = %e, "could not announce user_joined");
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_online_users(
+        &self,
+        conn: &ConnHandle,
+        room: RoomId,
+    ) -> Result<(), PresenceError> {
+        let users = self.presence.users(room).await?;
+        conn.send(&ServerFrame::OnlineUsers {
+            room_id: room,
+            data: OnlineUsersData { users },
+        });
+        Ok(())
+    }
+
+    /// Take `conn` out of `room`; with a `reason`, tell the connection so.
+    /// Returns false if it was not in the room. Never fails: a backend error
+    /// is logged, and presence entries then expire by their TTL.
+    pub async fn leave(
+        &self,
+        conn: &ConnHandle,
+        room: RoomId,
+        reason: Option<LeaveReason>,
+    ) -> bool {
+        {
+            let _room = self.room_locks.lock(room).await;
+            if !conn.remove_room(room) {
+                return false;
+            }
+            if self.hub.leave(room, conn.id())
+                && let Err(e) = self.bus.unsubscribe(room).await
+            {
+                tracing::warn!(room = %room, error = %e, "could not unsubscribe");
+            }
+        }
+        if let Some(reason) = reason {
+            conn.send(&ServerFrame::LeftRoom {
+                room_id: room,
+                data: LeftRoomData { reason },
+            });
+        }
+        match self.presence.remove(room, conn.key(), conn.user().id).await {
+            Ok(true) => {
+                if let Err(e) = self
+                    .publish(
+                        room,
+                        BusEvent::UserLeft {
+                            user_id: conn.user().id,
+                        },
+                    )
+                    .await
+                {
+                    tracing::warn!(room = %room, error = %e, "could not announce user_left");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(room = %room, error = %e, "could not remove presence"),
+        }
+        true
+    }
+
+    /// Leave every room: the one cleanup path of a closing connection.
+    pub async fn leave_all(&self, conn: &ConnHandle) {
+        for room in conn.rooms() {
+            self.leave(conn, room, None).await;
+        }
+    }
+
+    /// Publish a room event to every node with members in the room, this one included.
+    pub async fn publish(&self, room: RoomId, event: BusEvent) -> Result<(), BusError> {
+        self.bus
+            .publish(BusEnvelope::new(self.id.clone(), room, event))
+            .await
+    }
+}

@@ -1,0 +1,79 @@
+//! The router task: envelopes from the bus become client frames, encoded once
+//! per envelope and handed to every local member of the room.
+
+use super::Node;
+use bytestring::ByteString;
+use shared::bus_envelope::{BusEnvelope, BusEvent};
+use shared::server_frame::{LeaveReason, ServerFrame, UserJoinedData, UserLeftData};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+impl Node {
+    /// Run until the bus side of `rx` is dropped.
+    pub async fn run_router(self: Arc<Self>, mut rx: mpsc::Receiver<BusEnvelope>) {
+        while let Some(envelope) = rx.recv().await {
+            self.deliver(envelope);
+        }
+    }
+
+    fn deliver(self: &Arc<Self>, envelope: BusEnvelope) {
+        let room = envelope.room;
+        let (frame, skip) = match envelope.event {
+            BusEvent::Message(data) => (
+                ServerFrame::Message {
+                    room_id: room,
+                    data,
+                },
+                None,
+            ),
+            BusEvent::UserJoined { user, skip } => {
+                let skip = skip.filter(|k| k.node == self.id).map(|k| k.conn);
+                (
+                    ServerFrame::UserJoined {
+                        room_id: room,
+                        data: UserJoinedData { user },
+                    },
+                    skip,
+                )
+            }
+            BusEvent::UserLeft { user_id } => (
+                ServerFrame::UserLeft {
+                    room_id: room,
+                    data: UserLeftData { user_id },
+                },
+                None,
+            ),
+            BusEvent::Evict { user_id, reason } => {
+                self.evict(room, self.hub.user_conns(room, user_id), reason);
+                return;
+            }
+            BusEvent::RoomClosed => {
+                self.evict(room, self.hub.members(room), LeaveReason::RoomDeleted);
+                return;
+            }
+        };
+        let bytes = ByteString::from(frame.to_json());
+        let delivery = self.hub.broadcast(room, &bytes, skip);
+        if delivery.slow > 0 {
+            tracing::info!(room = %room, slow = delivery.slow, "slow consumers dropped");
+        }
+    }
+
+    /// Remove connections from a room off the router task (leaving awaits the bus and presence).
+    fn evict(
+        self: &Arc<Self>,
+        room: shared::ids::RoomId,
+        conns: Vec<crate::ws::conn::ConnHandle>,
+        reason: LeaveReason,
+    ) {
+        if conns.is_empty() {
+            return;
+        }
+        let node = Arc::clone(self);
+        tokio::spawn(async move {
+            for conn in conns {
+                node.leave(&conn, room, Some(reason)).await;
+            }
+        });
+    }
+}

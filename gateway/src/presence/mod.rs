@@ -1,0 +1,39 @@
+//! Who is in which room, across every node.
+//!
+//! Entries are per connection ([`ConnKey`]) so a user with several tabs, on
+//! one node or several, is present until their *last* connection leaves;
+//! `add`/`remove` report those first/last transitions, which is exactly when
+//! `user_joined` / `user_left` are announced.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use shared::ids::{ConnKey, RoomId, UserId};
+use shared::server_frame::UserPublic;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PresenceError {
+    #[error("presence unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Presence: Send + Sync + 'static {
+    /// Record `conn` of `user` in `room`. True when it is the user's first
+    /// connection in the room.
+    async fn add(
+        &self,
+        room: RoomId,
+        conn: &ConnKey,
+        user: &UserPublic,
+    ) -> Result<bool, PresenceError>;
+    /// Forget `conn` in `room`. True when it was the user's last connection there.
+    async fn remove(
+        &self,
+        room: RoomId,
+        conn: &ConnKey,
+        user: UserId,
+    ) -> Result<bool, PresenceError>;
+    /// The users present in `room`, each once, ordered by id.
+    async fn users(&self, room: RoomId) -> Result<Vec<UserPublic>, PresenceError>;
+}

@@ -1,0 +1,174 @@
+//! Building and running one node: connect the database and run migrations,
+//! choose the bus and presence backends, start the background tasks, bind the
+//! listener (port 0 picks a free one, for tests) and serve.
+
+use crate::auth::token::TokenService;
+use crate::bus::{Bus, memory::MemoryBus};
+use crate::config::Settings;
+use crate::node::Node;
+use crate::presence::{Presence, memory::MemoryPresence};
+use crate::routes;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::ws::limiter::ConnectionLimiter;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use shared::ids::NodeId;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Envelopes waiting for the router; publishers wait when it is full.
+const ROUTER_QUEUE: usize = 4096;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    stopper: Stopper,
+}
+
+/// Stops a running node gracefully; cloneable, usable from a signal handler or a test.
+#[derive(Clone)]
+pub struct Stopper {
+    state: web::Data<AppState>,
+    server: ServerHandle,
+    /// Stops the background writers after the sessions are gone.
+    background: CancellationToken,
+    grace: Duration,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let store = Store::connect(
+            settings.database.url.expose(),
+            settings.database.max_connections,
+        )
+        .await
+        .context("cannot connect to the database (database.url)")?;
+        store
+            .migrate()
+            .await
+            .context("cannot run the database migrations")?;
+
+        let (tokens, generated) = TokenService::from_settings(&settings.auth);
+        if generated {
+            tracing::warn!(
+                "CHAT__AUTH__JWT_SECRET is not set: using a random key; tokens will not survive a restart"
+            );
+        }
+
+        let node_id = NodeId(uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
+        let (bus_tx, bus_rx) = mpsc::channel(ROUTER_QUEUE);
+        let (bus, presence): (Arc<dyn Bus>, Arc<dyn Presence>) = match &settings.redis.url {
+            None => (
+                Arc::new(MemoryBus::new(bus_tx)),
+                Arc::new(MemoryPresence::default()),
+            ),
+            Some(_) => anyhow::bail!(
+                "redis.url (CHAT__REDIS__URL): cluster mode is not available in this build yet"
+            ),
+        };
+        let backend = bus.name();
+        let node = Arc::new(Node::new(
+            node_id.clone(),
+            bus,
+            presence,
+            store.clone(),
+            settings.limits.max_content_chars,
+        ));
+        let background = CancellationToken::new();
+        tokio::spawn(Arc::clone(&node).run_router(bus_rx));
+        tokio::spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));
+
+        let state = web::Data::new(AppState {
+            settings: Arc::clone(&settings),
+            store,
+            node,
+            tokens: Arc::new(tokens),
+            limiter: ConnectionLimiter::new(settings.limits.max_connections),
+        });
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{}",
+                    settings.server.host, settings.server.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n,
+        };
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .configure(routes::configure)
+        })
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .listen(listener)?
+        .run();
+        tracing::info!(node = %node_id, host = %settings.server.host, port, bus = backend, database = state.store.backend_name(), "gateway listening");
+        let stopper = Stopper {
+            state,
+            server: server.handle(),
+            background,
+            grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
+        };
+        Ok(Application {
+            port,
+            server,
+            stopper,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.stopper.state.clone()
+    }
+
+    /// Serve until stopped (by [`Stopper::stop`] or, with `signals`, SIGTERM / Ctrl-C).
+    pub async fn run_until_stopped(self, signals: bool) -> std::io::Result<()> {
+        if signals {
+            let stopper = self.stopper.clone();
+            tokio::spawn(async move {
+                crate::shutdown::signal().await;
+                tracing::info!("stop signal received, draining");
+                stopper.stop().await;
+            });
+        }
+        self.server.await
+    }
+}
+
+impl Stopper {
+    /// Refuse new upgrades, close every session (1012), wait for them up to
+    /// the grace period, stop the HTTP server, flush the background writers.
+    pub async fn stop(&self) {
+        self.state.node.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + self.grace;
+        while self.state.limiter.open() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.server.stop(true).await;
+        self.background.cancel();
+        // Let the status writer finish its last flush.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

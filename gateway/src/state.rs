@@ -1,0 +1,23 @@
+//! What every request handler and session shares.
+
+use crate::auth::token::TokenService;
+use crate::config::Settings;
+use crate::node::Node;
+use crate::store::Store;
+use crate::ws::limiter::ConnectionLimiter;
+use std::sync::Arc;
+
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub node: Arc<Node>,
+    pub tokens: Arc<TokenService>,
+    pub limiter: ConnectionLimiter,
+}
+
+impl AppState {
+    /// True once the node has begun to stop: `/readyz` fails and `/ws` refuses upgrades.
+    pub fn draining(&self) -> bool {
+        self.node.shutdown.is_cancelled()
+    }
+}

@@ -1,0 +1,94 @@
+//! `users.is_online` / `last_seen`, kept as in the seed but off the hot path:
+//! connects and disconnects only mark a user in a coalescing map, and one
+//! background task writes the latest state per user. A user who reconnects
+//! ten times in a second costs at most a couple of database writes, and the
+//! map holds at most one entry per user, so it is bounded.
+
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+use shared::ids::UserId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+pub struct UserStatus {
+    /// Open connections per user on this node. std Mutex, never held across `.await`.
+    counts: Mutex<HashMap<UserId, usize>>,
+    /// Latest unwritten state per user.
+    pending: Mutex<HashMap<UserId, (bool, DateTime<Utc>)>>,
+    wake: Notify,
+}
+
+impl UserStatus {
+    pub fn connected(&self, user: UserId) {
+        let first = {
+            let mut counts = self.counts.lock().expect("status lock");
+            let n = counts.entry(user).or_insert(0);
+            *n += 1;
+            *n == 1
+        };
+        if first {
+            self.mark(user, true);
+        }
+    }
+
+    pub fn disconnected(&self, user: UserId) {
+        let last = {
+            let mut counts = self.counts.lock().expect("status lock");
+            match counts.get_mut(&user) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    counts.remove(&user);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last {
+            self.mark(user, false);
+        }
+    }
+
+    /// Connections per user on this node (for the per-user view of tests and metrics).
+    pub fn connections_of(&self, user: UserId) -> usize {
+        self.counts
+            .lock()
+            .expect("status lock")
+            .get(&user)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn mark(&self, user: UserId, online: bool) {
+        self.pending
+            .lock()
+            .expect("status lock")
+            .insert(user, (online, crate::clock::now()));
+        self.wake.notify_one();
+    }
+
+    /// Write pending states until `stop`, then write what is left once more.
+    pub async fn run(self: Arc<Self>, store: Store, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => self.flush(&store).await,
+                _ = stop.cancelled() => break,
+            }
+        }
+        self.flush(&store).await;
+    }
+
+    async fn flush(&self, store: &Store) {
+        let batch: Vec<_> = self.pending.lock().expect("status lock").drain().collect();
+        for (user, (online, at)) in batch {
+            if let Err(e) = store.set_user_online(user, online, at).await {
+                tracing::warn!(user_id = %user, error = %e, "could not record online status");
+            }
+        }
+    }
+}

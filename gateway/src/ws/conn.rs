@@ -1,0 +1,208 @@
+//! [`ConnHandle`]: what the rest of the node holds of one WebSocket connection.
+//!
+//! The hub and the node only ever *enqueue* onto a connection (non-blocking
+//! `try_send`) or *ask it to close*; the session task owns the socket, drains
+//! the queue and runs the one cleanup block. A full queue means the client
+//! cannot keep up: it is closed as a slow consumer instead of slowing anyone else.
+
+use bytestring::ByteString;
+use shared::close_codes::{self, Close};
+use shared::ids::{ConnId, ConnKey, RoomId};
+use shared::server_frame::{ServerFrame, UserPublic};
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Cheap to clone; every clone names the same connection.
+#[derive(Clone)]
+pub struct ConnHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    key: ConnKey,
+    user: UserPublic,
+    /// Bounded outgoing queue of encoded frames; the session holds the receiver.
+    tx: mpsc::Sender<ByteString>,
+    /// Cancelled when the connection must end, for whatever reason.
+    closing: CancellationToken,
+    /// The first reason given wins; read by the session when it closes the socket.
+    reason: OnceLock<Close>,
+    /// Rooms this connection is in. std Mutex: held for a lookup or an insert, never across `.await`.
+    rooms: Mutex<Vec<RoomId>>,
+}
+
+/// The outcome of an enqueue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    Queued,
+    /// The queue was full: the connection is now closing as a slow consumer.
+    Slow,
+    /// The connection is already gone.
+    Closed,
+}
+
+impl ConnHandle {
+    /// A handle and the receiving end of its queue (for the session task).
+    pub fn new(key: ConnKey, user: UserPublic, queue: usize) -> (Self, mpsc::Receiver<ByteString>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let inner = Inner {
+            key,
+            user,
+            tx,
+            closing: CancellationToken::new(),
+            reason: OnceLock::new(),
+            rooms: Mutex::new(Vec::new()),
+        };
+        (
+            ConnHandle {
+                inner: Arc::new(inner),
+            },
+            rx,
+        )
+    }
+
+    pub fn id(&self) -> ConnId {
+        self.inner.key.conn
+    }
+
+    pub fn key(&self) -> &ConnKey {
+        &self.inner.key
+    }
+
+    pub fn user(&self) -> &UserPublic {
+        &self.inner.user
+    }
+
+    /// Enqueue an encoded frame without waiting.
+    pub fn push(&self, frame: ByteString) -> Push {
+        match self.inner.tx.try_send(frame) {
+            Ok(()) => Push::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(close_codes::SLOW_CONSUMER);
+                Push::Slow
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Push::Closed,
+        }
+    }
+
+    /// Encode and enqueue a frame meant for this connection alone.
+    pub fn send(&self, frame: &ServerFrame) -> Push {
+        self.push(ByteString::from(frame.to_json()))
+    }
+
+    /// Ask the connection to close; the first reason sticks.
+    pub fn close(&self, reason: Close) {
+        let _ = self.inner.reason.set(reason);
+        self.inner.closing.cancel();
+    }
+
+    pub fn close_reason(&self) -> Option<Close> {
+        self.inner.reason.get().copied()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.inner.closing.is_cancelled()
+    }
+
+    /// Resolves once [`close`](Self::close) was called.
+    pub async fn closed(&self) {
+        self.inner.closing.cancelled().await
+    }
+
+    pub fn rooms(&self) -> Vec<RoomId> {
+        self.inner.rooms.lock().expect("rooms lock").clone()
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.inner.rooms.lock().expect("rooms lock").len()
+    }
+
+    pub fn in_room(&self, room: RoomId) -> bool {
+        self.inner.rooms.lock().expect("rooms lock").contains(&room)
+    }
+
+    /// The only room, when the connection is in exactly one.
+    pub fn single_room(&self) -> Option<RoomId> {
+        match self.inner.rooms.lock().expect("rooms lock").as_slice() {
+            [only] => Some(*only),
+            _ => None,
+        }
+    }
+
+    /// Record entering `room`; false if it was already there.
+    pub(crate) fn add_room(&self, room: RoomId) -> bool {
+        let mut rooms = self.inner.rooms.lock().expect("rooms lock");
+        if rooms.contains(&room) {
+            return false;
+        }
+        rooms.push(room);
+        true
+    }
+
+    /// Record leaving `room`; false if it was not there.
+    pub(crate) fn remove_room(&self, room: RoomId) -> bool {
+        let mut rooms = self.inner.rooms.lock().expect("rooms lock");
+        let before = rooms.len();
+        rooms.retain(|r| *r != room);
+        rooms.len() != before
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::ids::{NodeId, UserId};
+
+    fn conn(queue: usize) -> (ConnHandle, mpsc::Receiver<ByteString>) {
+        let user = UserPublic {
+            id: UserId(1),
+            username: "u".into(),
+            nickname: "U".into(),
+        };
+        ConnHandle::new(
+            ConnKey {
+                node: NodeId("n".into()),
+                conn: ConnId(1),
+            },
+            user,
+            queue,
+        )
+    }
+
+    #[test]
+    fn a_full_queue_closes_as_slow_consumer() {
+        let (c, _rx) = conn(2);
+        assert_eq!(c.push("a".into()), Push::Queued);
+        assert_eq!(c.push("b".into()), Push::Queued);
+        assert_eq!(c.push("c".into()), Push::Slow);
+        assert!(c.is_closing());
+        assert_eq!(c.close_reason(), Some(close_codes::SLOW_CONSUMER));
+        c.close(close_codes::NORMAL);
+        assert_eq!(
+            c.close_reason(),
+            Some(close_codes::SLOW_CONSUMER),
+            "first reason wins"
+        );
+    }
+
+    #[test]
+    fn a_dropped_receiver_reads_as_closed() {
+        let (c, rx) = conn(2);
+        drop(rx);
+        assert_eq!(c.push("a".into()), Push::Closed);
+    }
+
+    #[test]
+    fn rooms_bookkeeping() {
+        let (c, _rx) = conn(2);
+        assert!(c.add_room(RoomId(1)));
+        assert!(!c.add_room(RoomId(1)));
+        assert_eq!(c.single_room(), Some(RoomId(1)));
+        assert!(c.add_room(RoomId(2)));
+        assert_eq!(c.single_room(), None);
+        assert!(c.remove_room(RoomId(1)));
+        assert!(!c.remove_room(RoomId(1)));
+        assert_eq!(c.rooms(), vec![RoomId(2)]);
+    }
+}

@@ -1,0 +1,124 @@
+//! One client frame → its effect, with no socket I/O: every answer is
+//! enqueued on the connection. Every rejected frame gets an `error` frame
+//! (with the frame's `client_msg_id` as `ref`); nothing is dropped silently.
+
+use crate::admission::admit;
+use crate::state::AppState;
+use crate::ws::conn::ConnHandle;
+use shared::client_frame::{ClientFrame, SendMessage};
+use shared::close_codes::{self, Close};
+use shared::error_code::ErrorCode;
+use shared::ids::RoomId;
+use shared::server_frame::{LeaveReason, ServerFrame};
+
+/// What the session does after a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Close(Close),
+}
+
+pub async fn handle_text(state: &AppState, conn: &ConnHandle, text: &str) -> Flow {
+    let frame = match ClientFrame::decode(text) {
+        Ok(frame) => frame,
+        Err(e) => {
+            conn.send(&ServerFrame::error(
+                e.room_id,
+                e.code,
+                e.message,
+                e.reference,
+            ));
+            return Flow::Continue;
+        }
+    };
+    match frame {
+        ClientFrame::Ping => {
+            conn.send(&ServerFrame::Pong);
+        }
+        ClientFrame::Message(m) => send(state, conn, m).await,
+        ClientFrame::JoinRoom { room_id, .. } => join(state, conn, room_id).await,
+        ClientFrame::LeaveRoom {
+            room_id: Some(room),
+        } => {
+            if !state.node.leave(conn, room, Some(LeaveReason::Left)).await {
+                reject(
+                    conn,
+                    Some(room),
+                    ErrorCode::NotInRoom,
+                    format!("not in room {room}"),
+                    None,
+                );
+            }
+        }
+        // As in the seed: leave_room without a room leaves everything and ends the connection.
+        ClientFrame::LeaveRoom { room_id: None } => return Flow::Close(close_codes::NORMAL),
+    }
+    Flow::Continue
+}
+
+fn reject(
+    conn: &ConnHandle,
+    room: Option<RoomId>,
+    code: ErrorCode,
+    message: impl Into<String>,
+    reference: Option<String>,
+) {
+    conn.send(&ServerFrame::error(room, code, message, reference));
+}
+
+async fn join(state: &AppState, conn: &ConnHandle, room: RoomId) {
+    let max = state.settings.limits.max_rooms_per_connection;
+    if !conn.in_room(room) && conn.room_count() >= max {
+        return reject(
+            conn,
+            Some(room),
+            ErrorCode::TooManyRooms,
+            format!("a connection may be in at most {max} rooms"),
+            None,
+        );
+    }
+    if let Err(e) = admit(&state.store, conn.user().id, room).await {
+        return reject(conn, Some(room), e.code(), e.to_string(), None);
+    }
+    if let Err(e) = state.node.enter(conn, room).await {
+        tracing::warn!(room = %room, error = %e, "could not enter room");
+        reject(
+            conn,
+            Some(room),
+            ErrorCode::Unavailable,
+            "could not enter the room, try again",
+            None,
+        );
+    }
+}
+
+async fn send(state: &AppState, conn: &ConnHandle, m: SendMessage) {
+    let reference = m.client_msg_id.clone();
+    let room = match m.room_id {
+        Some(room) if conn.in_room(room) => room,
+        Some(room) => {
+            return reject(
+                conn,
+                Some(room),
+                ErrorCode::NotInRoom,
+                format!("join room {room} before sending to it"),
+                reference,
+            );
+        }
+        None => match conn.single_room() {
+            Some(room) => room,
+            None => {
+                let why = "room_id is required when the connection is not in exactly one room";
+                return reject(conn, None, ErrorCode::RoomRequired, why, reference);
+            }
+        },
+    };
+    // The sender receives its own message through the room broadcast.
+    if let Err(e) = state
+        .node
+        .post_message(conn.user(), room, &m.content, m.client_msg_id.as_deref())
+        .await
+    {
+        reject(conn, Some(room), e.code(), e.message(), reference);
+    }
+}

@@ -1,0 +1,177 @@
+//! One WebSocket connection's life: a reader loop and a writer task on the
+//! same actix worker (the message stream is `!Send`), then one cleanup block
+//! that runs on every exit path.
+//!
+//! - The reader decodes frames and dispatches them one at a time, so one
+//!   client's messages are stored and broadcast in the order it sent them.
+//!   It also enforces the client timeout (nothing heard for N seconds).
+//! - The writer drains the connection's bounded queue into the socket and
+//!   sends pings. A write that cannot complete within the write timeout means
+//!   the client stopped reading: it is closed as a slow consumer.
+
+use crate::state::AppState;
+use crate::ws::conn::ConnHandle;
+use crate::ws::dispatch::{self, Flow};
+use crate::ws::limiter::Slot;
+use actix_web::web;
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError};
+use bytestring::ByteString;
+use shared::close_codes::{self, Close};
+use shared::error_code::ErrorCode;
+use shared::ids::RoomId;
+use shared::server_frame::ServerFrame;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+
+pub struct SessionParts {
+    pub state: web::Data<AppState>,
+    pub conn: ConnHandle,
+    pub queue: mpsc::Receiver<ByteString>,
+    pub socket: actix_ws::Session,
+    pub stream: MessageStream,
+    pub first_room: RoomId,
+    /// Held for the whole session: the connection-cap slot.
+    pub slot: Slot,
+}
+
+pub async fn run(parts: SessionParts) {
+    let SessionParts {
+        state,
+        conn,
+        queue,
+        socket,
+        stream,
+        first_room,
+        slot,
+    } = parts;
+    let limits = &state.settings.limits;
+    let mut stream = stream
+        .max_frame_size(limits.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(limits.max_frame_bytes);
+    let ws = state.settings.ws.clone();
+    let user = conn.user().id;
+    state.node.user_status.connected(user);
+    tracing::debug!(conn = %conn.key(), user_id = %user, "connected");
+
+    let writer = actix_web::rt::spawn(write_loop(
+        conn.clone(),
+        queue,
+        socket.clone(),
+        ws.ping_interval(),
+        ws.write_timeout(),
+    ));
+
+    if let Err(e) = state.node.enter(&conn, first_room).await {
+        tracing::warn!(room = %first_room, error = %e, "could not enter the first room");
+        conn.send(&ServerFrame::error(
+            Some(first_room),
+            ErrorCode::Unavailable,
+            "could not enter the room, try again",
+            None,
+        ));
+        conn.close(close_codes::TRY_AGAIN_LATER);
+    }
+
+    let mut pong_socket = socket.clone();
+    let mut last_heard = Instant::now();
+    while !conn.is_closing() {
+        tokio::select! {
+            biased;
+            _ = conn.closed() => break,
+            _ = state.node.shutdown.cancelled() => conn.close(close_codes::SERVICE_RESTART),
+            _ = sleep_until(last_heard + ws.client_timeout()) => conn.close(close_codes::HEARTBEAT_TIMEOUT),
+            msg = stream.recv() => {
+                last_heard = Instant::now();
+                match msg {
+                    Some(Ok(AggregatedMessage::Text(text))) => {
+                        if let Flow::Close(reason) = dispatch::handle_text(&state, &conn, &text).await {
+                            conn.close(reason);
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        conn.send(&ServerFrame::error(None, ErrorCode::BinaryNotSupported, "protocol v1 takes JSON in text frames", None));
+                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        let _ = pong_socket.pong(&bytes).await;
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => {}
+                    Some(Ok(AggregatedMessage::Close(_))) | None => conn.close(close_codes::NORMAL),
+                    Some(Err(e)) => conn.close(protocol_close(&e)),
+                }
+            }
+        }
+    }
+
+    // The one cleanup block.
+    let reason = conn.close_reason().unwrap_or(close_codes::NORMAL);
+    state.node.leave_all(&conn).await;
+    state.node.user_status.disconnected(user);
+    let _ = writer.await;
+    let frame = CloseReason {
+        code: CloseCode::Other(reason.code),
+        description: Some(reason.reason.to_owned()),
+    };
+    let _ = timeout(ws.write_timeout(), socket.close(Some(frame))).await;
+    tracing::debug!(conn = %conn.key(), code = reason.code, "closed");
+    drop(slot);
+}
+
+/// Forward queued frames to the socket and ping on a timer until the
+/// connection closes. On a clean close, frames already queued (an `error`,
+/// a `left_room`) still go out before the close frame.
+async fn write_loop(
+    conn: ConnHandle,
+    mut queue: mpsc::Receiver<ByteString>,
+    mut socket: actix_ws::Session,
+    ping_every: Duration,
+    write_timeout: Duration,
+) {
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    loop {
+        tokio::select! {
+            biased;
+            _ = conn.closed() => break,
+            frame = queue.recv() => {
+                let Some(frame) = frame else { return };
+                if !matches!(timeout(write_timeout, socket.text(frame)).await, Ok(Ok(()))) {
+                    conn.close(close_codes::SLOW_CONSUMER);
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if !matches!(timeout(write_timeout, socket.ping(b"")).await, Ok(Ok(()))) {
+                    conn.close(close_codes::SLOW_CONSUMER);
+                    return;
+                }
+            }
+        }
+    }
+    if conn
+        .close_reason()
+        .is_some_and(|r| r != close_codes::SLOW_CONSUMER && r != close_codes::HEARTBEAT_TIMEOUT)
+    {
+        while let Ok(frame) = queue.try_recv() {
+            if !matches!(timeout(write_timeout, socket.text(frame)).await, Ok(Ok(()))) {
+                return;
+            }
+        }
+    }
+}
+
+/// The close code for a broken incoming stream.
+fn protocol_close(e: &ProtocolError) -> Close {
+    match e {
+        ProtocolError::Overflow => close_codes::MESSAGE_TOO_BIG,
+        // actix-ws reports an oversized fragmented message and invalid UTF-8 as I/O errors.
+        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            close_codes::INVALID_PAYLOAD
+        }
+        ProtocolError::Io(io) if io.to_string().contains("continuation size") => {
+            close_codes::MESSAGE_TOO_BIG
+        }
+        ProtocolError::Io(_) => close_codes::NORMAL,
+        _ => close_codes::PROTOCOL_ERROR,
+    }
+}

@@ -1,0 +1,246 @@
+//! Black-box test harness: a real node on 127.0.0.1:0 with a fresh SQLite
+//! database per test, an HTTP client, and a WebSocket client that reads JSON frames.
+
+use futures_util::{SinkExt, StreamExt};
+use gateway::config::{self, Secret, Settings};
+use gateway::startup::{Application, Stopper};
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &str = "test-secret-0123456789abcdef";
+/// How long a test waits for a frame it expects.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestApp {
+    pub port: u16,
+    pub http: reqwest::Client,
+    pub stopper: Stopper,
+    pub app_state: actix_web::web::Data<gateway::state::AppState>,
+    pub settings: Settings,
+    /// Keeps the database directory alive for restarts within a test.
+    pub dir: Arc<TempDir>,
+}
+
+pub fn test_settings(dir: &TempDir) -> Settings {
+    let mut s = config::load(None, Vec::new()).expect("default settings");
+    s.server.port = 0;
+    s.server.workers = 1;
+    s.database.url = Secret::new(format!(
+        "sqlite://{}/chat.db?mode=rwc",
+        dir.path().display()
+    ));
+    s.auth.jwt_secret = Some(Secret::new(SECRET));
+    s.log.level = std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into());
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let mut settings = test_settings(&dir);
+    tweak(&mut settings);
+    start(settings, dir).await
+}
+
+pub async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
+    gateway::telemetry::init(&settings.log);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("gateway starts");
+    let port = app.port();
+    let stopper = app.stopper();
+    let app_state = app.state();
+    tokio::spawn(app.run_until_stopped(false));
+    TestApp {
+        port,
+        http: reqwest::Client::new(),
+        stopper,
+        app_state,
+        settings,
+        dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Stop this node and start a new one on the same database.
+    pub async fn restart(self) -> TestApp {
+        self.stopper.stop().await;
+        let mut settings = self.settings.clone();
+        settings.server.port = 0;
+        start(settings, Arc::clone(&self.dir)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Register `name` and return (user id, token).
+    pub async fn register(&self, name: &str) -> (i64, String) {
+        let resp = self
+            .post(
+                "/api/auth/register",
+                &json!({"username": name, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201, "register {name}");
+        let body: Value = resp.json().await.unwrap();
+        (
+            body["user"]["id"].as_i64().unwrap(),
+            body["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Open `/ws` with a token and extra query; panics if the upgrade fails.
+    pub async fn ws(&self, token: &str, query: &str) -> WsClient {
+        self.try_ws(&format!("token={token}{query}"))
+            .await
+            .unwrap_or_else(|(s, b)| panic!("upgrade failed: {s} {b}"))
+    }
+
+    /// Open `/ws?{query}`; on a refused upgrade, the status and body.
+    pub async fn try_ws(&self, query: &str) -> Result<WsClient, (u16, String)> {
+        let url = format!("ws://127.0.0.1:{}/ws?{}", self.port, query);
+        connect(&url).await
+    }
+
+    /// A connection that has entered room 1 and read its `online_users`.
+    pub async fn ws_in_general(&self, token: &str) -> WsClient {
+        let mut c = self.ws(token, "").await;
+        c.recv_type("online_users").await;
+        c
+    }
+}
+
+pub async fn connect(url: &str) -> Result<WsClient, (u16, String)> {
+    use tokio_tungstenite::tungstenite::Error;
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((stream, _)) => Ok(WsClient { stream }),
+        Err(Error::Http(resp)) => {
+            let status = resp.status().as_u16();
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            Err((status, body))
+        }
+        Err(e) => panic!("connect {url}: {e}"),
+    }
+}
+
+/// Sign arbitrary claims with the test secret (or another key).
+pub fn mint(claims: &Value, key: &str) -> String {
+    encode(
+        &Header::default(),
+        claims,
+        &EncodingKey::from_secret(key.as_bytes()),
+    )
+    .unwrap()
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub struct WsClient {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    pub async fn send_json(&mut self, v: Value) {
+        self.send_text(&v.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, s: &str) {
+        self.stream.send(Message::text(s)).await.expect("send");
+    }
+
+    /// The next JSON frame (pings and pongs skipped). Panics after [`WAIT`] or on close.
+    pub async fn recv_json(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    return serde_json::from_str(&t).expect("server sent JSON");
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Skip frames until one of type `ty` arrives. An unexpected `error`
+    /// frame fails the test rather than being skipped.
+    pub async fn recv_type(&mut self, ty: &str) -> Value {
+        loop {
+            let v = self.recv_json().await;
+            if v["type"] == ty {
+                return v;
+            }
+            assert_ne!(
+                v["type"], "error",
+                "unexpected error frame while waiting for {ty}: {v}"
+            );
+        }
+    }
+
+    /// The close code the server sends; frames before it are skipped.
+    pub async fn recv_close(&mut self) -> Option<u16> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("timed out waiting for close");
+            match msg {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Assert nothing but control frames arrives for `ms` milliseconds.
+    pub async fn expect_silence(&mut self, ms: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self
+            .stream
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .await;
+    }
+}

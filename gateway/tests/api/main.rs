@@ -1,0 +1,10 @@
+//! One integration-test binary: every test starts real gateway nodes and talks
+//! to them over real HTTP and WebSockets.
+
+mod auth;
+mod handshake;
+mod health;
+mod helpers;
+mod persistence;
+mod protocol;
+mod slow_client;

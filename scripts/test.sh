@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what is missing
+# (PostgreSQL, Redis, cargo-nextest), starts throwaway servers on free
+# loopback ports, runs every test, and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+trap stop_services EXIT
+
+started=$SECONDS
+log "toolchain: $(cargo --version)"
+ensure_service_binaries
+start_postgres
+start_redis
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest"
+    cargo install --locked cargo-nextest >/dev/null
+fi
+
+log "building the workspace and its tests"
+cargo build --workspace --tests --locked 2>&1 | grep -E '^(error|warning: unused)|Finished|Compiling (gateway|chat-shared|migrations)' || true
+cargo build --workspace --tests --locked --quiet
+
+log "running the tests (SQLite, and PostgreSQL at $TEST_DATABASE_URL)"
+cargo nextest run --workspace --locked --no-fail-fast --failure-output final --status-level fail --final-status-level slow
+
+log "all tests passed in $((SECONDS - started)) s"
