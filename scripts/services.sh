@@ -4,6 +4,8 @@
 # by the callers) stops exactly the processes started here, by pid.
 
 SERVICES_DIR=${SERVICES_DIR:-$(mktemp -d /tmp/chat-services.XXXXXX)}
+# PostgreSQL runs as the `postgres` user, which must be able to reach its directory.
+chmod 755 "$SERVICES_DIR"
 SERVICE_PIDS=()
 PG_BIN=${PG_BIN:-}
 

@@ -48,11 +48,28 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
-    /// Unset: single node with the in-process bus and presence.
+    /// Unset: single node with the in-process bus and presence. Set: cluster
+    /// mode. `redis://host:port`, or `redis-cluster://host:port?node=host:port`
+    /// for a Redis Cluster.
     pub url: Option<Secret>,
+    /// Use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7) so a Redis Cluster
+    /// carries each room's traffic on one shard instead of broadcasting it.
+    pub sharded_pubsub: bool,
+    /// Prefix of every key and channel, so several deployments can share a Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: None,
+            sharded_pubsub: false,
+            key_prefix: "chat".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -287,6 +304,12 @@ impl Settings {
             return bad(
                 "database.url (CHAT__DATABASE__URL)",
                 "must start with sqlite: or postgres://",
+            );
+        }
+        if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(['{', '}', ' ']) {
+            return bad(
+                "redis.key_prefix",
+                "must be non-empty, without braces or spaces",
             );
         }
         if let Some(redis) = &self.redis.url {

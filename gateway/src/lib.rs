@@ -15,7 +15,8 @@
 //! - [`hub`]: this node's connections by room; non-blocking fan-out.
 //! - [`node`]: entering/leaving rooms, posting messages, routing bus events to the hub.
 //! - [`bus`]: cross-node fan-out behind a trait (in-process; Redis in cluster mode).
-//! - [`presence`]: who is in which room, behind a trait.
+//! - [`presence`]: who is in which room, behind a trait (in-process; Redis hashes with TTL).
+//! - [`redis`]: the cluster-mode Redis connection and key names.
 //! - [`store`]: SQL persistence through sea-orm (SQLite or PostgreSQL).
 //! - [`user_status`]: `users.is_online` / `last_seen`, written off the hot path.
 //! - [`clock`]: timestamps as stored and sent.
@@ -30,6 +31,7 @@ pub mod error;
 pub mod hub;
 pub mod node;
 pub mod presence;
+pub mod redis;
 pub mod routes;
 pub mod shutdown;
 pub mod startup;

@@ -3,10 +3,11 @@
 //! listener (port 0 picks a free one, for tests) and serve.
 
 use crate::auth::token::TokenService;
-use crate::bus::{Bus, memory::MemoryBus};
+use crate::bus::{Bus, memory::MemoryBus, redis::RedisBus};
 use crate::config::Settings;
 use crate::node::Node;
-use crate::presence::{Presence, memory::MemoryPresence};
+use crate::presence::{Presence, memory::MemoryPresence, redis::RedisPresence};
+use crate::redis::RedisConn;
 use crate::routes;
 use crate::state::AppState;
 use crate::store::Store;
@@ -14,11 +15,12 @@ use crate::ws::limiter::ConnectionLimiter;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use fred::interfaces::EventInterface;
 use shared::ids::NodeId;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Envelopes waiting for the router; publishers wait when it is full.
@@ -63,14 +65,21 @@ impl Application {
 
         let node_id = NodeId(uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
         let (bus_tx, bus_rx) = mpsc::channel(ROUTER_QUEUE);
+        let mut redis = None;
         let (bus, presence): (Arc<dyn Bus>, Arc<dyn Presence>) = match &settings.redis.url {
             None => (
                 Arc::new(MemoryBus::new(bus_tx)),
                 Arc::new(MemoryPresence::default()),
             ),
-            Some(_) => anyhow::bail!(
-                "redis.url (CHAT__REDIS__URL): cluster mode is not available in this build yet"
-            ),
+            Some(_) => {
+                let conn = RedisConn::connect(&settings.redis).await?;
+                let ttl = Duration::from_secs(settings.presence.ttl_secs);
+                redis = Some(conn.clone());
+                (
+                    Arc::new(RedisBus::start(conn.clone(), bus_tx)),
+                    Arc::new(RedisPresence::new(conn, ttl)),
+                )
+            }
         };
         let backend = bus.name();
         let node = Arc::new(Node::new(
@@ -83,6 +92,21 @@ impl Application {
         let background = CancellationToken::new();
         tokio::spawn(Arc::clone(&node).run_router(bus_rx));
         tokio::spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));
+        if let Some(redis) = redis {
+            // Shared presence has a TTL: refresh ours, prune dead nodes', and
+            // re-assert at once after a reconnect (Redis may have lost it all).
+            let wake = Arc::new(Notify::new());
+            for mut reconnects in [redis.client.reconnect_rx(), redis.subscriber.reconnect_rx()] {
+                let wake = Arc::clone(&wake);
+                tokio::spawn(async move {
+                    while reconnects.recv().await.is_ok() {
+                        wake.notify_one();
+                    }
+                });
+            }
+            let every = Duration::from_millis(settings.presence.ttl_secs * 1000 / 3);
+            tokio::spawn(Arc::clone(&node).run_presence_keeper(every, wake, background.clone()));
+        }
 
         let state = web::Data::new(AppState {
             settings: Arc::clone(&settings),

@@ -54,7 +54,7 @@ impl Bus for MemoryBus {
         Ok(())
     }
 
-    fn is_ready(&self) -> bool {
+    async fn ready(&self) -> bool {
         !self.tx.is_closed()
     }
 

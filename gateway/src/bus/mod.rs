@@ -10,6 +10,7 @@
 //! [`Node`]: crate::node::Node
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use shared::bus_envelope::BusEnvelope;
@@ -31,7 +32,7 @@ pub trait Bus: Send + Sync + 'static {
     /// Stop receiving `room`.
     async fn unsubscribe(&self, room: RoomId) -> Result<(), BusError>;
     /// Whether the bus is connected (for `/readyz`).
-    fn is_ready(&self) -> bool;
+    async fn ready(&self) -> bool;
     /// "memory" or "redis", for logs.
     fn name(&self) -> &'static str;
 }

@@ -118,6 +118,15 @@ impl Hub {
             .contains_key(&room)
     }
 
+    /// The rooms with at least one local member.
+    pub fn rooms(&self) -> Vec<RoomId> {
+        let mut rooms = Vec::new();
+        for shard in self.shards.iter() {
+            rooms.extend(shard.read().expect("hub shard").keys().copied());
+        }
+        rooms
+    }
+
     /// Rooms with at least one local member.
     pub fn room_count(&self) -> usize {
         self.shards

@@ -9,6 +9,7 @@
 //! everyone else's, so every member of a room sees the same order per node.
 
 mod messages;
+mod presence_keeper;
 mod room_locks;
 mod router;
 
@@ -80,8 +81,8 @@ impl Node {
         ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
     }
 
-    pub fn bus_ready(&self) -> bool {
-        self.bus.is_ready()
+    pub async fn bus_ready(&self) -> bool {
+        self.bus.ready().await
     }
 
     /// Put `conn` in `room` (the caller has checked the user may enter) and
@@ -92,7 +93,8 @@ impl Node {
             self.send_online_users(conn, room).await?;
             return Ok(());
         }
-        {
+        let added = {
+            // One lock for hub, bus and presence (see `leave`).
             let _room = self.room_locks.lock(room).await;
             if self.hub.join(room, conn)
                 && let Err(e) = self.bus.subscribe(room).await
@@ -101,8 +103,9 @@ impl Node {
                 return Err(e.into());
             }
             conn.add_room(room);
-        }
-        let first = match self.presence.add(room, conn.key(), conn.user()).await {
+            self.presence.add(room, conn.key(), conn.user()).await
+        };
+        let first = match added {
             Ok(first) => first,
             Err(e) => {
                 self.leave(conn, room, None).await;
@@ -144,7 +147,9 @@ impl Node {
         room: RoomId,
         reason: Option<LeaveReason>,
     ) -> bool {
-        {
+        let removed = {
+            // One lock for hub, bus and presence: the presence keeper must not
+            // re-add an entry from a member list taken before this leave.
             let _room = self.room_locks.lock(room).await;
             if !conn.remove_room(room) {
                 return false;
@@ -154,14 +159,15 @@ impl Node {
             {
                 tracing::warn!(room = %room, error = %e, "could not unsubscribe");
             }
-        }
+            self.presence.remove(room, conn.key(), conn.user().id).await
+        };
         if let Some(reason) = reason {
             conn.send(&ServerFrame::LeftRoom {
                 room_id: room,
                 data: LeftRoomData { reason },
             });
         }
-        match self.presence.remove(room, conn.key(), conn.user().id).await {
+        match removed {
             Ok(true) => {
                 if let Err(e) = self
                     .publish(

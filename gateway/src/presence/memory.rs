@@ -77,6 +77,20 @@ impl Presence for MemoryPresence {
             .map(|r| r.users.values().map(|(u, _)| u.clone()).collect())
             .unwrap_or_default())
     }
+
+    /// Entries live exactly as long as their connections: nothing to refresh.
+    async fn refresh(
+        &self,
+        _room: RoomId,
+        _entries: &[(ConnKey, UserPublic)],
+    ) -> Result<Vec<UserPublic>, PresenceError> {
+        Ok(Vec::new())
+    }
+
+    /// Nothing expires in-process.
+    async fn prune(&self, _room: RoomId) -> Result<Vec<UserId>, PresenceError> {
+        Ok(Vec::new())
+    }
 }
 
 #[cfg(test)]

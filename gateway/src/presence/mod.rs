@@ -4,8 +4,13 @@
 //! one node or several, is present until their *last* connection leaves;
 //! `add`/`remove` report those first/last transitions, which is exactly when
 //! `user_joined` / `user_left` are announced.
+//!
+//! Shared backends give entries a TTL: every node refreshes its own entries
+//! and prunes expired ones, so a node killed without cleaning up vanishes
+//! from presence within the TTL. The in-process backend needs neither.
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use shared::ids::{ConnKey, RoomId, UserId};
@@ -36,4 +41,13 @@ pub trait Presence: Send + Sync + 'static {
     ) -> Result<bool, PresenceError>;
     /// The users present in `room`, each once, ordered by id.
     async fn users(&self, room: RoomId) -> Result<Vec<UserPublic>, PresenceError>;
+    /// Re-assert this node's entries in `room` (heartbeat; after a reconnect).
+    /// Returns the users who were absent and are present again.
+    async fn refresh(
+        &self,
+        room: RoomId,
+        entries: &[(ConnKey, UserPublic)],
+    ) -> Result<Vec<UserPublic>, PresenceError>;
+    /// Drop expired entries (of dead nodes). Returns the users with no entry left.
+    async fn prune(&self, room: RoomId) -> Result<Vec<UserId>, PresenceError>;
 }

@@ -14,7 +14,7 @@ pub(super) async fn healthz() -> HttpResponse {
 #[get("/readyz")]
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = state.store.ping().await.is_ok();
-    let bus = state.node.bus_ready();
+    let bus = state.node.bus_ready().await;
     let draining = state.draining();
     let body = json!({"database": database, "bus": bus, "draining": draining});
     if database && bus && !draining {

@@ -1,0 +1,143 @@
+//! The Redis bus: one channel per room (`{prefix}:{room:N}`), PUBLISH or
+//! sharded SPUBLISH. Choose it for more than one node. Delivery is
+//! at-most-once, as Redis pub/sub is: a node disconnected from Redis misses
+//! what was published meanwhile (the subscriber re-subscribes by itself on
+//! reconnect).
+//!
+//! Publishing a chat message also appends it to the room's recent-messages
+//! cache, in the same script (see `lua/publish.lua`).
+
+use super::{Bus, BusError};
+use crate::redis::RedisConn;
+use async_trait::async_trait;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use shared::bus_envelope::{BusEnvelope, BusEvent};
+use shared::ids::RoomId;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn publish_script() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::from_lua(include_str!("lua/publish.lua")))
+}
+
+pub struct RedisBus {
+    redis: RedisConn,
+}
+
+impl RedisBus {
+    /// Start forwarding received envelopes to `tx` (the node's router).
+    pub fn start(redis: RedisConn, tx: mpsc::Sender<BusEnvelope>) -> Self {
+        tokio::spawn(forward(redis.clone(), tx));
+        RedisBus { redis }
+    }
+}
+
+/// Subscriber messages → decoded envelopes → the router. Runs until the node stops.
+async fn forward(redis: RedisConn, tx: mpsc::Sender<BusEnvelope>) {
+    let mut rx = redis.subscriber.message_rx();
+    loop {
+        let message = match rx.recv().await {
+            Ok(m) => m,
+            Err(RecvError::Lagged(n)) => {
+                tracing::error!(missed = n, "bus receiver lagged; messages were lost");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let Some(bytes) = message.value.as_bytes() else {
+            tracing::warn!(channel = %message.channel, "non-binary bus message ignored");
+            continue;
+        };
+        match BusEnvelope::decode(bytes) {
+            Ok(envelope) if redis.keys.room_of_channel(&message.channel) == Some(envelope.room) => {
+                if tx.send(envelope).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {
+                tracing::warn!(channel = %message.channel, "envelope for another room ignored")
+            }
+            Err(e) => {
+                tracing::warn!(channel = %message.channel, error = %e, "undecodable bus envelope ignored")
+            }
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    async fn publish(&self, envelope: BusEnvelope) -> Result<(), BusError> {
+        let room = envelope.room;
+        let cache = match &envelope.event {
+            BusEvent::Message(m) => serde_json::to_string(m).expect("messages serialise"),
+            _ => String::new(),
+        };
+        let keys = &self.redis.keys;
+        let args: Vec<Value> = vec![
+            keys.room_channel(room).into(),
+            Value::Bytes(envelope.encode().into()),
+            cache.into(),
+            if self.redis.sharded { "1" } else { "0" }.into(),
+        ];
+        let _receivers: i64 = self
+            .redis
+            .eval(publish_script(), vec![keys.recent(room)], args)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, room: RoomId) -> Result<(), BusError> {
+        let channel = self.redis.keys.room_channel(room);
+        let sub = &self.redis.subscriber;
+        let result = if self.redis.sharded {
+            tokio::time::timeout(SUBSCRIBE_TIMEOUT, sub.ssubscribe(channel.clone())).await
+        } else {
+            tokio::time::timeout(SUBSCRIBE_TIMEOUT, sub.subscribe(channel.clone())).await
+        };
+        match result {
+            Ok(Ok(())) => Ok(()),
+            other => {
+                // A timed-out SUBSCRIBE may still run later: cancel it the same way.
+                let _ = self.unsubscribe(room).await;
+                Err(match other {
+                    Ok(Err(e)) => unavailable(e),
+                    _ => unavailable("subscribe timed out"),
+                })
+            }
+        }
+    }
+
+    async fn unsubscribe(&self, room: RoomId) -> Result<(), BusError> {
+        let channel = self.redis.keys.room_channel(room);
+        let sub = &self.redis.subscriber;
+        let result = if self.redis.sharded {
+            tokio::time::timeout(SUBSCRIBE_TIMEOUT, sub.sunsubscribe(channel)).await
+        } else {
+            tokio::time::timeout(SUBSCRIBE_TIMEOUT, sub.unsubscribe(channel)).await
+        };
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(unavailable("unsubscribe timed out")),
+        }
+    }
+
+    async fn ready(&self) -> bool {
+        self.redis.ready().await
+    }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+}

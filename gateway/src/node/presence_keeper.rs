@@ -1,0 +1,70 @@
+//! The presence keeper: every TTL/3 (and right after the bus reconnects) the
+//! node re-asserts the presence entries of its connections and prunes the
+//! expired entries of dead nodes, announcing `user_left` for users who are
+//! gone and `user_joined` for users who reappear (after Redis lost its data).
+
+use super::Node;
+use shared::bus_envelope::BusEvent;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+impl Node {
+    pub async fn run_presence_keeper(
+        self: Arc<Self>,
+        every: Duration,
+        wake: Arc<Notify>,
+        stop: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = wake.notified() => tracing::info!("bus reconnected: re-asserting presence"),
+                _ = stop.cancelled() => return,
+            }
+            self.keep_presence().await;
+        }
+    }
+
+    async fn keep_presence(&self) {
+        for room in self.hub.rooms() {
+            let refreshed = {
+                // Under the room's lock, so a connection leaving right now is
+                // not re-added from a stale list.
+                let _room = self.room_locks.lock(room).await;
+                let entries: Vec<_> = self
+                    .hub
+                    .members(room)
+                    .iter()
+                    .map(|c| (c.key().clone(), c.user().clone()))
+                    .collect();
+                self.presence.refresh(room, &entries).await
+            };
+            match refreshed {
+                Ok(back) => {
+                    for user in back {
+                        let _ = self
+                            .publish(room, BusEvent::UserJoined { user, skip: None })
+                            .await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(room = %room, error = %e, "presence refresh failed");
+                    continue;
+                }
+            }
+            match self.presence.prune(room).await {
+                Ok(gone) => {
+                    for user_id in gone {
+                        tracing::info!(room = %room, user_id = %user_id, "presence expired");
+                        let _ = self.publish(room, BusEvent::UserLeft { user_id }).await;
+                    }
+                }
+                Err(e) => tracing::warn!(room = %room, error = %e, "presence prune failed"),
+            }
+        }
+    }
+}
