@@ -22,7 +22,12 @@ log "building the workspace and its tests"
 cargo build --workspace --tests --locked 2>&1 | grep -E '^(error|warning: unused)|Finished|Compiling (gateway|chat-shared|migrations)' || true
 cargo build --workspace --tests --locked --quiet
 
-log "running the tests (SQLite, and PostgreSQL at $TEST_DATABASE_URL)"
-cargo nextest run --workspace --locked --no-fail-fast --failure-output final --status-level fail --final-status-level slow
+nextest() { cargo nextest run --locked --no-fail-fast --failure-output final --status-level fail --final-status-level slow "$@"; }
+
+log "1/2 every test: unit, store (SQLite and PostgreSQL), API scenarios on the embedded default, cluster scenarios"
+nextest --workspace
+
+log "2/2 the same API scenarios in cluster mode (Redis bus and presence, PostgreSQL)"
+TEST_BACKEND=redis nextest -p gateway --test api
 
 log "all tests passed in $((SECONDS - started)) s"

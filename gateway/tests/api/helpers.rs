@@ -48,8 +48,40 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let mut settings = test_settings(&dir);
+    if std::env::var("TEST_BACKEND").as_deref() == Ok("redis") {
+        cluster_backends(&mut settings).await;
+    }
     tweak(&mut settings);
     start(settings, dir).await
+}
+
+/// `TEST_BACKEND=redis`: the same scenarios in cluster mode, on the Redis and
+/// PostgreSQL that `scripts/test.sh` started: a unique key prefix and a fresh
+/// PostgreSQL schema per test.
+async fn cluster_backends(settings: &mut Settings) {
+    use sea_orm::ConnectionTrait;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let unique = format!(
+        "t{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let redis = std::env::var("TEST_REDIS_URL")
+        .expect("TEST_BACKEND=redis needs TEST_REDIS_URL (run scripts/test.sh)");
+    let pg = std::env::var("TEST_DATABASE_URL")
+        .expect("TEST_BACKEND=redis needs TEST_DATABASE_URL (run scripts/test.sh)");
+    settings.redis.url = Some(Secret::new(redis));
+    settings.redis.key_prefix = unique.clone();
+    let admin = sea_orm::Database::connect(pg.as_str())
+        .await
+        .expect("PostgreSQL");
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA {unique}"))
+        .await
+        .expect("create schema");
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    settings.database.url = Secret::new(format!("{pg}{sep}options[search_path]={unique}"));
 }
 
 pub async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
