@@ -12,6 +12,7 @@
 //! - [`domain`]: validated input types (username, message body, ...).
 //! - [`admission`]: who may enter which room.
 //! - [`ws`]: WebSocket sessions: connection handle, dispatch, socket loops, connection cap.
+//! - [`history`]: a room's message pages (Redis recent cache when it provably matches SQL, else SQL).
 //! - [`hub`]: this node's connections by room; non-blocking fan-out.
 //! - [`node`]: entering/leaving rooms, posting messages, routing bus events to the hub.
 //! - [`bus`]: cross-node fan-out behind a trait (in-process; Redis in cluster mode).
@@ -28,6 +29,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod history;
 pub mod hub;
 pub mod node;
 pub mod presence;

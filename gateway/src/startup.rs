@@ -5,6 +5,7 @@
 use crate::auth::token::TokenService;
 use crate::bus::{Bus, memory::MemoryBus, redis::RedisBus};
 use crate::config::Settings;
+use crate::history::History;
 use crate::node::Node;
 use crate::presence::{Presence, memory::MemoryPresence, redis::RedisPresence};
 use crate::redis::RedisConn;
@@ -92,6 +93,7 @@ impl Application {
         let background = CancellationToken::new();
         tokio::spawn(Arc::clone(&node).run_router(bus_rx));
         tokio::spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));
+        let history = History::new(store.clone(), redis.clone());
         if let Some(redis) = redis {
             // Shared presence has a TTL: refresh ours, prune dead nodes', and
             // re-assert at once after a reconnect (Redis may have lost it all).
@@ -113,6 +115,7 @@ impl Application {
             store,
             node,
             tokens: Arc::new(tokens),
+            history,
             limiter: ConnectionLimiter::new(settings.limits.max_connections),
         });
 

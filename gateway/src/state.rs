@@ -2,6 +2,7 @@
 
 use crate::auth::token::TokenService;
 use crate::config::Settings;
+use crate::history::History;
 use crate::node::Node;
 use crate::store::Store;
 use crate::ws::limiter::ConnectionLimiter;
@@ -12,6 +13,7 @@ pub struct AppState {
     pub store: Store,
     pub node: Arc<Node>,
     pub tokens: Arc<TokenService>,
+    pub history: History,
     pub limiter: ConnectionLimiter,
 }
 

@@ -2,15 +2,21 @@
 //! [`ValidationError`] naming the field, and code past the edge never checks again.
 
 mod client_msg_id;
+mod description;
 mod message_body;
 mod nickname;
 mod password;
+mod role;
+mod room_name;
 mod username;
 
 pub use client_msg_id::ClientMsgId;
+pub use description::Description;
 pub use message_body::{BodyError, MessageBody};
 pub use nickname::Nickname;
 pub use password::Password;
+pub use role::Role;
+pub use room_name::RoomName;
 pub use username::Username;
 
 /// Input that breaks a rule; `field` is the JSON field it came from.

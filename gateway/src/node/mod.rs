@@ -194,6 +194,14 @@ impl Node {
         }
     }
 
+    /// The users present in `room` (every node's connections).
+    pub async fn online_users(
+        &self,
+        room: RoomId,
+    ) -> Result<Vec<shared::server_frame::UserPublic>, PresenceError> {
+        self.presence.users(room).await
+    }
+
     /// Publish a room event to every node with members in the room, this one included.
     pub async fn publish(&self, room: RoomId, event: BusEvent) -> Result<(), BusError> {
         self.bus

@@ -1,5 +1,6 @@
-//! Messages: storing a message under the room's next sequence number, and
-//! newest-first history pages.
+//! Messages: storing a message under the room's next sequence number,
+//! newest-first history pages, and oldest-first pages by seq for resuming a
+//! room's stream.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query};
@@ -89,6 +90,28 @@ impl Store {
         }
         let page = query
             .order_by_desc(message::Column::Id)
+            .limit(limit.min(i64::MAX as u64))
+            .all(&self.db)
+            .await?;
+        Ok(page.into_iter().map(Into::into).collect())
+    }
+
+    /// The room's messages with seq > `after_seq`, oldest first (ascending
+    /// seq), at most `limit`: what a client that has seen up to `after_seq`
+    /// missed. Served by the unique (room_id, seq) index.
+    pub async fn messages_after_seq(
+        &self,
+        room: RoomId,
+        after_seq: i64,
+        limit: u64,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let page = message::Entity::find()
+            .filter(message::Column::RoomId.eq(room.0))
+            .filter(message::Column::Seq.gt(after_seq))
+            .order_by_asc(message::Column::Seq)
             .limit(limit.min(i64::MAX as u64))
             .all(&self.db)
             .await?;
@@ -275,6 +298,60 @@ mod tests {
                     .unwrap()
                     .is_empty()
             );
+            t.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_after_seq() {
+        for t in backends(2).await {
+            let s = &t.store;
+            let u = s.create_user("lea", "h", "Lea", now_ms()).await.unwrap();
+            let r2 = second_room(s).await;
+            let mut sent = Vec::new();
+            for i in 0..7 {
+                sent.push(
+                    s.insert_message(RoomId(1), u.id, &format!("m{i}"), None, now_ms())
+                        .await
+                        .unwrap(),
+                );
+                s.insert_message(r2, u.id, "noise", None, now_ms())
+                    .await
+                    .unwrap();
+            }
+            let seqs = |page: &[MessageRecord]| page.iter().map(|m| m.seq).collect::<Vec<_>>();
+            let first = s.messages_after_seq(RoomId(1), 0, 3).await.unwrap();
+            assert_eq!(first, sent[..3].to_vec(), "{}", t.label);
+            let rest = s.messages_after_seq(RoomId(1), 3, 10).await.unwrap();
+            assert_eq!(seqs(&rest), [4, 5, 6, 7], "{}", t.label);
+            assert!(rest.iter().all(|m| m.room_id == RoomId(1)));
+            assert_eq!(
+                seqs(&s.messages_after_seq(RoomId(1), 5, 1).await.unwrap()),
+                [6]
+            );
+            assert_eq!(
+                seqs(&s.messages_after_seq(RoomId(1), -1, 2).await.unwrap()),
+                [1, 2]
+            );
+            assert!(
+                s.messages_after_seq(RoomId(1), 7, 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(
+                s.messages_after_seq(RoomId(1), 0, 0)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(
+                s.messages_after_seq(RoomId(404), 0, 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert_eq!(seqs(&s.messages_after_seq(r2, 6, 10).await.unwrap()), [7]);
             t.cleanup().await;
         }
     }

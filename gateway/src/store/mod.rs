@@ -2,8 +2,9 @@
 //!
 //! [`Store`] wraps a pooled sea-orm connection to SQLite or PostgreSQL and
 //! exposes one async method per query the gateway needs (the methods live in
-//! `users.rs`, `external_users.rs`, `rooms.rs` and `messages.rs`, one impl
-//! block per aggregate; errors and their mapping in `error.rs`).
+//! `users.rs`, `external_users.rs`, `rooms.rs`, `members.rs` and
+//! `messages.rs`, one impl block per aggregate; errors and their mapping in
+//! `error.rs`).
 //! Everything it returns is a plain record struct defined here, and every
 //! failure is a [`StoreError`], so no sea-orm type leaks out of this module.
 //!
@@ -14,6 +15,7 @@
 mod entities;
 mod error;
 mod external_users;
+mod members;
 mod messages;
 mod rooms;
 #[cfg(test)]
@@ -75,6 +77,25 @@ pub struct RoomRecord {
     /// Sequence number of the room's newest message (0: none yet).
     pub last_seq: i64,
     pub created_at: DateTime<Utc>,
+}
+
+/// A room as listed to a user, with its current number of members.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoomListing {
+    pub room: RoomRecord,
+    pub member_count: u64,
+}
+
+/// A row of `room_members` with the member's public profile (no password
+/// hash, no presence).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberRecord {
+    pub user_id: UserId,
+    pub username: String,
+    pub nickname: String,
+    /// 'owner' | 'admin' | 'member'
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
 }
 
 /// A row of `messages`.

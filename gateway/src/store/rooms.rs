@@ -1,11 +1,29 @@
-//! Rooms and room membership: room lookup, a member's role, idempotent joins.
+//! Rooms: creation (optionally together with the owner's membership),
+//! lookup, the rooms a user may see with their member counts, updates and
+//! deletion; plus a member's role and idempotent joins (member lists, role
+//! changes and removal: `members.rs`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, EntityTrait, TryInsertResult};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, TryInsertResult,
+};
 use shared::ids::{RoomId, UserId};
 
 use super::entities::{room, room_member};
-use super::{RoomRecord, Store, StoreError, fk_violation_is_not_found};
+use super::{RoomListing, RoomRecord, Store, StoreError, fk_violation_is_not_found};
+
+/// Role of a room's creator in `room_members`.
+const OWNER_ROLE: &str = "owner";
+
+/// A `rooms` row plus the `member_count` column computed by `visible_rooms`.
+#[derive(Debug, FromQueryResult)]
+struct RoomWithCount {
+    #[sea_orm(nested)]
+    room: room::Model,
+    member_count: i64,
+}
 
 impl From<room::Model> for RoomRecord {
     fn from(m: room::Model) -> Self {
@@ -47,11 +65,134 @@ impl Store {
         Ok(model.into())
     }
 
+    /// A new room and its creator's 'owner' membership (joined at `now`),
+    /// in one transaction: either both exist afterwards or neither does.
+    /// `StoreError::NotFound` if the owner does not exist.
+    pub async fn create_room_with_owner(
+        &self,
+        name: &str,
+        description: &str,
+        is_private: bool,
+        owner: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<RoomRecord, StoreError> {
+        let row = room::ActiveModel {
+            name: Set(name.to_owned()),
+            description: Set(description.to_owned()),
+            is_private: Set(is_private),
+            owner_id: Set(Some(owner.0)),
+            last_seq: Set(0),
+            created_at: Set(now),
+            ..Default::default()
+        };
+        let txn = self.db.begin().await?;
+        match insert_room_with_owner(&txn, row, owner, now).await {
+            Ok(created) => {
+                txn.commit().await?;
+                Ok(created)
+            }
+            Err(e) => {
+                // Best effort: dropping the transaction rolls back too.
+                let _ = txn.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
     pub async fn find_room(&self, id: RoomId) -> Result<Option<RoomRecord>, StoreError> {
         Ok(room::Entity::find_by_id(id.0)
             .one(&self.db)
             .await?
             .map(Into::into))
+    }
+
+    /// One page of the rooms `viewer` may see: every public room plus the
+    /// private rooms `viewer` is a member of, ordered by id, with id >
+    /// `after` (`None`: from the first room), at most `limit`, each with its
+    /// member count. One query: visibility is an `EXISTS` on the
+    /// membership's primary key and the count a correlated subquery, both
+    /// served by the (room_id, user_id) primary key of `room_members`.
+    pub async fn visible_rooms(
+        &self,
+        viewer: UserId,
+        after: Option<RoomId>,
+        limit: u64,
+    ) -> Result<Vec<RoomListing>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut query = room::Entity::find()
+            .expr_as(member_count_of_room(), "member_count")
+            .filter(
+                Condition::any()
+                    .add(room::Column::IsPrivate.eq(false))
+                    .add(is_member_of_room(viewer)),
+            );
+        if let Some(after) = after {
+            query = query.filter(room::Column::Id.gt(after.0));
+        }
+        let page = query
+            .order_by_asc(room::Column::Id)
+            .limit(limit.min(i64::MAX as u64))
+            .into_model::<RoomWithCount>()
+            .all(&self.db)
+            .await?;
+        Ok(page
+            .into_iter()
+            .map(|r| RoomListing {
+                room: r.room.into(),
+                member_count: u64::try_from(r.member_count).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// Changes the given fields (`None`: left as is) and returns the room as
+    /// stored afterwards. `StoreError::NotFound` if the room does not exist.
+    pub async fn update_room(
+        &self,
+        id: RoomId,
+        name: Option<&str>,
+        description: Option<&str>,
+        is_private: Option<bool>,
+    ) -> Result<RoomRecord, StoreError> {
+        if name.is_none() && description.is_none() && is_private.is_none() {
+            return self.find_room(id).await?.ok_or(StoreError::NotFound);
+        }
+        let mut update = room::Entity::update_many().filter(room::Column::Id.eq(id.0));
+        if let Some(name) = name {
+            update = update.col_expr(room::Column::Name, Expr::value(name));
+        }
+        if let Some(description) = description {
+            update = update.col_expr(room::Column::Description, Expr::value(description));
+        }
+        if let Some(is_private) = is_private {
+            update = update.col_expr(room::Column::IsPrivate, Expr::value(is_private));
+        }
+        let updated = update.exec_with_returning(&self.db).await?;
+        updated
+            .into_iter()
+            .next()
+            .map(Into::into)
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Deletes the room; its memberships and messages go with it (ON DELETE
+    /// CASCADE). `StoreError::NotFound` if it does not exist. Policy (who
+    /// may delete, keeping room 1 "general") is the caller's.
+    pub async fn delete_room(&self, id: RoomId) -> Result<(), StoreError> {
+        let deleted = room::Entity::delete_by_id(id.0).exec(&self.db).await?;
+        if deleted.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Number of members of the room (0 for a room that does not exist).
+    pub async fn member_count(&self, room: RoomId) -> Result<u64, StoreError> {
+        Ok(room_member::Entity::find()
+            .filter(room_member::Column::RoomId.eq(room.0))
+            .count(&self.db)
+            .await?)
     }
 
     /// The user's role in the room ('owner' | 'admin' | 'member'), `None`
@@ -91,6 +232,60 @@ impl Store {
             .map_err(fk_violation_is_not_found)?;
         Ok(matches!(result, TryInsertResult::Inserted(n) if n > 0))
     }
+}
+
+/// `(SELECT COUNT(user_id) FROM room_members WHERE room_id = rooms.id)`.
+fn member_count_of_room() -> Expr {
+    // Scoped: sea-query's blanket `ExprTrait` would shadow `Ord::min` & co.
+    use sea_orm::sea_query::ExprTrait;
+    let count = Query::select()
+        .expr(Expr::col((room_member::Entity, room_member::Column::UserId)).count())
+        .from(room_member::Entity)
+        .and_where(
+            Expr::col((room_member::Entity, room_member::Column::RoomId))
+                .equals((room::Entity, room::Column::Id)),
+        )
+        .to_owned();
+    Expr::SubQuery(None, Box::new(count.into()))
+}
+
+/// `EXISTS (SELECT 1 FROM room_members WHERE room_id = rooms.id AND user_id = viewer)`.
+fn is_member_of_room(viewer: UserId) -> Expr {
+    use sea_orm::sea_query::ExprTrait;
+    Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(room_member::Entity)
+            .and_where(
+                Expr::col((room_member::Entity, room_member::Column::RoomId))
+                    .equals((room::Entity, room::Column::Id)),
+            )
+            .and_where(Expr::col((room_member::Entity, room_member::Column::UserId)).eq(viewer.0))
+            .to_owned(),
+    )
+}
+
+async fn insert_room_with_owner(
+    txn: &DatabaseTransaction,
+    row: room::ActiveModel,
+    owner: UserId,
+    now: DateTime<Utc>,
+) -> Result<RoomRecord, StoreError> {
+    let created = room::Entity::insert(row)
+        .exec_with_returning(txn)
+        .await
+        .map_err(fk_violation_is_not_found)?;
+    let membership = room_member::ActiveModel {
+        room_id: Set(created.id),
+        user_id: Set(owner.0),
+        role: Set(OWNER_ROLE.to_owned()),
+        joined_at: Set(now),
+    };
+    room_member::Entity::insert(membership)
+        .exec_without_returning(txn)
+        .await
+        .map_err(fk_violation_is_not_found)?;
+    Ok(created.into())
 }
 
 #[cfg(test)]
@@ -137,6 +332,291 @@ mod tests {
                 s.add_member(RoomId(1), UserId(999), "member", now).await,
                 Err(StoreError::NotFound)
             ));
+            t.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn create_room_with_owner_makes_the_owner_a_member() {
+        for t in backends(2).await {
+            let s = &t.store;
+            let now = now_ms();
+            let owner = s.create_user("olga", "h", "Olga", now).await.unwrap();
+            let r = s
+                .create_room_with_owner("den", "Olga's den", true, owner.id, now)
+                .await
+                .unwrap();
+            assert_eq!(
+                (r.name.as_str(), r.description.as_str(), r.is_private),
+                ("den", "Olga's den", true)
+            );
+            assert_eq!(
+                (r.owner_id, r.last_seq, r.created_at),
+                (Some(owner.id), 0, now)
+            );
+            assert_eq!(s.find_room(r.id).await.unwrap().as_ref(), Some(&r));
+            assert_eq!(
+                s.member_role(r.id, owner.id).await.unwrap().as_deref(),
+                Some("owner"),
+                "{}",
+                t.label
+            );
+            assert_eq!(s.member_count(r.id).await.unwrap(), 1);
+
+            // Missing owner: NotFound, and no room is left behind.
+            let err = s
+                .create_room_with_owner("ghost", "", false, UserId(404), now)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::NotFound), "{}: {err:?}", t.label);
+            assert_eq!(room::Entity::find().count(&s.db).await.unwrap(), 2);
+            let next = s
+                .create_room_with_owner("next", "", false, owner.id, now)
+                .await
+                .unwrap();
+            assert_eq!(
+                s.visible_rooms(owner.id, None, 100)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|l| l.room.name.as_str())
+                    .collect::<Vec<_>>(),
+                ["general", "den", "next"],
+                "{}",
+                t.label
+            );
+            assert_eq!(s.member_count(next.id).await.unwrap(), 1);
+            t.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn visible_rooms_respects_privacy_pages_and_counts() {
+        for t in backends(2).await {
+            let s = &t.store;
+            let now = now_ms();
+            let alice = s.create_user("alice", "h", "Alice", now).await.unwrap();
+            let bob = s.create_user("bob", "h", "Bob", now).await.unwrap();
+            let carol = s.create_user("carol", "h", "Carol", now).await.unwrap();
+            let general = RoomId(1);
+            s.add_member(general, alice.id, "member", now)
+                .await
+                .unwrap();
+            s.add_member(general, bob.id, "member", now).await.unwrap();
+            let secret = s
+                .create_room_with_owner("secret", "", true, alice.id, now)
+                .await
+                .unwrap()
+                .id;
+            let lobby = s
+                .create_room_with_owner("lobby", "", false, bob.id, now)
+                .await
+                .unwrap()
+                .id;
+            let open = s
+                .create_room_with_owner("open", "", false, alice.id, now)
+                .await
+                .unwrap()
+                .id;
+            let bobs = s
+                .create_room_with_owner("bobs", "", true, bob.id, now)
+                .await
+                .unwrap()
+                .id;
+            s.add_member(lobby, carol.id, "member", now).await.unwrap();
+            // A private room without any member is visible to nobody.
+            let empty_private = s
+                .create_room("nobody", "", true, None, now)
+                .await
+                .unwrap()
+                .id;
+
+            let ids = |ls: &[RoomListing]| ls.iter().map(|l| l.room.id).collect::<Vec<_>>();
+            let all_alice = s.visible_rooms(alice.id, None, 100).await.unwrap();
+            assert_eq!(
+                ids(&all_alice),
+                [general, secret, lobby, open],
+                "{}",
+                t.label
+            );
+            let counts: Vec<_> = all_alice.iter().map(|l| l.member_count).collect();
+            assert_eq!(counts, [2, 1, 2, 1], "{}", t.label);
+            assert_eq!(
+                all_alice[1].room,
+                s.find_room(secret).await.unwrap().unwrap()
+            );
+            assert_eq!(
+                ids(&s.visible_rooms(bob.id, None, 100).await.unwrap()),
+                [general, lobby, open, bobs]
+            );
+            assert_eq!(
+                ids(&s.visible_rooms(carol.id, None, 100).await.unwrap()),
+                [general, lobby, open]
+            );
+            assert_eq!(
+                ids(&s.visible_rooms(UserId(404), None, 100).await.unwrap()),
+                [general, lobby, open]
+            );
+
+            // Becoming a member reveals the private room (and counts).
+            s.add_member(secret, bob.id, "member", now).await.unwrap();
+            let bob_sees = s.visible_rooms(bob.id, None, 100).await.unwrap();
+            assert_eq!(ids(&bob_sees), [general, secret, lobby, open, bobs]);
+            assert_eq!(bob_sees[1].member_count, 2);
+            assert!(!ids(&bob_sees).contains(&empty_private));
+
+            // Cursor pagination.
+            let p1 = s.visible_rooms(alice.id, None, 2).await.unwrap();
+            assert_eq!(ids(&p1), [general, secret], "{}", t.label);
+            let p2 = s
+                .visible_rooms(alice.id, Some(p1[1].room.id), 2)
+                .await
+                .unwrap();
+            assert_eq!(ids(&p2), [lobby, open], "{}", t.label);
+            assert!(
+                s.visible_rooms(alice.id, Some(open), 2)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            // A cursor between visible rooms: the next visible one follows.
+            assert_eq!(
+                ids(&s.visible_rooms(carol.id, Some(secret), 1).await.unwrap()),
+                [lobby]
+            );
+            assert!(s.visible_rooms(alice.id, None, 0).await.unwrap().is_empty());
+            t.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn update_room_changes_only_given_fields() {
+        for t in backends(2).await {
+            let s = &t.store;
+            let now = now_ms();
+            let owner = s.create_user("uma", "h", "Uma", now).await.unwrap();
+            let r = s
+                .create_room_with_owner("old", "old desc", false, owner.id, now)
+                .await
+                .unwrap();
+            s.insert_message(r.id, owner.id, "hi", None, now)
+                .await
+                .unwrap();
+            let r = s.find_room(r.id).await.unwrap().unwrap();
+
+            let renamed = s.update_room(r.id, Some("new"), None, None).await.unwrap();
+            assert_eq!(
+                renamed,
+                RoomRecord {
+                    name: "new".into(),
+                    ..r.clone()
+                },
+                "{}",
+                t.label
+            );
+            let described = s
+                .update_room(r.id, None, Some("new desc"), None)
+                .await
+                .unwrap();
+            assert_eq!(
+                (described.name.as_str(), described.description.as_str()),
+                ("new", "new desc")
+            );
+            let private = s.update_room(r.id, None, None, Some(true)).await.unwrap();
+            assert!(private.is_private);
+            let all = s
+                .update_room(r.id, Some("n3"), Some(""), Some(false))
+                .await
+                .unwrap();
+            let expected = RoomRecord {
+                name: "n3".into(),
+                description: String::new(),
+                is_private: false,
+                ..r.clone()
+            };
+            assert_eq!(all, expected, "{}", t.label);
+            assert_eq!(s.find_room(r.id).await.unwrap(), Some(expected.clone()));
+            // Nothing to change: the room as it is.
+            assert_eq!(
+                s.update_room(r.id, None, None, None).await.unwrap(),
+                expected
+            );
+            // Other rooms untouched.
+            assert_eq!(
+                s.find_room(RoomId(1)).await.unwrap().unwrap().name,
+                "general"
+            );
+
+            for (name, private) in [(Some("x"), None), (None, Some(true)), (None, None)] {
+                let err = s
+                    .update_room(RoomId(404), name, None, private)
+                    .await
+                    .unwrap_err();
+                assert!(matches!(err, StoreError::NotFound), "{}: {err:?}", t.label);
+            }
+            t.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn delete_room_cascades() {
+        for t in backends(2).await {
+            let s = &t.store;
+            let now = now_ms();
+            let owner = s.create_user("dora", "h", "Dora", now).await.unwrap();
+            let guest = s.create_user("gus", "h", "Gus", now).await.unwrap();
+            let r = s
+                .create_room_with_owner("doomed", "", false, owner.id, now)
+                .await
+                .unwrap();
+            s.add_member(r.id, guest.id, "member", now).await.unwrap();
+            s.add_member(RoomId(1), guest.id, "member", now)
+                .await
+                .unwrap();
+            for i in 0..3 {
+                s.insert_message(r.id, guest.id, &format!("m{i}"), None, now)
+                    .await
+                    .unwrap();
+            }
+            let kept = s
+                .insert_message(RoomId(1), guest.id, "kept", None, now)
+                .await
+                .unwrap();
+            assert_eq!(s.member_count(r.id).await.unwrap(), 2);
+
+            s.delete_room(r.id).await.unwrap();
+            assert_eq!(s.find_room(r.id).await.unwrap(), None, "{}", t.label);
+            assert_eq!(s.member_role(r.id, owner.id).await.unwrap(), None);
+            assert_eq!(s.member_role(r.id, guest.id).await.unwrap(), None);
+            assert_eq!(s.member_count(r.id).await.unwrap(), 0, "{}", t.label);
+            assert!(s.members(r.id).await.unwrap().is_empty());
+            assert!(
+                s.messages_after_seq(r.id, 0, 100).await.unwrap().is_empty(),
+                "{}",
+                t.label
+            );
+            assert_eq!(
+                super::super::entities::message::Entity::find()
+                    .count(&s.db)
+                    .await
+                    .unwrap(),
+                1,
+                "{}: only the other room's message is left",
+                t.label
+            );
+            // Users and other rooms survive.
+            assert!(s.find_user(owner.id).await.unwrap().is_some());
+            assert_eq!(
+                s.member_role(RoomId(1), guest.id).await.unwrap().as_deref(),
+                Some("member")
+            );
+            assert_eq!(
+                s.messages_after_seq(RoomId(1), 0, 10).await.unwrap(),
+                vec![kept]
+            );
+
+            let err = s.delete_room(r.id).await.unwrap_err();
+            assert!(matches!(err, StoreError::NotFound), "{}: {err:?}", t.label);
             t.cleanup().await;
         }
     }

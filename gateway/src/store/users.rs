@@ -1,5 +1,6 @@
-//! Users: registration, lookups and the persisted online flag / last-seen
-//! time (users first seen through an external JWT: `external_users.rs`).
+//! Users: registration, lookups, nickname changes and the persisted online
+//! flag / last-seen time (users first seen through an external JWT:
+//! `external_users.rs`).
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -88,6 +89,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Changes the user's nickname and returns the user as stored afterwards.
+    /// Callers validate the length (≤ 64 characters). `StoreError::NotFound`
+    /// if the user does not exist.
+    pub async fn set_nickname(&self, id: UserId, nickname: &str) -> Result<UserRecord, StoreError> {
+        let updated = user::Entity::update_many()
+            .col_expr(user::Column::Nickname, Expr::value(nickname))
+            .filter(user::Column::Id.eq(id.0))
+            .exec_with_returning(&self.db)
+            .await?;
+        updated
+            .into_iter()
+            .next()
+            .map(Into::into)
+            .ok_or(StoreError::NotFound)
+    }
+
     /// Persists presence: `online = false` also sets `last_seen = now`.
     /// `StoreError::NotFound` if the user does not exist.
     pub async fn set_user_online(
@@ -167,6 +184,33 @@ mod tests {
             assert_eq!(off.last_seen, Some(t2));
             assert!(matches!(
                 s.set_user_online(UserId(123456), true, t2).await,
+                Err(StoreError::NotFound)
+            ));
+            t.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn set_nickname_changes_only_the_nickname() {
+        for t in backends(2).await {
+            let s = &t.store;
+            let now = now_ms();
+            let u = s.create_user("nina", "h", "Nina", now).await.unwrap();
+            let other = s.create_user("otto", "h", "Otto", now).await.unwrap();
+            let renamed = s.set_nickname(u.id, "Nina the Great ✨").await.unwrap();
+            assert_eq!(
+                renamed,
+                UserRecord {
+                    nickname: "Nina the Great ✨".into(),
+                    ..u.clone()
+                },
+                "{}",
+                t.label
+            );
+            assert_eq!(s.find_user(u.id).await.unwrap(), Some(renamed));
+            assert_eq!(s.find_user(other.id).await.unwrap(), Some(other));
+            assert!(matches!(
+                s.set_nickname(UserId(123456), "x").await,
                 Err(StoreError::NotFound)
             ));
             t.cleanup().await;

@@ -7,4 +7,5 @@ mod health;
 mod helpers;
 mod persistence;
 mod protocol;
+mod rooms;
 mod slow_client;

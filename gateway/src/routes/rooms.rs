@@ -1,0 +1,260 @@
+//! Rooms: create, list, read, edit, delete, and who is online in one.
+//!
+//! Visibility: a private room exists only for its members; to anyone else
+//! every room route answers 404, as if it did not exist.
+
+use crate::auth::extractor::AuthenticatedUser;
+use crate::domain::{Description, Role, RoomName};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{RoomRecord, UserRecord};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shared::bus_envelope::BusEvent;
+use shared::ids::RoomId;
+
+/// A room as the API shows it.
+#[derive(Serialize)]
+pub struct RoomView {
+    pub id: RoomId,
+    pub name: String,
+    pub description: String,
+    pub is_private: bool,
+    pub owner_id: Option<i64>,
+    pub created_at: String,
+    /// The caller's role, if a member.
+    pub role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online_count: Option<usize>,
+}
+
+impl RoomView {
+    pub fn new(room: &RoomRecord, role: Option<Role>) -> Self {
+        RoomView {
+            id: room.id,
+            name: room.name.clone(),
+            description: room.description.clone(),
+            is_private: room.is_private,
+            owner_id: room.owner_id.map(|u| u.0),
+            created_at: crate::clock::rfc3339(room.created_at),
+            role,
+            member_count: None,
+            online_count: None,
+        }
+    }
+}
+
+/// The room and the caller's role, or 404 when the caller may not see it.
+pub async fn visible_room(
+    state: &AppState,
+    user: &UserRecord,
+    id: RoomId,
+) -> Result<(RoomRecord, Option<Role>), ApiError> {
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("room {id} not found"),
+        )
+    };
+    let room = state.store.find_room(id).await?.ok_or_else(not_found)?;
+    let role = state
+        .store
+        .member_role(id, user.id)
+        .await?
+        .and_then(|r| Role::parse(&r).ok());
+    if room.is_private && role.is_none() {
+        return Err(not_found());
+    }
+    Ok((room, role))
+}
+
+pub fn forbidden(message: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateRoom {
+    name: String,
+    description: Option<String>,
+    is_private: Option<bool>,
+}
+
+#[post("/api/rooms")]
+pub(super) async fn create(
+    state: web::Data<AppState>,
+    AuthenticatedUser(user): AuthenticatedUser,
+    body: web::Json<CreateRoom>,
+) -> Result<HttpResponse, ApiError> {
+    let name = RoomName::parse(&body.name)?;
+    let description = Description::parse(body.description.as_deref().unwrap_or(""))?;
+    let room = state
+        .store
+        .create_room_with_owner(
+            name.as_str(),
+            description.as_str(),
+            body.is_private.unwrap_or(false),
+            user.id,
+            crate::clock::now(),
+        )
+        .await?;
+    let mut view = RoomView::new(&room, Some(Role::Owner));
+    view.member_count = Some(1);
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    /// Cursor: the last room id of the previous page.
+    after: Option<i64>,
+    limit: Option<u64>,
+}
+
+#[get("/api/rooms")]
+pub(super) async fn list(
+    state: web::Data<AppState>,
+    AuthenticatedUser(user): AuthenticatedUser,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_limit(query.limit)?;
+    let listings = state
+        .store
+        .visible_rooms(user.id, query.after.map(RoomId), limit)
+        .await?;
+    let mut rooms = Vec::with_capacity(listings.len());
+    for listing in &listings {
+        let role = state
+            .store
+            .member_role(listing.room.id, user.id)
+            .await?
+            .and_then(|r| Role::parse(&r).ok());
+        let mut view = RoomView::new(&listing.room, role);
+        view.member_count = Some(listing.member_count);
+        view.online_count = Some(
+            state
+                .node
+                .online_users(listing.room.id)
+                .await
+                .map(|u| u.len())
+                .unwrap_or(0),
+        );
+        rooms.push(view);
+    }
+    let next_after = (listings.len() as u64 == limit)
+        .then(|| listings.last().map(|l| l.room.id.0))
+        .flatten();
+    Ok(HttpResponse::Ok().json(json!({"rooms": rooms, "next_after": next_after})))
+}
+
+/// `limit` query parameter: default 50, 1..=100.
+pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=crate::history::MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "limit must be between 1 and 100",
+        )),
+    }
+}
+
+#[get("/api/rooms/{id}")]
+pub(super) async fn read(
+    state: web::Data<AppState>,
+    AuthenticatedUser(user): AuthenticatedUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
+    let mut view = RoomView::new(&room, role);
+    view.member_count = Some(state.store.member_count(room.id).await?);
+    view.online_count = Some(
+        state
+            .node
+            .online_users(room.id)
+            .await
+            .map(|u| u.len())
+            .map_err(|_| ApiError::unavailable())?,
+    );
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EditRoom {
+    name: Option<String>,
+    description: Option<String>,
+    is_private: Option<bool>,
+}
+
+#[patch("/api/rooms/{id}")]
+pub(super) async fn edit(
+    state: web::Data<AppState>,
+    AuthenticatedUser(user): AuthenticatedUser,
+    id: web::Path<i64>,
+    body: web::Json<EditRoom>,
+) -> Result<HttpResponse, ApiError> {
+    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
+    if !role.is_some_and(Role::moderates) {
+        return Err(forbidden("only the room's owner or an admin may edit it"));
+    }
+    let name = body.name.as_deref().map(RoomName::parse).transpose()?;
+    let description = body
+        .description
+        .as_deref()
+        .map(Description::parse)
+        .transpose()?;
+    let updated = state
+        .store
+        .update_room(
+            room.id,
+            name.as_ref().map(RoomName::as_str),
+            description.as_ref().map(Description::as_str),
+            body.is_private,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(RoomView::new(&updated, role)))
+}
+
+#[delete("/api/rooms/{id}")]
+pub(super) async fn remove(
+    state: web::Data<AppState>,
+    AuthenticatedUser(user): AuthenticatedUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
+    if role != Some(Role::Owner) {
+        return Err(forbidden("only the room's owner may delete it"));
+    }
+    if room.id == RoomId(1) {
+        return Err(forbidden("the default room cannot be deleted"));
+    }
+    state.store.delete_room(room.id).await?;
+    // Every connection in the room, on every node, is told and removed.
+    if let Err(e) = state.node.publish(room.id, BusEvent::RoomClosed).await {
+        tracing::warn!(room = %room.id, error = %e, "room deleted but its members could not be told");
+    }
+    state.history.forget(room.id).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[get("/api/rooms/{id}/online")]
+pub(super) async fn online(
+    state: web::Data<AppState>,
+    AuthenticatedUser(user): AuthenticatedUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (room, _) = visible_room(&state, &user, RoomId(*id)).await?;
+    let users = state
+        .node
+        .online_users(room.id)
+        .await
+        .map_err(|_| ApiError::unavailable())?;
+    Ok(HttpResponse::Ok().json(json!({"room_id": room.id, "users": users})))
+}
