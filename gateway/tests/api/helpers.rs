@@ -103,6 +103,23 @@ pub async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
     }
 }
 
+/// `n` nodes forming one service: in cluster mode (`TEST_BACKEND=redis`)
+/// they share Redis and the database; on the embedded default there is no
+/// way to share, so the "cluster" is one node.
+pub async fn spawn_nodes(n: usize) -> Vec<TestApp> {
+    let first = spawn_app().await;
+    let mut nodes = vec![];
+    if first.settings.redis.url.is_some() {
+        for _ in 1..n {
+            let mut settings = first.settings.clone();
+            settings.server.port = 0;
+            nodes.push(start(settings, Arc::clone(&first.dir)).await);
+        }
+    }
+    nodes.insert(0, first);
+    nodes
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)

@@ -5,6 +5,7 @@ mod auth;
 mod handshake;
 mod health;
 mod helpers;
+mod isolation;
 mod persistence;
 mod protocol;
 mod rooms;
