@@ -5,8 +5,24 @@ use crate::domain::ValidationError;
 use crate::store::StoreError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
-use serde_json::json;
+use serde::Serialize;
 use std::fmt;
+use utoipa::ToSchema;
+
+/// Every REST error: `{"error":{"code":"...","message":"..."}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, e.g. `not_found`, `validation_failed`, `invalid_body`.
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// For people; names the field when a value or the body is at fault.
+    pub message: String,
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -62,8 +78,12 @@ impl ResponseError for ApiError {
         self.status
     }
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .json(json!({"error": {"code": self.code, "message": self.message}}))
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+            },
+        })
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`admission`]: who may enter which room.
 //! - [`ws`]: WebSocket sessions: connection handle, dispatch, socket loops, connection cap.
 //! - [`history`]: a room's message pages (Redis recent cache when it provably matches SQL, else SQL).
+//! - [`metrics`]: Prometheus metrics (`/metrics`).
 //! - [`hub`]: this node's connections by room; non-blocking fan-out.
 //! - [`node`]: entering/leaving rooms, posting messages, routing bus events to the hub.
 //! - [`bus`]: cross-node fan-out behind a trait (in-process; Redis in cluster mode).
@@ -31,6 +32,7 @@ pub mod domain;
 pub mod error;
 pub mod history;
 pub mod hub;
+pub mod metrics;
 pub mod node;
 pub mod presence;
 pub mod redis;

@@ -94,6 +94,7 @@ impl Application {
         tokio::spawn(Arc::clone(&node).run_router(bus_rx));
         tokio::spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));
         let history = History::new(store.clone(), redis.clone());
+        tokio::spawn(watch_bus(Arc::clone(&node), background.clone()));
         if let Some(redis) = redis {
             // Shared presence has a TTL: refresh ours, prune dead nodes', and
             // re-assert at once after a reconnect (Redis may have lost it all).
@@ -102,6 +103,7 @@ impl Application {
                 let wake = Arc::clone(&wake);
                 tokio::spawn(async move {
                     while reconnects.recv().await.is_ok() {
+                        crate::metrics::metrics().bus_reconnects.inc();
                         wake.notify_one();
                     }
                 });
@@ -137,6 +139,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .wrap(actix_web::middleware::from_fn(crate::routes::http_metrics))
                 .configure(routes::configure)
         })
         .workers(workers)
@@ -188,6 +191,7 @@ impl Stopper {
     /// Refuse new upgrades, close every session (1012), wait for them up to
     /// the grace period, stop the HTTP server, flush the background writers.
     pub async fn stop(&self) {
+        crate::metrics::metrics().draining.set(1.0);
         self.state.node.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + self.grace;
         while self.state.limiter.open() > 0 && tokio::time::Instant::now() < deadline {
@@ -197,5 +201,16 @@ impl Stopper {
         self.background.cancel();
         // Let the status writer finish its last flush.
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Keep `chat_gateway_bus_connected` current (it feeds the Redis-unreachable alert).
+async fn watch_bus(node: Arc<Node>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => crate::metrics::metrics().bus_connected.set(node.bus_ready().await as i64),
+            _ = stop.cancelled() => return,
+        }
     }
 }

@@ -30,6 +30,7 @@ impl UserStatus {
             *n == 1
         };
         if first {
+            crate::metrics::metrics().presence_users.inc();
             self.mark(user, true);
         }
     }
@@ -50,6 +51,7 @@ impl UserStatus {
             }
         };
         if last {
+            crate::metrics::metrics().presence_users.dec();
             self.mark(user, false);
         }
     }

@@ -65,6 +65,16 @@ impl ClientFrame {
         serde_json::from_str(text).map_err(|err| diagnose(text, err))
     }
 
+    /// The frame's `type`, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Message(_) => "message",
+            ClientFrame::JoinRoom { .. } => "join_room",
+            ClientFrame::LeaveRoom { .. } => "leave_room",
+            ClientFrame::Ping => "ping",
+        }
+    }
+
     /// The frame's `client_msg_id`, if any.
     pub fn reference(&self) -> Option<&str> {
         match self {

@@ -37,6 +37,7 @@ pub enum ServerFrame {
 
 /// A user as other users see them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPublic {
     pub id: UserId,
     pub username: String,
@@ -46,6 +47,7 @@ pub struct UserPublic {
 /// A stored message, as the seed's `message.ToJSON()` plus `room_id`, `seq`
 /// and the sender's `client_msg_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageData {
     pub id: MessageId,
     pub room_id: RoomId,

@@ -91,7 +91,7 @@ impl Bus for RedisBus {
         ];
         let _receivers: i64 = self
             .redis
-            .eval(publish_script(), vec![keys.recent(room)], args)
+            .eval("publish", publish_script(), vec![keys.recent(room)], args)
             .await
             .map_err(unavailable)?;
         Ok(())

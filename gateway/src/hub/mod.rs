@@ -48,6 +48,9 @@ impl Hub {
         let members = shard.entry(room).or_default();
         let first = members.is_empty();
         members.insert(conn.id(), conn.clone());
+        if first {
+            crate::metrics::metrics().rooms.inc();
+        }
         first
     }
 
@@ -63,6 +66,7 @@ impl Hub {
         }
         if members.is_empty() {
             shard.remove(&room);
+            crate::metrics::metrics().rooms.dec();
             return true;
         }
         false

@@ -89,16 +89,15 @@ impl Node {
             .map(ClientMsgId::parse)
             .transpose()
             .map_err(|_| SendError::ClientMsgId)?;
-        let stored = self
-            .store
-            .insert_message(
-                room,
-                user.id,
-                body.as_str(),
-                client_msg_id.as_ref().map(ClientMsgId::as_str),
-                crate::clock::now(),
-            )
-            .await?;
+        let m = crate::metrics::metrics();
+        let insert = self.store.insert_message(
+            room,
+            user.id,
+            body.as_str(),
+            client_msg_id.as_ref().map(ClientMsgId::as_str),
+            crate::clock::now(),
+        );
+        let stored = crate::metrics::timed(&m.db_seconds, "insert_message", insert).await?;
         let data = MessageData {
             id: stored.id,
             room_id: stored.room_id,
@@ -115,6 +114,7 @@ impl Node {
                 tracing::warn!(room = %room, error = %e, "stored message could not be published");
                 SendError::Unavailable
             })?;
+        m.messages_published.inc();
         Ok(data)
     }
 }

@@ -96,11 +96,12 @@ impl Node {
         let added = {
             // One lock for hub, bus and presence (see `leave`).
             let _room = self.room_locks.lock(room).await;
-            if self.hub.join(room, conn)
-                && let Err(e) = self.bus.subscribe(room).await
-            {
-                self.hub.leave(room, conn.id());
-                return Err(e.into());
+            if self.hub.join(room, conn) {
+                if let Err(e) = self.bus.subscribe(room).await {
+                    self.hub.leave(room, conn.id());
+                    return Err(e.into());
+                }
+                crate::metrics::metrics().bus_subscribed_channels.inc();
             }
             conn.add_room(room);
             self.presence.add(room, conn.key(), conn.user()).await
@@ -154,10 +155,11 @@ impl Node {
             if !conn.remove_room(room) {
                 return false;
             }
-            if self.hub.leave(room, conn.id())
-                && let Err(e) = self.bus.unsubscribe(room).await
-            {
-                tracing::warn!(room = %room, error = %e, "could not unsubscribe");
+            if self.hub.leave(room, conn.id()) {
+                match self.bus.unsubscribe(room).await {
+                    Ok(()) => crate::metrics::metrics().bus_subscribed_channels.dec(),
+                    Err(e) => tracing::warn!(room = %room, error = %e, "could not unsubscribe"),
+                }
             }
             self.presence.remove(room, conn.key(), conn.user().id).await
         };
@@ -204,8 +206,13 @@ impl Node {
 
     /// Publish a room event to every node with members in the room, this one included.
     pub async fn publish(&self, room: RoomId, event: BusEvent) -> Result<(), BusError> {
-        self.bus
+        let result = self
+            .bus
             .publish(BusEnvelope::new(self.id.clone(), room, event))
-            .await
+            .await;
+        if result.is_err() {
+            crate::metrics::metrics().bus_publish_errors.inc();
+        }
+        result
     }
 }

@@ -54,6 +54,19 @@ impl Node {
         };
         let bytes = ByteString::from(frame.to_json());
         let delivery = self.hub.broadcast(room, &bytes, skip);
+        let m = crate::metrics::metrics();
+        m.frames_sent
+            .with_label_values(&[frame.kind()])
+            .inc_by(delivery.queued as u64);
+        if let ServerFrame::Message { data, .. } = &frame {
+            m.messages_delivered.inc_by(delivery.queued as u64);
+            m.messages_dropped.inc_by(delivery.slow as u64);
+            if let Ok(created) = chrono::DateTime::parse_from_rfc3339(&data.created_at) {
+                let age = chrono::Utc::now().signed_duration_since(created);
+                m.broadcast_latency
+                    .observe(age.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
+            }
+        }
         if delivery.slow > 0 {
             tracing::info!(room = %room, slow = delivery.slow, "slow consumers dropped");
         }

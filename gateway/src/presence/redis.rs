@@ -77,7 +77,12 @@ impl Presence for RedisPresence {
         ];
         let first: i64 = self
             .redis
-            .eval(script!("lua/add.lua"), self.keys(room), args)
+            .eval(
+                "presence_add",
+                script!("lua/add.lua"),
+                self.keys(room),
+                args,
+            )
             .await
             .map_err(unavailable)?;
         Ok(first == 1)
@@ -92,6 +97,7 @@ impl Presence for RedisPresence {
         let last: i64 = self
             .redis
             .eval(
+                "presence_remove",
                 script!("lua/remove.lua"),
                 self.keys(room),
                 vec![conn.to_string().into()],
@@ -104,7 +110,12 @@ impl Presence for RedisPresence {
     async fn users(&self, room: RoomId) -> Result<Vec<UserPublic>, PresenceError> {
         let raw: Vec<String> = self
             .redis
-            .eval(script!("lua/list.lua"), self.keys(room), vec![])
+            .eval(
+                "presence_list",
+                script!("lua/list.lua"),
+                self.keys(room),
+                vec![],
+            )
             .await
             .map_err(unavailable)?;
         let mut users = parse_profiles(raw);
@@ -129,7 +140,12 @@ impl Presence for RedisPresence {
         }
         let raw: Vec<String> = self
             .redis
-            .eval(script!("lua/refresh.lua"), self.keys(room), args)
+            .eval(
+                "presence_refresh",
+                script!("lua/refresh.lua"),
+                self.keys(room),
+                args,
+            )
             .await
             .map_err(unavailable)?;
         Ok(parse_profiles(raw))
@@ -138,7 +154,12 @@ impl Presence for RedisPresence {
     async fn prune(&self, room: RoomId) -> Result<Vec<UserId>, PresenceError> {
         let raw: Vec<i64> = self
             .redis
-            .eval(script!("lua/prune.lua"), self.keys(room), vec![])
+            .eval(
+                "presence_prune",
+                script!("lua/prune.lua"),
+                self.keys(room),
+                vec![],
+            )
             .await
             .map_err(unavailable)?;
         Ok(raw.into_iter().map(UserId).collect())

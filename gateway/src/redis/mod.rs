@@ -76,8 +76,10 @@ impl RedisConn {
     /// while the client knows it is disconnected, rather than queueing the
     /// command until Redis is back (a publish reported late is worse than one
     /// reported failed); otherwise bounded by the command timeout.
+    /// `op` names the operation in the latency histogram.
     pub async fn eval<R: FromValue>(
         &self,
+        op: &'static str,
         script: &Script,
         keys: Vec<String>,
         args: Vec<Value>,
@@ -85,6 +87,16 @@ impl RedisConn {
         if !self.client.is_connected() {
             return Err(Error::new(ErrorKind::IO, "not connected to Redis"));
         }
+        let m = crate::metrics::metrics();
+        crate::metrics::timed(&m.redis_seconds, op, self.eval_inner(script, keys, args)).await
+    }
+
+    async fn eval_inner<R: FromValue>(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Value>,
+    ) -> FredResult<R> {
         match script
             .evalsha(&self.client, keys.clone(), args.clone())
             .await

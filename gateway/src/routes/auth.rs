@@ -2,28 +2,44 @@
 
 use crate::auth::password_hash;
 use crate::domain::{Nickname, Password, Username};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::store::{StoreError, UserRecord};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, post, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use shared::server_frame::UserPublic;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterBody {
+pub(super) struct RegisterBody {
+    /// 3–32 characters: letters, digits, `_`, `.`, `-` (trimmed).
+    #[schema(example = "alice")]
     username: String,
+    /// 8–128 characters.
+    #[schema(example = "password123")]
     password: String,
+    /// 1–64 characters, no control characters; default: the username.
+    #[schema(example = "Alice")]
     nickname: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub(super) struct LoginBody {
+    #[schema(example = "alice")]
     username: String,
+    #[schema(example = "password123")]
     password: String,
+}
+
+/// A user and a token for them: `{"user": {...}, "token": "eyJ..."}`.
+#[derive(Serialize, ToSchema)]
+pub struct AuthResponse {
+    user: UserPublic,
+    /// HS256 JWT; send it as `Authorization: Bearer ...` (or `?token=` on `/ws`).
+    token: String,
 }
 
 pub fn public(user: &UserRecord) -> UserPublic {
@@ -36,9 +52,26 @@ pub fn public(user: &UserRecord) -> UserPublic {
 
 fn with_token(state: &AppState, status: StatusCode, user: &UserRecord) -> HttpResponse {
     let token = state.tokens.issue(user.id, &user.username, &user.nickname);
-    HttpResponse::build(status).json(json!({"user": public(user), "token": token}))
+    HttpResponse::build(status).json(AuthResponse {
+        user: public(user),
+        token,
+    })
 }
 
+/// Register a user; answers with the user and a token.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "Registered", body = AuthResponse),
+        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
+        (status = 409, description = "The username is taken", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "A value breaks a rule", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/auth/register")]
 pub(super) async fn register(
     state: web::Data<AppState>,
@@ -75,6 +108,19 @@ pub(super) async fn register(
     Ok(with_token(&state, StatusCode::CREATED, &user))
 }
 
+/// Log in with a username and password; answers with the user and a token.
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Logged in", body = AuthResponse),
+        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/auth/login")]
 pub(super) async fn login(
     state: web::Data<AppState>,

@@ -4,22 +4,77 @@
 
 use crate::state::AppState;
 use actix_web::{HttpResponse, get, web};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-#[get("/healthz")]
-pub(super) async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// `{"status":"ok"}`
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    Ready,
+    NotReady,
+}
+
+/// What `/readyz` checked.
+#[derive(Serialize, ToSchema)]
+pub struct ReadyChecks {
+    /// The database answered a ping.
+    database: bool,
+    /// The bus (Redis in cluster mode) is connected.
+    bus: bool,
+    /// The node is stopping.
+    draining: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    status: ReadyStatus,
+    checks: ReadyChecks,
+}
+
+/// The process is alive.
+#[utoipa::path(
+    tag = "health",
+    responses((status = 200, description = "Always, while the process runs", body = Health))
+)]
+#[get("/healthz")]
+pub(super) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// The node can serve: database reachable, bus connected, not stopping.
+#[utoipa::path(
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready; `checks` says why", body = Readiness),
+    )
+)]
 #[get("/readyz")]
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = state.store.ping().await.is_ok();
     let bus = state.node.bus_ready().await;
     let draining = state.draining();
-    let body = json!({"database": database, "bus": bus, "draining": draining});
+    let checks = ReadyChecks {
+        database,
+        bus,
+        draining,
+    };
     if database && bus && !draining {
-        HttpResponse::Ok().json(json!({"status": "ready", "checks": body}))
+        HttpResponse::Ok().json(Readiness {
+            status: ReadyStatus::Ready,
+            checks,
+        })
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "not_ready", "checks": body}))
+        HttpResponse::ServiceUnavailable().json(Readiness {
+            status: ReadyStatus::NotReady,
+            checks,
+        })
     }
 }

@@ -5,15 +5,41 @@
 use super::rooms::{RoomView, forbidden, visible_room};
 use crate::auth::extractor::AuthenticatedUser;
 use crate::domain::Role;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use shared::bus_envelope::BusEvent;
 use shared::ids::{RoomId, UserId};
-use shared::server_frame::LeaveReason;
+use shared::server_frame::{LeaveReason, UserPublic};
+use utoipa::ToSchema;
+
+/// A room's members.
+#[derive(Serialize, ToSchema)]
+pub struct MemberList {
+    room_id: RoomId,
+    members: Vec<Member>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Member {
+    user: UserPublic,
+    #[schema(value_type = Role)]
+    role: String,
+    /// RFC 3339, UTC, millisecond precision.
+    #[schema(example = "2026-11-26T18:00:00.123Z")]
+    joined_at: String,
+}
+
+/// One user's membership of a room.
+#[derive(Serialize, ToSchema)]
+pub struct Membership {
+    room_id: RoomId,
+    user_id: UserId,
+    #[schema(value_type = Role)]
+    role: String,
+}
 
 async fn evict(state: &AppState, room: RoomId, user: UserId, reason: LeaveReason) {
     if let Err(e) = state
@@ -31,6 +57,18 @@ async fn evict(state: &AppState, room: RoomId, user: UserId, reason: LeaveReason
     }
 }
 
+/// Join a public room (idempotent).
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id", description = "Room id")),
+    responses(
+        (status = 200, description = "The room, with the caller's role", body = RoomView),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/rooms/{id}/join")]
 pub(super) async fn join(
     state: web::Data<AppState>,
@@ -52,6 +90,19 @@ pub(super) async fn join(
     Ok(HttpResponse::Ok().json(RoomView::new(&room, Some(role))))
 }
 
+/// Leave a room; the caller's connections leave it too (`left_room` `left`).
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id", description = "Room id")),
+    responses(
+        (status = 204, description = "Left"),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        (status = 409, description = "Not a member, or the owner (who cannot leave)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/rooms/{id}/leave")]
 pub(super) async fn leave(
     state: web::Data<AppState>,
@@ -78,6 +129,18 @@ pub(super) async fn leave(
     }
 }
 
+/// The room's members with their role and when they joined.
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id", description = "Room id")),
+    responses(
+        (status = 200, description = "The members", body = MemberList),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/rooms/{id}/members")]
 pub(super) async fn list(
     state: web::Data<AppState>,
@@ -90,21 +153,50 @@ pub(super) async fn list(
         .members(room.id)
         .await?
         .into_iter()
-        .map(|m| {
-            json!({"user": {"id": m.user_id, "username": m.username, "nickname": m.nickname},
-                   "role": m.role, "joined_at": crate::clock::rfc3339(m.joined_at)})
+        .map(|m| Member {
+            user: UserPublic {
+                id: m.user_id,
+                username: m.username,
+                nickname: m.nickname,
+            },
+            role: m.role,
+            joined_at: crate::clock::rfc3339(m.joined_at),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"room_id": room.id, "members": members})))
+    Ok(HttpResponse::Ok().json(MemberList {
+        room_id: room.id,
+        members,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AddMember {
     user_id: i64,
+    /// `member` (default) or `admin` (only the owner appoints admins).
+    #[schema(value_type = Option<Role>)]
     role: Option<String>,
 }
 
+/// Add a user to the room (owner or admin); the only way into a private room.
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id", description = "Room id")),
+    request_body = AddMember,
+    responses(
+        (status = 201, description = "Added", body = Membership),
+        (status = 200, description = "Already a member (the role is unchanged)", body = Membership),
+        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "Not the owner or an admin; or an admin appointing an admin", body = ErrorBody),
+        (status = 404, description = "No such room or user, or a private room the caller is not in", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "Not a role, or `owner`", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/rooms/{id}/members")]
 pub(super) async fn add(
     state: web::Data<AppState>,
@@ -156,16 +248,39 @@ pub(super) async fn add(
     } else {
         StatusCode::OK
     };
-    Ok(HttpResponse::build(status)
-        .json(json!({"room_id": room.id, "user_id": target, "role": current})))
+    Ok(HttpResponse::build(status).json(Membership {
+        room_id: room.id,
+        user_id: target,
+        role: current,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SetRole {
+    /// `admin` or `member`.
+    #[schema(value_type = Role)]
     role: String,
 }
 
+/// Set a member's role (owner only): `admin` or `member`.
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id", description = "Room id"), ("user_id", description = "The member's user id")),
+    request_body = SetRole,
+    responses(
+        (status = 200, description = "The new role", body = Membership),
+        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "Not the owner", body = ErrorBody),
+        (status = 404, description = "No such room or member, or a private room the caller is not in", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "Not a role, `owner`, or the owner's own role", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[patch("/api/rooms/{id}/members/{user_id}")]
 pub(super) async fn set_role(
     state: web::Data<AppState>,
@@ -198,9 +313,27 @@ pub(super) async fn set_role(
             ),
             other => other.into(),
         })?;
-    Ok(HttpResponse::Ok().json(json!({"room_id": room.id, "user_id": target, "role": new_role})))
+    Ok(HttpResponse::Ok().json(Membership {
+        room_id: room.id,
+        user_id: UserId(target),
+        role: new_role.as_str().to_owned(),
+    }))
 }
 
+/// Remove a member (owner or admin; only the owner removes admins; nobody
+/// removes the owner). Their connections leave the room with `left_room` `kicked`.
+#[utoipa::path(
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id", description = "Room id"), ("user_id", description = "The member's user id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "Not allowed to remove this member", body = ErrorBody),
+        (status = 404, description = "No such room or member, or a private room the caller is not in", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[delete("/api/rooms/{id}/members/{user_id}")]
 pub(super) async fn kick(
     state: web::Data<AppState>,

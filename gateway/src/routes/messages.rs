@@ -3,23 +3,48 @@
 
 use super::rooms::{page_limit, visible_room};
 use crate::auth::extractor::AuthenticatedUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use shared::ids::{MessageId, RoomId};
-use shared::server_frame::UserPublic;
+use shared::server_frame::{MessageData, UserPublic};
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct HistoryQuery {
     /// Cursor: only messages with a smaller id (the `next_before_id` of the previous page).
     before_id: Option<i64>,
+    /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u64>,
 }
 
+/// One page of a room's history, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryPage {
+    room_id: RoomId,
+    messages: Vec<MessageData>,
+    /// Pass as `before_id` for the next page; `null` on the last page.
+    next_before_id: Option<MessageId>,
+}
+
+/// A room's history, newest first.
+#[utoipa::path(
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("id", description = "Room id"), HistoryQuery),
+    responses(
+        (status = 200, description = "One page of messages", body = HistoryPage),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        (status = 503, description = "A backend is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/rooms/{id}/messages")]
 pub(super) async fn history(
     state: web::Data<AppState>,
@@ -36,17 +61,41 @@ pub(super) async fn history(
     let next_before_id = (messages.len() as u64 == limit)
         .then(|| messages.last().map(|m| m.id))
         .flatten();
-    Ok(HttpResponse::Ok()
-        .json(json!({"room_id": room.id, "messages": messages, "next_before_id": next_before_id})))
+    Ok(HttpResponse::Ok().json(HistoryPage {
+        room_id: room.id,
+        messages,
+        next_before_id,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PostMessage {
+    /// Trimmed; not empty; at most `limits.max_content_chars` (2000 by default).
+    #[schema(example = "Hello, World!")]
     content: String,
+    /// The sender's own id for the message, 1–64 printable ASCII characters, echoed back.
     client_msg_id: Option<String>,
 }
 
+/// Post a message as the caller (members only), as a WebSocket `message` would.
+#[utoipa::path(
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("id", description = "Room id")),
+    request_body = PostMessage,
+    responses(
+        (status = 201, description = "The stored message", body = MessageData),
+        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "Not a member of the room", body = ErrorBody),
+        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "The content or `client_msg_id` breaks a rule", body = ErrorBody),
+        (status = 503, description = "A backend is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/rooms/{id}/messages")]
 pub(super) async fn post(
     state: web::Data<AppState>,

@@ -4,6 +4,8 @@ mod auth;
 mod health;
 mod members;
 mod messages;
+mod metrics;
+mod openapi;
 mod rooms;
 mod users;
 mod ws;
@@ -16,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(crate::error::path_config())
         .service(health::healthz)
         .service(health::readyz)
+        .service(metrics::metrics)
         .service(auth::register)
         .service(auth::login)
         .service(users::me)
@@ -34,5 +37,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(members::kick)
         .service(messages::history)
         .service(messages::post)
-        .service(ws::upgrade);
+        .service(ws::upgrade)
+        .service(openapi::document);
+}
+
+/// Count every HTTP request by route pattern and status, and time it.
+pub async fn http_metrics(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let start = std::time::Instant::now();
+    let res = next.call(req).await;
+    let status = match &res {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    let m = crate::metrics::metrics();
+    m.http_requests
+        .with_label_values(&[route.as_str(), &status.to_string()])
+        .inc();
+    m.http_seconds
+        .with_label_values(&[route.as_str()])
+        .observe(start.elapsed().as_secs_f64());
+    res
 }

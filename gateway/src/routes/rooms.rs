@@ -5,31 +5,52 @@
 
 use crate::auth::extractor::AuthenticatedUser;
 use crate::domain::{Description, Role, RoomName};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::store::{RoomRecord, UserRecord};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use shared::bus_envelope::BusEvent;
 use shared::ids::RoomId;
+use shared::server_frame::UserPublic;
+use utoipa::{IntoParams, ToSchema};
 
 /// A room as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RoomView {
     pub id: RoomId,
     pub name: String,
     pub description: String,
     pub is_private: bool,
+    /// The creator's user id (`null` for room 1).
     pub owner_id: Option<i64>,
+    /// RFC 3339, UTC, millisecond precision.
+    #[schema(example = "2026-11-26T18:00:00.123Z")]
     pub created_at: String,
     /// The caller's role, if a member.
     pub role: Option<Role>,
+    /// Members of the room (not on every route).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_count: Option<u64>,
+    /// Users present in the room, across nodes (not on every route).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub online_count: Option<usize>,
+}
+
+/// One page of rooms.
+#[derive(Serialize, ToSchema)]
+pub struct RoomPage {
+    rooms: Vec<RoomView>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    next_after: Option<i64>,
+}
+
+/// Users present in a room, each once, across nodes.
+#[derive(Serialize, ToSchema)]
+pub struct OnlineUsers {
+    room_id: RoomId,
+    users: Vec<UserPublic>,
 }
 
 impl RoomView {
@@ -77,14 +98,33 @@ pub fn forbidden(message: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateRoom {
+    /// 1–64 characters (trimmed).
+    #[schema(example = "rust")]
     name: String,
+    /// At most 500 characters; default empty.
     description: Option<String>,
+    /// Default `false`. A private room is visible to its members only.
     is_private: Option<bool>,
 }
 
+/// Create a room; the caller becomes its owner.
+#[utoipa::path(
+    tag = "rooms",
+    security(("bearer" = [])),
+    request_body = CreateRoom,
+    responses(
+        (status = 201, description = "The new room", body = RoomView),
+        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "A value breaks a rule", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[post("/api/rooms")]
 pub(super) async fn create(
     state: web::Data<AppState>,
@@ -108,14 +148,29 @@ pub(super) async fn create(
     Ok(HttpResponse::Created().json(view))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
-    /// Cursor: the last room id of the previous page.
+    /// Cursor: the last room id of the previous page (its `next_after`).
     after: Option<i64>,
+    /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u64>,
 }
 
+/// Public rooms plus the caller's private ones, by id.
+#[utoipa::path(
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of rooms", body = RoomPage),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/rooms")]
 pub(super) async fn list(
     state: web::Data<AppState>,
@@ -149,7 +204,7 @@ pub(super) async fn list(
     let next_after = (listings.len() as u64 == limit)
         .then(|| listings.last().map(|l| l.room.id.0))
         .flatten();
-    Ok(HttpResponse::Ok().json(json!({"rooms": rooms, "next_after": next_after})))
+    Ok(HttpResponse::Ok().json(RoomPage { rooms, next_after }))
 }
 
 /// `limit` query parameter: default 50, 1..=100.
@@ -165,6 +220,18 @@ pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
     }
 }
 
+/// One room, with its counts and the caller's role.
+#[utoipa::path(
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(("id", description = "Room id")),
+    responses(
+        (status = 200, description = "The room", body = RoomView),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        (status = 503, description = "A backend is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/rooms/{id}")]
 pub(super) async fn read(
     state: web::Data<AppState>,
@@ -185,14 +252,34 @@ pub(super) async fn read(
     Ok(HttpResponse::Ok().json(view))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EditRoom {
+    /// 1–64 characters (trimmed).
     name: Option<String>,
+    /// At most 500 characters.
     description: Option<String>,
     is_private: Option<bool>,
 }
 
+/// Edit a room (owner or admin); absent fields keep their value.
+#[utoipa::path(
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(("id", description = "Room id")),
+    request_body = EditRoom,
+    responses(
+        (status = 200, description = "The updated room", body = RoomView),
+        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "Not the owner or an admin", body = ErrorBody),
+        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "A value breaks a rule", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[patch("/api/rooms/{id}")]
 pub(super) async fn edit(
     state: web::Data<AppState>,
@@ -222,6 +309,20 @@ pub(super) async fn edit(
     Ok(HttpResponse::Ok().json(RoomView::new(&updated, role)))
 }
 
+/// Delete a room (owner only; never room 1). Every connection in it, on every
+/// node, gets `left_room` `room_deleted`.
+#[utoipa::path(
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(("id", description = "Room id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "Not the owner, or room 1", body = ErrorBody),
+        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[delete("/api/rooms/{id}")]
 pub(super) async fn remove(
     state: web::Data<AppState>,
@@ -244,6 +345,18 @@ pub(super) async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Users present in the room, each once, across nodes.
+#[utoipa::path(
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(("id", description = "Room id")),
+    responses(
+        (status = 200, description = "Who is online", body = OnlineUsers),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        (status = 503, description = "A backend is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/rooms/{id}/online")]
 pub(super) async fn online(
     state: web::Data<AppState>,
@@ -256,5 +369,8 @@ pub(super) async fn online(
         .online_users(room.id)
         .await
         .map_err(|_| ApiError::unavailable())?;
-    Ok(HttpResponse::Ok().json(json!({"room_id": room.id, "users": users})))
+    Ok(HttpResponse::Ok().json(OnlineUsers {
+        room_id: room.id,
+        users,
+    }))
 }

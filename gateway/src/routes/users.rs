@@ -2,28 +2,72 @@
 
 use crate::auth::extractor::AuthenticatedUser;
 use crate::domain::Nickname;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::store::UserRecord;
 use actix_web::{HttpResponse, get, patch, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use shared::ids::UserId;
+use utoipa::ToSchema;
 
-fn me_json(u: &UserRecord) -> serde_json::Value {
-    json!({"id": u.id, "username": u.username, "nickname": u.nickname, "created_at": crate::clock::rfc3339(u.created_at)})
+/// The caller's own profile.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    id: UserId,
+    username: String,
+    nickname: String,
+    /// RFC 3339, UTC, millisecond precision.
+    #[schema(example = "2026-11-26T18:00:00.123Z")]
+    created_at: String,
 }
 
+fn me_json(u: &UserRecord) -> Me {
+    Me {
+        id: u.id,
+        username: u.username.clone(),
+        nickname: u.nickname.clone(),
+        created_at: crate::clock::rfc3339(u.created_at),
+    }
+}
+
+/// The caller's profile.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's profile", body = Me),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[get("/api/users/me")]
 pub(super) async fn me(AuthenticatedUser(user): AuthenticatedUser) -> HttpResponse {
     HttpResponse::Ok().json(me_json(&user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EditMe {
+    /// 1–64 characters, no control characters (trimmed).
+    #[schema(example = "Alice")]
     nickname: String,
 }
 
+/// Change the caller's nickname.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = EditMe,
+    responses(
+        (status = 200, description = "The updated profile", body = Me),
+        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "A value breaks a rule", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
 #[patch("/api/users/me")]
 pub(super) async fn edit_me(
     state: web::Data<AppState>,

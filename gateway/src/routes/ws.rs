@@ -9,12 +9,34 @@ use crate::ws::conn::ConnHandle;
 use crate::ws::session::{self, SessionParts};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use serde_json::json;
+use serde::Serialize;
 use shared::ids::{ConnKey, RoomId};
 use shared::server_frame::UserPublic;
+use utoipa::ToSchema;
+
+/// A refused `/ws` handshake, in the seed's flat shape: `{"error":"..."}`.
+#[derive(Serialize, ToSchema)]
+pub struct WsRefusal<'a> {
+    #[schema(example = "User not authenticated")]
+    error: &'a str,
+}
 
 fn refuse(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"error": message}))
+    let reason = match (status.as_u16(), message) {
+        (401, _) => "unauthorized",
+        (400, _) => "bad_request",
+        (404, _) => "not_found",
+        (403, "Origin not allowed") => "origin",
+        (403, _) => "forbidden",
+        (503, "Too many connections") => "capacity",
+        (503, "Server is shutting down") => "draining",
+        _ => "unavailable",
+    };
+    crate::metrics::metrics()
+        .upgrades_refused
+        .with_label_values(&[reason])
+        .inc();
+    HttpResponse::build(status).json(WsRefusal { error: message })
 }
 
 /// The query parameters as pairs: the seed answers a bad `room_id` with its
@@ -61,6 +83,25 @@ fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
         .is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
 }
 
+/// The WebSocket endpoint (protocol v1): authenticate, check the Origin, the
+/// connection limit and the room, then upgrade. Frames are described in the
+/// protocol crate's README.
+#[utoipa::path(
+    tag = "websocket",
+    params(
+        ("room_id" = Option<u32>, Query, description = "The first room to enter (default 1)"),
+        ("token" = Option<String>, Query, description = "The JWT, for clients that cannot set `Authorization` (browsers)"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching protocols: the WebSocket is open"),
+        (status = 400, description = "Invalid room id, or not a WebSocket handshake", body = WsRefusal),
+        (status = 401, description = "No or bad token", body = WsRefusal),
+        (status = 403, description = "Origin not allowed, or a private room the caller is not in", body = WsRefusal),
+        (status = 404, description = "No such room", body = WsRefusal),
+        (status = 503, description = "Stopping, too many connections, or the database is unavailable", body = WsRefusal),
+    )
+)]
 #[get("/ws")]
 pub(super) async fn upgrade(
     req: HttpRequest,

@@ -79,6 +79,9 @@ impl ConnHandle {
         match self.inner.tx.try_send(frame) {
             Ok(()) => Push::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.is_closing() {
+                    crate::metrics::metrics().slow_consumers.inc();
+                }
                 self.close(close_codes::SLOW_CONSUMER);
                 Push::Slow
             }
@@ -88,6 +91,10 @@ impl ConnHandle {
 
     /// Encode and enqueue a frame meant for this connection alone.
     pub fn send(&self, frame: &ServerFrame) -> Push {
+        crate::metrics::metrics()
+            .frames_sent
+            .with_label_values(&[frame.kind()])
+            .inc();
         self.push(ByteString::from(frame.to_json()))
     }
 

@@ -22,6 +22,10 @@ pub async fn handle_text(state: &AppState, conn: &ConnHandle, text: &str) -> Flo
     let frame = match ClientFrame::decode(text) {
         Ok(frame) => frame,
         Err(e) => {
+            crate::metrics::metrics()
+                .frames_received
+                .with_label_values(&["invalid"])
+                .inc();
             conn.send(&ServerFrame::error(
                 e.room_id,
                 e.code,
@@ -31,6 +35,10 @@ pub async fn handle_text(state: &AppState, conn: &ConnHandle, text: &str) -> Flo
             return Flow::Continue;
         }
     };
+    crate::metrics::metrics()
+        .frames_received
+        .with_label_values(&[frame.kind()])
+        .inc();
     match frame {
         ClientFrame::Ping => {
             conn.send(&ServerFrame::Pong);

@@ -30,8 +30,11 @@ impl ConnectionLimiter {
                 (n < self.max).then_some(n + 1)
             })
             .ok()
-            .map(|_| Slot {
-                open: Arc::clone(&self.open),
+            .map(|_| {
+                crate::metrics::metrics().connections.inc();
+                Slot {
+                    open: Arc::clone(&self.open),
+                }
             })
     }
 
@@ -43,6 +46,7 @@ impl ConnectionLimiter {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::metrics().connections.dec();
     }
 }
 

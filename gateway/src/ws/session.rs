@@ -53,6 +53,7 @@ pub async fn run(parts: SessionParts) {
     let ws = state.settings.ws.clone();
     let user = conn.user().id;
     state.node.user_status.connected(user);
+    crate::metrics::metrics().connections_accepted.inc();
     tracing::debug!(conn = %conn.key(), user_id = %user, "connected");
 
     let writer = actix_web::rt::spawn(write_loop(
@@ -106,6 +107,10 @@ pub async fn run(parts: SessionParts) {
 
     // The one cleanup block.
     let reason = conn.close_reason().unwrap_or(close_codes::NORMAL);
+    crate::metrics::metrics()
+        .connections_closed
+        .with_label_values(&[crate::metrics::close_reason(reason.code)])
+        .inc();
     state.node.leave_all(&conn).await;
     state.node.user_status.disconnected(user);
     let _ = writer.await;

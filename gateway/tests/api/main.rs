@@ -6,6 +6,8 @@ mod handshake;
 mod health;
 mod helpers;
 mod isolation;
+mod metrics;
+mod openapi;
 mod persistence;
 mod protocol;
 mod rooms;

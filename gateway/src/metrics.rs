@@ -1,0 +1,243 @@
+//! Prometheus metrics of one node, served at `GET /metrics`.
+//!
+//! Names follow Prometheus conventions: a `chat_gateway_` prefix, base units
+//! (seconds), `_total` counters, histograms for durations. Labels are small
+//! closed sets (close reasons, frame types, routes, operations): never a user
+//! or a room (cardinality).
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
+};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections: IntGauge,
+    pub connections_accepted: IntCounter,
+    pub connections_closed: IntCounterVec,
+    pub upgrades_refused: IntCounterVec,
+    pub rooms: IntGauge,
+    pub presence_users: IntGauge,
+    pub frames_received: IntCounterVec,
+    pub frames_sent: IntCounterVec,
+    pub messages_published: IntCounter,
+    pub messages_delivered: IntCounter,
+    pub messages_dropped: IntCounter,
+    pub broadcast_latency: Histogram,
+    pub slow_consumers: IntCounter,
+    pub bus_connected: IntGauge,
+    pub bus_publish_errors: IntCounter,
+    pub bus_reconnects: IntCounter,
+    pub bus_subscribed_channels: IntGauge,
+    pub db_seconds: HistogramVec,
+    pub redis_seconds: HistogramVec,
+    pub http_requests: IntCounterVec,
+    pub http_seconds: HistogramVec,
+    pub draining: Gauge,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+fn name(n: &str) -> String {
+    format!("chat_gateway_{n}")
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.expect("valid metric");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("unique metric");
+                m
+            }};
+        }
+        let counter = |n: &str, help: &str| IntCounter::new(name(n), help);
+        let counter_vec = |n: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name(n), help), labels)
+        };
+        let histogram = |n: &str, help: &str| {
+            Histogram::with_opts(
+                HistogramOpts::new(name(n), help).buckets(LATENCY_BUCKETS.to_vec()),
+            )
+        };
+        let histogram_vec = |n: &str, help: &str, labels: &[&str]| {
+            HistogramVec::new(
+                HistogramOpts::new(name(n), help).buckets(LATENCY_BUCKETS.to_vec()),
+                labels,
+            )
+        };
+        let metrics = Metrics {
+            connections: reg!(IntGauge::new(
+                name("connections"),
+                "Open WebSocket connections"
+            )),
+            connections_accepted: reg!(counter(
+                "connections_accepted_total",
+                "WebSocket connections accepted"
+            )),
+            connections_closed: reg!(counter_vec(
+                "connections_closed_total",
+                "WebSocket connections closed, by close reason",
+                &["reason"]
+            )),
+            upgrades_refused: reg!(counter_vec(
+                "upgrades_refused_total",
+                "WebSocket upgrades refused, by reason",
+                &["reason"]
+            )),
+            rooms: reg!(IntGauge::new(
+                name("rooms"),
+                "Rooms with at least one local member"
+            )),
+            presence_users: reg!(IntGauge::new(
+                name("presence_users"),
+                "Distinct users connected to this node"
+            )),
+            frames_received: reg!(counter_vec(
+                "frames_received_total",
+                "Client frames received, by type",
+                &["type"]
+            )),
+            frames_sent: reg!(counter_vec(
+                "frames_sent_total",
+                "Frames enqueued to clients, by type",
+                &["type"]
+            )),
+            messages_published: reg!(counter(
+                "messages_published_total",
+                "Chat messages stored and published by this node"
+            )),
+            messages_delivered: reg!(counter(
+                "messages_delivered_total",
+                "Chat messages enqueued to local members"
+            )),
+            messages_dropped: reg!(counter(
+                "messages_dropped_total",
+                "Chat messages not enqueued because a member's queue was full"
+            )),
+            broadcast_latency: reg!(histogram(
+                "broadcast_latency_seconds",
+                "From a message's creation to its enqueue on this node"
+            )),
+            slow_consumers: reg!(counter(
+                "slow_consumer_disconnects_total",
+                "Connections closed because their queue filled up"
+            )),
+            bus_connected: reg!(IntGauge::new(
+                name("bus_connected"),
+                "1 while the bus (Redis in cluster mode) is reachable"
+            )),
+            bus_publish_errors: reg!(counter(
+                "bus_publish_errors_total",
+                "Publications that failed"
+            )),
+            bus_reconnects: reg!(counter("bus_reconnects_total", "Reconnections to Redis")),
+            bus_subscribed_channels: reg!(IntGauge::new(
+                name("bus_subscribed_channels"),
+                "Room channels this node is subscribed to"
+            )),
+            db_seconds: reg!(histogram_vec(
+                "db_operation_seconds",
+                "Database operation latency",
+                &["op"]
+            )),
+            redis_seconds: reg!(histogram_vec(
+                "redis_operation_seconds",
+                "Redis operation latency",
+                &["op"]
+            )),
+            http_requests: reg!(counter_vec(
+                "http_requests_total",
+                "HTTP requests, by route and status",
+                &["route", "status"]
+            )),
+            http_seconds: reg!(histogram_vec(
+                "http_request_duration_seconds",
+                "HTTP request latency, by route",
+                &["route"]
+            )),
+            draining: reg!(Gauge::new(name("draining"), "1 while the node is draining")),
+            registry,
+        };
+        #[cfg(target_os = "linux")]
+        let _ = metrics.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+        metrics
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding");
+        String::from_utf8(buf).expect("metrics are UTF-8")
+    }
+}
+
+/// The process's metrics (one node per process in production; tests that run
+/// several nodes in one process see their sums).
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// Time an operation into a latency histogram.
+pub async fn timed<T>(histogram: &HistogramVec, op: &str, fut: impl Future<Output = T>) -> T {
+    let start = Instant::now();
+    let out = fut.await;
+    histogram
+        .with_label_values(&[op])
+        .observe(start.elapsed().as_secs_f64());
+    out
+}
+
+/// The metric label of a close code.
+pub fn close_reason(code: u16) -> &'static str {
+    match code {
+        1000 => "normal",
+        1002 => "protocol_error",
+        1007 => "invalid_payload",
+        1008 => "policy_violation",
+        1009 => "message_too_big",
+        1011 => "internal_error",
+        1012 => "service_restart",
+        1013 => "try_again_later",
+        4000 => "heartbeat_timeout",
+        4008 => "slow_consumer",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_close_code_has_a_label_and_names_are_prefixed() {
+        for c in shared::close_codes::ALL {
+            assert_ne!(close_reason(c.code), "other", "{c:?}");
+        }
+        metrics()
+            .connections_closed
+            .with_label_values(&["normal"])
+            .inc();
+        let text = metrics().render();
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let metric = line.split_whitespace().nth(2).unwrap();
+            assert!(
+                metric.starts_with("chat_gateway_") || metric.starts_with("process_"),
+                "{metric}"
+            );
+        }
+        assert!(text.contains("chat_gateway_connections_closed_total{reason=\"normal\"}"));
+    }
+}
