@@ -1,0 +1,19 @@
+//! Cluster-mode scenario tests: every test runs its gateway nodes as separate
+//! `gateway` processes (configured only through `CHAT__*` variables) on a
+//! Redis of its own (one server, or a 3-master Redis Cluster) and a fresh
+//! PostgreSQL database, and talks to them over real HTTP and WebSockets.
+//! Nodes and backends can be killed and restarted mid-test.
+//!
+//! Needs PostgreSQL (`TEST_DATABASE_URL`) and `redis-server`: run
+//! `bash scripts/test.sh`, or only this binary once services are up:
+//! `cargo nextest run -p gateway --test cluster`.
+//! `TEST_LOG=gateway=debug,info` raises the nodes' log level; a failing test
+//! prints the tail of every node's log.
+
+mod helpers;
+
+mod fanout;
+mod outages;
+mod presence;
+mod redis_cluster;
+mod subscriptions;
