@@ -91,6 +91,9 @@ pub struct WsSettings {
     pub client_timeout_secs: u64,
     /// A write to a client that takes longer than this drops the client.
     pub write_timeout_secs: u64,
+    /// How far back (in messages) a resume or a gap fill reaches; further
+    /// back, the client gets `recovery_partial` and reloads the history.
+    pub recovery_window: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -168,6 +171,7 @@ impl Default for WsSettings {
             ping_interval_secs: 54,
             client_timeout_secs: 60,
             write_timeout_secs: 10,
+            recovery_window: 1000,
         }
     }
 }

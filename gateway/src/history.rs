@@ -167,6 +167,22 @@ impl History {
             .collect())
     }
 
+    /// The room's newest seq (0 for an empty room).
+    pub async fn last_seq(&self, room: RoomId) -> Result<i64, StoreError> {
+        Ok(self.store.find_room(room).await?.map_or(0, |r| r.last_seq))
+    }
+
+    /// Messages with seq > `after`, oldest first, at most `limit`.
+    pub async fn after_seq(
+        &self,
+        room: RoomId,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<MessageData>, StoreError> {
+        let records = self.store.messages_after_seq(room, after, limit).await?;
+        self.with_profiles(records).await
+    }
+
     /// Drop a deleted room's cached messages.
     pub async fn forget(&self, room: RoomId) {
         if let Some(redis) = &self.cache {

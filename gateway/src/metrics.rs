@@ -31,6 +31,7 @@ pub struct Metrics {
     pub bus_publish_errors: IntCounter,
     pub bus_reconnects: IntCounter,
     pub bus_subscribed_channels: IntGauge,
+    pub bus_gaps_filled: IntCounter,
     pub db_seconds: HistogramVec,
     pub redis_seconds: HistogramVec,
     pub http_requests: IntCounterVec,
@@ -142,6 +143,10 @@ impl Metrics {
             bus_subscribed_channels: reg!(IntGauge::new(
                 name("bus_subscribed_channels"),
                 "Room channels this node is subscribed to"
+            )),
+            bus_gaps_filled: reg!(counter(
+                "bus_gaps_filled_total",
+                "Gaps in a room's seq filled from the history before delivery"
             )),
             db_seconds: reg!(histogram_vec(
                 "db_operation_seconds",

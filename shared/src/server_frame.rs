@@ -31,6 +31,13 @@ pub enum ServerFrame {
         room_id: Option<RoomId>,
         data: ErrorData,
     },
+    /// The connection asked to resume (or was cut off) further back than the
+    /// recovery window: messages from `since_seq + 1` to `resumed_at_seq - 1`
+    /// were not delivered; reload them from the history.
+    RecoveryPartial {
+        room_id: RoomId,
+        data: RecoveryPartialData,
+    },
     /// Answer to a client `ping`.
     Pong,
 }
@@ -95,6 +102,12 @@ pub struct LeftRoomData {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryPartialData {
+    pub since_seq: i64,
+    pub resumed_at_seq: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorData {
     pub code: ErrorCode,
     pub message: String,
@@ -135,6 +148,7 @@ impl ServerFrame {
             ServerFrame::UserLeft { .. } => "user_left",
             ServerFrame::OnlineUsers { .. } => "online_users",
             ServerFrame::LeftRoom { .. } => "left_room",
+            ServerFrame::RecoveryPartial { .. } => "recovery_partial",
             ServerFrame::Error { .. } => "error",
             ServerFrame::Pong => "pong",
         }

@@ -7,6 +7,7 @@
 //! that empty are removed, so the maps never only grow.
 
 use crate::ws::conn::{ConnHandle, Push};
+use crate::ws::outbound::Outbound;
 use bytestring::ByteString;
 use shared::ids::{ConnId, RoomId, UserId};
 use std::collections::HashMap;
@@ -73,7 +74,15 @@ impl Hub {
     }
 
     /// Enqueue `frame` for every local member of `room` except `skip`.
-    pub fn broadcast(&self, room: RoomId, frame: &ByteString, skip: Option<ConnId>) -> Delivery {
+    /// A chat message carries its `seq` so each connection's writer can keep
+    /// the room's order and drop duplicates.
+    pub fn broadcast(
+        &self,
+        room: RoomId,
+        frame: &ByteString,
+        seq: Option<i64>,
+        skip: Option<ConnId>,
+    ) -> Delivery {
         let shard = self.shard(room).read().expect("hub shard");
         let mut d = Delivery::default();
         let Some(members) = shard.get(&room) else {
@@ -83,7 +92,15 @@ impl Hub {
             if Some(*id) == skip {
                 continue;
             }
-            match conn.push(frame.clone()) {
+            let item = match seq {
+                Some(seq) => Outbound::Message {
+                    room,
+                    seq,
+                    frame: frame.clone(),
+                },
+                None => Outbound::Frame(frame.clone()),
+            };
+            match conn.push(item) {
                 Push::Queued => d.queued += 1,
                 Push::Slow => d.slow += 1,
                 Push::Closed => {}
@@ -150,7 +167,7 @@ mod tests {
         id: u64,
         user: i64,
         queue: usize,
-    ) -> (ConnHandle, tokio::sync::mpsc::Receiver<ByteString>) {
+    ) -> (ConnHandle, tokio::sync::mpsc::Receiver<Outbound>) {
         let u = UserPublic {
             id: UserId(user),
             username: format!("u{user}"),
@@ -190,9 +207,9 @@ mod tests {
         hub.join(RoomId(1), &a);
         hub.join(RoomId(1), &b);
         hub.join(RoomId(65), &c); // same shard as room 1
-        let d = hub.broadcast(RoomId(1), &"hello".into(), Some(b.id()));
+        let d = hub.broadcast(RoomId(1), &"hello".into(), None, Some(b.id()));
         assert_eq!(d, Delivery { queued: 1, slow: 0 });
-        assert_eq!(ra.try_recv().unwrap(), "hello");
+        assert!(matches!(ra.try_recv().unwrap(), Outbound::Frame(f) if f == "hello"));
         assert!(rb.try_recv().is_err());
         assert!(rc.try_recv().is_err());
     }
@@ -204,11 +221,11 @@ mod tests {
         let (b, mut rb) = conn(2, 2, 8);
         hub.join(RoomId(1), &a);
         hub.join(RoomId(1), &b);
-        hub.broadcast(RoomId(1), &"1".into(), None);
-        let d = hub.broadcast(RoomId(1), &"2".into(), None);
+        hub.broadcast(RoomId(1), &"1".into(), None, None);
+        let d = hub.broadcast(RoomId(1), &"2".into(), None, None);
         assert_eq!(d, Delivery { queued: 1, slow: 1 });
         assert!(a.is_closing());
-        assert_eq!(rb.try_recv().unwrap(), "1");
-        assert_eq!(rb.try_recv().unwrap(), "2");
+        assert!(matches!(rb.try_recv().unwrap(), Outbound::Frame(f) if f == "1"));
+        assert!(matches!(rb.try_recv().unwrap(), Outbound::Frame(f) if f == "2"));
     }
 }

@@ -21,6 +21,7 @@ use crate::presence::{Presence, PresenceError};
 use crate::store::Store;
 use crate::user_status::UserStatus;
 use crate::ws::conn::ConnHandle;
+use crate::ws::outbound::Outbound;
 use room_locks::RoomLocks;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
 use shared::ids::{ConnId, NodeId, RoomId};
@@ -88,17 +89,33 @@ impl Node {
     /// Put `conn` in `room` (the caller has checked the user may enter) and
     /// send it `online_users`. Entering a room it is already in only repeats
     /// `online_users`.
-    pub async fn enter(&self, conn: &ConnHandle, room: RoomId) -> Result<(), EnterError> {
+    ///
+    /// With `since` (the last seq the client saw) the connection first gets
+    /// every message after it, then the live stream, with no gap and no
+    /// duplicate at the switch-over (see `ws::delivery`).
+    pub async fn enter(
+        &self,
+        conn: &ConnHandle,
+        room: RoomId,
+        since: Option<i64>,
+    ) -> Result<(), EnterError> {
         if conn.in_room(room) {
+            if since.is_some() {
+                conn.push(Outbound::Track { room, since });
+                conn.push(Outbound::Fill { room });
+            }
             self.send_online_users(conn, room).await?;
             return Ok(());
         }
+        // Tracked before the first live message can be queued.
+        conn.push(Outbound::Track { room, since });
         let added = {
             // One lock for hub, bus and presence (see `leave`).
             let _room = self.room_locks.lock(room).await;
             if self.hub.join(room, conn) {
                 if let Err(e) = self.bus.subscribe(room).await {
                     self.hub.leave(room, conn.id());
+                    conn.push(Outbound::Untrack { room });
                     return Err(e.into());
                 }
                 crate::metrics::metrics().bus_subscribed_channels.inc();
@@ -114,6 +131,11 @@ impl Node {
             }
         };
         self.send_online_users(conn, room).await?;
+        if since.is_some() {
+            // Subscribed: everything after `since` is now either in the
+            // history or on its way live; the writer merges both.
+            conn.push(Outbound::Fill { room });
+        }
         if first {
             let event = BusEvent::UserJoined {
                 user: conn.user().clone(),
@@ -155,6 +177,7 @@ impl Node {
             if !conn.remove_room(room) {
                 return false;
             }
+            conn.push(Outbound::Untrack { room });
             if self.hub.leave(room, conn.id()) {
                 match self.bus.unsubscribe(room).await {
                     Ok(()) => crate::metrics::metrics().bus_subscribed_channels.dec(),
@@ -202,6 +225,16 @@ impl Node {
         room: RoomId,
     ) -> Result<Vec<shared::server_frame::UserPublic>, PresenceError> {
         self.presence.users(room).await
+    }
+
+    /// Ask every local connection to catch up on its rooms from the history
+    /// (after the bus reconnected: what was published meanwhile never came).
+    pub fn refill_all(&self) {
+        for room in self.hub.rooms() {
+            for conn in self.hub.members(room) {
+                conn.push(Outbound::Fill { room });
+            }
+        }
     }
 
     /// Publish a room event to every node with members in the room, this one included.

@@ -22,7 +22,10 @@ impl Node {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = wake.notified() => tracing::info!("bus reconnected: re-asserting presence"),
+                _ = wake.notified() => {
+                    tracing::info!("bus reconnected: re-asserting presence, filling gaps");
+                    self.refill_all();
+                }
                 _ = stop.cancelled() => return,
             }
             self.keep_presence().await;

@@ -53,7 +53,11 @@ impl Node {
             }
         };
         let bytes = ByteString::from(frame.to_json());
-        let delivery = self.hub.broadcast(room, &bytes, skip);
+        let seq = match &frame {
+            ServerFrame::Message { data, .. } => Some(data.seq),
+            _ => None,
+        };
+        let delivery = self.hub.broadcast(room, &bytes, seq, skip);
         let m = crate::metrics::metrics();
         m.frames_sent
             .with_label_values(&[frame.kind()])

@@ -60,6 +60,7 @@ fn with_token(state: &AppState, status: StatusCode, user: &UserRecord) -> HttpRe
 
 /// Register a user; answers with the user and a token.
 #[utoipa::path(
+    operation_id = "register",
     tag = "auth",
     request_body = RegisterBody,
     responses(
@@ -110,6 +111,7 @@ pub(super) async fn register(
 
 /// Log in with a username and password; answers with the user and a token.
 #[utoipa::path(
+    operation_id = "login",
     tag = "auth",
     request_body = LoginBody,
     responses(

@@ -40,6 +40,7 @@ pub struct Readiness {
 
 /// The process is alive.
 #[utoipa::path(
+    operation_id = "healthz",
     tag = "health",
     responses((status = 200, description = "Always, while the process runs", body = Health))
 )]
@@ -50,6 +51,7 @@ pub(super) async fn healthz() -> HttpResponse {
 
 /// The node can serve: database reachable, bus connected, not stopping.
 #[utoipa::path(
+    operation_id = "readyz",
     tag = "health",
     responses(
         (status = 200, description = "Ready", body = Readiness),

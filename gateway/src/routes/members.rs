@@ -59,6 +59,7 @@ async fn evict(state: &AppState, room: RoomId, user: UserId, reason: LeaveReason
 
 /// Join a public room (idempotent).
 #[utoipa::path(
+    operation_id = "join_room",
     tag = "members",
     security(("bearer" = [])),
     params(("id", description = "Room id")),
@@ -92,6 +93,7 @@ pub(super) async fn join(
 
 /// Leave a room; the caller's connections leave it too (`left_room` `left`).
 #[utoipa::path(
+    operation_id = "leave_room",
     tag = "members",
     security(("bearer" = [])),
     params(("id", description = "Room id")),
@@ -131,6 +133,7 @@ pub(super) async fn leave(
 
 /// The room's members with their role and when they joined.
 #[utoipa::path(
+    operation_id = "list_members",
     tag = "members",
     security(("bearer" = [])),
     params(("id", description = "Room id")),
@@ -180,6 +183,7 @@ pub(super) struct AddMember {
 
 /// Add a user to the room (owner or admin); the only way into a private room.
 #[utoipa::path(
+    operation_id = "add_member",
     tag = "members",
     security(("bearer" = [])),
     params(("id", description = "Room id")),
@@ -265,6 +269,7 @@ pub(super) struct SetRole {
 
 /// Set a member's role (owner only): `admin` or `member`.
 #[utoipa::path(
+    operation_id = "set_member_role",
     tag = "members",
     security(("bearer" = [])),
     params(("id", description = "Room id"), ("user_id", description = "The member's user id")),
@@ -320,9 +325,12 @@ pub(super) async fn set_role(
     }))
 }
 
-/// Remove a member (owner or admin; only the owner removes admins; nobody
-/// removes the owner). Their connections leave the room with `left_room` `kicked`.
+/// Remove a member (owner or admin).
+///
+/// Only the owner removes admins; nobody removes the owner. The user's
+/// connections leave the room on every node with `left_room` `kicked`.
 #[utoipa::path(
+    operation_id = "remove_member",
     tag = "members",
     security(("bearer" = [])),
     params(("id", description = "Room id"), ("user_id", description = "The member's user id")),

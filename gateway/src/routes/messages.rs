@@ -34,6 +34,7 @@ pub struct HistoryPage {
 
 /// A room's history, newest first.
 #[utoipa::path(
+    operation_id = "list_messages",
     tag = "messages",
     security(("bearer" = [])),
     params(("id", description = "Room id"), HistoryQuery),
@@ -80,6 +81,7 @@ pub(super) struct PostMessage {
 
 /// Post a message as the caller (members only), as a WebSocket `message` would.
 #[utoipa::path(
+    operation_id = "post_message",
     tag = "messages",
     security(("bearer" = [])),
     params(("id", description = "Room id")),

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, get};
 
 /// The node's Prometheus metrics, in the text exposition format.
 #[utoipa::path(
+    operation_id = "metrics",
     tag = "meta",
     responses((status = 200, description = "Prometheus text format", body = String,
         content_type = "text/plain; version=0.0.4; charset=utf-8"))

@@ -85,6 +85,7 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
 
 /// This OpenAPI document.
 #[utoipa::path(
+    operation_id = "openapi",
     tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object))
 )]

@@ -112,6 +112,7 @@ pub(super) struct CreateRoom {
 
 /// Create a room; the caller becomes its owner.
 #[utoipa::path(
+    operation_id = "create_room",
     tag = "rooms",
     security(("bearer" = [])),
     request_body = CreateRoom,
@@ -161,6 +162,7 @@ pub(super) struct ListQuery {
 
 /// Public rooms plus the caller's private ones, by id.
 #[utoipa::path(
+    operation_id = "list_rooms",
     tag = "rooms",
     security(("bearer" = [])),
     params(ListQuery),
@@ -222,6 +224,7 @@ pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
 
 /// One room, with its counts and the caller's role.
 #[utoipa::path(
+    operation_id = "get_room",
     tag = "rooms",
     security(("bearer" = [])),
     params(("id", description = "Room id")),
@@ -264,6 +267,7 @@ pub(super) struct EditRoom {
 
 /// Edit a room (owner or admin); absent fields keep their value.
 #[utoipa::path(
+    operation_id = "edit_room",
     tag = "rooms",
     security(("bearer" = [])),
     params(("id", description = "Room id")),
@@ -309,9 +313,11 @@ pub(super) async fn edit(
     Ok(HttpResponse::Ok().json(RoomView::new(&updated, role)))
 }
 
-/// Delete a room (owner only; never room 1). Every connection in it, on every
-/// node, gets `left_room` `room_deleted`.
+/// Delete a room (owner only; never room 1).
+///
+/// Every connection in the room, on every node, gets `left_room` `room_deleted`.
 #[utoipa::path(
+    operation_id = "delete_room",
     tag = "rooms",
     security(("bearer" = [])),
     params(("id", description = "Room id")),
@@ -347,6 +353,7 @@ pub(super) async fn remove(
 
 /// Users present in the room, each once, across nodes.
 #[utoipa::path(
+    operation_id = "online_users",
     tag = "rooms",
     security(("bearer" = [])),
     params(("id", description = "Room id")),

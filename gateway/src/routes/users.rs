@@ -32,6 +32,7 @@ fn me_json(u: &UserRecord) -> Me {
 
 /// The caller's profile.
 #[utoipa::path(
+    operation_id = "get_me",
     tag = "users",
     security(("bearer" = [])),
     responses(
@@ -55,6 +56,7 @@ pub(super) struct EditMe {
 
 /// Change the caller's nickname.
 #[utoipa::path(
+    operation_id = "edit_me",
     tag = "users",
     security(("bearer" = [])),
     request_body = EditMe,

@@ -83,13 +83,15 @@ fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
         .is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
 }
 
-/// The WebSocket endpoint (protocol v1): authenticate, check the Origin, the
-/// connection limit and the room, then upgrade. Frames are described in the
-/// protocol crate's README.
+/// The WebSocket endpoint (protocol v1).
+///
+/// Authenticates, checks the Origin, the connection limit and the room, then
+/// upgrades. Frames are described in the protocol crate's README.
 #[utoipa::path(
+    operation_id = "websocket",
     tag = "websocket",
     params(
-        ("room_id" = Option<u32>, Query, description = "The first room to enter (default 1)"),
+        ("room_id" = Option<u32>, Query, description = "The first room to enter (default 1)", maximum = 4294967295.0),
         ("token" = Option<String>, Query, description = "The JWT, for clients that cannot set `Authorization` (browsers)"),
     ),
     security((), ("bearer" = [])),
@@ -126,6 +128,13 @@ pub(super) async fn upgrade(
         Some(raw) => match raw.parse::<u32>() {
             Ok(id) => RoomId(id.into()),
             Err(_) => return Ok(refuse(S::BAD_REQUEST, "Invalid room ID")),
+        },
+    };
+    let since = match query_param(&query, "since_seq") {
+        None | Some("") => None,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(seq) if seq >= 0 => Some(seq),
+            _ => return Ok(refuse(S::BAD_REQUEST, "Invalid since_seq")),
         },
     };
     let Some(slot) = state.limiter.try_acquire() else {
@@ -169,6 +178,7 @@ pub(super) async fn upgrade(
         socket,
         stream,
         first_room: room,
+        since,
         slot,
     };
     actix_web::rt::spawn(session::run(parts));

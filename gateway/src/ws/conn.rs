@@ -5,6 +5,7 @@
 //! the queue and runs the one cleanup block. A full queue means the client
 //! cannot keep up: it is closed as a slow consumer instead of slowing anyone else.
 
+use super::outbound::Outbound;
 use bytestring::ByteString;
 use shared::close_codes::{self, Close};
 use shared::ids::{ConnId, ConnKey, RoomId};
@@ -23,7 +24,7 @@ struct Inner {
     key: ConnKey,
     user: UserPublic,
     /// Bounded outgoing queue of encoded frames; the session holds the receiver.
-    tx: mpsc::Sender<ByteString>,
+    tx: mpsc::Sender<Outbound>,
     /// Cancelled when the connection must end, for whatever reason.
     closing: CancellationToken,
     /// The first reason given wins; read by the session when it closes the socket.
@@ -44,7 +45,7 @@ pub enum Push {
 
 impl ConnHandle {
     /// A handle and the receiving end of its queue (for the session task).
-    pub fn new(key: ConnKey, user: UserPublic, queue: usize) -> (Self, mpsc::Receiver<ByteString>) {
+    pub fn new(key: ConnKey, user: UserPublic, queue: usize) -> (Self, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(queue);
         let inner = Inner {
             key,
@@ -75,8 +76,8 @@ impl ConnHandle {
     }
 
     /// Enqueue an encoded frame without waiting.
-    pub fn push(&self, frame: ByteString) -> Push {
-        match self.inner.tx.try_send(frame) {
+    pub fn push(&self, item: Outbound) -> Push {
+        match self.inner.tx.try_send(item) {
             Ok(()) => Push::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if !self.is_closing() {
@@ -89,13 +90,18 @@ impl ConnHandle {
         }
     }
 
+    /// Enqueue an encoded frame outside any room's sequence.
+    pub fn push_frame(&self, frame: ByteString) -> Push {
+        self.push(Outbound::Frame(frame))
+    }
+
     /// Encode and enqueue a frame meant for this connection alone.
     pub fn send(&self, frame: &ServerFrame) -> Push {
         crate::metrics::metrics()
             .frames_sent
             .with_label_values(&[frame.kind()])
             .inc();
-        self.push(ByteString::from(frame.to_json()))
+        self.push_frame(ByteString::from(frame.to_json()))
     }
 
     /// Ask the connection to close; the first reason sticks.
@@ -161,7 +167,7 @@ mod tests {
     use super::*;
     use shared::ids::{NodeId, UserId};
 
-    fn conn(queue: usize) -> (ConnHandle, mpsc::Receiver<ByteString>) {
+    fn conn(queue: usize) -> (ConnHandle, mpsc::Receiver<Outbound>) {
         let user = UserPublic {
             id: UserId(1),
             username: "u".into(),
@@ -180,9 +186,9 @@ mod tests {
     #[test]
     fn a_full_queue_closes_as_slow_consumer() {
         let (c, _rx) = conn(2);
-        assert_eq!(c.push("a".into()), Push::Queued);
-        assert_eq!(c.push("b".into()), Push::Queued);
-        assert_eq!(c.push("c".into()), Push::Slow);
+        assert_eq!(c.push_frame("a".into()), Push::Queued);
+        assert_eq!(c.push_frame("b".into()), Push::Queued);
+        assert_eq!(c.push_frame("c".into()), Push::Slow);
         assert!(c.is_closing());
         assert_eq!(c.close_reason(), Some(close_codes::SLOW_CONSUMER));
         c.close(close_codes::NORMAL);
@@ -197,7 +203,7 @@ mod tests {
     fn a_dropped_receiver_reads_as_closed() {
         let (c, rx) = conn(2);
         drop(rx);
-        assert_eq!(c.push("a".into()), Push::Closed);
+        assert_eq!(c.push_frame("a".into()), Push::Closed);
     }
 
     #[test]

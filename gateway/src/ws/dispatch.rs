@@ -44,7 +44,7 @@ pub async fn handle_text(state: &AppState, conn: &ConnHandle, text: &str) -> Flo
             conn.send(&ServerFrame::Pong);
         }
         ClientFrame::Message(m) => send(state, conn, m).await,
-        ClientFrame::JoinRoom { room_id, .. } => join(state, conn, room_id).await,
+        ClientFrame::JoinRoom { room_id, since_seq } => join(state, conn, room_id, since_seq).await,
         ClientFrame::LeaveRoom {
             room_id: Some(room),
         } => {
@@ -74,7 +74,16 @@ fn reject(
     conn.send(&ServerFrame::error(room, code, message, reference));
 }
 
-async fn join(state: &AppState, conn: &ConnHandle, room: RoomId) {
+async fn join(state: &AppState, conn: &ConnHandle, room: RoomId, since: Option<i64>) {
+    if since.is_some_and(|s| s < 0) {
+        return reject(
+            conn,
+            Some(room),
+            ErrorCode::InvalidFrame,
+            "since_seq must be >= 0",
+            None,
+        );
+    }
     let max = state.settings.limits.max_rooms_per_connection;
     if !conn.in_room(room) && conn.room_count() >= max {
         return reject(
@@ -88,7 +97,7 @@ async fn join(state: &AppState, conn: &ConnHandle, room: RoomId) {
     if let Err(e) = admit(&state.store, conn.user().id, room).await {
         return reject(conn, Some(room), e.code(), e.to_string(), None);
     }
-    if let Err(e) = state.node.enter(conn, room).await {
+    if let Err(e) = state.node.enter(conn, room, since).await {
         tracing::warn!(room = %room, error = %e, "could not enter room");
         reject(
             conn,

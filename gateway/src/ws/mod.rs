@@ -7,10 +7,16 @@
 //! ```
 //! - [`conn`]: the handle others hold (bounded queue, close request).
 //! - [`dispatch`]: client frame → effect, no socket I/O.
-//! - [`session`]: the socket loops and the cleanup block.
+//! - [`session`]: the reader loop and the cleanup block.
+//! - [`writer`]: queue → socket, pings, exactly-once per room.
+//! - [`outbound`]: what a connection's queue carries.
+//! - [`delivery`]: per-room exactly-once, in-order delivery (dedupe by `seq`, gap fill, resume).
 //! - [`limiter`]: the node's connection cap.
 
 pub mod conn;
+pub mod delivery;
 pub mod dispatch;
 pub mod limiter;
+pub mod outbound;
 pub mod session;
+pub mod writer;

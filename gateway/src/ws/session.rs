@@ -13,24 +13,26 @@ use crate::state::AppState;
 use crate::ws::conn::ConnHandle;
 use crate::ws::dispatch::{self, Flow};
 use crate::ws::limiter::Slot;
+use crate::ws::outbound::Outbound;
+use crate::ws::writer::Writer;
 use actix_web::web;
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError};
-use bytestring::ByteString;
 use shared::close_codes::{self, Close};
 use shared::error_code::ErrorCode;
 use shared::ids::RoomId;
 use shared::server_frame::ServerFrame;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
 pub struct SessionParts {
     pub state: web::Data<AppState>,
     pub conn: ConnHandle,
-    pub queue: mpsc::Receiver<ByteString>,
+    pub queue: mpsc::Receiver<Outbound>,
     pub socket: actix_ws::Session,
     pub stream: MessageStream,
     pub first_room: RoomId,
+    /// `since_seq` at connect: resume the first room after it.
+    pub since: Option<i64>,
     /// Held for the whole session: the connection-cap slot.
     pub slot: Slot,
 }
@@ -43,6 +45,7 @@ pub async fn run(parts: SessionParts) {
         socket,
         stream,
         first_room,
+        since,
         slot,
     } = parts;
     let limits = &state.settings.limits;
@@ -56,15 +59,17 @@ pub async fn run(parts: SessionParts) {
     crate::metrics::metrics().connections_accepted.inc();
     tracing::debug!(conn = %conn.key(), user_id = %user, "connected");
 
-    let writer = actix_web::rt::spawn(write_loop(
-        conn.clone(),
-        queue,
-        socket.clone(),
-        ws.ping_interval(),
-        ws.write_timeout(),
-    ));
+    let writer = Writer {
+        conn: conn.clone(),
+        socket: socket.clone(),
+        history: state.history.clone(),
+        ping_every: ws.ping_interval(),
+        write_timeout: ws.write_timeout(),
+        recovery_window: ws.recovery_window,
+    };
+    let writer = actix_web::rt::spawn(writer.run(queue));
 
-    if let Err(e) = state.node.enter(&conn, first_room).await {
+    if let Err(e) = state.node.enter(&conn, first_room, since).await {
         tracing::warn!(room = %first_room, error = %e, "could not enter the first room");
         conn.send(&ServerFrame::error(
             Some(first_room),
@@ -121,48 +126,6 @@ pub async fn run(parts: SessionParts) {
     let _ = timeout(ws.write_timeout(), socket.close(Some(frame))).await;
     tracing::debug!(conn = %conn.key(), code = reason.code, "closed");
     drop(slot);
-}
-
-/// Forward queued frames to the socket and ping on a timer until the
-/// connection closes. On a clean close, frames already queued (an `error`,
-/// a `left_room`) still go out before the close frame.
-async fn write_loop(
-    conn: ConnHandle,
-    mut queue: mpsc::Receiver<ByteString>,
-    mut socket: actix_ws::Session,
-    ping_every: Duration,
-    write_timeout: Duration,
-) {
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    loop {
-        tokio::select! {
-            biased;
-            _ = conn.closed() => break,
-            frame = queue.recv() => {
-                let Some(frame) = frame else { return };
-                if !matches!(timeout(write_timeout, socket.text(frame)).await, Ok(Ok(()))) {
-                    conn.close(close_codes::SLOW_CONSUMER);
-                    return;
-                }
-            }
-            _ = ping.tick() => {
-                if !matches!(timeout(write_timeout, socket.ping(b"")).await, Ok(Ok(()))) {
-                    conn.close(close_codes::SLOW_CONSUMER);
-                    return;
-                }
-            }
-        }
-    }
-    if conn
-        .close_reason()
-        .is_some_and(|r| r != close_codes::SLOW_CONSUMER && r != close_codes::HEARTBEAT_TIMEOUT)
-    {
-        while let Ok(frame) = queue.try_recv() {
-            if !matches!(timeout(write_timeout, socket.text(frame)).await, Ok(Ok(()))) {
-                return;
-            }
-        }
-    }
 }
 
 /// The close code for a broken incoming stream.

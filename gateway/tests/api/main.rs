@@ -2,6 +2,7 @@
 //! to them over real HTTP and WebSockets.
 
 mod auth;
+mod delivery;
 mod handshake;
 mod health;
 mod helpers;

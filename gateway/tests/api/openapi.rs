@@ -99,6 +99,19 @@ async fn the_openapi_document_covers_every_registered_route() {
         );
     }
 
+    // Operation ids are unique (tools generate function names from them).
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|ops| ops.as_object().unwrap().values())
+        .map(|op| op["operationId"].as_str().expect("operationId"))
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "duplicate operationId");
+
     // The bearer scheme exists and the authenticated routes require it.
     let bearer = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(bearer["type"], "http");

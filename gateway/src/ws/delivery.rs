@@ -1,0 +1,201 @@
+//! Exactly once, in `seq` order, per room and per connection.
+//!
+//! Each connection's writer keeps, per room, the last `seq` it delivered.
+//! A live message at or below it is a duplicate and is dropped; one further
+//! ahead reveals a gap (a message published while this node was cut off from
+//! Redis, or one still in flight from another node), which is filled from
+//! the history before the live message goes out. Seq numbers have no holes in
+//! SQL (assigned in the inserting transaction), and a message is committed
+//! before it is published, so a gap can always be filled.
+//!
+//! A resume (`since_seq`) starts the cursor at `since_seq` and fills at
+//! once; a plain join starts at the first live message. Catching up is
+//! bounded by the recovery window: further back than that, the client gets
+//! `recovery_partial` and should reload the history instead.
+
+use crate::history::History;
+use bytestring::ByteString;
+use shared::ids::RoomId;
+use shared::server_frame::{RecoveryPartialData, ServerFrame};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    /// Joined without `since_seq`: delivery starts at the first live message.
+    Fresh,
+    /// The last `seq` delivered.
+    At(i64),
+}
+
+/// What to do with a live message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Send,
+    Duplicate,
+    /// Fill `after + 1 ..= seq - 1` first.
+    Gap {
+        after: i64,
+    },
+    /// The connection is not (or no longer) in the room.
+    NotTracked,
+}
+
+#[derive(Default)]
+pub struct Cursors {
+    rooms: HashMap<RoomId, Cursor>,
+}
+
+impl Cursors {
+    pub fn track(&mut self, room: RoomId, since: Option<i64>) {
+        self.rooms
+            .insert(room, since.map_or(Cursor::Fresh, Cursor::At));
+    }
+
+    pub fn untrack(&mut self, room: RoomId) {
+        self.rooms.remove(&room);
+    }
+
+    /// The last delivered seq, once known.
+    pub fn position(&self, room: RoomId) -> Option<i64> {
+        match self.rooms.get(&room)? {
+            Cursor::At(seq) => Some(*seq),
+            Cursor::Fresh => None,
+        }
+    }
+
+    pub fn decide(&mut self, room: RoomId, seq: i64) -> Decision {
+        match self.rooms.get(&room) {
+            None => Decision::NotTracked,
+            Some(Cursor::Fresh) => Decision::Send,
+            Some(Cursor::At(last)) if seq <= *last => Decision::Duplicate,
+            Some(Cursor::At(last)) if seq == last + 1 => Decision::Send,
+            Some(Cursor::At(last)) => Decision::Gap { after: *last },
+        }
+    }
+
+    /// Record that `seq` went out (never moves backwards).
+    pub fn delivered(&mut self, room: RoomId, seq: i64) {
+        if let Some(c) = self.rooms.get_mut(&room) {
+            *c = match *c {
+                Cursor::At(last) if last >= seq => Cursor::At(last),
+                _ => Cursor::At(seq),
+            };
+        }
+    }
+}
+
+/// Frames that bring a room from `after` up to `until` (or the newest).
+pub struct CatchUp {
+    pub frames: Vec<ByteString>,
+    /// The seq the cursor is at afterwards.
+    pub last: i64,
+}
+
+/// Read the missing messages from the history, at most `window` of them.
+pub async fn catch_up(
+    history: &History,
+    room: RoomId,
+    after: i64,
+    until: Option<i64>,
+    window: u64,
+) -> CatchUp {
+    let mut frames = Vec::new();
+    let target = match until {
+        Some(t) => t,
+        None => match history.last_seq(room).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(room = %room, error = %e, "cannot read the history to catch up");
+                return CatchUp {
+                    frames: vec![partial(room, after, after + 1)],
+                    last: after,
+                };
+            }
+        },
+    };
+    if target <= after {
+        return CatchUp {
+            frames,
+            last: after,
+        };
+    }
+    let mut from = after;
+    if (target - after) as u64 > window {
+        from = target - window as i64;
+        frames.push(partial(room, after, from + 1));
+    }
+    while from < target {
+        let page = match history
+            .after_seq(room, from, (target - from).min(100) as u64)
+            .await
+        {
+            Ok(page) if !page.is_empty() => page,
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(room = %room, error = %e, "cannot read the history to fill a gap");
+                frames.push(partial(room, from, target + 1));
+                return CatchUp {
+                    frames,
+                    last: target,
+                };
+            }
+        };
+        for m in page {
+            from = m.seq;
+            frames.push(ByteString::from(
+                ServerFrame::Message {
+                    room_id: room,
+                    data: m,
+                }
+                .to_json(),
+            ));
+        }
+    }
+    CatchUp {
+        frames,
+        last: from.max(after),
+    }
+}
+
+fn partial(room: RoomId, since_seq: i64, resumed_at_seq: i64) -> ByteString {
+    ByteString::from(
+        ServerFrame::RecoveryPartial {
+            room_id: room,
+            data: RecoveryPartialData {
+                since_seq,
+                resumed_at_seq,
+            },
+        }
+        .to_json(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_decisions() {
+        let mut c = Cursors::default();
+        let r = RoomId(1);
+        assert_eq!(c.decide(r, 1), Decision::NotTracked);
+        c.track(r, None);
+        assert_eq!(
+            c.decide(r, 7),
+            Decision::Send,
+            "a fresh join starts anywhere"
+        );
+        c.delivered(r, 7);
+        assert_eq!(c.decide(r, 7), Decision::Duplicate);
+        assert_eq!(c.decide(r, 3), Decision::Duplicate);
+        assert_eq!(c.decide(r, 8), Decision::Send);
+        assert_eq!(c.decide(r, 10), Decision::Gap { after: 7 });
+        c.delivered(r, 10);
+        c.delivered(r, 9);
+        assert_eq!(c.position(r), Some(10), "never backwards");
+        c.track(r, Some(2));
+        assert_eq!(c.decide(r, 3), Decision::Send);
+        c.untrack(r);
+        assert_eq!(c.decide(r, 11), Decision::NotTracked);
+    }
+}

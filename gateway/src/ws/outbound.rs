@@ -1,0 +1,25 @@
+//! What goes through a connection's queue: encoded frames, and the few
+//! instructions the writer needs to deliver each room's messages exactly
+//! once and in `seq` order (see `ws::delivery`).
+
+use bytestring::ByteString;
+use shared::ids::RoomId;
+
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A frame outside any room's sequence (errors, presence, pong, ...).
+    Frame(ByteString),
+    /// A room's chat message, with its `seq`.
+    Message {
+        room: RoomId,
+        seq: i64,
+        frame: ByteString,
+    },
+    /// Start delivering `room`'s messages: after `since` (a resume), or from
+    /// the first one that arrives live (`None`).
+    Track { room: RoomId, since: Option<i64> },
+    /// Catch up on `room` from the history now (after a resume or a reconnect).
+    Fill { room: RoomId },
+    /// Stop delivering `room`'s messages.
+    Untrack { room: RoomId },
+}

@@ -1,0 +1,116 @@
+//! The writer half of a session: drains the connection's queue into the
+//! socket, keeps each room's messages exactly-once and in order (see
+//! [`delivery`](super::delivery)), and pings on a timer. A write that cannot
+//! complete within the write timeout means the client stopped reading: it is
+//! closed as a slow consumer.
+
+use super::conn::ConnHandle;
+use super::delivery::{Cursors, Decision, catch_up};
+use super::outbound::Outbound;
+use crate::history::History;
+use bytestring::ByteString;
+use shared::close_codes;
+use shared::ids::RoomId;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+
+pub struct Writer {
+    pub conn: ConnHandle,
+    pub socket: actix_ws::Session,
+    pub history: History,
+    pub ping_every: Duration,
+    pub write_timeout: Duration,
+    pub recovery_window: u64,
+}
+
+impl Writer {
+    /// Run until the connection closes. On a clean close, frames already
+    /// queued (an `error`, a `left_room`) still go out before the close frame.
+    pub async fn run(mut self, mut queue: mpsc::Receiver<Outbound>) {
+        let mut cursors = Cursors::default();
+        let mut ping = tokio::time::interval_at(Instant::now() + self.ping_every, self.ping_every);
+        loop {
+            let ok = tokio::select! {
+                biased;
+                _ = self.conn.closed() => break,
+                item = queue.recv() => match item {
+                    Some(item) => self.handle(&mut cursors, item).await,
+                    None => return,
+                },
+                _ = ping.tick() => matches!(timeout(self.write_timeout, self.socket.ping(b"")).await, Ok(Ok(()))),
+            };
+            if !ok {
+                self.conn.close(close_codes::SLOW_CONSUMER);
+                return;
+            }
+        }
+        let clean = self.conn.close_reason().is_some_and(|r| {
+            r != close_codes::SLOW_CONSUMER && r != close_codes::HEARTBEAT_TIMEOUT
+        });
+        if clean {
+            while let Ok(item) = queue.try_recv() {
+                if !self.handle(&mut cursors, item).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// False when the socket could not take a frame in time.
+    async fn handle(&mut self, cursors: &mut Cursors, item: Outbound) -> bool {
+        match item {
+            Outbound::Frame(frame) => self.write(frame).await,
+            Outbound::Message { room, seq, frame } => match cursors.decide(room, seq) {
+                Decision::Send => {
+                    cursors.delivered(room, seq);
+                    self.write(frame).await
+                }
+                Decision::Duplicate | Decision::NotTracked => true,
+                Decision::Gap { after } => {
+                    crate::metrics::metrics().bus_gaps_filled.inc();
+                    self.fill(cursors, room, after, Some(seq - 1)).await && {
+                        cursors.delivered(room, seq);
+                        self.write(frame).await
+                    }
+                }
+            },
+            Outbound::Track { room, since } => {
+                cursors.track(room, since);
+                true
+            }
+            Outbound::Fill { room } => match cursors.position(room) {
+                Some(after) => self.fill(cursors, room, after, None).await,
+                None => true,
+            },
+            Outbound::Untrack { room } => {
+                cursors.untrack(room);
+                true
+            }
+        }
+    }
+
+    async fn fill(
+        &mut self,
+        cursors: &mut Cursors,
+        room: RoomId,
+        after: i64,
+        until: Option<i64>,
+    ) -> bool {
+        let caught = catch_up(&self.history, room, after, until, self.recovery_window).await;
+        for frame in caught.frames {
+            if !self.write(frame).await {
+                return false;
+            }
+        }
+        cursors.delivered(room, caught.last);
+        true
+    }
+
+    async fn write(&mut self, frame: ByteString) -> bool {
+        matches!(
+            timeout(self.write_timeout, self.socket.text(frame)).await,
+            Ok(Ok(()))
+        )
+    }
+}
