@@ -29,6 +29,7 @@ enum Messages {
 const ROOM_SEQ_UNIQUE: &str = "uq_messages_room_id_seq";
 const ROOM_ID_INDEX: &str = "idx_messages_room_id_id";
 const USER_ID_INDEX: &str = "idx_messages_user_id";
+const CLIENT_MSG_ID_UNIQUE: &str = "uq_messages_user_id_client_msg_id";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -90,6 +91,19 @@ impl MigrationTrait for Migration {
                     .name(USER_ID_INDEX)
                     .table(Messages::Table)
                     .col(Messages::UserId)
+                    .to_owned(),
+            )
+            .await?;
+        // Idempotent sends: one message per (sender, client_msg_id). NULLs
+        // are distinct on both backends, so messages without an id are free.
+        manager
+            .create_index(
+                Index::create()
+                    .name(CLIENT_MSG_ID_UNIQUE)
+                    .table(Messages::Table)
+                    .col(Messages::UserId)
+                    .col(Messages::ClientMsgId)
+                    .unique()
                     .to_owned(),
             )
             .await

@@ -11,7 +11,7 @@
 
 use super::Node;
 use crate::domain::{BodyError, ClientMsgId, MessageBody};
-use crate::store::StoreError;
+use crate::store::{MessageRecord, StoreError};
 use shared::bus_envelope::BusEvent;
 use shared::error_code::ErrorCode;
 use shared::ids::RoomId;
@@ -75,20 +75,43 @@ impl From<StoreError> for SendError {
     }
 }
 
+/// How long a `client_msg_id` identifies a message: a retry within this
+/// window gets the original back instead of storing a second copy.
+pub const DEDUP_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// The outcome of a send.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub message: MessageData,
+    /// A retry of a message already stored: nothing new was stored or broadcast.
+    pub duplicate: bool,
+}
+
 impl Node {
-    /// Store `content` from `user` in `room` and broadcast it to the room.
+    /// Store `content` from `user` in `room` and broadcast it to the room;
+    /// with a `client_msg_id` already used within [`DEDUP_WINDOW`], return
+    /// the original instead (also when the retry races the original on
+    /// another node: the unique index decides).
     pub async fn post_message(
         &self,
         user: &UserPublic,
         room: RoomId,
         content: &str,
         client_msg_id: Option<&str>,
-    ) -> Result<MessageData, SendError> {
+    ) -> Result<Posted, SendError> {
         let body = MessageBody::parse(content, self.max_content_chars).map_err(SendError::Body)?;
         let client_msg_id = client_msg_id
             .map(ClientMsgId::parse)
             .transpose()
             .map_err(|_| SendError::ClientMsgId)?;
+        if let Some(id) = &client_msg_id
+            && let Some(original) = self.claimed(user, id).await?
+        {
+            return Ok(Posted {
+                message: message_data(original, user),
+                duplicate: true,
+            });
+        }
         let m = crate::metrics::metrics();
         let insert = self.store.insert_message(
             room,
@@ -97,17 +120,25 @@ impl Node {
             client_msg_id.as_ref().map(ClientMsgId::as_str),
             crate::clock::now(),
         );
-        let stored = crate::metrics::timed(&m.db_seconds, "insert_message", insert).await?;
-        let data = MessageData {
-            id: stored.id,
-            room_id: stored.room_id,
-            user_id: stored.user_id,
-            seq: stored.seq,
-            content: stored.content,
-            created_at: crate::clock::rfc3339(stored.created_at),
-            user: user.clone(),
-            client_msg_id: stored.client_msg_id,
+        let stored = match crate::metrics::timed(&m.db_seconds, "insert_message", insert).await {
+            Err(StoreError::Conflict) if client_msg_id.is_some() => {
+                let id = client_msg_id
+                    .as_ref()
+                    .map(ClientMsgId::as_str)
+                    .unwrap_or_default();
+                let original = self
+                    .store
+                    .message_by_client_msg_id(user.id, id)
+                    .await?
+                    .ok_or(SendError::Internal)?;
+                return Ok(Posted {
+                    message: message_data(original, user),
+                    duplicate: true,
+                });
+            }
+            other => other?,
         };
+        let data = message_data(stored, user);
         self.publish(room, BusEvent::Message(data.clone()))
             .await
             .map_err(|e| {
@@ -115,6 +146,43 @@ impl Node {
                 SendError::Unavailable
             })?;
         m.messages_published.inc();
-        Ok(data)
+        Ok(Posted {
+            message: data,
+            duplicate: false,
+        })
+    }
+
+    /// The sender's message with this id inside the window; an older one
+    /// gives the id up.
+    async fn claimed(
+        &self,
+        user: &UserPublic,
+        id: &ClientMsgId,
+    ) -> Result<Option<MessageRecord>, SendError> {
+        match self
+            .store
+            .message_by_client_msg_id(user.id, id.as_str())
+            .await?
+        {
+            Some(m) if crate::clock::now() - m.created_at < DEDUP_WINDOW => Ok(Some(m)),
+            Some(m) => {
+                self.store.release_client_msg_id(m.id).await?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+fn message_data(stored: MessageRecord, user: &UserPublic) -> MessageData {
+    MessageData {
+        id: stored.id,
+        room_id: stored.room_id,
+        user_id: stored.user_id,
+        seq: stored.seq,
+        content: stored.content,
+        created_at: crate::clock::rfc3339(stored.created_at),
+        user: user.clone(),
+        client_msg_id: stored.client_msg_id,
     }
 }

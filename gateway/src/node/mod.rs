@@ -13,7 +13,7 @@ mod presence_keeper;
 mod room_locks;
 mod router;
 
-pub use messages::SendError;
+pub use messages::{DEDUP_WINDOW, Posted, SendError};
 
 use crate::bus::{Bus, BusError};
 use crate::hub::Hub;

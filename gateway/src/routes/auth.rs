@@ -15,13 +15,13 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub(super) struct RegisterBody {
     /// 3–32 characters: letters, digits, `_`, `.`, `-` (trimmed).
-    #[schema(example = "alice")]
+    #[schema(example = "alice", min_length = 3)]
     username: String,
     /// 8–128 characters.
-    #[schema(example = "password123")]
+    #[schema(example = "password123", min_length = 8, max_length = 128)]
     password: String,
-    /// 1–64 characters, no control characters; default: the username.
-    #[schema(example = "Alice")]
+    /// 1–64 characters, no control characters (trimmed); default: the username.
+    #[schema(example = "Alice", min_length = 1)]
     nickname: Option<String>,
 }
 

@@ -32,6 +32,15 @@ pub struct Member {
     joined_at: String,
 }
 
+/// A role that can be given to a member (a room has one `owner`, its creator).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documents `AddMember::role` and `SetRole::role`
+pub enum AssignableRole {
+    Admin,
+    Member,
+}
+
 /// One user's membership of a room.
 #[derive(Serialize, ToSchema)]
 pub struct Membership {
@@ -177,7 +186,7 @@ pub(super) async fn list(
 pub(super) struct AddMember {
     user_id: i64,
     /// `member` (default) or `admin` (only the owner appoints admins).
-    #[schema(value_type = Option<Role>)]
+    #[schema(value_type = Option<AssignableRole>)]
     role: Option<String>,
 }
 
@@ -197,7 +206,7 @@ pub(super) struct AddMember {
         (status = 404, description = "No such room or user, or a private room the caller is not in", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
-        (status = 422, description = "Not a role, or `owner`", body = ErrorBody),
+        (status = 422, description = "Not an assignable role", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
 )]
@@ -262,8 +271,7 @@ pub(super) async fn add(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SetRole {
-    /// `admin` or `member`.
-    #[schema(value_type = Role)]
+    #[schema(value_type = AssignableRole)]
     role: String,
 }
 
@@ -282,7 +290,7 @@ pub(super) struct SetRole {
         (status = 404, description = "No such room or member, or a private room the caller is not in", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
-        (status = 422, description = "Not a role, `owner`, or the owner's own role", body = ErrorBody),
+        (status = 422, description = "Not an assignable role, or the owner's own role", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
 )]

@@ -29,6 +29,7 @@ pub struct HistoryPage {
     room_id: RoomId,
     messages: Vec<MessageData>,
     /// Pass as `before_id` for the next page; `null` on the last page.
+    #[schema(required = true)]
     next_before_id: Option<MessageId>,
 }
 
@@ -72,10 +73,12 @@ pub(super) async fn history(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PostMessage {
-    /// Trimmed; not empty; at most `limits.max_content_chars` (2000 by default).
-    #[schema(example = "Hello, World!")]
+    /// Trimmed; not empty; at most `limits.max_content_chars` (2000 by default);
+    /// no control characters but newline and tab.
+    #[schema(example = "Hello, World!", min_length = 1)]
     content: String,
-    /// The sender's own id for the message, 1–64 printable ASCII characters, echoed back.
+    /// The sender's own id for the message, echoed back: 1–64 printable ASCII characters.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]{1,64}$")]
     client_msg_id: Option<String>,
 }
 
@@ -88,6 +91,7 @@ pub(super) struct PostMessage {
     request_body = PostMessage,
     responses(
         (status = 201, description = "The stored message", body = MessageData),
+        (status = 200, description = "A retry (same client_msg_id within 10 minutes): the original message; nothing new was stored", body = MessageData),
         (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
         (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 403, description = "Not a member of the room", body = ErrorBody),
@@ -136,5 +140,10 @@ pub(super) async fn post(
             };
             ApiError::new(status, e.code().as_str(), e.message())
         })?;
-    Ok(HttpResponse::Created().json(message))
+    let status = if message.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(HttpResponse::build(status).json(message.message))
 }

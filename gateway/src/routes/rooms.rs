@@ -24,17 +24,21 @@ pub struct RoomView {
     pub description: String,
     pub is_private: bool,
     /// The creator's user id (`null` for room 1).
+    #[schema(required = true)]
     pub owner_id: Option<i64>,
     /// RFC 3339, UTC, millisecond precision.
     #[schema(example = "2026-11-26T18:00:00.123Z")]
     pub created_at: String,
-    /// The caller's role, if a member.
+    /// The caller's role; `null` if not a member.
+    #[schema(required = true)]
     pub role: Option<Role>,
     /// Members of the room (not on every route).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub member_count: Option<u64>,
     /// Users present in the room, across nodes (not on every route).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub online_count: Option<usize>,
 }
 
@@ -43,6 +47,7 @@ pub struct RoomView {
 pub struct RoomPage {
     rooms: Vec<RoomView>,
     /// Pass as `after` for the next page; `null` on the last page.
+    #[schema(required = true)]
     next_after: Option<i64>,
 }
 
@@ -101,10 +106,10 @@ pub fn forbidden(message: &str) -> ApiError {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateRoom {
-    /// 1–64 characters (trimmed).
-    #[schema(example = "rust")]
+    /// 1–64 characters, no control characters (trimmed).
+    #[schema(example = "rust", min_length = 1)]
     name: String,
-    /// At most 500 characters; default empty.
+    /// At most 500 characters (trimmed); default empty.
     description: Option<String>,
     /// Default `false`. A private room is visible to its members only.
     is_private: Option<bool>,
@@ -258,9 +263,10 @@ pub(super) async fn read(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EditRoom {
-    /// 1–64 characters (trimmed).
+    /// 1–64 characters, no control characters (trimmed).
+    #[schema(min_length = 1)]
     name: Option<String>,
-    /// At most 500 characters.
+    /// At most 500 characters (trimmed).
     description: Option<String>,
     is_private: Option<bool>,
 }

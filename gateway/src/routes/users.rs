@@ -50,7 +50,7 @@ pub(super) async fn me(AuthenticatedUser(user): AuthenticatedUser) -> HttpRespon
 #[serde(deny_unknown_fields)]
 pub(super) struct EditMe {
     /// 1–64 characters, no control characters (trimmed).
-    #[schema(example = "Alice")]
+    #[schema(example = "Alice", min_length = 1)]
     nickname: String,
 }
 

@@ -91,7 +91,7 @@ fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
     operation_id = "websocket",
     tag = "websocket",
     params(
-        ("room_id" = Option<u32>, Query, description = "The first room to enter (default 1)", maximum = 4294967295.0),
+        ("room_id" = Option<u64>, Query, description = "The first room to enter (default 1)", maximum = 4294967295.0),
         ("token" = Option<String>, Query, description = "The JWT, for clients that cannot set `Authorization` (browsers)"),
     ),
     security((), ("bearer" = [])),

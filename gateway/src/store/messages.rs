@@ -29,6 +29,34 @@ impl From<message::Model> for MessageRecord {
 }
 
 impl Store {
+    /// The sender's message with this `client_msg_id`, if any.
+    pub async fn message_by_client_msg_id(
+        &self,
+        user: UserId,
+        client_msg_id: &str,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(message::Entity::find()
+            .filter(message::Column::UserId.eq(user.0))
+            .filter(message::Column::ClientMsgId.eq(client_msg_id))
+            .one(&self.db)
+            .await?
+            .map(Into::into))
+    }
+
+    /// Forget a message's `client_msg_id` (its deduplication window is over),
+    /// so the sender may use the id again.
+    pub async fn release_client_msg_id(&self, id: MessageId) -> Result<(), StoreError> {
+        message::Entity::update_many()
+            .col_expr(
+                message::Column::ClientMsgId,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(message::Column::Id.eq(id.0))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Stores a message under the room's next sequence number, in one
     /// transaction: `UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ?
     /// RETURNING last_seq`, then the insert. The UPDATE's row lock

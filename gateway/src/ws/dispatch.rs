@@ -130,12 +130,20 @@ async fn send(state: &AppState, conn: &ConnHandle, m: SendMessage) {
             }
         },
     };
-    // The sender receives its own message through the room broadcast.
-    if let Err(e) = state
+    // A new message reaches the sender through the room broadcast, like
+    // everyone; a retry of one already stored gets the original back, alone.
+    match state
         .node
         .post_message(conn.user(), room, &m.content, m.client_msg_id.as_deref())
         .await
     {
-        reject(conn, Some(room), e.code(), e.message(), reference);
+        Ok(posted) if posted.duplicate => {
+            conn.send(&ServerFrame::Message {
+                room_id: posted.message.room_id,
+                data: posted.message,
+            });
+        }
+        Ok(_) => {}
+        Err(e) => reject(conn, Some(room), e.code(), e.message(), reference),
     }
 }

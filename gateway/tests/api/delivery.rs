@@ -155,3 +155,79 @@ async fn resuming_further_back_than_the_window_says_so() {
     ];
     assert_eq!(seqs(&got), vec![6, 7, 8]);
 }
+
+#[tokio::test]
+async fn a_retried_send_is_stored_once_and_answered_with_the_original() {
+    let nodes = spawn_nodes(2).await;
+    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (_, alice) = a.register("alice").await;
+    let (_, bob) = a.register("bob").await;
+    let mut sender = a.ws_in_general(&alice).await;
+    let mut watcher = b.ws_in_general(&bob).await;
+    sender
+        .send_json(json!({"type": "message", "content": "once", "client_msg_id": "retry-1"}))
+        .await;
+    let original = sender.recv_type("message").await;
+    assert_eq!(watcher.recv_type("message").await, original);
+    // The retry, from a new connection on the other node (as after a reconnect).
+    let mut again = b.ws_in_general(&alice).await;
+    again
+        .send_json(json!({"type": "message", "content": "once", "client_msg_id": "retry-1"}))
+        .await;
+    assert_eq!(
+        again.recv_type("message").await,
+        original,
+        "the original comes back"
+    );
+    watcher.expect_silence(300).await;
+    // Over REST too: 200 with the original, not 201.
+    let resp = a
+        .http
+        .post(a.url("/api/rooms/1/messages"))
+        .bearer_auth(&alice)
+        .json(&json!({"content": "once", "client_msg_id": "retry-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), original["data"]);
+    let stored = a
+        .app_state
+        .store
+        .messages_before(RoomId(1), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "stored once");
+}
+
+#[tokio::test]
+async fn concurrent_retries_on_two_nodes_store_one_message() {
+    let nodes = spawn_nodes(2).await;
+    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (_, alice) = a.register("alice").await;
+    let mut c1 = a.ws_in_general(&alice).await;
+    let mut c2 = b.ws_in_general(&alice).await;
+    for i in 0..10 {
+        let frame = json!({"type": "message", "content": format!("race {i}"), "client_msg_id": format!("race-{i}")});
+        let (_, _) = tokio::join!(c1.send_json(frame.clone()), c2.send_json(frame.clone()));
+    }
+    // Each connection sees every id answered (a broadcast or the original).
+    for c in [&mut c1, &mut c2] {
+        let mut seen = std::collections::HashSet::new();
+        while seen.len() < 10 {
+            seen.insert(
+                c.recv_type("message").await["data"]["client_msg_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    let stored = a
+        .app_state
+        .store
+        .messages_before(RoomId(1), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 10, "each client_msg_id stored exactly once");
+}
