@@ -54,6 +54,10 @@ impl Bus for MemoryBus {
         Ok(())
     }
 
+    fn connected(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     async fn ready(&self) -> bool {
         !self.tx.is_closed()
     }

@@ -31,6 +31,9 @@ pub trait Bus: Send + Sync + 'static {
     async fn subscribe(&self, room: RoomId) -> Result<(), BusError>;
     /// Stop receiving `room`.
     async fn unsubscribe(&self, room: RoomId) -> Result<(), BusError>;
+    /// A cheap, local guess: false when the bus is known to be disconnected
+    /// (checked before storing a message that could not be published).
+    fn connected(&self) -> bool;
     /// Whether the bus is connected (for `/readyz`).
     async fn ready(&self) -> bool;
     /// "memory" or "redis", for logs.

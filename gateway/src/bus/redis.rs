@@ -133,6 +133,10 @@ impl Bus for RedisBus {
         }
     }
 
+    fn connected(&self) -> bool {
+        self.redis.client.is_connected() && self.redis.subscriber.is_connected()
+    }
+
     async fn ready(&self) -> bool {
         self.redis.ready().await
     }

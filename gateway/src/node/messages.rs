@@ -1,13 +1,38 @@
 //! Posting a chat message: validate, store, then publish. The one path for
-//! WebSocket sends (and, later, REST sends). The caller has already checked
-//! that the sender is in the room: membership is checked when a connection
-//! enters a room, not with a query per message.
+//! WebSocket and REST sends. The caller has already checked that the sender
+//! is in the room: membership is checked when a connection enters a room, not
+//! with a query per message.
 //!
-//! A message is stored before it is broadcast, so nobody ever sees a message
-//! that is not in the history. If the database write fails nothing is sent
-//! and the sender gets `unavailable`; if the publish fails after the write,
-//! the sender also gets `unavailable` (the message is in the history but was
-//! not delivered live).
+//! # Guarantees and what a node's death does to them
+//!
+//! The path of a message, and what happens if the node taking it dies
+//! (kill -9) right after each step:
+//!
+//! 1. **Received and validated.** Nothing stored: the sender sees no answer
+//!    and its connection drop; it resends after reconnecting (with the same
+//!    `client_msg_id`, so a message that did make it is not stored twice).
+//! 2. **Committed to SQL** (`insert_message`: the room's next `seq` and the
+//!    row, in one transaction). From here the message is durable and has its
+//!    place in the room's order. If the node dies before publishing, nobody
+//!    is told live, and the sender gets no acknowledgement; but the next
+//!    message of the room reveals a gap to every connection, which fills it
+//!    from SQL before delivering anything newer, and a resend with the same
+//!    `client_msg_id` returns the stored original.
+//! 3. **Published** (one Redis PUBLISH, or the in-process bus). Every node
+//!    with members in the room receives it, including this one.
+//! 4. **Enqueued to each local member** by each node's router; the sender's
+//!    echo is its acknowledgement, so *an acknowledged message is always in
+//!    SQL*. A node that dies here takes only its own connections' queues
+//!    with it; those clients resume elsewhere with `since_seq` and get
+//!    everything after it from SQL.
+//! 5. **Written to each socket** in `seq` order, duplicates dropped (see
+//!    `ws::delivery`).
+//!
+//! When the bus is known to be down the message is refused (`unavailable`)
+//! before step 2. If the publish itself fails after the commit, the sender
+//! gets `unavailable` although the message is stored: it will reach the room
+//! through gap filling, and a retry with the same `client_msg_id` returns it
+//! rather than storing it twice.
 
 use super::Node;
 use crate::domain::{BodyError, ClientMsgId, MessageBody};
@@ -111,6 +136,11 @@ impl Node {
                 message: message_data(original, user),
                 duplicate: true,
             });
+        }
+        // Known to be cut off from the other nodes: refuse before storing, so
+        // that a message is never stored, reported failed, and delivered later.
+        if !self.bus.connected() {
+            return Err(SendError::Unavailable);
         }
         let m = crate::metrics::metrics();
         let insert = self.store.insert_message(
