@@ -9,6 +9,9 @@ trap stop_services EXIT
 
 started=$SECONDS
 log "toolchain: $(cargo --version)"
+log "deployment files (rule tests, Kubernetes schemas, policy lint)"
+bash scripts/check-deploy.sh
+
 ensure_service_binaries
 start_postgres
 start_redis

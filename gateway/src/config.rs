@@ -109,6 +109,16 @@ pub struct LimitsSettings {
     pub outbound_queue: usize,
     /// Rooms one connection may be in at once.
     pub max_rooms_per_connection: usize,
+    /// Client frames per second per connection (token bucket); 0 turns the limit off.
+    pub msg_rate: u32,
+    /// Frames a connection may send in a burst above `msg_rate`. A client that
+    /// keeps sending after this many consecutive refusals is disconnected (1008).
+    pub msg_burst: u32,
+    /// Open connections per user on one node; beyond it upgrades get 429.
+    pub max_connections_per_user: usize,
+    /// WebSocket upgrade attempts per second per client IP (burst: twice as
+    /// many); 0 turns the limit off (load tests from one address).
+    pub connect_rate_per_ip: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -184,6 +194,10 @@ impl Default for LimitsSettings {
             max_content_chars: 2000,
             outbound_queue: 256,
             max_rooms_per_connection: 64,
+            msg_rate: 20,
+            msg_burst: 40,
+            max_connections_per_user: 20,
+            connect_rate_per_ip: 20,
         }
     }
 }
@@ -354,6 +368,8 @@ impl Settings {
                 "limits.max_rooms_per_connection",
                 limits.max_rooms_per_connection,
             ),
+            ("limits.max_connections_per_user", limits.max_connections_per_user),
+            ("limits.msg_burst", limits.msg_burst as usize),
         ] {
             if value == 0 {
                 return bad(name, "must be > 0");

@@ -29,6 +29,8 @@ fn refuse(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
         (403, "Origin not allowed") => "origin",
         (403, _) => "forbidden",
         (503, "Too many connections") => "capacity",
+        (429, "Too many connection attempts") => "rate_limited",
+        (429, _) => "user_capacity",
         (503, "Server is shutting down") => "draining",
         _ => "unavailable",
     };
@@ -93,14 +95,16 @@ fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
     params(
         ("room_id" = Option<u64>, Query, description = "The first room to enter (default 1)", maximum = 4294967295.0),
         ("token" = Option<String>, Query, description = "The JWT, for clients that cannot set `Authorization` (browsers)"),
+        ("since_seq" = Option<i64>, Query, minimum = 0, description = "Resume the first room after this `seq`"),
     ),
     security((), ("bearer" = [])),
     responses(
         (status = 101, description = "Switching protocols: the WebSocket is open"),
-        (status = 400, description = "Invalid room id, or not a WebSocket handshake", body = WsRefusal),
+        (status = 400, description = "Invalid `room_id` or `since_seq`, or not a WebSocket handshake", body = WsRefusal),
         (status = 401, description = "No or bad token", body = WsRefusal),
         (status = 403, description = "Origin not allowed, or a private room the caller is not in", body = WsRefusal),
         (status = 404, description = "No such room", body = WsRefusal),
+        (status = 429, description = "Too many connection attempts, or too many connections for this user", body = WsRefusal),
         (status = 503, description = "Stopping, too many connections, or the database is unavailable", body = WsRefusal),
     )
 )]
@@ -116,6 +120,12 @@ pub(super) async fn upgrade(
     }
     if !origin_allowed(&req, &state.settings.server.allowed_origins) {
         return Ok(refuse(S::FORBIDDEN, "Origin not allowed"));
+    }
+    if let Some(limiter) = &state.connect_rate
+        && let Some(peer) = req.peer_addr()
+        && limiter.check_key(&peer.ip()).is_err()
+    {
+        return Ok(refuse(S::TOO_MANY_REQUESTS, "Too many connection attempts"));
     }
     let query = query_pairs(req.query_string());
     let token = bearer_token(&req).or_else(|| query_param(&query, "token"));
@@ -150,6 +160,9 @@ pub(super) async fn upgrade(
             return Ok(refuse(S::INTERNAL_SERVER_ERROR, "Internal error"));
         }
     };
+    if state.node.user_status.connections_of(user.id) >= state.settings.limits.max_connections_per_user {
+        return Ok(refuse(S::TOO_MANY_REQUESTS, "Too many connections for this user"));
+    }
     match admit(&state.store, user.id, room).await {
         Ok(()) => {}
         Err(AdmitError::NotFound) => return Ok(refuse(S::NOT_FOUND, "Room not found")),

@@ -12,11 +12,13 @@
 //! - [`outbound`]: what a connection's queue carries.
 //! - [`delivery`]: per-room exactly-once, in-order delivery (dedupe by `seq`, gap fill, resume).
 //! - [`limiter`]: the node's connection cap.
+//! - [`rate`]: per-connection flood control.
 
 pub mod conn;
 pub mod delivery;
 pub mod dispatch;
 pub mod limiter;
 pub mod outbound;
+pub mod rate;
 pub mod session;
 pub mod writer;

@@ -14,6 +14,7 @@ use crate::ws::conn::ConnHandle;
 use crate::ws::dispatch::{self, Flow};
 use crate::ws::limiter::Slot;
 use crate::ws::outbound::Outbound;
+use crate::ws::rate::{FrameLimiter, Verdict};
 use crate::ws::writer::Writer;
 use actix_web::web;
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError};
@@ -82,6 +83,7 @@ pub async fn run(parts: SessionParts) {
 
     let mut pong_socket = socket.clone();
     let mut last_heard = Instant::now();
+    let mut flood = FrameLimiter::new(limits.msg_rate, limits.msg_burst);
     while !conn.is_closing() {
         tokio::select! {
             biased;
@@ -91,6 +93,7 @@ pub async fn run(parts: SessionParts) {
             msg = stream.recv() => {
                 last_heard = Instant::now();
                 match msg {
+                    Some(Ok(AggregatedMessage::Text(_) | AggregatedMessage::Binary(_))) if !admit(&mut flood, &conn) => {}
                     Some(Ok(AggregatedMessage::Text(text))) => {
                         if let Flow::Close(reason) = dispatch::handle_text(&state, &conn, &text).await {
                             conn.close(reason);
@@ -126,6 +129,21 @@ pub async fn run(parts: SessionParts) {
     let _ = timeout(ws.write_timeout(), socket.close(Some(frame))).await;
     tracing::debug!(conn = %conn.key(), code = reason.code, "closed");
     drop(slot);
+}
+
+/// Flood control for one client frame: false if it must not be handled.
+fn admit(flood: &mut FrameLimiter, conn: &ConnHandle) -> bool {
+    match flood.check() {
+        Verdict::Allow => true,
+        Verdict::Refuse => {
+            conn.send(&ServerFrame::error(None, ErrorCode::RateLimited, "too many frames, slow down", None));
+            false
+        }
+        Verdict::Disconnect => {
+            conn.close(close_codes::POLICY_VIOLATION);
+            false
+        }
+    }
 }
 
 /// The close code for a broken incoming stream.

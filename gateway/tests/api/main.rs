@@ -7,6 +7,7 @@ mod handshake;
 mod health;
 mod helpers;
 mod isolation;
+mod limits;
 mod metrics;
 mod openapi;
 mod persistence;

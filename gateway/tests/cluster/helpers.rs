@@ -819,6 +819,10 @@ impl GatewayNode {
         cmd.env("CHAT__SERVER__HOST", "127.0.0.1")
             .env("CHAT__SERVER__PORT", self.port.to_string())
             .env("CHAT__SERVER__WORKERS", "1")
+            // Scenarios drive traffic and connections from one address; the
+            // flood limits have tests of their own.
+            .env("CHAT__LIMITS__MSG_RATE", "0")
+            .env("CHAT__LIMITS__CONNECT_RATE_PER_IP", "0")
             .env(
                 "CHAT__LOG__LEVEL",
                 std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into()),

@@ -1,0 +1,597 @@
+#!/usr/bin/env python3
+"""Consistency checks of the deployment files that no off-the-shelf tool does.
+
+Run by scripts/check-deploy.sh (with the tools venv's Python, which has
+PyYAML); each subcommand prints what it checked and exits 1 on any problem:
+
+  checks.py alerts      rules carry summary/description/runbook, runbook anchors
+                        exist in deploy/OPERATIONS.md, every alert is tested
+                        firing and not firing, only known metric names are used
+  checks.py dashboard RULES_OUT
+                        the Grafana dashboard: ids, datasource, every known
+                        metric shown, known names only; writes every panel
+                        query into RULES_OUT for `promtool check rules`
+  checks.py compose     the compose file: services, depends_on, mounts,
+                        volumes, ports, ${VAR} defaults, and the services named
+                        by haproxy.cfg and prometheus.yml
+  checks.py k8s RENDERED OVERLAY [--external-secret NAME ...]
+                        one rendered overlay: kubernetes-validate --strict on
+                        every document but the ServiceMonitor (a CRD it has no
+                        schema for: checked here instead), then cross-references
+                        (selectors, ports, ConfigMap/Secret names, drain timing)
+  checks.py skips       every checkov skip in k8s/ and deploy/Dockerfile has a
+                        reason and is listed in k8s/README.md
+  checks.py dockerfile  deploy/Dockerfile and .dockerignore essentials
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+K8S = ROOT / "k8s"
+
+# The metrics the gateway exposes at /metrics (gateway/src/metrics.rs).
+# Histograms are listed by base name; _bucket/_sum/_count are derived.
+KNOWN_METRICS = {
+    "chat_gateway_connections",
+    "chat_gateway_connections_accepted_total",
+    "chat_gateway_connections_closed_total",
+    "chat_gateway_upgrades_refused_total",
+    "chat_gateway_rooms",
+    "chat_gateway_presence_users",
+    "chat_gateway_frames_received_total",
+    "chat_gateway_frames_sent_total",
+    "chat_gateway_messages_published_total",
+    "chat_gateway_messages_delivered_total",
+    "chat_gateway_messages_dropped_total",
+    "chat_gateway_broadcast_latency_seconds",
+    "chat_gateway_slow_consumer_disconnects_total",
+    "chat_gateway_bus_connected",
+    "chat_gateway_bus_publish_errors_total",
+    "chat_gateway_bus_reconnects_total",
+    "chat_gateway_bus_subscribed_channels",
+    "chat_gateway_db_operation_seconds",
+    "chat_gateway_redis_operation_seconds",
+    "chat_gateway_http_requests_total",
+    "chat_gateway_http_request_duration_seconds",
+    "chat_gateway_draining",
+}
+HISTOGRAMS = {
+    "chat_gateway_broadcast_latency_seconds",
+    "chat_gateway_db_operation_seconds",
+    "chat_gateway_redis_operation_seconds",
+    "chat_gateway_http_request_duration_seconds",
+}
+METRIC_RE = re.compile(r"\bchat_gateway_[a-z0-9_]+")
+
+
+class Problems:
+    def __init__(self, what: str):
+        self.what = what
+        self.items: list[str] = []
+        self.checked = 0
+
+    def check(self, ok: bool, message: str) -> bool:
+        self.checked += 1
+        if not ok:
+            self.items.append(message)
+        return ok
+
+    def finish(self) -> int:
+        for item in self.items:
+            print(f"  FAIL {self.what}: {item}")
+        print(f"  {self.what}: {self.checked} checks, {len(self.items)} failed")
+        return 1 if self.items else 0
+
+
+def load_yaml(path: Path):
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def unknown_metrics(text: str) -> set[str]:
+    out = set()
+    for name in METRIC_RE.findall(text):
+        base = name
+        for suffix in ("_bucket", "_sum", "_count"):
+            if name.endswith(suffix) and name[: -len(suffix)] in HISTOGRAMS:
+                base = name[: -len(suffix)]
+        if base not in KNOWN_METRICS:
+            out.add(name)
+    return out
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to '-'."""
+    anchors = set()
+    for line in markdown.splitlines():
+        m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if m:
+            text = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower())
+            anchors.add(text.replace(" ", "-"))
+        for explicit in re.findall(r'<a (?:name|id)="([^"]+)"', line):
+            anchors.add(explicit)
+    return anchors
+
+
+# --------------------------------------------------------------------------
+def cmd_alerts(_args) -> int:
+    p = Problems("alerts")
+    rules_doc = load_yaml(DEPLOY / "prometheus/alerts.yml")
+    tests_doc = load_yaml(DEPLOY / "prometheus/alerts_test.yml")
+    anchors = github_anchors((DEPLOY / "OPERATIONS.md").read_text(encoding="utf-8"))
+
+    alerts = [r for g in rules_doc["groups"] for r in g["rules"] if "alert" in r]
+    p.check(len(alerts) > 0, "no alert rules")
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for t in tests_doc.get("tests", []):
+        for case in t.get("alert_rule_test", []):
+            (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
+    for rule in alerts:
+        name = rule["alert"]
+        ann = rule.get("annotations", {})
+        for key in ("summary", "description", "runbook"):
+            p.check(bool(ann.get(key)), f"{name}: no {key} annotation")
+        p.check(rule.get("labels", {}).get("severity") in ("critical", "warning"),
+                f"{name}: severity label must be critical or warning")
+        want = f"deploy/OPERATIONS.md#{name.lower()}"
+        p.check(ann.get("runbook") == want, f"{name}: runbook should be {want}")
+        p.check(name.lower() in anchors, f"{name}: deploy/OPERATIONS.md has no heading with anchor #{name.lower()}")
+        p.check(name in firing, f"{name}: no test where it fires (alerts_test.yml)")
+        p.check(name in quiet, f"{name}: no test where it must not fire (alerts_test.yml)")
+        bad = unknown_metrics(rule["expr"])
+        p.check(not bad, f"{name}: unknown metric(s) {sorted(bad)}")
+        p.check('job="chat-gateway"' in rule["expr"], f'{name}: expression is not limited to job="chat-gateway"')
+    tested = firing | quiet
+    names = {r["alert"] for r in alerts}
+    p.check(tested <= names, f"tests name alerts that do not exist: {sorted(tested - names)}")
+    print(f"  alerts: {len(alerts)} rules, each tested firing and not firing, runbook anchors present")
+    return p.finish()
+
+
+# --------------------------------------------------------------------------
+def iter_panels(panels):
+    for panel in panels:
+        yield panel
+        yield from iter_panels(panel.get("panels", []))
+
+
+def cmd_dashboard(args) -> int:
+    p = Problems("dashboard")
+    out = Path(args[0])
+    dash = json.loads((DEPLOY / "grafana/dashboards/chat-gateway.json").read_text(encoding="utf-8"))
+    p.check(dash.get("uid") == "chat-gateway", "uid should be chat-gateway")
+    ids = [panel["id"] for panel in iter_panels(dash["panels"])]
+    p.check(len(ids) == len(set(ids)), "duplicate panel ids")
+    variables = {v["name"]: v for v in dash.get("templating", {}).get("list", [])}
+    p.check("datasource" in variables, "no datasource variable")
+    ds_file = load_yaml(DEPLOY / "grafana/provisioning/datasources/prometheus.yml")
+    ds_uids = {d.get("uid") for d in ds_file["datasources"]}
+    p.check(variables.get("datasource", {}).get("current", {}).get("value") in ds_uids,
+            "the datasource variable's default is not the provisioned datasource's uid")
+
+    exprs = []
+    for panel in iter_panels(dash["panels"]):
+        if panel.get("type") == "row":
+            continue
+        targets = panel.get("targets", [])
+        p.check(bool(targets), f"panel {panel.get('title')!r} has no query")
+        p.check(panel.get("datasource", {}).get("uid") == "${datasource}",
+                f"panel {panel.get('title')!r} does not use the datasource variable")
+        for t in targets:
+            exprs.append((panel["title"], t["expr"]))
+    text = "\n".join(e for _, e in exprs)
+    bad = unknown_metrics(text)
+    p.check(not bad, f"unknown metric(s) {sorted(bad)}")
+    used = {m for m in KNOWN_METRICS if re.search(rf"\b{m}(_bucket)?\b", text)}
+    p.check(used == KNOWN_METRICS, f"metrics on no panel: {sorted(KNOWN_METRICS - used)}")
+
+    # Grafana variables replaced by values Prometheus accepts, then every query
+    # becomes a recording rule so that promtool parses it.
+    subst = {"$__rate_interval": "5m", "${job}": "chat-gateway", "$job": "chat-gateway",
+             "${instance}": ".*", "$instance": ".*"}
+    rules = []
+    for i, (title, expr) in enumerate(exprs):
+        for k, v in subst.items():
+            expr = expr.replace(k, v)
+        p.check("$" not in expr, f"panel {title!r}: unresolved variable in {expr}")
+        rules.append({"record": f"dashboard:query_{i}", "expr": expr})
+    out.write_text(yaml.safe_dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}), encoding="utf-8")
+    rows = sum(1 for panel in iter_panels(dash["panels"]) if panel.get("type") == "row")
+    print(f"  dashboard: {len(ids) - rows} panels in {rows} rows, {len(exprs)} queries (written to {out.name} for promtool)")
+    return p.finish()
+
+
+# --------------------------------------------------------------------------
+def compose_interpolations(text: str) -> list[tuple[str, str | None]]:
+    out = []
+    for m in re.finditer(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}", text):
+        out.append((m.group(1), m.group(3) if m.group(2) in (":-", "-") else None))
+    return out
+
+
+def cmd_compose(_args) -> int:
+    p = Problems("compose")
+    path = DEPLOY / "docker-compose.yml"
+    text = path.read_text(encoding="utf-8")
+    doc = yaml.safe_load(text)
+    services = doc.get("services") or {}
+    p.check(bool(services), "no services")
+    declared_volumes = set((doc.get("volumes") or {}).keys())
+
+    for var, default in compose_interpolations(text):
+        p.check(default is not None, f"${{{var}}} has no default: `docker compose up` would need a .env")
+    documented = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", (DEPLOY / "env.example").read_text(), re.M))
+    for var in {v for v, _ in compose_interpolations(text)}:
+        p.check(var in documented, f"${{{var}}} is not in deploy/env.example")
+
+    host_ports = []
+    for name, svc in services.items():
+        p.check(isinstance(svc, dict) and ("image" in svc or "build" in svc), f"{name}: neither image nor build")
+        build = svc.get("build")
+        if build:
+            ctx = (path.parent / (build if isinstance(build, str) else build.get("context", "."))).resolve()
+            p.check(ctx.is_dir(), f"{name}: build context {ctx} missing")
+            if isinstance(build, dict) and "dockerfile" in build:
+                p.check((ctx / build["dockerfile"]).is_file(), f"{name}: dockerfile {build['dockerfile']} missing")
+        deps = svc.get("depends_on") or {}
+        for dep, cond in (deps.items() if isinstance(deps, dict) else ((d, None) for d in deps)):
+            p.check(dep in services, f"{name}: depends_on unknown service {dep}")
+            if isinstance(cond, dict):
+                c = cond.get("condition")
+                p.check(c in ("service_started", "service_healthy", "service_completed_successfully"),
+                        f"{name}: bad depends_on condition {c}")
+                if c == "service_healthy" and dep in services:
+                    p.check("healthcheck" in services[dep], f"{name}: waits for {dep} healthy but {dep} has no healthcheck")
+        for vol in svc.get("volumes") or []:
+            src = vol.split(":")[0] if isinstance(vol, str) else vol.get("source", "")
+            if src.startswith((".", "/")):
+                p.check((path.parent / src).exists(), f"{name}: mounted path {src} missing")
+            elif src:
+                p.check(src in declared_volumes, f"{name}: volume {src} not declared under volumes:")
+        for port in svc.get("ports") or []:
+            host_ports.append(str(port).split(":")[0])
+    p.check(len(host_ports) == len(set(host_ports)), f"host port published twice: {host_ports}")
+
+    gateways = {n: s for n, s in services.items() if "deploy/Dockerfile" in json.dumps(s.get("build", ""))}
+    p.check(len(gateways) >= 3, f"expected three gateway services, found {sorted(gateways)}")
+    envs = [s.get("environment") or {} for s in gateways.values()]
+    for key in ("CHAT__AUTH__JWT_SECRET", "CHAT__REDIS__URL", "CHAT__DATABASE__URL"):
+        values = {e.get(key) for e in envs}
+        p.check(len(values) == 1 and None not in values, f"gateways disagree on (or miss) {key}: {values}")
+    for n, s in gateways.items():
+        env = s.get("environment") or {}
+        m = re.match(r"(\d+)s$", str(s.get("stop_grace_period", "")))
+        drain = int(env.get("CHAT__SERVER__SHUTDOWN_TIMEOUT_SECS", 10))
+        p.check(bool(m) and int(m.group(1)) > drain, f"{n}: stop_grace_period must exceed the {drain} s drain")
+        redis_host = re.match(r"redis://([^:/]+)", env.get("CHAT__REDIS__URL", "") or "")
+        p.check(bool(redis_host) and redis_host.group(1) in services, f"{n}: CHAT__REDIS__URL names no service")
+        db_host = re.search(r"@([^:/]+)", env.get("CHAT__DATABASE__URL", "") or "")
+        p.check(bool(db_host) and db_host.group(1) in services, f"{n}: CHAT__DATABASE__URL names no service")
+    port = str(envs[0].get("CHAT__SERVER__PORT", "8080")) if envs else "8080"
+
+    # Services named in the HAProxy and Prometheus configurations.
+    cfg = (DEPLOY / "haproxy/haproxy.cfg").read_text(encoding="utf-8")
+    servers = re.findall(r"^\s*server\s+\S+\s+([^:\s]+):(\d+)", cfg, re.M)
+    p.check({h for h, _ in servers} == set(gateways), f"haproxy servers {servers} are not the gateway services")
+    p.check(all(pt == port for _, pt in servers), "haproxy server port differs from CHAT__SERVER__PORT")
+    p.check(re.search(r"^\s*balance\s+leastconn", cfg, re.M) is not None, "haproxy: balance leastconn missing")
+    p.check(re.search(r"^\s*timeout\s+tunnel\s+", cfg, re.M) is not None, "haproxy: timeout tunnel missing")
+    p.check("uri /readyz" in cfg, "haproxy: health check is not on /readyz")
+    log_formats = re.findall(r"^\s*log-format\s+(.*)$", cfg, re.M)
+    p.check(bool(log_formats) and not re.search(r"^\s*option\s+httplog", cfg, re.M)
+            and not any(re.search(r"%(\{[^}]*\})?(r|HU)\b", f) for f in log_formats),
+            "haproxy: the access log must not contain the query string (?token= on /ws)")
+    prom = load_yaml(DEPLOY / "prometheus/prometheus.yml")
+    jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
+    p.check("chat-gateway" in jobs, "prometheus: no chat-gateway job")
+    for job in jobs.values():
+        for sc in job.get("static_configs", []):
+            for target in sc.get("targets", []):
+                host = target.split(":")[0]
+                p.check(host == "localhost" or host in services, f"prometheus target {target}: no such service")
+    gw_targets = {t for sc in jobs.get("chat-gateway", {}).get("static_configs", []) for t in sc["targets"]}
+    p.check(gw_targets == {f"{g}:{port}" for g in gateways}, f"prometheus chat-gateway targets {gw_targets} != gateway services")
+    p.check(prom.get("rule_files") == ["alerts.yml"], "prometheus: rule_files should load alerts.yml")
+    # Grafana provisioning paths match the mounts.
+    prov = load_yaml(DEPLOY / "grafana/provisioning/dashboards/chat-gateway.yml")
+    dash_path = prov["providers"][0]["options"]["path"]
+    mounts = [v for v in services.get("grafana", {}).get("volumes", []) if isinstance(v, str)]
+    p.check(any(v.split(":")[1] == dash_path for v in mounts), f"grafana: nothing mounted at {dash_path}")
+    print(f"  compose: {len(services)} services ({', '.join(services)})")
+    return p.finish()
+
+
+# --------------------------------------------------------------------------
+def matches(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in (selector or {}).items())
+
+
+def check_servicemonitor(p: Problems, sm: dict, services: list[dict]):
+    """What the ServiceMonitor CRD requires, and that it finds our Service."""
+    name = sm.get("metadata", {}).get("name")
+    p.check(sm.get("apiVersion") == "monitoring.coreos.com/v1", f"ServiceMonitor {name}: apiVersion")
+    allowed = {"apiVersion", "kind", "metadata", "spec"}
+    p.check(set(sm) <= allowed, f"ServiceMonitor {name}: unexpected top-level fields {set(sm) - allowed}")
+    spec = sm.get("spec") or {}
+    p.check(set(spec) <= {"selector", "endpoints", "namespaceSelector", "jobLabel", "targetLabels",
+                          "podTargetLabels", "sampleLimit", "attachMetadata"},
+            f"ServiceMonitor {name}: unexpected spec fields {sorted(spec)}")
+    sel = (spec.get("selector") or {}).get("matchLabels") or {}
+    p.check(bool(sel), f"ServiceMonitor {name}: no selector.matchLabels")
+    eps = spec.get("endpoints") or []
+    p.check(bool(eps), f"ServiceMonitor {name}: no endpoints")
+    targets = [s for s in services if matches(sel, s["metadata"].get("labels", {}))
+               and s["metadata"].get("namespace") == sm["metadata"].get("namespace")]
+    p.check(len(targets) == 1, f"ServiceMonitor {name}: selects {len(targets)} Services, expected 1")
+    for ep in eps:
+        p.check(set(ep) <= {"port", "path", "interval", "scrapeTimeout", "scheme", "relabelings",
+                            "metricRelabelings", "honorLabels"}, f"ServiceMonitor {name}: unexpected endpoint fields {sorted(ep)}")
+        for svc in targets:
+            names = {pt.get("name") for pt in svc["spec"]["ports"]}
+            p.check(ep.get("port") in names, f"ServiceMonitor {name}: port {ep.get('port')!r} not on Service {svc['metadata']['name']}")
+        p.check(ep.get("path", "/metrics") == "/metrics", f"ServiceMonitor {name}: path should be /metrics")
+        if targets:
+            p.check(targets[0]["metadata"]["name"] == "chat-gateway",
+                    "ServiceMonitor: the job label (= Service name) must be chat-gateway for alerts.yml")
+
+
+def cmd_k8s(args) -> int:
+    rendered, overlay = Path(args[0]), args[1]
+    external = set()
+    rest = args[2:]
+    while rest:
+        flag, value, *rest = rest
+        if flag == "--external-secret":
+            external.add(value)
+    p = Problems(f"k8s/{overlay}")
+    docs = [d for d in yaml.safe_load_all(rendered.read_text(encoding="utf-8")) if d]
+    crds = [d for d in docs if d.get("kind") == "ServiceMonitor"]
+    core = [d for d in docs if d.get("kind") != "ServiceMonitor"]
+
+    # 1. Schema validation of every built-in kind, strictly.
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump_all(core, f)
+        core_file = f.name
+    kv = Path(sys.executable).parent / "kubernetes-validate"
+    res = subprocess.run([str(kv), "--strict", core_file], capture_output=True, text=True)
+    lines = (res.stdout + res.stderr).strip().splitlines()
+    passed = [l for l in lines if l.startswith("INFO") and " passed " in l]
+    for l in lines:
+        if not (l.startswith("INFO") and " passed " in l):
+            print("   ", l.replace(core_file, f"<{overlay}>"))
+    p.check(res.returncode == 0, f"kubernetes-validate --strict exited {res.returncode}")
+    p.check(len(passed) == len(core), f"kubernetes-validate validated {len(passed)} of {len(core)} documents "
+                                      "(a WARN means a kind without schema)")
+    print(f"  kubernetes-validate --strict: {len(passed)}/{len(core)} documents valid against Kubernetes "
+          f"{passed[0].rsplit(' ', 1)[-1] if passed else '?'}"
+          + (f"; {len(crds)} ServiceMonitor checked below (CRD, no schema)" if crds else ""))
+
+    # 2. Cross-references.
+    by_kind: dict[str, list[dict]] = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    namespaces = {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"}
+    p.check(len(namespaces) == 1, f"objects in several namespaces: {namespaces}")
+    ns_objs = [d["metadata"]["name"] for d in by_kind.get("Namespace", [])]
+    p.check(ns_objs == list(namespaces), f"Namespace object {ns_objs} != namespace of the objects {namespaces}")
+    services = by_kind.get("Service", [])
+    for sm in crds:
+        check_servicemonitor(p, sm, services)
+
+    workloads = by_kind.get("Deployment", []) + by_kind.get("StatefulSet", [])
+    gw = [d for d in by_kind.get("Deployment", []) if d["metadata"]["name"] == "chat-gateway"]
+    p.check(len(gw) == 1, "no Deployment chat-gateway")
+    for w in workloads:
+        wname = f"{w['kind']}/{w['metadata']['name']}"
+        tpl = w["spec"]["template"]
+        labels = tpl["metadata"].get("labels", {})
+        p.check(matches(w["spec"]["selector"]["matchLabels"], labels), f"{wname}: selector does not match its pods")
+        pod = tpl["spec"]
+        for vol in pod.get("volumes", []):
+            if "secret" in vol:
+                sn = vol["secret"]["secretName"]
+                p.check(("Secret", sn) in names or sn in external, f"{wname}: Secret {sn} is neither rendered nor declared external")
+            if "configMap" in vol:
+                p.check(("ConfigMap", vol["configMap"]["name"]) in names, f"{wname}: ConfigMap {vol['configMap']['name']} missing")
+        for c in pod["containers"]:
+            for ef in c.get("envFrom", []):
+                if "configMapRef" in ef:
+                    p.check(("ConfigMap", ef["configMapRef"]["name"]) in names, f"{wname}: ConfigMap {ef['configMapRef']['name']} missing")
+                if "secretRef" in ef:
+                    sn = ef["secretRef"]["name"]
+                    p.check(("Secret", sn) in names or sn in external, f"{wname}: Secret {sn} missing")
+        selected_by_np = any(matches(np["spec"]["podSelector"].get("matchLabels", {}), labels)
+                             for np in by_kind.get("NetworkPolicy", []))
+        p.check(selected_by_np, f"{wname}: no NetworkPolicy selects its pods")
+    for svc in services:
+        sel = svc["spec"].get("selector", {})
+        backing = [w for w in workloads if matches(sel, w["spec"]["template"]["metadata"].get("labels", {}))]
+        p.check(len(backing) == 1, f"Service/{svc['metadata']['name']}: selects {len(backing)} workloads")
+        for port in svc["spec"]["ports"]:
+            tp = port.get("targetPort")
+            if isinstance(tp, str) and backing:
+                cports = {cp.get("name") for c in backing[0]["spec"]["template"]["spec"]["containers"] for cp in c.get("ports", [])}
+                p.check(tp in cports, f"Service/{svc['metadata']['name']}: targetPort {tp} not on the pods")
+    routed, hosts = set(), set()
+    for ing in by_kind.get("Ingress", []):
+        iname = f"Ingress/{ing['metadata']['name']}"
+        ann = ing["metadata"].get("annotations", {})
+        for rule in ing["spec"]["rules"]:
+            hosts.add(rule.get("host"))
+            for path in rule["http"]["paths"]:
+                routed.add(path["path"])
+                p.check(path["path"] not in ("/", "/metrics", "/healthz", "/readyz"),
+                        f"{iname}: {path['path']} must not be public")
+                b = path["backend"]["service"]
+                svc = [s for s in services if s["metadata"]["name"] == b["name"]]
+                p.check(len(svc) == 1, f"{iname}: backend Service {b['name']} missing")
+                if svc and "name" in b["port"]:
+                    p.check(b["port"]["name"] in {pt.get("name") for pt in svc[0]["spec"]["ports"]},
+                            f"{iname}: Service port {b['port']['name']} missing")
+                if path["path"] == "/ws":
+                    for key in ("nginx.ingress.kubernetes.io/proxy-read-timeout",
+                                "nginx.ingress.kubernetes.io/proxy-send-timeout"):
+                        p.check(int(ann.get(key, "0")) >= 3600, f"{iname}: {key} should be >= 3600 for WebSockets")
+                    p.check(ann.get("nginx.ingress.kubernetes.io/enable-access-log") == "false",
+                            f"{iname}: the /ws access log would record ?token= JWTs")
+    if by_kind.get("Ingress"):
+        p.check({"/ws", "/api"} <= routed, f"Ingress routes {sorted(routed)}, expected /ws and /api")
+        p.check(len(hosts) == 1, f"Ingresses disagree on the host: {hosts}")
+    for kind in ("PodDisruptionBudget", "NetworkPolicy"):
+        for obj in by_kind.get(kind, []):
+            sel = obj["spec"].get("selector", obj["spec"].get("podSelector", {})).get("matchLabels", {})
+            hits = [w for w in workloads if matches(sel, w["spec"]["template"]["metadata"].get("labels", {}))]
+            p.check(bool(hits), f"{kind}/{obj['metadata']['name']}: selects no workload")
+    hpas = by_kind.get("HorizontalPodAutoscaler", [])
+    for hpa in hpas:
+        ref = hpa["spec"]["scaleTargetRef"]
+        p.check((ref["kind"], ref["name"]) in names, f"HPA: target {ref['kind']}/{ref['name']} missing")
+        p.check(hpa["spec"].get("minReplicas", 1) >= 3 if overlay == "prod" else True, "HPA: prod needs >= 3 replicas")
+
+    # The gateway's secrets file: TOML with the three secret settings, and
+    # (where the Secret is rendered) addresses of Services that exist.
+    for sec in by_kind.get("Secret", []):
+        data = sec.get("data", {})
+        if "secrets.toml" not in data:
+            continue
+        import base64
+        import tomllib
+        conf = tomllib.loads(base64.b64decode(data["secrets.toml"]).decode())
+        jwt = conf.get("auth", {}).get("jwt_secret", "")
+        db = conf.get("database", {}).get("url", "")
+        redis = conf.get("redis", {}).get("url", "")
+        p.check(len(jwt.encode()) >= 16, "secrets.toml: auth.jwt_secret shorter than 16 bytes")
+        p.check(db.startswith(("postgres://", "postgresql://")), "secrets.toml: database.url is not postgres://")
+        p.check(redis.startswith(("redis://", "redis-cluster://")), "secrets.toml: redis.url is not redis://")
+        svc_names = {x["metadata"]["name"] for x in services}
+        for url in (db, redis):
+            host = re.sub(r"^[a-z-]+://([^@/]*@)?", "", url).split(":")[0].split("/")[0]
+            p.check("." in host or host in svc_names, f"secrets.toml: {host} is no Service of the overlay")
+        pw = re.search(r"://[^:]+:([^@]+)@", db)
+        for other in by_kind.get("Secret", []):
+            if "password" in other.get("data", {}) and pw:
+                p.check(base64.b64decode(other["data"]["password"]).decode() == pw.group(1),
+                        f"database.url's password differs from Secret {other['metadata']['name']}")
+
+    if gw:
+        d = gw[0]
+        spec, pod = d["spec"], d["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        if hpas:
+            p.check("replicas" not in spec, "Deployment sets replicas although an HPA owns the count")
+        else:
+            p.check(1 <= spec.get("replicas", 1) <= 2 if overlay == "dev" else spec.get("replicas", 1) >= 3,
+                    f"Deployment replicas {spec.get('replicas')} unexpected for {overlay}")
+        ru = spec["strategy"]["rollingUpdate"]
+        p.check(ru.get("maxUnavailable") == 0 and ru.get("maxSurge") == 1, "RollingUpdate must be maxUnavailable 0 / maxSurge 1")
+        p.check(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "readinessProbe must be /readyz")
+        p.check(c["livenessProbe"]["httpGet"]["path"] == "/healthz", "livenessProbe must be /healthz")
+        p.check("startupProbe" in c, "no startupProbe")
+        cm_names = [ef["configMapRef"]["name"] for ef in c.get("envFrom", []) if "configMapRef" in ef]
+        cm = [x for x in by_kind.get("ConfigMap", []) if x["metadata"]["name"] in cm_names]
+        settings = cm[0]["data"] if cm else {}
+        drain = int(settings.get("CHAT__SERVER__SHUTDOWN_TIMEOUT_SECS", 10))
+        sleep = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+        grace = pod.get("terminationGracePeriodSeconds", 30)
+        p.check(sleep >= 1, "preStop sleep missing")
+        p.check(grace >= sleep + drain + 5,
+                f"terminationGracePeriodSeconds {grace} < preStop {sleep} + drain {drain} + 5 s margin")
+        p.check(settings.get("CHAT__SERVER__HOST") == "0.0.0.0", "CHAT__SERVER__HOST must be 0.0.0.0 in the ConfigMap")
+        secretish = [k for k in settings if any(s in k for s in ("JWT", "DATABASE__URL", "REDIS__URL"))]
+        p.check(not secretish, f"secret settings in the ConfigMap: {secretish}")
+        p.check(pod.get("automountServiceAccountToken") is False, "automountServiceAccountToken must be false")
+        keys = {t["topologyKey"] for t in pod.get("topologySpreadConstraints", [])}
+        p.check(keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}, f"topology spread keys {keys}")
+        ann = d["spec"]["template"]["metadata"].get("annotations", {})
+        p.check(ann.get("prometheus.io/scrape") == "true", "no prometheus.io/scrape annotation")
+    return p.finish()
+
+
+# --------------------------------------------------------------------------
+def cmd_skips(_args) -> int:
+    p = Problems("checkov skips")
+    readme = (K8S / "README.md").read_text(encoding="utf-8")
+    found = []
+    for path in sorted(K8S.rglob("*.yaml")):
+        for m in re.finditer(r"checkov\.io/skip\d+:\s*(CKV2?_[A-Z0-9_]+)=(.*)", path.read_text(encoding="utf-8")):
+            found.append((path.relative_to(ROOT), m.group(1), m.group(2).strip()))
+        for m in re.finditer(r"value:\s*(CKV2?_[A-Z0-9_]+)=(.*)", path.read_text(encoding="utf-8")):
+            found.append((path.relative_to(ROOT), m.group(1), m.group(2).strip()))
+    for m in re.finditer(r"checkov:skip=(CKV2?_[A-Z0-9_]+):?(.*)", (DEPLOY / "Dockerfile").read_text(encoding="utf-8")):
+        found.append((Path("deploy/Dockerfile"), m.group(1), m.group(2).strip()))
+    for path, check, reason in found:
+        p.check(len(reason) >= 20, f"{path}: skip of {check} without a real reason")
+        p.check(check in readme, f"{path}: skip of {check} is not listed in k8s/README.md")
+    for path, check, _ in found:
+        print(f"    skip {check:<12} {path}")
+    print(f"  checkov skips: {len(found)} annotated, all with reasons listed in k8s/README.md" if not p.items else "")
+    return p.finish()
+
+
+# --------------------------------------------------------------------------
+def cmd_dockerfile(_args) -> int:
+    p = Problems("Dockerfile")
+    text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    lines = [l.strip() for l in re.sub(r"\\\n", " ", text).splitlines() if l.strip() and not l.strip().startswith("#")]
+    froms = [l for l in lines if l.upper().startswith("FROM ")]
+    stages = {m.group(1) for l in froms if (m := re.search(r"\bAS\s+(\S+)", l, re.I))}
+    p.check(len(froms) >= 2, "not multi-stage")
+    p.check(any("rust:${RUST_VERSION}-bookworm" in l for l in froms) and "ARG RUST_VERSION=1.95" in text,
+            "builder must be rust:1.95-bookworm")
+    for l in froms:
+        image = l.split()[1]
+        p.check(image in stages or (":" in image and not image.endswith(":latest")), f"unpinned base image {image}")
+    final = froms[-1].split()[1]
+    p.check(final.startswith("gcr.io/distroless/cc-debian12:nonroot"), f"runtime image {final}")
+    for l in lines:
+        m = re.search(r"--from=(\S+)", l)
+        if m:
+            p.check(m.group(1) in stages, f"COPY --from={m.group(1)}: no such stage")
+    p.check("cargo chef cook" in text, "no dependency-caching layer (cargo chef cook)")
+    p.check("cargo build --release -p gateway --locked" in text, "the build must be cargo build --release -p gateway --locked")
+    # The runtime stage: every instruction after the last FROM.
+    last = max(i for i, l in enumerate(lines) if l.upper().startswith("FROM "))
+    runtime = lines[last + 1:]
+    last_stage = "\n".join(runtime)
+    p.check(re.search(r"^USER\s+(65532|nonroot)", last_stage, re.M) is not None, "runtime USER is not non-root")
+    p.check(re.search(r"^HEALTHCHECK\s", last_stage, re.M) is not None, "no HEALTHCHECK")
+    p.check(re.search(r"^EXPOSE\s+8080\b", last_stage, re.M) is not None, "no EXPOSE 8080")
+    p.check("CHAT__SERVER__HOST=0.0.0.0" in last_stage and "CHAT__LOG__FORMAT=json" in last_stage, "default ENV missing")
+    p.check(not any(l.upper().startswith("RUN ") for l in runtime), "RUN in the runtime stage (it has no shell)")
+    p.check(not re.search(r"\b(apt-get|apk|cargo|rustc|gcc)\b", last_stage), "build tools in the runtime stage")
+    ignore = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    for entry in ("target/", "data/", ".git"):
+        p.check(entry in ignore, f".dockerignore lacks {entry}")
+    p.check("!deploy/healthcheck.rs" in ignore, ".dockerignore must keep deploy/healthcheck.rs")
+    p.check(not any(e in ignore for e in ("*.md", "shared/", "gateway/", "migrations/", "Cargo.lock")),
+            ".dockerignore drops build inputs (shared/README.md is compiled in)")
+    print(f"  Dockerfile: {len(froms)} stages, runtime {final}")
+    return p.finish()
+
+
+COMMANDS = {
+    "alerts": cmd_alerts,
+    "dashboard": cmd_dashboard,
+    "compose": cmd_compose,
+    "k8s": cmd_k8s,
+    "skips": cmd_skips,
+    "dockerfile": cmd_dockerfile,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__)
+        sys.exit(2)
+    sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))

@@ -1,0 +1,84 @@
+//! Abuse limits: frame floods, connections per user, upgrade attempts per IP.
+
+use crate::helpers::spawn_with;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_flooding_client_is_told_then_disconnected_with_1008() {
+    let app = spawn_with(|s| {
+        s.limits.msg_rate = 5;
+        s.limits.msg_burst = 5;
+    })
+    .await;
+    let (_, t) = app.register("flooder").await;
+    let mut c = app.ws_in_general(&t).await;
+    for _ in 0..40 {
+        c.send_json(json!({"type": "ping"})).await;
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    let code = loop {
+        use futures_util::StreamExt;
+        match tokio::time::timeout(crate::helpers::WAIT, c.stream.next()).await.expect("closed in time") {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                match v["type"].as_str() {
+                    Some("pong") => pongs += 1,
+                    Some("error") => {
+                        assert_eq!(v["data"]["code"], "rate_limited");
+                        limited += 1;
+                    }
+                    _ => {}
+                }
+            }
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1008));
+    assert!((5..=7).contains(&pongs), "the burst was served: {pongs}");
+    assert_eq!(limited, 5, "each refused frame answered until the strikes ran out");
+}
+
+#[tokio::test]
+async fn a_sender_within_the_rate_is_never_limited() {
+    let app = spawn_with(|s| {
+        s.limits.msg_rate = 50;
+        s.limits.msg_burst = 10;
+    })
+    .await;
+    let (_, t) = app.register("polite").await;
+    let mut c = app.ws_in_general(&t).await;
+    for _ in 0..20 {
+        c.send_json(json!({"type": "ping"})).await;
+        assert_eq!(c.recv_json().await, json!({"type": "pong"}));
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn connections_per_user_are_capped_with_429() {
+    let app = spawn_with(|s| s.limits.max_connections_per_user = 2).await;
+    let (_, t) = app.register("greedy").await;
+    let (_, other) = app.register("other").await;
+    let _a = app.ws_in_general(&t).await;
+    let _b = app.ws_in_general(&t).await;
+    let (status, body) = app.try_ws(&format!("token={t}")).await.err().expect("third refused");
+    assert_eq!(status, 429, "{body}");
+    let _c = app.ws_in_general(&other).await;
+}
+
+#[tokio::test]
+async fn upgrade_attempts_per_ip_are_rate_limited() {
+    let app = spawn_with(|s| s.limits.connect_rate_per_ip = 2).await;
+    let (_, t) = app.register("hammer").await;
+    let mut refused = 0;
+    for _ in 0..12 {
+        if let Err((status, _)) = app.try_ws(&format!("token={t}")).await {
+            assert_eq!(status, 429);
+            refused += 1;
+        }
+    }
+    assert!(refused >= 6, "burst of 4, then refusals: {refused} refused");
+}
