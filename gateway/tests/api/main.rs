@@ -6,6 +6,7 @@ mod delivery;
 mod handshake;
 mod health;
 mod helpers;
+mod hostile;
 mod isolation;
 mod limits;
 mod metrics;
