@@ -368,7 +368,10 @@ impl Settings {
                 "limits.max_rooms_per_connection",
                 limits.max_rooms_per_connection,
             ),
-            ("limits.max_connections_per_user", limits.max_connections_per_user),
+            (
+                "limits.max_connections_per_user",
+                limits.max_connections_per_user,
+            ),
             ("limits.msg_burst", limits.msg_burst as usize),
         ] {
             if value == 0 {

@@ -119,10 +119,14 @@ impl Application {
             tokens: Arc::new(tokens),
             history,
             limiter: ConnectionLimiter::new(settings.limits.max_connections),
-            connect_rate: std::num::NonZeroU32::new(settings.limits.connect_rate_per_ip).map(|rate| {
-                let burst = rate.saturating_mul(std::num::NonZeroU32::new(2).expect("2 > 0"));
-                governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
-            }),
+            connect_rate: std::num::NonZeroU32::new(settings.limits.connect_rate_per_ip).map(
+                |rate| {
+                    let burst = rate.saturating_mul(std::num::NonZeroU32::new(2).expect("2 > 0"));
+                    governor::RateLimiter::keyed(
+                        governor::Quota::per_second(rate).allow_burst(burst),
+                    )
+                },
+            ),
         });
 
         tokio::spawn(forget_idle_ips(state.clone(), background.clone()));

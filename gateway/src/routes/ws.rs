@@ -160,8 +160,13 @@ pub(super) async fn upgrade(
             return Ok(refuse(S::INTERNAL_SERVER_ERROR, "Internal error"));
         }
     };
-    if state.node.user_status.connections_of(user.id) >= state.settings.limits.max_connections_per_user {
-        return Ok(refuse(S::TOO_MANY_REQUESTS, "Too many connections for this user"));
+    if state.node.user_status.connections_of(user.id)
+        >= state.settings.limits.max_connections_per_user
+    {
+        return Ok(refuse(
+            S::TOO_MANY_REQUESTS,
+            "Too many connections for this user",
+        ));
     }
     match admit(&state.store, user.id, room).await {
         Ok(()) => {}

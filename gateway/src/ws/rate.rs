@@ -28,17 +28,27 @@ impl FrameLimiter {
             let burst = NonZeroU32::new(burst.max(1)).expect("max(1) is non-zero");
             RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
         });
-        FrameLimiter { bucket, strikes: 0, max_strikes: burst.max(1) }
+        FrameLimiter {
+            bucket,
+            strikes: 0,
+            max_strikes: burst.max(1),
+        }
     }
 
     pub fn check(&mut self) -> Verdict {
-        let Some(bucket) = &self.bucket else { return Verdict::Allow };
+        let Some(bucket) = &self.bucket else {
+            return Verdict::Allow;
+        };
         if bucket.check().is_ok() {
             self.strikes = 0;
             return Verdict::Allow;
         }
         self.strikes += 1;
-        if self.strikes > self.max_strikes { Verdict::Disconnect } else { Verdict::Refuse }
+        if self.strikes > self.max_strikes {
+            Verdict::Disconnect
+        } else {
+            Verdict::Refuse
+        }
     }
 }
 

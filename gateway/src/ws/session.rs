@@ -136,7 +136,12 @@ fn admit(flood: &mut FrameLimiter, conn: &ConnHandle) -> bool {
     match flood.check() {
         Verdict::Allow => true,
         Verdict::Refuse => {
-            conn.send(&ServerFrame::error(None, ErrorCode::RateLimited, "too many frames, slow down", None));
+            conn.send(&ServerFrame::error(
+                None,
+                ErrorCode::RateLimited,
+                "too many frames, slow down",
+                None,
+            ));
             false
         }
         Verdict::Disconnect => {

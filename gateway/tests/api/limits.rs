@@ -19,7 +19,10 @@ async fn a_flooding_client_is_told_then_disconnected_with_1008() {
     let mut limited = 0;
     let code = loop {
         use futures_util::StreamExt;
-        match tokio::time::timeout(crate::helpers::WAIT, c.stream.next()).await.expect("closed in time") {
+        match tokio::time::timeout(crate::helpers::WAIT, c.stream.next())
+            .await
+            .expect("closed in time")
+        {
             Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
                 let v: serde_json::Value = serde_json::from_str(&t).unwrap();
                 match v["type"].as_str() {
@@ -31,14 +34,19 @@ async fn a_flooding_client_is_told_then_disconnected_with_1008() {
                     _ => {}
                 }
             }
-            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f))) => {
+                break f.map(|f| u16::from(f.code));
+            }
             Some(Ok(_)) => {}
             other => panic!("unexpected {other:?}"),
         }
     };
     assert_eq!(code, Some(1008));
     assert!((5..=7).contains(&pongs), "the burst was served: {pongs}");
-    assert_eq!(limited, 5, "each refused frame answered until the strikes ran out");
+    assert_eq!(
+        limited, 5,
+        "each refused frame answered until the strikes ran out"
+    );
 }
 
 #[tokio::test]
@@ -64,7 +72,11 @@ async fn connections_per_user_are_capped_with_429() {
     let (_, other) = app.register("other").await;
     let _a = app.ws_in_general(&t).await;
     let _b = app.ws_in_general(&t).await;
-    let (status, body) = app.try_ws(&format!("token={t}")).await.err().expect("third refused");
+    let (status, body) = app
+        .try_ws(&format!("token={t}"))
+        .await
+        .err()
+        .expect("third refused");
     assert_eq!(status, 429, "{body}");
     let _c = app.ws_in_general(&other).await;
 }
