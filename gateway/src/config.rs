@@ -38,6 +38,9 @@ pub struct ServerSettings {
     pub allowed_origins: Vec<String>,
     /// How long a stopping node waits for its connections to close.
     pub shutdown_timeout_secs: u64,
+    /// A stopping node closes its connections (1012) at random moments over
+    /// this window, so their reconnects spread out. Below the shutdown timeout.
+    pub drain_window_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -151,6 +154,7 @@ impl Default for ServerSettings {
             workers: 0,
             allowed_origins: Vec::new(),
             shutdown_timeout_secs: 10,
+            drain_window_secs: 5,
         }
     }
 }
@@ -354,6 +358,12 @@ impl Settings {
             return bad(
                 "ws.ping_interval_secs",
                 "must be > 0 and below ws.client_timeout_secs",
+            );
+        }
+        if self.server.drain_window_secs >= self.server.shutdown_timeout_secs {
+            return bad(
+                "server.drain_window_secs",
+                "must be below server.shutdown_timeout_secs",
             );
         }
         if self.ws.write_timeout_secs == 0 {

@@ -22,6 +22,7 @@ use shared::close_codes::{self, Close};
 use shared::error_code::ErrorCode;
 use shared::ids::RoomId;
 use shared::server_frame::ServerFrame;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
@@ -84,11 +85,15 @@ pub async fn run(parts: SessionParts) {
     let mut pong_socket = socket.clone();
     let mut last_heard = Instant::now();
     let mut flood = FrameLimiter::new(limits.msg_rate, limits.msg_burst);
+    // Set when the node starts draining: this connection's turn to close.
+    let mut drain_at: Option<Instant> = None;
+    let drain_window = Duration::from_secs(state.settings.server.drain_window_secs);
     while !conn.is_closing() {
         tokio::select! {
             biased;
             _ = conn.closed() => break,
-            _ = state.node.shutdown.cancelled() => conn.close(close_codes::SERVICE_RESTART),
+            _ = state.node.shutdown.cancelled(), if drain_at.is_none() => drain_at = Some(Instant::now() + drain_delay(drain_window)),
+            _ = sleep_until(drain_at.unwrap_or_else(Instant::now)), if drain_at.is_some() => conn.close(close_codes::SERVICE_RESTART),
             _ = sleep_until(last_heard + ws.client_timeout()) => conn.close(close_codes::HEARTBEAT_TIMEOUT),
             msg = stream.recv() => {
                 last_heard = Instant::now();
@@ -129,6 +134,17 @@ pub async fn run(parts: SessionParts) {
     let _ = timeout(ws.write_timeout(), socket.close(Some(frame))).await;
     tracing::debug!(conn = %conn.key(), code = reason.code, "closed");
     drop(slot);
+}
+
+/// A random moment within the drain window, so that thousands of clients
+/// told to reconnect (1012) do not all come back in the same millisecond.
+fn drain_delay(window: Duration) -> Duration {
+    let ms = window.as_millis() as u64;
+    if ms == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(rand::random_range(0..ms))
+    }
 }
 
 /// Flood control for one client frame: false if it must not be handled.

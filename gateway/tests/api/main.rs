@@ -3,6 +3,7 @@
 
 mod auth;
 mod delivery;
+mod drain;
 mod handshake;
 mod health;
 mod helpers;

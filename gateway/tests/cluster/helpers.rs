@@ -823,6 +823,7 @@ impl GatewayNode {
             // flood limits have tests of their own.
             .env("CHAT__LIMITS__MSG_RATE", "0")
             .env("CHAT__LIMITS__CONNECT_RATE_PER_IP", "0")
+            .env("CHAT__SERVER__DRAIN_WINDOW_SECS", "1")
             .env(
                 "CHAT__LOG__LEVEL",
                 std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into()),
