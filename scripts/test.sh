@@ -33,4 +33,7 @@ nextest --workspace
 log "2/2 the same API scenarios in cluster mode (Redis bus and presence, PostgreSQL)"
 TEST_BACKEND=redis nextest -p gateway --test api
 
+log "property-based API test against a live node (schemathesis over /api/openapi.json)"
+bash scripts/schemathesis.sh
+
 log "all tests passed in $((SECONDS - started)) s"

@@ -130,6 +130,11 @@ pub(super) async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let LoginBody { username, password } = body.into_inner();
     let wrong = || ApiError::unauthorized("wrong username or password");
+    // No stored username holds a NUL, and PostgreSQL refuses one in a query
+    // parameter (which would surface as a 500).
+    if username.contains('\0') {
+        return Err(wrong());
+    }
     let user = state
         .store
         .find_user_by_username(username.trim())

@@ -147,3 +147,19 @@ async fn login_issues_a_token_and_refuses_wrong_credentials() {
         assert!(!body.to_string().contains(password));
     }
 }
+
+#[tokio::test]
+async fn login_with_a_nul_byte_in_the_username_is_401_not_500() {
+    // PostgreSQL refuses NUL in text parameters: this was a 500 there.
+    let app = spawn_app().await;
+    app.register("frank").await;
+    let resp = app
+        .post(
+            "/api/auth/login",
+            &json!({"username": "frank\0", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+}

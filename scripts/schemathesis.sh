@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Property-based API test: schemathesis (from PyPI) generates requests from
+# the OpenAPI document that a live node serves at /api/openapi.json and checks
+# that no response is a 5xx, that every status, content type and body is as
+# documented, that invalid requests are refused, that authentication is not
+# ignored, and that created resources exist (and deleted ones do not).
+#
+#   bash scripts/schemathesis.sh
+#
+# Installs schemathesis into a venv under the cache directory when missing,
+# builds the gateway (debug), starts ONE node on a free loopback port with a
+# throwaway SQLite database, registers a user for a bearer token, runs
+# schemathesis (bounded: SCHEMATHESIS_MAX_EXAMPLES cases per operation, fixed
+# seed), stops the node by pid and exits non-zero if schemathesis found
+# failures. Environment: SCHEMATHESIS_MAX_EXAMPLES (default 100),
+# SCHEMATHESIS_SEED (default 1), SCHEMATHESIS_CHECKS (default `all`),
+# SCHEMATHESIS_EXCLUDE_CHECKS (default below), CHAT_CACHE_DIR (default
+# ~/.cache/chat-gateway).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+# Pinned: schemathesis 4 changed most CLI flags, and a new release must not
+# change what this script means.
+SCHEMATHESIS_VERSION=4.32.5
+MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-100}
+SEED=${SCHEMATHESIS_SEED:-1}
+CHECKS=${SCHEMATHESIS_CHECKS:-all}
+# Left out by default:
+# - positive_data_acceptance: some rules cannot be said in JSON Schema (the
+#   server trims before it measures; no control characters; usernames of
+#   ASCII letters and digits), so schema-valid values can still get a 422;
+# - unsupported_method: actix-web answers an undeclared method on a known
+#   path with 404, not 405.
+EXCLUDE_CHECKS=${SCHEMATHESIS_EXCLUDE_CHECKS-positive_data_acceptance,unsupported_method}
+CACHE_DIR=${CHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-gateway}
+VENV=$CACHE_DIR/schemathesis-$SCHEMATHESIS_VERSION
+SECRET=schemathesis-jwt-secret-0123456789abcdef
+
+log() { echo "==> [$(date +%H:%M:%S)] schemathesis: $*"; }
+
+WORK=$(mktemp -d /tmp/chat-schemathesis.XXXXXX)
+NODE_PID=
+cleanup() {
+    local status=$?
+    trap - EXIT
+    if [ -n "$NODE_PID" ] && kill -0 "$NODE_PID" 2>/dev/null; then
+        log "stopping the node (pid $NODE_PID)"
+        kill -TERM "$NODE_PID" 2>/dev/null || true
+        for _ in $(seq 1 150); do
+            kill -0 "$NODE_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$NODE_PID" 2>/dev/null || true
+        wait "$NODE_PID" 2>/dev/null || true
+    fi
+    if [ "$status" != 0 ] && [ -s "$WORK/gateway.log" ]; then
+        echo "---- last lines of the node's log ----"
+        tail -n 40 "$WORK/gateway.log"
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+
+# 1. schemathesis, once per machine.
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION into $VENV (first run on this machine)"
+    rm -rf "$VENV"
+    mkdir -p "$CACHE_DIR"
+    if ! python3 -m venv "$VENV" 2>/dev/null; then
+        # Debian's python3 ships venv's pip bootstrap separately.
+        log "python3 -m venv failed; installing python3-venv with apt-get"
+        rm -rf "$VENV"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        python3 -m venv "$VENV"
+    fi
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+log "using $("$VENV/bin/schemathesis" --version)"
+
+# 2. One node.
+log "building the gateway"
+cargo build -p gateway --locked --quiet
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+GATEWAY=$TARGET_DIR/debug/gateway
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+BASE=http://127.0.0.1:$PORT
+log "starting one node on $BASE (SQLite in $WORK)"
+env -u CHAT__REDIS__URL \
+    CHAT__SERVER__HOST=127.0.0.1 \
+    CHAT__SERVER__PORT="$PORT" \
+    CHAT__SERVER__WORKERS=2 \
+    CHAT__DATABASE__URL="sqlite://$WORK/chat.db?mode=rwc" \
+    CHAT__AUTH__JWT_SECRET="$SECRET" \
+    CHAT__LOG__LEVEL=warn \
+    "$GATEWAY" >"$WORK/gateway.log" 2>&1 &
+NODE_PID=$!
+
+deadline=$((SECONDS + 60))
+until [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$BASE/readyz" || true)" = 200 ]; do
+    if ! kill -0 "$NODE_PID" 2>/dev/null; then
+        log "the node exited during start-up"
+        exit 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+        log "the node was not ready within 60 s"
+        exit 1
+    fi
+    sleep 0.2
+done
+
+# 3. A user (its token authenticates every request), a room of its own and a
+# message, so that ids 1 and 2 lead somewhere.
+api() { # api METHOD PATH [JSON] -> body; fails on a non-2xx status
+    curl -sS -f -m 10 -X "$1" "$BASE$2" -H 'content-type: application/json' \
+        ${TOKEN:+-H "authorization: Bearer $TOKEN"} ${3:+-d "$3"}
+}
+TOKEN=
+TOKEN=$(api POST /api/auth/register '{"username":"fuzzer","password":"password123","nickname":"Fuzzer"}' |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+api POST /api/rooms '{"name":"fuzzing","description":"made by scripts/schemathesis.sh"}' >/dev/null
+api POST /api/rooms/1/join >/dev/null
+api POST /api/rooms/1/messages '{"content":"hello from schemathesis.sh","client_msg_id":"seed-1"}' >/dev/null
+log "registered user fuzzer; created room 2; posted to room 1"
+
+# 4. Schemathesis. /ws is documented but is not a REST route (it needs an
+# upgrade handshake), so it is left out.
+log "running schemathesis: at most $MAX_EXAMPLES cases per operation, seed $SEED, checks $CHECKS${EXCLUDE_CHECKS:+ except $EXCLUDE_CHECKS}"
+started=$SECONDS
+set +e
+(
+    cd "$WORK"
+    timeout 600 "$VENV/bin/schemathesis" run "$BASE/api/openapi.json" \
+        --header "Authorization: Bearer $TOKEN" \
+        --checks "$CHECKS" \
+        ${EXCLUDE_CHECKS:+--exclude-checks "$EXCLUDE_CHECKS"} \
+        --exclude-path /ws \
+        --max-examples "$MAX_EXAMPLES" \
+        --seed "$SEED" \
+        --workers 2 \
+        --generation-database none \
+        --request-timeout 10 \
+        --no-color
+)
+status=$?
+set -e
+log "schemathesis finished in $((SECONDS - started)) s with exit status $status"
+if ! kill -0 "$NODE_PID" 2>/dev/null; then
+    log "the node died during the run"
+    exit 1
+fi
+exit "$status"
