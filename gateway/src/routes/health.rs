@@ -60,7 +60,11 @@ pub(super) async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = state.store.ping().await.is_ok();
+    // Bounded: a load balancer's probe must not hang on a database that is down.
+    let database = matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(1), state.store.ping()).await,
+        Ok(Ok(()))
+    );
     let bus = state.node.bus_ready().await;
     let draining = state.draining();
     let checks = ReadyChecks {

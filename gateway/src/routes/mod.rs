@@ -13,7 +13,8 @@ mod ws;
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(crate::error::json_config())
+    cfg.default_service(actix_web::web::to(not_found))
+        .app_data(crate::error::json_config())
         .app_data(crate::error::query_config())
         .app_data(crate::error::path_config())
         .service(health::healthz)
@@ -63,4 +64,13 @@ pub async fn http_metrics(
         .with_label_values(&[route.as_str()])
         .observe(start.elapsed().as_secs_f64());
     res
+}
+
+/// Unknown paths (and known paths with another method) get the JSON error shape.
+async fn not_found() -> Result<actix_web::HttpResponse, crate::error::ApiError> {
+    Err(crate::error::ApiError::new(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint",
+    ))
 }

@@ -20,3 +20,23 @@ async fn readyz_turns_503_once_the_node_stops() {
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["draining"], true);
 }
+
+#[tokio::test]
+async fn unknown_endpoints_get_the_json_error_shape() {
+    let app = spawn_app().await;
+    for (method, path) in [
+        ("GET", "/nope"),
+        ("POST", "/healthz"),
+        ("DELETE", "/api/auth/login"),
+    ] {
+        let resp = app
+            .http
+            .request(method.parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{method} {path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{method} {path}");
+    }
+}
