@@ -1,63 +1,232 @@
 #!/usr/bin/env bash
-# A local three-node cluster to try cluster mode by hand:
+# A local three-node cluster, without Docker: PostgreSQL, Redis, gateway nodes
+# A, B and C, HAProxy in front of them and Prometheus scraping them, all on
+# loopback.
 #
-#   bash scripts/cluster.sh            # debug build
-#   bash scripts/cluster.sh --release  # release build
+#   bash scripts/cluster.sh               # debug build, in the foreground
+#   bash scripts/cluster.sh --release     # release build
+#   bash scripts/cluster.sh --background  # start, write DIR/cluster.env, return
+#   bash scripts/cluster.sh stop DIR      # stop what a --background run started
 #
 # Builds the gateway, starts a throwaway PostgreSQL and Redis on free loopback
-# ports (scripts/services.sh; installs them with apt-get when missing, so run
-# it as root the first time), starts nodes A, B and C on ports 8081, 8082 and
-# 8083 (a free port instead of any that is taken) with one generated JWT
-# secret, waits until every node's /readyz answers 200, and prints the URLs.
-# It runs in the foreground: Ctrl-C (or SIGTERM) stops everything it started,
-# by pid.
+# ports (scripts/services.sh), nodes A, B and C on ports 8081, 8082 and 8083
+# with one generated JWT secret, and waits until every node's /readyz answers
+# 200. Then HAProxy on 8080 (round robin, health checks on /readyz, WebSocket
+# tunnels; stats and HAProxy's own metrics on 8404) and Prometheus on 9090
+# (scrapes the nodes every second, loads deploy/prometheus/alerts.yml). A port
+# that is taken is replaced by a free one. PostgreSQL, Redis, HAProxy and
+# Prometheus are installed with apt-get when missing (run it as root the first
+# time); the Debian services are not used. Prints the URLs and the secret.
+#
+# In the foreground, Ctrl-C (or SIGTERM, or any of its processes dying) stops
+# everything it started, by pid. With --background it writes DIR/cluster.env
+# (URLs, ports, pids, JWT secret; shell syntax, KEY="value") and returns;
+# `stop DIR` stops those pids (each only while it is still the process that
+# was started: same pid and start time) and removes DIR.
+#
+# Options: --release; --no-build (use ${CARGO_TARGET_DIR:-target}/PROFILE/gateway,
+# or $GATEWAY_BIN when set, as it is); --background; --dir DIR (the run's
+# directory: configs, logs, data, cluster.env; absent or empty; default a new
+# /tmp/chat-cluster.XXXXXX); --any-ports (free ports for everything instead of
+# 8080-8083, 8404 and 9090); --keep-dir (leave DIR behind when stopping).
+# The nodes also get the caller's CHAT__* variables: behind the balancer every
+# client has the balancer's IP, so e.g. CHAT__LIMITS__CONNECT_RATE_PER_IP=0 for
+# load tests.
 set -euo pipefail
+CALLER_PWD=$PWD
 cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+# abs PATH: PATH made absolute against the caller's directory.
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$CALLER_PWD/$1" ;; esac; }
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+log() { echo "==> [$(date +%H:%M:%S)] $*"; }
 
 PROFILE=debug
 CARGO_FLAGS=()
-for arg in "$@"; do
-    case "$arg" in
+BUILD=1
+BACKGROUND=0
+ANY_PORTS=0
+KEEP_DIR=0
+CLUSTER_DIR=
+MODE=start
+while [ $# -gt 0 ]; do
+    case "$1" in
         --release) PROFILE=release; CARGO_FLAGS+=(--release) ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+        --no-build) BUILD=0 ;;
+        --background) BACKGROUND=1 ;;
+        --any-ports) ANY_PORTS=1 ;;
+        --keep-dir) KEEP_DIR=1 ;;
+        --dir) [ $# -ge 2 ] || { echo "--dir needs a directory" >&2; exit 2; }
+               CLUSTER_DIR=$(abs "$2"); shift ;;
+        --dir=*) CLUSTER_DIR=$(abs "${1#--dir=}") ;;
+        stop) MODE=stop
+              [ $# -ge 2 ] || { echo "usage: $0 stop DIR [--keep-dir]" >&2; exit 2; }
+              CLUSTER_DIR=$(abs "$2"); shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
+    shift
 done
 
-source scripts/services.sh
+# ---------------------------------------------------------------------------
+# Stopping, by pid (shared by the foreground run, a failed start and `stop DIR`).
+
+# alive PID: the process exists and is not a zombie (a process whose parent
+# has gone is reaped by pid 1, which in some containers never happens).
+alive() {
+    local stat
+    [ -n "${1:-}" ] || return 1
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    case "${stat:0:1}" in Z|X|'') return 1 ;; esac
+}
+
+# start_time PID: when the process started (clock ticks since boot, field 22
+# of /proc/PID/stat). A pid and its start time name one process for good.
+start_time() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    set -- $stat # fields 3.. of the stat line
+    echo "${20}"
+}
+
+# PID_STARTS: "pid:start_time ..." of every process this run started.
+PID_STARTS=" "
+remember() { # remember PID
+    local t
+    t=$(start_time "$1") || t=gone
+    PID_STARTS+="$1:$t "
+}
+
+# ours PID: the process is still the one this run started (not a pid reused
+# by something else since).
+ours() {
+    local t
+    t=$(start_time "$1") || return 1
+    [[ "$PID_STARTS" == *" $1:$t "* ]]
+}
+
+# stop_group TIMEOUT NAME:PID...: SIGTERM to each, wait up to TIMEOUT
+# seconds for all of them, then SIGKILL what is left.
+stop_group() {
+    local timeout=$1 item pid deadline live=() names=()
+    shift
+    for item in "$@"; do
+        pid=${item##*:}
+        [ -n "$pid" ] || continue
+        if alive "$pid"; then
+            if ours "$pid"; then
+                live+=("$item")
+                names+=("${item%%:*} ($pid)")
+            else
+                log "pid $pid (${item%%:*}) is not this cluster's process any more; left alone"
+            fi
+        fi
+    done
+    [ ${#live[@]} -gt 0 ] || return 0
+    log "stopping ${names[*]}"
+    for item in "${live[@]}"; do
+        kill -TERM "${item##*:}" 2>/dev/null || true
+    done
+    deadline=$((SECONDS + timeout))
+    while :; do
+        local still=()
+        for item in "${live[@]}"; do
+            alive "${item##*:}" && still+=("$item")
+        done
+        [ ${#still[@]} -gt 0 ] || break
+        if [ $SECONDS -ge $deadline ]; then
+            for item in "${still[@]}"; do
+                log "${item%%:*} (pid ${item##*:}) did not stop in $timeout s; killing it"
+                kill -KILL "${item##*:}" 2>/dev/null || true
+            done
+            break
+        fi
+        sleep 0.1
+    done
+    for item in "${live[@]}"; do # reap our own children (no-op for `stop DIR`)
+        wait "${item##*:}" 2>/dev/null || true
+    done
+}
+
+# stop_cluster: the balancer and Prometheus first, then the nodes (they drain),
+# then Redis and PostgreSQL.
+stop_cluster() {
+    stop_group 10 "prometheus:${PROMETHEUS_PID:-}" "haproxy:${HAPROXY_PID:-}"
+    local i nodes=()
+    for i in 0 1 2; do
+        nodes+=("node-${NODE_NAMES[$i]}:${NODE_PIDS[$i]:-}")
+    done
+    stop_group 20 "${nodes[@]}"
+    stop_group 15 "redis:${REDIS_PID:-}" "postgresql:${PG_PID:-}"
+}
 
 NODE_NAMES=(A B C)
 NODE_PORTS=()
 NODE_PIDS=()
 
+if [ "$MODE" = stop ]; then
+    CLUSTER_DIR=$(cd "$CLUSTER_DIR" 2>/dev/null && pwd) || { echo "no directory $CLUSTER_DIR" >&2; exit 1; }
+    [ -f "$CLUSTER_DIR/cluster.env" ] || { echo "no $CLUSTER_DIR/cluster.env: not a cluster.sh directory" >&2; exit 1; }
+    want_dir=$CLUSTER_DIR
+    # shellcheck disable=SC1091
+    source "$CLUSTER_DIR/cluster.env"
+    [ "$CLUSTER_DIR" = "$want_dir" ] || { echo "$want_dir/cluster.env names another directory" >&2; exit 1; }
+    read -r -a NODE_PIDS <<<"$NODE_PIDS_LIST"
+    log "stopping the cluster in $CLUSTER_DIR"
+    stop_cluster
+    if [ "$KEEP_DIR" = 1 ]; then
+        log "stopped; logs kept in $CLUSTER_DIR"
+    else
+        rm -rf "$CLUSTER_DIR"
+        log "stopped"
+    fi
+    exit 0
+fi
+
+# ---------------------------------------------------------------------------
+# Starting.
+
+if [ "$BUILD" = 1 ] && [ -z "${GATEWAY_BIN:-}" ]; then
+    log "building the gateway ($PROFILE)"
+    cargo build -p gateway --locked "${CARGO_FLAGS[@]}"
+fi
+if [ -n "${GATEWAY_BIN:-}" ]; then
+    BIN=$(abs "$GATEWAY_BIN")
+else
+    BIN=${CARGO_TARGET_DIR:-target}/$PROFILE/gateway # cargo too reads it from here
+fi
+[ -x "$BIN" ] || { echo "no gateway binary at $BIN (build it, or drop --no-build)" >&2; exit 1; }
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+
+if [ -z "$CLUSTER_DIR" ]; then
+    CLUSTER_DIR=$(mktemp -d /tmp/chat-cluster.XXXXXX)
+else
+    mkdir -p "$CLUSTER_DIR"
+    [ -z "$(ls -A "$CLUSTER_DIR")" ] || { echo "$CLUSTER_DIR is not empty" >&2; exit 1; }
+    CLUSTER_DIR=$(cd "$CLUSTER_DIR" && pwd)
+fi
+SERVICES_DIR=$CLUSTER_DIR
+source scripts/services.sh
+
+DETACHED=0
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    local pid i
-    if [ ${#NODE_PIDS[@]} -gt 0 ]; then
-        log "stopping the gateway nodes (SIGTERM)"
-        for pid in "${NODE_PIDS[@]}"; do
-            kill -TERM "$pid" 2>/dev/null || true
-        done
-        for i in $(seq 1 150); do
-            local alive=0
-            for pid in "${NODE_PIDS[@]}"; do
-                kill -0 "$pid" 2>/dev/null && alive=1
-            done
-            [ $alive = 1 ] || break
-            sleep 0.1
-        done
-        for pid in "${NODE_PIDS[@]}"; do
-            if kill -0 "$pid" 2>/dev/null; then
-                log "node pid $pid did not stop in 15 s; killing it"
-                kill -KILL "$pid" 2>/dev/null || true
-            fi
-            wait "$pid" 2>/dev/null || true
-        done
+    if [ "$DETACHED" = 1 ]; then
+        exit "$status"
     fi
-    log "stopping PostgreSQL and Redis"
-    stop_services
-    log "stopped"
+    stop_cluster
+    if [ "$KEEP_DIR" = 1 ]; then
+        log "stopped; logs kept in $CLUSTER_DIR"
+    else
+        rm -rf "$CLUSTER_DIR"
+        log "stopped"
+    fi
     exit "$status"
 }
 trap cleanup EXIT
@@ -68,11 +237,33 @@ port_free() {
     python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.close()' "$1" 2>/dev/null
 }
 
-http_status() { # http_status URL → prints the status code (000 when unreachable)
-    if command -v curl >/dev/null; then
-        curl -s -o /dev/null -m 5 -w '%{http_code}' "$1" || true
+CHOSEN_PORTS=" "
+pick_port() { # pick_port VAR WANTED WHAT: VAR=WANTED if free (and not --any-ports), else a free port
+    local var=$1 want=$2 what=$3 p
+    if [ "$ANY_PORTS" = 0 ] && [[ "$CHOSEN_PORTS" != *" $want "* ]] && port_free "$want"; then
+        p=$want
     else
-        python3 - "$1" <<'PY' || true
+        p=$(free_port)
+        while [[ "$CHOSEN_PORTS" == *" $p "* ]]; do p=$(free_port); done
+        [ "$ANY_PORTS" = 1 ] || log "port $want is taken; $what uses $p"
+    fi
+    CHOSEN_PORTS+="$p "
+    printf -v "$var" '%s' "$p"
+}
+
+# http_get URL → the body on stdout; fails on a non-2xx answer or no answer.
+http_get() {
+    python3 - "$1" <<'PY'
+import sys, urllib.request
+try:
+    sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())
+except Exception:
+    sys.exit(1)
+PY
+}
+
+http_status() { # http_status URL → prints the status code (000 when unreachable)
+    python3 - "$1" <<'PY' || true
 import sys, urllib.request, urllib.error
 try:
     print(urllib.request.urlopen(sys.argv[1], timeout=5).status)
@@ -81,7 +272,6 @@ except urllib.error.HTTPError as e:
 except Exception:
     print("000")
 PY
-    fi
 }
 
 # HS256 token for a demo user, signed with the cluster's secret (python3 stdlib).
@@ -98,30 +288,50 @@ print(f"{head}.{body}.{sig}")
 PY
 }
 
-log "building the gateway ($PROFILE)"
-cargo build -p gateway --locked "${CARGO_FLAGS[@]}"
-BIN="${CARGO_TARGET_DIR:-target}/$PROFILE/gateway"
-[ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
+# tail_log FILE: the last lines of a log, to stderr (on a failed start).
+tail_log() {
+    echo "---- last lines of $1 ----" >&2
+    tail -n 40 "$1" >&2 2>/dev/null || true
+}
 
+log "cluster directory $CLUSTER_DIR"
 ensure_service_binaries
-start_postgres
-start_redis
+command -v haproxy >/dev/null || apt_install haproxy || { echo "HAProxy is unavailable" >&2; exit 1; }
+HAPROXY=$(command -v haproxy)
+PROMETHEUS=/usr/bin/prometheus
+[ -x "$PROMETHEUS" ] || apt_install prometheus || { echo "Prometheus is unavailable" >&2; exit 1; }
+[ -x "$PROMETHEUS" ] || { echo "no $PROMETHEUS after installing prometheus" >&2; exit 1; }
+
+# Started with their output in files (not the caller's terminal or pipe), so
+# that a --background run returns and leaves nothing attached to the caller.
+remember_services() { # every process services.sh has started so far
+    local pid
+    for pid in "${SERVICE_PIDS[@]}"; do
+        [[ "$PID_STARTS" == *" $pid:"* ]] || remember "$pid"
+    done
+}
+start_postgres </dev/null >"$CLUSTER_DIR/postgres.start.log" 2>&1 \
+    || { remember_services; cat "$CLUSTER_DIR/postgres.start.log" >&2; exit 1; }
+remember_services
+cat "$CLUSTER_DIR/postgres.start.log"
+start_redis </dev/null >"$CLUSTER_DIR/redis.start.log" 2>&1 \
+    || { remember_services; cat "$CLUSTER_DIR/redis.start.log" >&2; exit 1; }
+remember_services
+cat "$CLUSTER_DIR/redis.start.log"
 
 JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 for i in 0 1 2; do
-    want=$((8081 + i))
-    if port_free "$want"; then
-        NODE_PORTS+=("$want")
-    else
-        NODE_PORTS+=("$(free_port)")
-        log "port $want is taken; node ${NODE_NAMES[$i]} uses ${NODE_PORTS[$i]}"
-    fi
+    pick_port port $((8081 + i)) "node ${NODE_NAMES[$i]}"
+    NODE_PORTS+=("$port")
 done
+pick_port LB_PORT 8080 "HAProxy"
+pick_port LB_STATS_PORT 8404 "HAProxy's stats"
+pick_port PROMETHEUS_PORT 9090 "Prometheus"
 
 start_node() { # start_node INDEX
     local i=$1 name=${NODE_NAMES[$1]} port=${NODE_PORTS[$1]}
-    local logfile="$SERVICES_DIR/node-$name.log"
+    local logfile="$CLUSTER_DIR/node-$name.log"
     CHAT__SERVER__HOST=127.0.0.1 \
     CHAT__SERVER__PORT="$port" \
     CHAT__DATABASE__URL="$TEST_DATABASE_URL" \
@@ -129,8 +339,9 @@ start_node() { # start_node INDEX
     CHAT__AUTH__JWT_SECRET="$JWT_SECRET" \
     CHAT__SERVER__ALLOWED_ORIGINS="${CHAT__SERVER__ALLOWED_ORIGINS:-*}" \
     CHAT__LOG__LEVEL="${CHAT__LOG__LEVEL:-info}" \
-        "$BIN" >"$logfile" 2>&1 &
-    NODE_PIDS+=($!)
+        "$BIN" </dev/null >"$logfile" 2>&1 &
+    NODE_PIDS[$i]=$!
+    remember $!
     log "node $name starting on 127.0.0.1:$port (pid $!, log $logfile)"
 }
 
@@ -138,14 +349,14 @@ wait_ready() { # wait_ready INDEX
     local name=${NODE_NAMES[$1]} port=${NODE_PORTS[$1]} pid=${NODE_PIDS[$1]}
     local deadline=$((SECONDS + 60))
     until [ "$(http_status "http://127.0.0.1:$port/readyz")" = 200 ]; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "node $name exited; its log:" >&2
-            tail -n 40 "$SERVICES_DIR/node-$name.log" >&2
+        if ! alive "$pid"; then
+            echo "node $name exited" >&2
+            tail_log "$CLUSTER_DIR/node-$name.log"
             exit 1
         fi
         if [ $SECONDS -ge $deadline ]; then
-            echo "node $name is not ready after 60 s; its log:" >&2
-            tail -n 40 "$SERVICES_DIR/node-$name.log" >&2
+            echo "node $name is not ready after 60 s" >&2
+            tail_log "$CLUSTER_DIR/node-$name.log"
             exit 1
         fi
         sleep 0.2
@@ -161,13 +372,211 @@ start_node 2
 wait_ready 1
 wait_ready 2
 
+# --- HAProxy ---------------------------------------------------------------
+# The same choices as deploy/haproxy/haproxy.cfg, for loopback ports, except
+# round robin (new connections go A, B, C, A, ... which makes the spread easy
+# to see) and faster health checks.
+mkdir -p "$CLUSTER_DIR/haproxy"
+HAPROXY_CFG=$CLUSTER_DIR/haproxy/haproxy.cfg
+{
+    cat <<EOF
+# Generated by scripts/cluster.sh for the cluster in $CLUSTER_DIR.
+global
+    log stdout format raw local0 info
+    maxconn 8192
+
+defaults
+    mode http
+    log global
+    # httplog's fields without the query string: /ws carries the JWT in it.
+    log-format "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs \"%HM %HPO %HV\""
+    option dontlognull
+    option forwardfor
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 10s
+    timeout http-keep-alive 10s
+    timeout queue 10s
+    # After the 101 upgrade a WebSocket is a tunnel: this timeout applies.
+    timeout tunnel 1h
+    timeout client-fin 30s
+    timeout server-fin 30s
+
+frontend chat
+    bind 127.0.0.1:$LB_PORT
+    # Node internals stay off the balancer (Prometheus scrapes the nodes directly).
+    http-request deny deny_status 404 if { path /metrics } || { path /healthz } || { path /readyz }
+    default_backend gateways
+
+frontend stats
+    bind 127.0.0.1:$LB_STATS_PORT
+    http-request use-service prometheus-exporter if { path /metrics }
+    stats enable
+    stats uri /stats
+    stats refresh 5s
+
+backend gateways
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost
+    http-check expect status 200
+    default-server check inter 1s fall 2 rise 2
+EOF
+    for i in 0 1 2; do
+        echo "    server node-${NODE_NAMES[$i]} 127.0.0.1:${NODE_PORTS[$i]}"
+    done
+} >"$HAPROXY_CFG"
+"$HAPROXY" -c -q -f "$HAPROXY_CFG" || { echo "HAProxy rejects $HAPROXY_CFG" >&2; exit 1; }
+"$HAPROXY" -db -f "$HAPROXY_CFG" </dev/null >"$CLUSTER_DIR/haproxy/haproxy.log" 2>&1 &
+HAPROXY_PID=$!
+remember "$HAPROXY_PID"
+log "HAProxy starting on 127.0.0.1:$LB_PORT, stats on 127.0.0.1:$LB_STATS_PORT (pid $HAPROXY_PID, log $CLUSTER_DIR/haproxy/haproxy.log)"
+
+haproxy_servers_up() { # prints how many of the three servers HAProxy has UP
+    http_get "http://127.0.0.1:$LB_STATS_PORT/stats;csv" 2>/dev/null \
+        | awk -F, '$1 == "gateways" && $2 ~ /^node-/ && $18 == "UP"' | wc -l
+}
+deadline=$((SECONDS + 30))
+until [ "$(haproxy_servers_up)" = 3 ]; do
+    alive "$HAPROXY_PID" || { echo "HAProxy exited" >&2; tail_log "$CLUSTER_DIR/haproxy/haproxy.log"; exit 1; }
+    [ $SECONDS -lt $deadline ] || { echo "HAProxy does not see 3 healthy nodes after 30 s" >&2; tail_log "$CLUSTER_DIR/haproxy/haproxy.log"; exit 1; }
+    sleep 0.2
+done
+log "HAProxy ready: 3/3 nodes up"
+
+# --- Prometheus -----------------------------------------------------------
+# Debian's binary with a config of our own, its own data directory and port;
+# the Debian service (if the package started one) is left alone.
+mkdir -p "$CLUSTER_DIR/prometheus/data"
+PROMETHEUS_CFG=$CLUSTER_DIR/prometheus/prometheus.yml
+{
+    cat <<EOF
+# Generated by scripts/cluster.sh for the cluster in $CLUSTER_DIR.
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+  external_labels:
+    cluster: local
+EOF
+    if [ -f "$ROOT/deploy/prometheus/alerts.yml" ]; then
+        printf 'rule_files:\n  - %s\n' "$ROOT/deploy/prometheus/alerts.yml"
+    fi
+    cat <<EOF
+scrape_configs:
+  # The job name the alert rules expect.
+  - job_name: chat-gateway
+    metrics_path: /metrics
+    static_configs:
+EOF
+    for i in 0 1 2; do
+        printf '      - targets: ["127.0.0.1:%s"]\n        labels: {node: "%s"}\n' "${NODE_PORTS[$i]}" "${NODE_NAMES[$i]}"
+    done
+    cat <<EOF
+  - job_name: haproxy
+    metrics_path: /metrics
+    static_configs:
+      - targets: ["127.0.0.1:$LB_STATS_PORT"]
+  - job_name: prometheus
+    static_configs:
+      - targets: ["127.0.0.1:$PROMETHEUS_PORT"]
+EOF
+} >"$PROMETHEUS_CFG"
+if command -v promtool >/dev/null; then
+    promtool check config "$PROMETHEUS_CFG" >"$CLUSTER_DIR/prometheus/promtool.log" 2>&1 \
+        || { echo "promtool rejects $PROMETHEUS_CFG" >&2; tail_log "$CLUSTER_DIR/prometheus/promtool.log"; exit 1; }
+fi
+"$PROMETHEUS" --config.file="$PROMETHEUS_CFG" \
+    --storage.tsdb.path="$CLUSTER_DIR/prometheus/data" \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+    </dev/null >"$CLUSTER_DIR/prometheus/prometheus.log" 2>&1 &
+PROMETHEUS_PID=$!
+remember "$PROMETHEUS_PID"
+log "Prometheus starting on 127.0.0.1:$PROMETHEUS_PORT (pid $PROMETHEUS_PID, log $CLUSTER_DIR/prometheus/prometheus.log)"
+deadline=$((SECONDS + 60))
+until [ "$(http_status "http://127.0.0.1:$PROMETHEUS_PORT/-/ready")" = 200 ]; do
+    alive "$PROMETHEUS_PID" || { echo "Prometheus exited" >&2; tail_log "$CLUSTER_DIR/prometheus/prometheus.log"; exit 1; }
+    [ $SECONDS -lt $deadline ] || { echo "Prometheus is not ready after 60 s" >&2; tail_log "$CLUSTER_DIR/prometheus/prometheus.log"; exit 1; }
+    sleep 0.2
+done
+# Prometheus applies its scrape targets a few seconds after it is ready.
+prometheus_targets_up() { # prints how many chat-gateway targets Prometheus has up
+    http_get "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/targets?state=active" 2>/dev/null | python3 -c '
+import json, sys
+try:
+    targets = json.load(sys.stdin)["data"]["activeTargets"]
+except Exception:
+    targets = []
+print(sum(1 for t in targets if t["labels"].get("job") == "chat-gateway" and t["health"] == "up"))'
+}
+deadline=$((SECONDS + 30))
+until [ "$(prometheus_targets_up)" = 3 ]; do
+    alive "$PROMETHEUS_PID" || { echo "Prometheus exited" >&2; tail_log "$CLUSTER_DIR/prometheus/prometheus.log"; exit 1; }
+    [ $SECONDS -lt $deadline ] || { echo "Prometheus has not scraped the 3 nodes after 30 s" >&2; tail_log "$CLUSTER_DIR/prometheus/prometheus.log"; exit 1; }
+    sleep 0.5
+done
+log "Prometheus ready: 3/3 nodes scraped"
+
+# --- The env file -----------------------------------------------------------
+NODE_URLS=()
+for i in 0 1 2; do NODE_URLS+=("http://127.0.0.1:${NODE_PORTS[$i]}"); done
+LB_URL="http://127.0.0.1:$LB_PORT"
+PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT"
+ENV_FILE=$CLUSTER_DIR/cluster.env
+kv() { # kv KEY VALUE, as KEY="VALUE" (no value here needs escaping; refuse one that would)
+    case "$2" in *[\"\\\$\`]*) echo "cannot write $1 to the env file" >&2; exit 1 ;; esac
+    printf '%s="%s"\n' "$1" "$2"
+}
+(
+    umask 077
+    {
+        echo "# Written by scripts/cluster.sh. Source it; stop with: bash scripts/cluster.sh stop $CLUSTER_DIR"
+        kv CLUSTER_DIR "$CLUSTER_DIR"
+        kv GATEWAY_BIN_USED "$BIN"
+        kv JWT_SECRET "$JWT_SECRET"
+        kv LB_URL "$LB_URL"
+        kv LB_WS_URL "ws://127.0.0.1:$LB_PORT/ws"
+        kv LB_PORT "$LB_PORT"
+        kv LB_STATS_URL "http://127.0.0.1:$LB_STATS_PORT/stats"
+        kv LB_STATS_PORT "$LB_STATS_PORT"
+        kv HAPROXY_PID "$HAPROXY_PID"
+        kv HAPROXY_CFG "$HAPROXY_CFG"
+        kv PROMETHEUS_URL "$PROMETHEUS_URL"
+        kv PROMETHEUS_PORT "$PROMETHEUS_PORT"
+        kv PROMETHEUS_PID "$PROMETHEUS_PID"
+        kv PROMETHEUS_CFG "$PROMETHEUS_CFG"
+        kv NODE_NAMES_LIST "${NODE_NAMES[*]}"
+        kv NODE_PORTS_LIST "${NODE_PORTS[*]}"
+        kv NODE_PIDS_LIST "${NODE_PIDS[*]}"
+        kv NODE_URLS_LIST "${NODE_URLS[*]}"
+        for i in 0 1 2; do
+            kv "NODE_${NODE_NAMES[$i]}_URL" "${NODE_URLS[$i]}"
+            kv "NODE_${NODE_NAMES[$i]}_PID" "${NODE_PIDS[$i]}"
+        done
+        kv DATABASE_URL "$TEST_DATABASE_URL"
+        kv PG_PORT "$PG_PORT"
+        kv PG_PID "$PG_PID"
+        kv REDIS_URL "$TEST_REDIS_URL"
+        kv REDIS_PORT "$REDIS_PORT"
+        kv REDIS_PID "$REDIS_PID"
+        # pid:start-time of each process, so that `stop` never signals a reused pid.
+        kv PID_STARTS "$PID_STARTS"
+    } >"$ENV_FILE.tmp"
+    mv "$ENV_FILE.tmp" "$ENV_FILE"
+)
+
 DEMO_TOKEN=$(mint_token 1000 demo)
 cat <<EOF
+
+  Load balancer  $LB_URL   ws://127.0.0.1:$LB_PORT/ws?room_id=1&token=...   (HAProxy, round robin)
+  HAProxy stats  http://127.0.0.1:$LB_STATS_PORT/stats   (its metrics: /metrics)
+  Prometheus     $PROMETHEUS_URL   (targets: $PROMETHEUS_URL/targets; try sum(chat_gateway_connections))
 
   Three gateway nodes share PostgreSQL and Redis:
 EOF
 for i in 0 1 2; do
-    printf '    node %s   http://127.0.0.1:%s   ws://127.0.0.1:%s/ws?room_id=1&token=...\n' \
+    printf '    node %s   http://127.0.0.1:%s   ws://127.0.0.1:%s/ws?room_id=1&token=...   (metrics: /metrics)\n' \
         "${NODE_NAMES[$i]}" "${NODE_PORTS[$i]}" "${NODE_PORTS[$i]}"
 done
 cat <<EOF
@@ -175,25 +584,39 @@ cat <<EOF
   PostgreSQL  $TEST_DATABASE_URL
   Redis       $TEST_REDIS_URL
   JWT secret  $JWT_SECRET   (HS256; claims sub, exp, username, nickname)
-  Logs        $SERVICES_DIR/node-{A,B,C}.log
+  Logs        $CLUSTER_DIR/node-{A,B,C}.log, haproxy/haproxy.log, prometheus/prometheus.log
+  Env file    $ENV_FILE
 
-  Try it (register on one node, chat through another):
-    curl -s http://127.0.0.1:${NODE_PORTS[0]}/api/auth/register -H 'content-type: application/json' \\
+  Try it (register through the balancer, chat through it or any node):
+    curl -s $LB_URL/api/auth/register -H 'content-type: application/json' \\
          -d '{"username":"alice","password":"password123"}'
-    websocat "ws://127.0.0.1:${NODE_PORTS[1]}/ws?room_id=1&token=$DEMO_TOKEN"
+    websocat "ws://127.0.0.1:$LB_PORT/ws?room_id=1&token=$DEMO_TOKEN"
   (that token is minted for user 1000 "demo", valid 24 h)
 
-  Ctrl-C stops everything.
 EOF
 
-# Stay in the foreground until Ctrl-C, or until a node dies by itself.
+if [ "$BACKGROUND" = 1 ]; then
+    DETACHED=1
+    echo "  Running in the background. Stop it with:  bash scripts/cluster.sh stop $CLUSTER_DIR"
+    echo
+    exit 0
+fi
+echo "  Ctrl-C stops everything."
+echo
+
+# Stay in the foreground until Ctrl-C, or until one of the processes dies by itself.
+WATCH_NAMES=("node A" "node B" "node C" HAProxy Prometheus Redis PostgreSQL)
+WATCH_PIDS=("${NODE_PIDS[@]}" "$HAPROXY_PID" "$PROMETHEUS_PID" "$REDIS_PID" "$PG_PID")
+WATCH_LOGS=("$CLUSTER_DIR/node-A.log" "$CLUSTER_DIR/node-B.log" "$CLUSTER_DIR/node-C.log"
+    "$CLUSTER_DIR/haproxy/haproxy.log" "$CLUSTER_DIR/prometheus/prometheus.log"
+    "$CLUSTER_DIR/redis/redis.log" "$CLUSTER_DIR/pg/postgres.log")
 set +e
 while true; do
-    wait -n "${NODE_PIDS[@]}"
-    for i in 0 1 2; do
-        if ! kill -0 "${NODE_PIDS[$i]}" 2>/dev/null; then
-            log "node ${NODE_NAMES[$i]} (pid ${NODE_PIDS[$i]}) exited; last lines of its log:"
-            tail -n 20 "$SERVICES_DIR/node-${NODE_NAMES[$i]}.log"
+    wait -n "${WATCH_PIDS[@]}"
+    for i in "${!WATCH_PIDS[@]}"; do
+        if ! alive "${WATCH_PIDS[$i]}"; then
+            log "${WATCH_NAMES[$i]} (pid ${WATCH_PIDS[$i]}) exited; last lines of its log:"
+            tail -n 20 "${WATCH_LOGS[$i]}"
             exit 1
         fi
     done

@@ -33,6 +33,9 @@ nextest --workspace
 log "2/2 the same API scenarios in cluster mode (Redis bus and presence, PostgreSQL)"
 TEST_BACKEND=redis nextest -p gateway --test api
 
+log "end-to-end: three nodes behind HAProxy, scraped by a real Prometheus"
+bash scripts/e2e-cluster.sh --no-build
+
 log "property-based API test against a live node (schemathesis over /api/openapi.json)"
 bash scripts/schemathesis.sh
 

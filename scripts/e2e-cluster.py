@@ -1,0 +1,392 @@
+#!/usr/bin/env python3
+"""End-to-end check of a running local cluster (scripts/cluster.sh --background).
+
+Run by scripts/e2e-cluster.sh, which starts the cluster and stops it. Python 3
+standard library only: a minimal WebSocket client (RFC 6455, text frames) on
+asyncio, HS256 tokens with hmac/hashlib/base64, HTTP with urllib.
+
+It reads the cluster's env file (path in argv[1]) and:
+  1. mints a token for each of E2E_USERS users (default 9) and opens one
+     WebSocket per user to room 1 THROUGH THE LOAD BALANCER;
+  2. asks every node directly (GET /metrics, `chat_gateway_connections`) how
+     many it holds: each must hold some, and together all of them;
+  3. has every user send E2E_MESSAGES messages (default 3) to room 1 and checks
+     that every client receives every message exactly once, in one seq order;
+  4. asks Prometheus: the three chat-gateway targets are `up`, and
+     sum(chat_gateway_connections) equals the connections held;
+  5. closes every connection; the nodes and Prometheus then count 0.
+Each wait is bounded; any failure exits 1 with a message.
+"""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import struct
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+USERS = int(os.environ.get("E2E_USERS", "9"))
+MESSAGES = int(os.environ.get("E2E_MESSAGES", "3"))
+PROM_WAIT = float(os.environ.get("E2E_PROMETHEUS_WAIT_SECS", "30"))
+STARTED = time.monotonic()
+
+
+def log(msg):
+    print(f"[e2e {time.monotonic() - STARTED:5.1f}s] {msg}", flush=True)
+
+
+class Fail(Exception):
+    pass
+
+
+def read_env(path):
+    env = {}
+    with open(path) as f:
+        for line in f:
+            m = re.match(r'^([A-Z_][A-Z0-9_]*)="(.*)"$', line.strip())
+            if m:
+                env[m.group(1)] = m.group(2)
+    return env
+
+
+def mint_token(secret, uid, username, nickname, ttl=3600):
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps({"sub": str(uid), "exp": int(time.time()) + ttl,
+                           "username": username, "nickname": nickname}).encode())
+    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(sig)}"
+
+
+def http_get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+# --- a minimal WebSocket client ----------------------------------------------
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class Closed(Exception):
+    def __init__(self, code, reason=""):
+        super().__init__(f"closed with {code} {reason}".strip())
+        self.code = code
+
+
+class WebSocket:
+    def __init__(self, reader, writer):
+        self.reader, self.writer = reader, writer
+        self.closed = None  # close code once the server closed
+
+    @classmethod
+    async def connect(cls, host, port, path, timeout=10):
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        lines = head.decode("latin-1").split("\r\n")
+        status = lines[0].split(" ", 2)
+        if len(status) < 2 or status[1] != "101":
+            body = b""
+            try:
+                body = await asyncio.wait_for(reader.read(500), 2)
+            except Exception:
+                pass
+            writer.close()
+            raise Fail(f"upgrade refused: {lines[0]} {body.decode(errors='replace')}")
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+        want = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        if headers.get("sec-websocket-accept") != want:
+            writer.close()
+            raise Fail("bad Sec-WebSocket-Accept in the upgrade answer")
+        return cls(reader, writer)
+
+    def _send_frame(self, opcode, payload):
+        mask = os.urandom(4)
+        n = len(payload)
+        if n < 126:
+            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+        elif n < 1 << 16:
+            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+        else:
+            head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.writer.write(head + mask + masked)
+
+    async def send_text(self, text):
+        self._send_frame(0x1, text.encode())
+        await self.writer.drain()
+
+    async def _read_frame(self):
+        b0, b1 = await self.reader.readexactly(2)
+        n = b1 & 0x7F
+        if n == 126:
+            (n,) = struct.unpack("!H", await self.reader.readexactly(2))
+        elif n == 127:
+            (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        mask = await self.reader.readexactly(4) if b1 & 0x80 else None
+        payload = await self.reader.readexactly(n)
+        if mask:
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        return bool(b0 & 0x80), b0 & 0x0F, payload
+
+    async def recv(self):
+        """The next text message (pings answered, fragments joined); raises Closed."""
+        parts = []
+        while True:
+            fin, opcode, payload = await self._read_frame()
+            if opcode == 0x9:  # ping
+                self._send_frame(0xA, payload)
+                await self.writer.drain()
+            elif opcode == 0xA:  # pong
+                pass
+            elif opcode == 0x8:  # close
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                self.closed = code
+                try:
+                    self._send_frame(0x8, payload[:2])
+                    await self.writer.drain()
+                except Exception:
+                    pass
+                raise Closed(code, payload[2:].decode(errors="replace"))
+            elif opcode in (0x1, 0x0):
+                parts.append(payload)
+                if fin:
+                    return b"".join(parts).decode()
+            else:
+                raise Fail(f"unexpected opcode {opcode}")
+
+    async def close(self, code=1000):
+        try:
+            self._send_frame(0x8, struct.pack("!H", code))
+            await self.writer.drain()
+        except Exception:
+            pass
+
+
+class Client:
+    """One user's connection; a task pumps its frames into `frames`."""
+
+    def __init__(self, uid, username, ws):
+        self.uid, self.username, self.ws = uid, username, ws
+        self.frames = []
+        self.error = None
+        self.task = asyncio.ensure_future(self._pump())
+
+    async def _pump(self):
+        try:
+            while True:
+                self.frames.append(json.loads(await self.ws.recv()))
+        except Closed as e:
+            self.error = e
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported by the checks
+            self.error = e
+
+    def of_type(self, t):
+        return [f for f in self.frames if f.get("type") == t]
+
+    async def close(self):
+        await self.ws.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), 5)
+        except Exception:
+            self.task.cancel()
+        self.ws.writer.close()
+
+
+async def wait_until(what, pred, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        if pred():
+            return
+        if time.monotonic() >= deadline:
+            raise Fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+# --- metrics -------------------------------------------------------------------
+
+METRIC_RE = re.compile(r"^chat_gateway_connections(?:\{[^}]*\})?\s+(\S+)", re.M)
+
+
+def node_connections(url):
+    return sum(float(v) for v in METRIC_RE.findall(http_get(f"{url}/metrics")))
+
+
+def prom_query(base, query):
+    body = json.loads(http_get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": query})))
+    if body.get("status") != "success":
+        raise Fail(f"Prometheus query {query!r} failed: {body}")
+    return body["data"]["result"]
+
+
+def prom_gateway_targets(base):
+    body = json.loads(http_get(f"{base}/api/v1/targets?state=active"))
+    return [t for t in body["data"]["activeTargets"] if t["labels"].get("job") == "chat-gateway"]
+
+
+async def poll(what, fn, ok, timeout, interval=0.5):
+    """Call fn() until ok(value); returns the value; Fail with the last one on timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = await asyncio.get_running_loop().run_in_executor(None, fn)
+            if ok(last):
+                return last
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+            last = f"error: {e}"
+        if time.monotonic() >= deadline:
+            raise Fail(f"{what}: not reached after {timeout:.0f} s (last: {last})")
+        await asyncio.sleep(interval)
+
+
+# --- the scenario ----------------------------------------------------------------
+
+async def scenario(env):
+    lb_port = int(env["LB_PORT"])
+    names = env["NODE_NAMES_LIST"].split()
+    node_urls = dict(zip(names, env["NODE_URLS_LIST"].split()))
+    prom = env["PROMETHEUS_URL"]
+    secret = env["JWT_SECRET"]
+    clients = []
+
+    try:
+        # 1. connections through the balancer
+        log(f"opening {USERS} WebSockets to room 1 through the load balancer {env['LB_URL']}")
+        for i in range(USERS):
+            uid = 7001 + i
+            username = f"e2e_user{i + 1}"
+            token = mint_token(secret, uid, username, f"E2E {i + 1}")
+            ws = await WebSocket.connect("127.0.0.1", lb_port, f"/ws?room_id=1&token={token}")
+            c = Client(uid, username, ws)
+            clients.append(c)
+            await wait_until(f"online_users for {username}", lambda: c.of_type("online_users") or c.error, 10)
+            if c.error:
+                raise Fail(f"{username}: connection ended at once: {c.error}")
+        log(f"{USERS} connected; each got online_users")
+
+        # 2. they landed on different nodes (asked directly, not through the balancer)
+        def spread():
+            return {n: node_connections(u) for n, u in node_urls.items()}
+
+        counts = await poll("every node holding connections, all of them together",
+                            spread, lambda c: sum(c.values()) == USERS and all(v > 0 for v in c.values()),
+                            timeout=10, interval=0.2)
+        log("connections per node (their /metrics): "
+            + ", ".join(f"{n}={int(v)}" for n, v in counts.items()) + "  ok: spread over all 3 nodes")
+
+        # 3. chat in room 1: every client receives every message exactly once
+        expected = set()
+        for k in range(MESSAGES):
+            for c in clients:
+                cmid = f"e2e-{c.uid}-{k}"
+                expected.add(cmid)
+                await c.ws.send_text(json.dumps({"type": "message", "room_id": 1,
+                                                 "content": f"hello {k} from {c.username}",
+                                                 "client_msg_id": cmid}))
+        total = len(expected)
+        log(f"{len(clients)} users sent {total} messages to room 1")
+
+        def received(c):
+            return [f["data"].get("client_msg_id") for f in c.of_type("message")
+                    if f["data"].get("client_msg_id") in expected]
+
+        try:
+            await wait_until("every message at every client",
+                             lambda: all(len(set(received(c))) == total or c.error for c in clients), 20)
+        except Fail as e:
+            got = {c.username: len(set(received(c))) for c in clients}
+            raise Fail(f"{e}; distinct messages received per client: {got}")
+        await asyncio.sleep(1.0)  # room for a late duplicate to show up
+        orders = []
+        for c in clients:
+            if c.error:
+                raise Fail(f"{c.username}: connection ended: {c.error}")
+            errors = c.of_type("error")
+            if errors:
+                raise Fail(f"{c.username}: error frames: {errors}")
+            ids = received(c)
+            dups = sorted({x for x in ids if ids.count(x) > 1})
+            if dups:
+                raise Fail(f"{c.username} received duplicates: {dups}")
+            if set(ids) != expected:
+                raise Fail(f"{c.username} missed {sorted(expected - set(ids))}")
+            seqs = [f["data"]["seq"] for f in c.of_type("message") if f["data"].get("client_msg_id") in expected]
+            if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
+                raise Fail(f"{c.username} received seqs out of order: {seqs}")
+            orders.append(ids)
+        if any(o != orders[0] for o in orders):
+            raise Fail("clients received the messages in different orders")
+        log(f"every client received all {total} messages exactly once, in the same seq order")
+
+        # 4. Prometheus: the three targets up, and the sum of open connections
+        log(f"asking Prometheus {prom} (at most {PROM_WAIT:.0f} s)")
+        targets = await poll("Prometheus: 3 chat-gateway targets up", lambda: prom_gateway_targets(prom),
+                             lambda ts: len(ts) == 3 and all(t["health"] == "up" for t in ts), PROM_WAIT)
+        log("Prometheus targets: " + ", ".join(f"{t['labels'].get('node', t['labels']['instance'])}={t['health']}"
+                                              for t in sorted(targets, key=lambda t: t["labels"].get("node", ""))))
+
+        def prom_sum():
+            r = prom_query(prom, "sum(chat_gateway_connections)")
+            return float(r[0]["value"][1]) if r else None
+
+        got = await poll(f"Prometheus: sum(chat_gateway_connections) == {USERS}", prom_sum,
+                         lambda v: v == USERS, PROM_WAIT)
+        per_node = prom_query(prom, "sum by (node) (chat_gateway_connections)")
+        log(f"Prometheus: sum(chat_gateway_connections) = {int(got)}  (by node: "
+            + ", ".join(f"{r['metric'].get('node')}={r['value'][1]}" for r in
+                        sorted(per_node, key=lambda r: r["metric"].get("node", ""))) + ")")
+
+        # 5. close; everything counts 0 again
+        log("closing the connections")
+        await asyncio.gather(*(c.close() for c in clients))
+        clients = []
+        await poll("every node back to 0 connections", spread,
+                   lambda c: all(v == 0 for v in c.values()), timeout=10, interval=0.2)
+        await poll("Prometheus: sum(chat_gateway_connections) == 0", prom_sum, lambda v: v == 0, PROM_WAIT)
+        log("after closing: 0 connections on every node and in Prometheus")
+    finally:
+        for c in clients:
+            c.task.cancel()
+            c.ws.writer.close()
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(f"usage: {sys.argv[0]} CLUSTER_ENV_FILE", file=sys.stderr)
+        return 2
+    env = read_env(sys.argv[1])
+    try:
+        asyncio.run(asyncio.wait_for(scenario(env), 120))
+    except Fail as e:
+        log(f"FAILED: {e}")
+        return 1
+    except asyncio.TimeoutError:
+        log("FAILED: the scenario took longer than 120 s")
+        return 1
+    log("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
