@@ -82,7 +82,9 @@ log "using $("$VENV/bin/schemathesis" --version)"
 
 # 2. One node.
 log "building the gateway"
-cargo build -p gateway --locked --quiet
+# The same feature set as the test build (`-p gateway` alone would rebuild
+# dependencies with other features): a no-op right after `scripts/test.sh` built.
+cargo build --workspace --tests --locked --quiet
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 GATEWAY=$TARGET_DIR/debug/gateway
