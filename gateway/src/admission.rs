@@ -45,10 +45,12 @@ impl From<StoreError> for AdmitError {
     }
 }
 
-pub async fn admit(store: &Store, user: UserId, room: RoomId) -> Result<(), AdmitError> {
+/// On success, the room's newest `seq` as read now, before the connection
+/// subscribes: delivery starts right after it (see `ws::delivery`).
+pub async fn admit(store: &Store, user: UserId, room: RoomId) -> Result<i64, AdmitError> {
     let record = store.find_room(room).await?.ok_or(AdmitError::NotFound)?;
     if store.member_role(room, user).await?.is_some() {
-        return Ok(());
+        return Ok(record.last_seq);
     }
     if record.is_private {
         return Err(AdmitError::Forbidden);
@@ -56,5 +58,5 @@ pub async fn admit(store: &Store, user: UserId, room: RoomId) -> Result<(), Admi
     store
         .add_member(room, user, "member", crate::clock::now())
         .await?;
-    Ok(())
+    Ok(record.last_seq)
 }

@@ -168,15 +168,15 @@ pub(super) async fn upgrade(
             "Too many connections for this user",
         ));
     }
-    match admit(&state.store, user.id, room).await {
-        Ok(()) => {}
+    let last_seq = match admit(&state.store, user.id, room).await {
+        Ok(last_seq) => last_seq,
         Err(AdmitError::NotFound) => return Ok(refuse(S::NOT_FOUND, "Room not found")),
         Err(AdmitError::Forbidden) => return Ok(refuse(S::FORBIDDEN, "Not a member of this room")),
         Err(AdmitError::Unavailable) => {
             return Ok(refuse(S::SERVICE_UNAVAILABLE, "Database unavailable"));
         }
         Err(AdmitError::Internal) => return Ok(refuse(S::INTERNAL_SERVER_ERROR, "Internal error")),
-    }
+    };
 
     let (response, socket, stream) = actix_ws::handle(&req, body)?;
     let key = ConnKey {
@@ -196,7 +196,7 @@ pub(super) async fn upgrade(
         socket,
         stream,
         first_room: room,
-        since,
+        after_seq: since.unwrap_or(last_seq),
         slot,
     };
     actix_web::rt::spawn(session::run(parts));

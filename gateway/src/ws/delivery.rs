@@ -9,7 +9,11 @@
 //! before it is published, so a gap can always be filled.
 //!
 //! A resume (`since_seq`) starts the cursor at `since_seq` and fills at
-//! once; a plain join starts at the first live message. Catching up is
+//! once. A plain join starts it at the room's newest seq as read when the
+//! connection was admitted (before it subscribed) and fills likewise: two
+//! messages published out of seq order around the join cannot make the
+//! lower one look like a duplicate. (`Fresh`, start at the first live
+//! message, is kept for callers with no seq at hand.) Catching up is
 //! bounded by the recovery window: further back than that, the client gets
 //! `recovery_partial` and should reload the history instead.
 

@@ -94,10 +94,17 @@ async fn join(state: &AppState, conn: &ConnHandle, room: RoomId, since: Option<i
             None,
         );
     }
-    if let Err(e) = admit(&state.store, conn.user().id, room).await {
-        return reject(conn, Some(room), e.code(), e.to_string(), None);
-    }
-    if let Err(e) = state.node.enter(conn, room, since).await {
+    let last_seq = match admit(&state.store, conn.user().id, room).await {
+        Ok(last_seq) => last_seq,
+        Err(e) => return reject(conn, Some(room), e.code(), e.to_string(), None),
+    };
+    // Re-joining a room the connection is in only resumes with an explicit since_seq.
+    let after = if conn.in_room(room) {
+        since
+    } else {
+        Some(since.unwrap_or(last_seq))
+    };
+    if let Err(e) = state.node.enter(conn, room, after).await {
         tracing::warn!(room = %room, error = %e, "could not enter room");
         reject(
             conn,

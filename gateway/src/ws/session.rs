@@ -33,8 +33,9 @@ pub struct SessionParts {
     pub socket: actix_ws::Session,
     pub stream: MessageStream,
     pub first_room: RoomId,
-    /// `since_seq` at connect: resume the first room after it.
-    pub since: Option<i64>,
+    /// Deliver the first room's messages after this seq: `since_seq` at
+    /// connect, else the room's newest seq when the connection was admitted.
+    pub after_seq: i64,
     /// Held for the whole session: the connection-cap slot.
     pub slot: Slot,
 }
@@ -47,7 +48,7 @@ pub async fn run(parts: SessionParts) {
         socket,
         stream,
         first_room,
-        since,
+        after_seq,
         slot,
     } = parts;
     let limits = &state.settings.limits;
@@ -71,7 +72,7 @@ pub async fn run(parts: SessionParts) {
     };
     let writer = actix_web::rt::spawn(writer.run(queue));
 
-    if let Err(e) = state.node.enter(&conn, first_room, since).await {
+    if let Err(e) = state.node.enter(&conn, first_room, Some(after_seq)).await {
         tracing::warn!(room = %first_room, error = %e, "could not enter the first room");
         conn.send(&ServerFrame::error(
             Some(first_room),

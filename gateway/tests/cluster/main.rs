@@ -13,6 +13,7 @@
 mod helpers;
 
 mod fanout;
+mod guarantees;
 mod outages;
 mod presence;
 mod redis_cluster;
