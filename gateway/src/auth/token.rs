@@ -234,6 +234,11 @@ mod tests {
                     b64(&format!(r#"{{"sub":"1","exp":{exp}}}"#))
                 ),
             ),
+            ("RS256 header (algorithm confusion)", {
+                let t = sign(json!({"sub":"1","exp": exp}), Algorithm::HS256, KEY);
+                let rest = t.split_once('.').unwrap().1.to_owned();
+                format!("{}.{rest}", b64(r#"{"alg":"RS256","typ":"JWT"}"#))
+            }),
             ("garbage", "not.a.token".to_owned()),
             ("empty", String::new()),
         ];

@@ -87,3 +87,70 @@ async fn a_client_that_never_reads_is_dropped_and_the_others_get_everything() {
         assert_eq!(code, Some(4008), "slow consumer close code");
     }
 }
+
+#[tokio::test]
+async fn a_hundred_stalled_clients_keep_memory_bounded_and_the_room_fast() {
+    let app = spawn_with(|s| {
+        s.limits.outbound_queue = 16;
+        s.limits.max_connections_per_user = 200;
+    })
+    .await;
+    let (_, sender) = app.register("sender").await;
+    let (_, reader) = app.register("reader").await;
+    let (_, stalled_user) = app.register("stalled").await;
+    let mut stalled = Vec::new();
+    for _ in 0..100 {
+        stalled.push(stalled_client(app.port, &stalled_user).await);
+    }
+    let mut s = app.ws_in_general(&sender).await;
+    let mut r = app.ws_in_general(&reader).await;
+    let rss_before = rss_kib();
+    let body = "z".repeat(1900);
+    let mut slowest = std::time::Duration::ZERO;
+    // Enough to fill what the kernel buffers for each stalled socket (~3 MB).
+    for i in 0..1500 {
+        let sent = std::time::Instant::now();
+        s.send_json(json!({"type": "message", "content": format!("{i} {body}")}))
+            .await;
+        s.recv_type("message").await;
+        let m = r.recv_type("message").await;
+        slowest = slowest.max(sent.elapsed());
+        assert!(
+            m["data"]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{i} "))
+        );
+    }
+    let rss_after = rss_kib();
+    eprintln!(
+        "100 stalled clients: RSS {rss_before} -> {rss_after} KiB, slowest round trip {slowest:?}"
+    );
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "memory grew from {rss_before} KiB to {rss_after} KiB with 100 stalled clients"
+    );
+    assert!(
+        slowest < std::time::Duration::from_secs(2),
+        "the room kept moving: slowest round trip {slowest:?}"
+    );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let slow_line = metrics
+        .lines()
+        .find(|l| l.starts_with("chat_gateway_slow_consumer_disconnects_total "))
+        .unwrap();
+    let slow: f64 = slow_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        slow >= 100.0,
+        "every stalled client was dropped as a slow consumer: {slow_line}"
+    );
+    drop(stalled);
+}
