@@ -40,6 +40,8 @@ pub struct Stopper {
     server: ServerHandle,
     /// Stops the background writers after the sessions are gone.
     background: CancellationToken,
+    /// The online-status writer: awaited on stop so its last writes land.
+    status_writer: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     grace: Duration,
 }
 
@@ -92,7 +94,8 @@ impl Application {
         ));
         let background = CancellationToken::new();
         tokio::spawn(Arc::clone(&node).run_router(bus_rx));
-        tokio::spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));
+        let status_writer =
+            tokio::spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));
         let history = History::new(store.clone(), redis.clone());
         tokio::spawn(watch_bus(Arc::clone(&node), background.clone()));
         if let Some(redis) = redis {
@@ -161,6 +164,7 @@ impl Application {
             state,
             server: server.handle(),
             background,
+            status_writer: Arc::new(tokio::sync::Mutex::new(Some(status_writer))),
             grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
         };
         Ok(Application {
@@ -208,8 +212,10 @@ impl Stopper {
         }
         self.server.stop(true).await;
         self.background.cancel();
-        // Let the status writer finish its last flush.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Pending database writes (online status) are flushed before returning.
+        if let Some(writer) = self.status_writer.lock().await.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        }
     }
 }
 

@@ -68,3 +68,28 @@ async fn online_status_and_last_seen_are_recorded() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn stopping_the_node_flushes_the_online_status() {
+    let app = crate::helpers::spawn_with(|s| {
+        s.server.drain_window_secs = 0;
+        s.server.shutdown_timeout_secs = 3;
+    })
+    .await;
+    let (id, t) = app.register("leaver").await;
+    let mut c = app.ws_in_general(&t).await;
+    let store = app.app_state.store.clone();
+    let id = shared::ids::UserId(id);
+    let until = tokio::time::Instant::now() + crate::helpers::WAIT;
+    while !store.find_user(id).await.unwrap().unwrap().is_online {
+        assert!(tokio::time::Instant::now() < until, "never online");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.stopper.stop().await;
+    assert_eq!(c.recv_close().await, Some(1012));
+    let user = store.find_user(id).await.unwrap().unwrap();
+    assert!(
+        !user.is_online && user.last_seen.is_some(),
+        "written before stop() returned"
+    );
+}
