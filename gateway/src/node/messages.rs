@@ -129,44 +129,39 @@ impl Node {
             .map(ClientMsgId::parse)
             .transpose()
             .map_err(|_| SendError::ClientMsgId)?;
-        if let Some(id) = &client_msg_id
-            && let Some(original) = self.claimed(user, id).await?
-        {
-            return Ok(Posted {
-                message: message_data(original, user),
-                duplicate: true,
-            });
-        }
         // Known to be cut off from the other nodes: refuse before storing, so
         // that a message is never stored, reported failed, and delivered later.
+        // A retry of a message stored before the cut still gets its original.
         if !self.bus.connected() {
+            if let Some(id) = &client_msg_id
+                && let Some(original) = self.claimed(user, id).await?
+            {
+                return Ok(duplicate(original, user));
+            }
             return Err(SendError::Unavailable);
         }
+        // No lookup before the insert: the unique (sender, client_msg_id)
+        // index finds a retry, so a first send costs one transaction.
         let m = crate::metrics::metrics();
-        let insert = self.store.insert_message(
-            room,
-            user.id,
-            body.as_str(),
-            client_msg_id.as_ref().map(ClientMsgId::as_str),
-            crate::clock::now(),
-        );
-        let stored = match crate::metrics::timed(&m.db_seconds, "insert_message", insert).await {
-            Err(StoreError::Conflict) if client_msg_id.is_some() => {
-                let id = client_msg_id
-                    .as_ref()
-                    .map(ClientMsgId::as_str)
-                    .unwrap_or_default();
-                let original = self
-                    .store
-                    .message_by_client_msg_id(user.id, id)
-                    .await?
-                    .ok_or(SendError::Internal)?;
-                return Ok(Posted {
-                    message: message_data(original, user),
-                    duplicate: true,
-                });
+        let mut released = false;
+        let stored = loop {
+            let insert = self.store.insert_message(
+                room,
+                user.id,
+                body.as_str(),
+                client_msg_id.as_ref().map(ClientMsgId::as_str),
+                crate::clock::now(),
+            );
+            match crate::metrics::timed(&m.db_seconds, "insert_message", insert).await {
+                Err(StoreError::Conflict) if !released && let Some(id) = &client_msg_id => {
+                    match self.claimed(user, id).await? {
+                        Some(original) => return Ok(duplicate(original, user)),
+                        // The earlier use is outside the window and was released: store anew.
+                        None => released = true,
+                    }
+                }
+                other => break other?,
             }
-            other => other?,
         };
         let data = message_data(stored, user);
         self.publish(room, BusEvent::Message(data.clone()))
@@ -201,6 +196,13 @@ impl Node {
             }
             None => Ok(None),
         }
+    }
+}
+
+fn duplicate(original: MessageRecord, user: &UserPublic) -> Posted {
+    Posted {
+        message: message_data(original, user),
+        duplicate: true,
     }
 }
 

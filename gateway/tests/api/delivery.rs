@@ -377,3 +377,38 @@ async fn clients_that_drop_and_resume_on_other_nodes_end_with_the_full_history()
         assert_eq!(*seen, (1..=TOTAL).collect::<Vec<_>>(), "client {i}");
     }
 }
+
+#[tokio::test]
+async fn a_client_msg_id_older_than_the_window_may_be_used_again() {
+    let app = crate::helpers::spawn_app().await;
+    let (alice_id, alice) = app.register("alice").await;
+    let long_ago = gateway::clock::now() - chrono::TimeDelta::minutes(11);
+    let old = app
+        .app_state
+        .store
+        .insert_message(RoomId(1), UserId(alice_id), "old", Some("reused"), long_ago)
+        .await
+        .unwrap();
+    app.http
+        .post(app.url("/api/rooms/1/join"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    let resp = app
+        .http
+        .post(app.url("/api/rooms/1/messages"))
+        .bearer_auth(&alice)
+        .json(&json!({"content": "new", "client_msg_id": "reused"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        201,
+        "stored anew, not answered with the old one"
+    );
+    let fresh: Value = resp.json().await.unwrap();
+    assert_ne!(fresh["id"].as_i64(), Some(old.id.0));
+    assert_eq!(fresh["client_msg_id"], "reused");
+}
