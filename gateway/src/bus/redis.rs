@@ -103,7 +103,15 @@ impl Bus for RedisBus {
         let result = if self.redis.sharded {
             tokio::time::timeout(SUBSCRIBE_TIMEOUT, sub.ssubscribe(channel.clone())).await
         } else {
-            tokio::time::timeout(SUBSCRIBE_TIMEOUT, sub.subscribe(channel.clone())).await
+            // fred resolves SUBSCRIBE once it is written, not when Redis has
+            // run it. The caller then reads the history and counts on every
+            // later publish arriving live; a PING on the same connection
+            // returns only after Redis ran the SUBSCRIBE before it.
+            tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
+                sub.subscribe(channel.clone()).await?;
+                sub.ping::<fred::types::Value>(None).await.map(drop)
+            })
+            .await
         };
         match result {
             Ok(Ok(())) => Ok(()),

@@ -86,29 +86,25 @@ impl Node {
         self.bus.ready().await
     }
 
-    /// Put `conn` in `room` (the caller has checked the user may enter) and
-    /// send it `online_users`. Entering a room it is already in only repeats
-    /// `online_users`.
-    ///
-    /// With `since` (the last seq the client saw) the connection first gets
-    /// every message after it, then the live stream, with no gap and no
-    /// duplicate at the switch-over (see `ws::delivery`).
+    /// Put `conn` in `room` (the caller has checked the user may enter):
+    /// it gets `online_users`, then every message after `after` (the last
+    /// seq the client saw, or the room's newest when it joins afresh), then
+    /// the live stream, with no gap and no duplicate at the switch-over (see
+    /// `ws::delivery`). Entering a room it is already in resumes from
+    /// `after` the same way.
     pub async fn enter(
         &self,
         conn: &ConnHandle,
         room: RoomId,
-        since: Option<i64>,
+        after: i64,
     ) -> Result<(), EnterError> {
-        if conn.in_room(room) {
-            if since.is_some() {
-                conn.push(Outbound::Track { room, since });
-                conn.push(Outbound::Fill { room });
-            }
-            self.send_online_users(conn, room).await?;
-            return Ok(());
-        }
         // Tracked before the first live message can be queued.
-        conn.push(Outbound::Track { room, since });
+        conn.push(Outbound::Track { room, since: after });
+        if conn.in_room(room) {
+            let online = self.send_online_users(conn, room).await;
+            conn.push(Outbound::Fill { room });
+            return Ok(online?);
+        }
         let added = {
             // One lock for hub, bus and presence (see `leave`).
             let _room = self.room_locks.lock(room).await;
@@ -130,12 +126,11 @@ impl Node {
                 return Err(e.into());
             }
         };
-        self.send_online_users(conn, room).await?;
-        if since.is_some() {
-            // Subscribed: everything after `since` is now either in the
-            // history or on its way live; the writer merges both.
-            conn.push(Outbound::Fill { room });
-        }
+        let online = self.send_online_users(conn, room).await;
+        // Subscribed: everything after `after` is now either in the history
+        // or on its way live; the writer merges both.
+        conn.push(Outbound::Fill { room });
+        online?;
         if first {
             let event = BusEvent::UserJoined {
                 user: conn.user().clone(),
@@ -148,7 +143,8 @@ impl Node {
         Ok(())
     }
 
-    async fn send_online_users(
+    /// Send `conn` the users present in `room`.
+    pub async fn send_online_users(
         &self,
         conn: &ConnHandle,
         room: RoomId,

@@ -8,12 +8,15 @@
 //! SQL (assigned in the inserting transaction), and a message is committed
 //! before it is published, so a gap can always be filled.
 //!
-//! A resume (`since_seq`) starts the cursor at `since_seq` and fills at
-//! once. A plain join starts it at the room's newest seq as read when the
-//! connection was admitted (before it subscribed) and fills likewise: two
-//! messages published out of seq order around the join cannot make the
-//! lower one look like a duplicate. (`Fresh`, start at the first live
-//! message, is kept for callers with no seq at hand.) Catching up is
+//! Entering a room starts the cursor at `since_seq` (a resume) or at the
+//! room's newest seq as read when the connection was admitted (a plain
+//! join), in the *joining* state: live messages that arrive before the
+//! connection's `online_users` are dropped rather than sent, because the
+//! fill queued right after `online_users` reads them from the history
+//! anyway (each was committed before it was published, so before it
+//! arrived). So a client always sees `online_users` first, then the room's
+//! messages in order, and two messages published out of seq order around
+//! the join cannot make the lower one look like a duplicate. Catching up is
 //! bounded by the recovery window: further back than that, the client gets
 //! `recovery_partial` and should reload the history instead.
 
@@ -25,8 +28,8 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cursor {
-    /// Joined without `since_seq`: delivery starts at the first live message.
-    Fresh,
+    /// Entered after `seq`; waiting for the first fill.
+    Joining(i64),
     /// The last `seq` delivered.
     At(i64),
 }
@@ -35,7 +38,8 @@ enum Cursor {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Send,
-    Duplicate,
+    /// Already delivered, or (joining) about to be read by the first fill.
+    Drop,
     /// Fill `after + 1 ..= seq - 1` first.
     Gap {
         after: i64,
@@ -50,40 +54,38 @@ pub struct Cursors {
 }
 
 impl Cursors {
-    pub fn track(&mut self, room: RoomId, since: Option<i64>) {
-        self.rooms
-            .insert(room, since.map_or(Cursor::Fresh, Cursor::At));
+    /// Enter `room` after `seq`: nothing is delivered until the first fill.
+    pub fn track(&mut self, room: RoomId, after: i64) {
+        self.rooms.insert(room, Cursor::Joining(after));
     }
 
     pub fn untrack(&mut self, room: RoomId) {
         self.rooms.remove(&room);
     }
 
-    /// The last delivered seq, once known.
+    /// The seq a fill starts after.
     pub fn position(&self, room: RoomId) -> Option<i64> {
         match self.rooms.get(&room)? {
-            Cursor::At(seq) => Some(*seq),
-            Cursor::Fresh => None,
+            Cursor::Joining(seq) | Cursor::At(seq) => Some(*seq),
         }
     }
 
     pub fn decide(&mut self, room: RoomId, seq: i64) -> Decision {
         match self.rooms.get(&room) {
             None => Decision::NotTracked,
-            Some(Cursor::Fresh) => Decision::Send,
-            Some(Cursor::At(last)) if seq <= *last => Decision::Duplicate,
+            Some(Cursor::Joining(_)) => Decision::Drop,
+            Some(Cursor::At(last)) if seq <= *last => Decision::Drop,
             Some(Cursor::At(last)) if seq == last + 1 => Decision::Send,
             Some(Cursor::At(last)) => Decision::Gap { after: *last },
         }
     }
 
-    /// Record that `seq` went out (never moves backwards).
+    /// Record that everything up to `seq` went out (never moves backwards;
+    /// ends the joining state).
     pub fn delivered(&mut self, room: RoomId, seq: i64) {
         if let Some(c) = self.rooms.get_mut(&room) {
-            *c = match *c {
-                Cursor::At(last) if last >= seq => Cursor::At(last),
-                _ => Cursor::At(seq),
-            };
+            let (Cursor::Joining(last) | Cursor::At(last)) = *c;
+            *c = Cursor::At(last.max(seq));
         }
     }
 }
@@ -183,21 +185,25 @@ mod tests {
         let mut c = Cursors::default();
         let r = RoomId(1);
         assert_eq!(c.decide(r, 1), Decision::NotTracked);
-        c.track(r, None);
+        c.track(r, 6);
+        assert_eq!(c.position(r), Some(6));
         assert_eq!(
             c.decide(r, 7),
-            Decision::Send,
-            "a fresh join starts anywhere"
+            Decision::Drop,
+            "before the first fill, live messages are left to the fill"
         );
+        c.delivered(r, 6);
+        assert_eq!(c.decide(r, 7), Decision::Send);
         c.delivered(r, 7);
-        assert_eq!(c.decide(r, 7), Decision::Duplicate);
-        assert_eq!(c.decide(r, 3), Decision::Duplicate);
+        assert_eq!(c.decide(r, 7), Decision::Drop);
+        assert_eq!(c.decide(r, 3), Decision::Drop);
         assert_eq!(c.decide(r, 8), Decision::Send);
         assert_eq!(c.decide(r, 10), Decision::Gap { after: 7 });
         c.delivered(r, 10);
         c.delivered(r, 9);
         assert_eq!(c.position(r), Some(10), "never backwards");
-        c.track(r, Some(2));
+        c.track(r, 2);
+        c.delivered(r, 2);
         assert_eq!(c.decide(r, 3), Decision::Send);
         c.untrack(r);
         assert_eq!(c.decide(r, 11), Decision::NotTracked);

@@ -98,13 +98,17 @@ async fn join(state: &AppState, conn: &ConnHandle, room: RoomId, since: Option<i
         Ok(last_seq) => last_seq,
         Err(e) => return reject(conn, Some(room), e.code(), e.to_string(), None),
     };
-    // Re-joining a room the connection is in only resumes with an explicit since_seq.
-    let after = if conn.in_room(room) {
-        since
-    } else {
-        Some(since.unwrap_or(last_seq))
+    // Re-joining a room the connection is in only resumes with an explicit
+    // since_seq; without one it repeats `online_users`.
+    let entered = match (since, conn.in_room(room)) {
+        (None, true) => state
+            .node
+            .send_online_users(conn, room)
+            .await
+            .map_err(Into::into),
+        (since, _) => state.node.enter(conn, room, since.unwrap_or(last_seq)).await,
     };
-    if let Err(e) = state.node.enter(conn, room, after).await {
+    if let Err(e) = entered {
         tracing::warn!(room = %room, error = %e, "could not enter room");
         reject(
             conn,

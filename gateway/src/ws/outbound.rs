@@ -15,10 +15,10 @@ pub enum Outbound {
         seq: i64,
         frame: ByteString,
     },
-    /// Start delivering `room`'s messages: after `since` (a resume), or from
-    /// the first one that arrives live (`None`).
-    Track { room: RoomId, since: Option<i64> },
-    /// Catch up on `room` from the history now (after a resume or a reconnect).
+    /// Start delivering `room`'s messages after `since`, from the next fill on.
+    Track { room: RoomId, since: i64 },
+    /// Catch up on `room` from the history now (after entering it, or after
+    /// the bus reconnected).
     Fill { room: RoomId },
     /// Stop delivering `room`'s messages.
     Untrack { room: RoomId },

@@ -72,7 +72,7 @@ pub async fn run(parts: SessionParts) {
     };
     let writer = actix_web::rt::spawn(writer.run(queue));
 
-    if let Err(e) = state.node.enter(&conn, first_room, Some(after_seq)).await {
+    if let Err(e) = state.node.enter(&conn, first_room, after_seq).await {
         tracing::warn!(room = %first_room, error = %e, "could not enter the first room");
         conn.send(&ServerFrame::error(
             Some(first_room),

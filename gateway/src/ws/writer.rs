@@ -66,7 +66,7 @@ impl Writer {
                     cursors.delivered(room, seq);
                     self.write(frame).await
                 }
-                Decision::Duplicate | Decision::NotTracked => true,
+                Decision::Drop | Decision::NotTracked => true,
                 Decision::Gap { after } => {
                     crate::metrics::metrics().bus_gaps_filled.inc();
                     self.fill(cursors, room, after, Some(seq - 1)).await && {

@@ -24,6 +24,7 @@ async fn a_client_resumes_on_another_node_with_every_missed_message_once() {
         talker
             .send_json(json!({"type": "message", "content": format!("m{i}")}))
             .await;
+        assert_eq!(talker.recv_type("message").await["data"]["seq"], i);
         assert_eq!(listener.recv_type("message").await["data"]["seq"], i);
     }
     listener.close().await;
@@ -31,7 +32,8 @@ async fn a_client_resumes_on_another_node_with_every_missed_message_once() {
         talker
             .send_json(json!({"type": "message", "content": format!("m{i}")}))
             .await;
-        talker.recv_type("message").await;
+        // The echo: stored and published before bob comes back.
+        assert_eq!(talker.recv_type("message").await["data"]["seq"], i);
     }
     // Resume at connect, on the other node, from seq 5.
     let mut back = b.ws(&bob, "&since_seq=5").await;
@@ -53,6 +55,47 @@ async fn a_client_resumes_on_another_node_with_every_missed_message_once() {
         (Some(9), Some("live"))
     );
     back.expect_silence(300).await;
+}
+
+/// Resumes on a node that must subscribe anew each time, while another node
+/// streams messages: a message stored just before the subscription and
+/// published just after it is neither in the history read nor missed live.
+#[tokio::test]
+async fn resumes_while_messages_stream_have_no_gap() {
+    const TOTAL: i64 = 150;
+    let nodes = spawn_nodes(2).await;
+    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (_, alice) = a.register("alice").await;
+    let (_, bob) = a.register("bob").await;
+    let mut talker = a.ws_in_general(&alice).await;
+    let streaming = tokio::spawn(async move {
+        for i in 1..=TOTAL {
+            talker
+                .send_json(json!({"type": "message", "content": format!("m{i}")}))
+                .await;
+            assert_eq!(talker.recv_type("message").await["data"]["seq"], i);
+        }
+        talker
+    });
+    // Each pass reads a few messages and leaves, so node b drops its
+    // subscription and subscribes again on the next resume.
+    let mut seen = 0;
+    let mut resumes = 0;
+    while seen < TOTAL {
+        let mut c = b.ws(&bob, &format!("&since_seq={seen}")).await;
+        c.recv_type("online_users").await;
+        for _ in 0..3 {
+            if seen == TOTAL {
+                break;
+            }
+            let m = c.recv_type("message").await;
+            assert_eq!(m["data"]["seq"], seen + 1, "after resume #{resumes}");
+            seen += 1;
+        }
+        c.close().await;
+        resumes += 1;
+    }
+    streaming.await.expect("the talker finished");
 }
 
 #[tokio::test]
