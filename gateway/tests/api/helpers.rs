@@ -66,8 +66,13 @@ async fn cluster_backends(settings: &mut Settings) {
     use sea_orm::ConnectionTrait;
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
+    // Pids repeat across runs against one long-lived server: add the clock.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
     let unique = format!(
-        "t{}_{}",
+        "t{}_{}_{nanos}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     );

@@ -544,7 +544,12 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create(admin_url: &str, drop_on_exit: bool) -> TestDb {
-        let name = format!("cluster_{}_{}", std::process::id(), unique());
+        // Pids repeat across runs against one long-lived server: add the clock.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .subsec_nanos();
+        let name = format!("cluster_{}_{}_{nanos}", std::process::id(), unique());
         let admin = Database::connect(admin_url)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}; {HOW_TO_RUN}"));
