@@ -48,6 +48,8 @@ KNOWN_METRICS = {
     "chat_gateway_upgrades_refused_total",
     "chat_gateway_rooms",
     "chat_gateway_presence_users",
+    "chat_gateway_presence_store_connections",
+    "chat_gateway_presence_store_users",
     "chat_gateway_frames_received_total",
     "chat_gateway_frames_sent_total",
     "chat_gateway_messages_published_total",

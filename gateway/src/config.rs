@@ -41,6 +41,10 @@ pub struct ServerSettings {
     /// A stopping node closes its connections (1012) at random moments over
     /// this window, so their reconnects spread out. Below the shutdown timeout.
     pub drain_window_secs: u64,
+    /// A second port, on the same host, that serves only `/metrics`,
+    /// `/healthz` and `/readyz` (for a scraper kept off the public port).
+    /// Unset: none; the main port serves them either way.
+    pub admin_port: Option<u16>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -155,6 +159,7 @@ impl Default for ServerSettings {
             allowed_origins: Vec::new(),
             shutdown_timeout_secs: 10,
             drain_window_secs: 5,
+            admin_port: None,
         }
     }
 }

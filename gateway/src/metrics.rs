@@ -20,6 +20,8 @@ pub struct Metrics {
     pub upgrades_refused: IntCounterVec,
     pub rooms: IntGauge,
     pub presence_users: IntGauge,
+    pub presence_store_connections: IntGauge,
+    pub presence_store_users: IntGauge,
     pub frames_received: IntCounterVec,
     pub frames_sent: IntCounterVec,
     pub messages_published: IntCounter,
@@ -100,6 +102,14 @@ impl Metrics {
             presence_users: reg!(IntGauge::new(
                 name("presence_users"),
                 "Distinct users connected to this node"
+            )),
+            presence_store_connections: reg!(IntGauge::new(
+                name("presence_store_connections"),
+                "Connections on every node in the rooms this node serves, summed over those rooms, as last read from the presence store (cluster mode: Redis, every presence refresh)"
+            )),
+            presence_store_users: reg!(IntGauge::new(
+                name("presence_store_users"),
+                "Distinct users on every node in the rooms this node serves, summed over those rooms, as last read from the presence store (cluster mode: Redis, every presence refresh)"
             )),
             frames_received: reg!(counter_vec(
                 "frames_received_total",

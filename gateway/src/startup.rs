@@ -29,7 +29,9 @@ const ROUTER_QUEUE: usize = 4096;
 
 pub struct Application {
     port: u16,
+    admin_port: Option<u16>,
     server: Server,
+    admin: Option<Server>,
     stopper: Stopper,
 }
 
@@ -38,6 +40,7 @@ pub struct Application {
 pub struct Stopper {
     state: web::Data<AppState>,
     server: ServerHandle,
+    admin: Option<ServerHandle>,
     /// Stops the background writers after the sessions are gone.
     background: CancellationToken,
     /// The online-status writer: awaited on stop so its last writes land.
@@ -160,22 +163,55 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(node = %node_id, host = %settings.server.host, port, bus = backend, database = state.store.backend_name(), "gateway listening");
+        let (admin, admin_port) = match settings.server.admin_port {
+            None => (None, None),
+            Some(wanted) => {
+                let listener = TcpListener::bind((settings.server.host.as_str(), wanted))
+                    .with_context(|| {
+                        format!(
+                            "cannot listen on {}:{wanted} (server.admin_port)",
+                            settings.server.host
+                        )
+                    })?;
+                let admin_port = listener.local_addr()?.port();
+                let app_state = state.clone();
+                let admin = HttpServer::new(move || {
+                    App::new()
+                        .app_data(app_state.clone())
+                        .configure(routes::configure_admin)
+                })
+                .workers(1)
+                .disable_signals()
+                .listen(listener)?
+                .run();
+                tracing::info!(port = admin_port, "admin port (metrics, health) listening");
+                (Some(admin), Some(admin_port))
+            }
+        };
         let stopper = Stopper {
             state,
             server: server.handle(),
+            admin: admin.as_ref().map(Server::handle),
             background,
             status_writer: Arc::new(tokio::sync::Mutex::new(Some(status_writer))),
             grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
         };
         Ok(Application {
             port,
+            admin_port,
             server,
+            admin,
             stopper,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bound admin port, when `server.admin_port` is set.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_port
     }
 
     pub fn stopper(&self) -> Stopper {
@@ -196,7 +232,13 @@ impl Application {
                 stopper.stop().await;
             });
         }
-        self.server.await
+        match self.admin {
+            // The admin server is stopped with the main one (see `Stopper::stop`).
+            Some(admin) => futures_util::future::try_join(self.server, admin)
+                .await
+                .map(drop),
+            None => self.server.await,
+        }
     }
 }
 
@@ -211,6 +253,9 @@ impl Stopper {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.server.stop(true).await;
+        if let Some(admin) = &self.admin {
+            admin.stop(true).await;
+        }
         self.background.cancel();
         // Pending database writes (online status) are flushed before returning.
         if let Some(writer) = self.status_writer.lock().await.take() {

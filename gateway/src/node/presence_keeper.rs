@@ -33,6 +33,7 @@ impl Node {
     }
 
     async fn keep_presence(&self) {
+        let (mut connections, mut users) = (0, 0);
         for room in self.hub.rooms() {
             let refreshed = {
                 // Under the room's lock, so a connection leaving right now is
@@ -68,6 +69,13 @@ impl Node {
                 }
                 Err(e) => tracing::warn!(room = %room, error = %e, "presence prune failed"),
             }
+            if let Ok(c) = self.presence.counts(room).await {
+                connections += c.connections;
+                users += c.users;
+            }
         }
+        let m = crate::metrics::metrics();
+        m.presence_store_connections.set(connections as i64);
+        m.presence_store_users.set(users as i64);
     }
 }

@@ -2,7 +2,7 @@
 //! that holds a connection is the node that removes it, and it cannot die
 //! without taking the presence table with it.
 
-use super::{Presence, PresenceError};
+use super::{Presence, PresenceCounts, PresenceError};
 use async_trait::async_trait;
 use shared::ids::{ConnKey, RoomId, UserId};
 use shared::server_frame::UserPublic;
@@ -68,6 +68,17 @@ impl Presence for MemoryPresence {
             rooms.remove(&room);
         }
         Ok(last)
+    }
+
+    async fn counts(&self, room: RoomId) -> Result<PresenceCounts, PresenceError> {
+        let rooms = self.rooms.lock().expect("presence lock");
+        Ok(rooms
+            .get(&room)
+            .map(|r| PresenceCounts {
+                connections: r.conns.len() as u64,
+                users: r.users.len() as u64,
+            })
+            .unwrap_or_default())
     }
 
     async fn users(&self, room: RoomId) -> Result<Vec<UserPublic>, PresenceError> {

@@ -22,6 +22,13 @@ pub enum PresenceError {
     Unavailable(String),
 }
 
+/// The size of a room's presence.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceCounts {
+    pub connections: u64,
+    pub users: u64,
+}
+
 #[async_trait]
 pub trait Presence: Send + Sync + 'static {
     /// Record `conn` of `user` in `room`. True when it is the user's first
@@ -41,6 +48,8 @@ pub trait Presence: Send + Sync + 'static {
     ) -> Result<bool, PresenceError>;
     /// The users present in `room`, each once, ordered by id.
     async fn users(&self, room: RoomId) -> Result<Vec<UserPublic>, PresenceError>;
+    /// How many connections and distinct users `room` has, on every node.
+    async fn counts(&self, room: RoomId) -> Result<PresenceCounts, PresenceError>;
     /// Re-assert this node's entries in `room` (heartbeat; after a reconnect).
     /// Returns the users who were absent and are present again.
     async fn refresh(

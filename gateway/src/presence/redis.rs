@@ -6,7 +6,7 @@
 //! that died expire after the TTL and are pruned by the survivors, who then
 //! announce `user_left`.
 
-use super::{Presence, PresenceError};
+use super::{Presence, PresenceCounts, PresenceError};
 use crate::redis::RedisConn;
 use async_trait::async_trait;
 use fred::prelude::*;
@@ -149,6 +149,15 @@ impl Presence for RedisPresence {
             .await
             .map_err(unavailable)?;
         Ok(parse_profiles(raw))
+    }
+
+    async fn counts(&self, room: RoomId) -> Result<PresenceCounts, PresenceError> {
+        let [conns, _, users, _] = self.keys(room).try_into().expect("four presence keys");
+        let pipe = self.redis.client.pipeline();
+        let _: () = pipe.hlen(conns).await.map_err(unavailable)?;
+        let _: () = pipe.hlen(users).await.map_err(unavailable)?;
+        let (connections, users): (u64, u64) = pipe.all().await.map_err(unavailable)?;
+        Ok(PresenceCounts { connections, users })
     }
 
     async fn prune(&self, room: RoomId) -> Result<Vec<UserId>, PresenceError> {

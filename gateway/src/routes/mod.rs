@@ -42,6 +42,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(openapi::document);
 }
 
+/// The admin port (`server.admin_port`): metrics and health only.
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.default_service(actix_web::web::to(not_found))
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(metrics::metrics);
+}
+
 /// Count every HTTP request by route pattern and status, and time it.
 pub async fn http_metrics(
     req: actix_web::dev::ServiceRequest,

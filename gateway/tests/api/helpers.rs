@@ -20,6 +20,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct TestApp {
     pub port: u16,
+    /// The admin port, when the test set `server.admin_port`.
+    pub admin_port: Option<u16>,
     pub http: reqwest::Client,
     pub stopper: Stopper,
     pub app_state: actix_web::web::Data<gateway::state::AppState>,
@@ -99,11 +101,13 @@ pub async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
         .await
         .expect("gateway starts");
     let port = app.port();
+    let admin_port = app.admin_port();
     let stopper = app.stopper();
     let app_state = app.state();
     tokio::spawn(app.run_until_stopped(false));
     TestApp {
         port,
+        admin_port,
         http: reqwest::Client::new(),
         stopper,
         app_state,

@@ -71,3 +71,55 @@ async fn metrics_count_connections_messages_and_requests() {
     assert!(text.contains(r#"chat_gateway_db_operation_seconds_bucket{op="insert_message""#));
     assert!(!text.contains("metered"), "no per-user labels");
 }
+
+#[tokio::test]
+async fn the_admin_port_serves_metrics_and_health_only() {
+    let app = crate::helpers::spawn_with(|s| s.server.admin_port = Some(0)).await;
+    let admin = app.admin_port.expect("admin port bound");
+    assert_ne!(admin, app.port);
+    let get = |path: &str| {
+        let url = format!("http://127.0.0.1:{admin}{path}");
+        let http = app.http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let metrics = get("/metrics").await;
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.unwrap().contains("chat_gateway_connections_accepted_total"));
+    assert_eq!(get("/healthz").await.status(), 200);
+    assert_eq!(get("/readyz").await.status(), 200);
+    let api = get("/api/rooms").await;
+    assert_eq!(api.status(), 404, "the API stays on the main port");
+    let body: serde_json::Value = api.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    // The main port keeps its /metrics.
+    let main = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(main.status(), 200);
+}
+
+#[tokio::test]
+async fn presence_as_read_from_the_store_is_exported_in_cluster_mode() {
+    let app = crate::helpers::spawn_with(|s| s.presence.ttl_secs = 3).await;
+    if app.settings.redis.url.is_none() {
+        return; // the gauges are fed by the cluster-mode presence keeper
+    }
+    let (_, a) = app.register("present1").await;
+    let (_, b) = app.register("present2").await;
+    let _c1 = app.ws_in_general(&a).await;
+    let _c2 = app.ws_in_general(&a).await;
+    let _c3 = app.ws_in_general(&b).await;
+    // The keeper runs every TTL/3 = 1 s.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let conns = value(&text, "chat_gateway_presence_store_connections");
+        let users = value(&text, "chat_gateway_presence_store_users");
+        if (conns, users) == (3.0, 2.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "presence gauges stuck at {conns} connections, {users} users"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
