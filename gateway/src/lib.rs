@@ -21,6 +21,7 @@
 //! - [`redis`]: the cluster-mode Redis connection and key names.
 //! - [`store`]: SQL persistence through sea-orm (SQLite or PostgreSQL).
 //! - [`user_status`]: `users.is_online` / `last_seen`, written off the hot path.
+//! - [`user_conns`]: the per-user connection cap, behind a trait (node-local; cluster-wide in Redis).
 //! - [`clock`]: timestamps as stored and sent.
 
 pub mod admission;
@@ -42,5 +43,6 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod user_conns;
 pub mod user_status;
 pub mod ws;

@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::history::History;
 use crate::node::Node;
 use crate::presence::{Presence, memory::MemoryPresence, redis::RedisPresence};
+use crate::user_conns::{UserConns, memory::MemoryUserConns, redis::RedisUserConns};
 use crate::redis::RedisConn;
 use crate::routes;
 use crate::state::AppState;
@@ -72,10 +73,12 @@ impl Application {
         let node_id = NodeId(uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
         let (bus_tx, bus_rx) = mpsc::channel(ROUTER_QUEUE);
         let mut redis = None;
-        let (bus, presence): (Arc<dyn Bus>, Arc<dyn Presence>) = match &settings.redis.url {
+        type Backends = (Arc<dyn Bus>, Arc<dyn Presence>, Arc<dyn UserConns>);
+        let (bus, presence, user_conns): Backends = match &settings.redis.url {
             None => (
                 Arc::new(MemoryBus::new(bus_tx)),
                 Arc::new(MemoryPresence::default()),
+                Arc::new(MemoryUserConns::default()),
             ),
             Some(_) => {
                 let conn = RedisConn::connect(&settings.redis).await?;
@@ -83,7 +86,8 @@ impl Application {
                 redis = Some(conn.clone());
                 (
                     Arc::new(RedisBus::start(conn.clone(), bus_tx)),
-                    Arc::new(RedisPresence::new(conn, ttl)),
+                    Arc::new(RedisPresence::new(conn.clone(), ttl)),
+                    Arc::new(RedisUserConns::new(conn, ttl)),
                 )
             }
         };
@@ -92,6 +96,7 @@ impl Application {
             node_id.clone(),
             bus,
             presence,
+            user_conns,
             store.clone(),
             settings.limits.max_content_chars,
         ));

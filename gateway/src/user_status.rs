@@ -56,16 +56,6 @@ impl UserStatus {
         }
     }
 
-    /// Connections per user on this node (for the per-user view of tests and metrics).
-    pub fn connections_of(&self, user: UserId) -> usize {
-        self.counts
-            .lock()
-            .expect("status lock")
-            .get(&user)
-            .copied()
-            .unwrap_or(0)
-    }
-
     fn mark(&self, user: UserId, online: bool) {
         self.pending
             .lock()

@@ -19,6 +19,7 @@ use crate::bus::{Bus, BusError};
 use crate::hub::Hub;
 use crate::presence::{Presence, PresenceError};
 use crate::store::Store;
+use crate::user_conns::UserConns;
 use crate::user_status::UserStatus;
 use crate::ws::conn::ConnHandle;
 use crate::ws::outbound::Outbound;
@@ -38,6 +39,8 @@ pub struct Node {
     store: Store,
     room_locks: RoomLocks,
     pub user_status: Arc<UserStatus>,
+    /// Who holds how many connections, for the per-user cap.
+    pub user_conns: Arc<dyn UserConns>,
     next_conn: AtomicU64,
     max_content_chars: usize,
     /// Cancelled when the node stops: every session closes with 1012.
@@ -57,6 +60,7 @@ impl Node {
         id: NodeId,
         bus: Arc<dyn Bus>,
         presence: Arc<dyn Presence>,
+        user_conns: Arc<dyn UserConns>,
         store: Store,
         max_content_chars: usize,
     ) -> Self {
@@ -68,6 +72,7 @@ impl Node {
             store,
             room_locks: RoomLocks::default(),
             user_status: Arc::new(UserStatus::default()),
+            user_conns,
             next_conn: AtomicU64::new(1),
             max_content_chars,
             shutdown: CancellationToken::new(),

@@ -74,6 +74,9 @@ impl Node {
                 users += c.users;
             }
         }
+        if let Err(e) = self.user_conns.refresh().await {
+            tracing::warn!(error = %e, "connection claims not refreshed");
+        }
         let m = crate::metrics::metrics();
         m.presence_store_connections.set(connections as i64);
         m.presence_store_users.set(users as i64);

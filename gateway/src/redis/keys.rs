@@ -33,6 +33,11 @@ impl Keys {
         format!("{}:{{room:{}}}:recent", self.prefix, room.0)
     }
 
+    /// The connections a user holds on every node: conn → expiry (ms).
+    pub fn user_conns(&self, user: shared::ids::UserId) -> String {
+        format!("{}:{{user:{}}}:conns", self.prefix, user.0)
+    }
+
     /// Presence of a room: conn → user id, conn → expiry (ms), user → number of conns, user → profile.
     pub fn presence(&self, room: RoomId) -> [String; 4] {
         let base = format!("{}:{{room:{}}}:presence", self.prefix, room.0);

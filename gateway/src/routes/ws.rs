@@ -160,14 +160,6 @@ pub(super) async fn upgrade(
             return Ok(refuse(S::INTERNAL_SERVER_ERROR, "Internal error"));
         }
     };
-    if state.node.user_status.connections_of(user.id)
-        >= state.settings.limits.max_connections_per_user
-    {
-        return Ok(refuse(
-            S::TOO_MANY_REQUESTS,
-            "Too many connections for this user",
-        ));
-    }
     let last_seq = match admit(&state.store, user.id, room).await {
         Ok(last_seq) => last_seq,
         Err(AdmitError::NotFound) => return Ok(refuse(S::NOT_FOUND, "Room not found")),
@@ -178,10 +170,31 @@ pub(super) async fn upgrade(
         Err(AdmitError::Internal) => return Ok(refuse(S::INTERNAL_SERVER_ERROR, "Internal error")),
     };
 
-    let (response, socket, stream) = actix_ws::handle(&req, body)?;
+    // Last: a claim must be given back on every later exit.
     let key = ConnKey {
         node: state.node.id().clone(),
         conn: state.node.next_conn_id(),
+    };
+    let max = state.settings.limits.max_connections_per_user;
+    match state.node.user_conns.claim(user.id, &key, max).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Ok(refuse(
+                S::TOO_MANY_REQUESTS,
+                "Too many connections for this user",
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check the per-user connection cap");
+            return Ok(refuse(S::SERVICE_UNAVAILABLE, "Service unavailable"));
+        }
+    }
+    let (response, socket, stream) = match actix_ws::handle(&req, body) {
+        Ok(parts) => parts,
+        Err(e) => {
+            state.node.user_conns.release(user.id, &key).await;
+            return Err(e.into());
+        }
     };
     let public = UserPublic {
         id: user.id,

@@ -127,6 +127,7 @@ pub async fn run(parts: SessionParts) {
         .inc();
     state.node.leave_all(&conn).await;
     state.node.user_status.disconnected(user);
+    state.node.user_conns.release(user, conn.key()).await;
     let _ = writer.await;
     let frame = CloseReason {
         code: CloseCode::Other(reason.code),

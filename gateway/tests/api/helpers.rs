@@ -120,7 +120,12 @@ pub async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
 /// they share Redis and the database; on the embedded default there is no
 /// way to share, so the "cluster" is one node.
 pub async fn spawn_nodes(n: usize) -> Vec<TestApp> {
-    let first = spawn_app().await;
+    spawn_nodes_with(n, |_| {}).await
+}
+
+/// [`spawn_nodes`] with the same settings tweak on every node.
+pub async fn spawn_nodes_with(n: usize, tweak: impl FnOnce(&mut Settings)) -> Vec<TestApp> {
+    let first = spawn_with(tweak).await;
     let mut nodes = vec![];
     if first.settings.redis.url.is_some() {
         for _ in 1..n {

@@ -81,6 +81,36 @@ async fn connections_per_user_are_capped_with_429() {
     let _c = app.ws_in_general(&other).await;
 }
 
+/// In cluster mode the cap counts the user's connections on every node
+/// (through Redis); a closed connection gives its place back.
+#[tokio::test]
+async fn the_per_user_cap_spans_nodes_and_frees_on_close() {
+    let nodes = crate::helpers::spawn_nodes_with(2, |s| s.limits.max_connections_per_user = 2).await;
+    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (_, t) = a.register("spread").await;
+    let _first = a.ws_in_general(&t).await;
+    let second = b.ws_in_general(&t).await;
+    for node in [a, b] {
+        let (status, body) = node
+            .try_ws(&format!("token={t}"))
+            .await
+            .err()
+            .expect("a third connection on any node is refused");
+        assert_eq!(status, 429, "{body}");
+    }
+    second.close().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match a.try_ws(&format!("token={t}")).await {
+            Ok(_) => break,
+            Err((429, _)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(other) => panic!("the freed place was not given back: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn upgrade_attempts_per_ip_are_rate_limited() {
     let app = spawn_with(|s| s.limits.connect_rate_per_ip = 2).await;
