@@ -193,7 +193,7 @@ pub(super) async fn upgrade(
         Ok(parts) => parts,
         Err(e) => {
             state.node.user_conns.release(user.id, &key).await;
-            return Err(e.into());
+            return Err(e);
         }
     };
     let public = UserPublic {
