@@ -227,6 +227,7 @@ pub fn close_reason(code: u16) -> &'static str {
         1012 => "service_restart",
         1013 => "try_again_later",
         4000 => "heartbeat_timeout",
+        4001 => "account_deleted",
         4008 => "slow_consumer",
         _ => "other",
     }

@@ -18,6 +18,7 @@ mod m20261126_000001_create_users;
 mod m20261126_000002_create_rooms;
 mod m20261126_000003_create_room_members;
 mod m20261126_000004_create_messages;
+mod m20261126_000005_add_users_deleted_at;
 
 /// All migrations of the chat-gateway schema, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_create_rooms::Migration),
             Box::new(m20261126_000003_create_room_members::Migration),
             Box::new(m20261126_000004_create_messages::Migration),
+            Box::new(m20261126_000005_add_users_deleted_at::Migration),
         ]
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Standard codes (RFC 6455 §7.4.1) where one fits; otherwise the private
 //! range 4000–4999. Clients should reconnect (with jittered backoff and
-//! `since_seq`) after every code except [`NORMAL`] and [`POLICY_VIOLATION`].
+//! `since_seq`) after every code except [`NORMAL`], [`POLICY_VIOLATION`] and
+//! [`ACCOUNT_DELETED`].
 
 /// A close code with the short reason text sent beside it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +57,11 @@ pub const HEARTBEAT_TIMEOUT: Close = Close {
     code: 4000,
     reason: "heartbeat timeout",
 };
+/// The user deleted their account: do not reconnect with this token.
+pub const ACCOUNT_DELETED: Close = Close {
+    code: 4001,
+    reason: "account deleted",
+};
 /// The client did not read fast enough and its outgoing queue filled up.
 pub const SLOW_CONSUMER: Close = Close {
     code: 4008,
@@ -63,7 +69,7 @@ pub const SLOW_CONSUMER: Close = Close {
 };
 
 /// Every code above, for documentation and tests.
-pub const ALL: [Close; 10] = [
+pub const ALL: [Close; 11] = [
     NORMAL,
     PROTOCOL_ERROR,
     INVALID_PAYLOAD,
@@ -73,6 +79,7 @@ pub const ALL: [Close; 10] = [
     SERVICE_RESTART,
     TRY_AGAIN_LATER,
     HEARTBEAT_TIMEOUT,
+    ACCOUNT_DELETED,
     SLOW_CONSUMER,
 ];
 

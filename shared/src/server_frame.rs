@@ -94,6 +94,8 @@ pub enum LeaveReason {
     Kicked,
     /// The room was deleted.
     RoomDeleted,
+    /// The user deleted their account (the connection then closes with 4001).
+    AccountDeleted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

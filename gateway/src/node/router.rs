@@ -90,6 +90,9 @@ impl Node {
         tokio::spawn(async move {
             for conn in conns {
                 node.leave(&conn, room, Some(reason)).await;
+                if reason == LeaveReason::AccountDeleted {
+                    conn.close(shared::close_codes::ACCOUNT_DELETED);
+                }
             }
         });
     }

@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(auth::login)
         .service(users::me)
         .service(users::edit_me)
+        .service(users::delete_me)
         .service(rooms::create)
         .service(rooms::list)
         .service(rooms::read)

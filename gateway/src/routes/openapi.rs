@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         auth::login,
         users::me,
         users::edit_me,
+        users::delete_me,
         rooms::create,
         rooms::list,
         rooms::read,

@@ -5,7 +5,7 @@ use crate::domain::Nickname;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::store::UserRecord;
-use actix_web::{HttpResponse, get, patch, web};
+use actix_web::{HttpResponse, delete, get, patch, web};
 use serde::{Deserialize, Serialize};
 use shared::ids::UserId;
 use utoipa::ToSchema;
@@ -79,4 +79,37 @@ pub(super) async fn edit_me(
     let nickname = Nickname::parse(&body.nickname)?;
     let updated = state.store.set_nickname(user.id, nickname.as_str()).await?;
     Ok(HttpResponse::Ok().json(me_json(&updated)))
+}
+
+/// Delete the caller's account: its tokens stop working (401) and its open
+/// connections, on every node, leave their rooms (`left_room`
+/// `account_deleted`) and close with 4001. Its messages stay in the rooms'
+/// histories under "Deleted user"; the username is free again.
+#[utoipa::path(
+    operation_id = "delete_me",
+    tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
+#[delete("/api/users/me")]
+pub(super) async fn delete_me(
+    state: web::Data<AppState>,
+    AuthenticatedUser(user): AuthenticatedUser,
+) -> Result<HttpResponse, ApiError> {
+    let rooms = state.store.delete_user(user.id, crate::clock::now()).await?;
+    tracing::info!(user_id = %user.id, rooms = rooms.len(), "account deleted");
+    for room in rooms {
+        let evict = shared::bus_envelope::BusEvent::Evict {
+            user_id: user.id,
+            reason: shared::server_frame::LeaveReason::AccountDeleted,
+        };
+        if let Err(e) = state.node.publish(room, evict).await {
+            tracing::warn!(room = %room, user_id = %user.id, error = %e, "account deleted but its connections could not be told");
+        }
+    }
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -152,7 +152,10 @@ pub(super) async fn upgrade(
     };
     let user = match crate::auth::resolve_user(&state.store, &claims).await {
         Ok(user) => user,
-        Err(crate::store::StoreError::Unavailable(_)) => {
+        Err(crate::auth::ResolveError::Deleted) => {
+            return Ok(refuse(S::UNAUTHORIZED, "Account deleted"));
+        }
+        Err(crate::auth::ResolveError::Store(crate::store::StoreError::Unavailable(_))) => {
             return Ok(refuse(S::SERVICE_UNAVAILABLE, "Database unavailable"));
         }
         Err(e) => {

@@ -93,6 +93,7 @@ impl Store {
             is_online: Set(false),
             last_seen: Set(None),
             created_at: Set(now),
+            deleted_at: Set(None),
         };
         let txn = self.db.begin().await?;
         let created = user::Entity::insert(row).exec_with_returning(&txn).await?;

@@ -25,6 +25,7 @@ impl From<user::Model> for UserRecord {
             is_online: m.is_online,
             last_seen: m.last_seen,
             created_at: m.created_at,
+            deleted: m.deleted_at.is_some(),
         }
     }
 }
@@ -48,6 +49,7 @@ impl Store {
             is_online: Set(false),
             last_seen: Set(None),
             created_at: Set(now),
+            deleted_at: Set(None),
         };
         Ok(user::Entity::insert(row)
             .exec_with_returning(&self.db)

@@ -163,3 +163,80 @@ async fn login_with_a_nul_byte_in_the_username_is_401_not_500() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
 }
+
+/// A deleted account: every token for it is refused, a token minted
+/// elsewhere cannot recreate it, and its open connections (on every node)
+/// leave their rooms and close with 4001.
+#[tokio::test]
+async fn a_deleted_account_is_refused_everywhere() {
+    let nodes = crate::helpers::spawn_nodes(2).await;
+    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (id, token) = a.register("leaving").await;
+    let (_, friend) = a.register("staying").await;
+    let mut on_b = b.ws_in_general(&token).await;
+    let mut watcher = a.ws_in_general(&friend).await;
+    on_b.send_json(serde_json::json!({"type": "message", "content": "my last words"}))
+        .await;
+    on_b.recv_type("message").await;
+    watcher.recv_type("message").await;
+
+    let deleted = a
+        .http
+        .delete(a.url("/api/users/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let left = on_b.recv_type("left_room").await;
+    assert_eq!(left["data"]["reason"], "account_deleted");
+    assert_eq!(on_b.recv_close().await, Some(4001));
+    let gone = watcher.recv_type("user_left").await;
+    assert_eq!(gone["data"]["user_id"], id);
+
+    for node in [a, b] {
+        let me = node
+            .http
+            .get(node.url("/api/users/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 401);
+        let body: serde_json::Value = me.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+        let (status, _) = node
+            .try_ws(&format!("token={token}"))
+            .await
+            .err()
+            .expect("upgrade refused");
+        assert_eq!(status, 401);
+    }
+    // A token minted by another service for the same id does not bring it back.
+    let minted = crate::helpers::mint(
+        &serde_json::json!({"sub": id.to_string(), "exp": crate::helpers::now_secs() + 600}),
+        crate::helpers::SECRET,
+    );
+    assert_eq!(a.try_ws(&format!("token={minted}")).await.err().map(|e| e.0), Some(401));
+    let login = a
+        .post(
+            "/api/auth/login",
+            &serde_json::json!({"username": "leaving", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(login.status(), 401);
+    // The history keeps the message, under "Deleted user"; the name is free.
+    let history: serde_json::Value = a
+        .http
+        .get(a.url("/api/rooms/1/messages"))
+        .bearer_auth(&friend)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["messages"][0]["user"]["nickname"], "Deleted user");
+    let (new_id, _) = a.register("leaving").await;
+    assert_ne!(new_id, id);
+}

@@ -190,14 +190,15 @@ pub async fn run(
             }
         }
     }
-    let mut t = totals.borrow_mut();
-    if closed_by_peer {
-        t.dropped += 1;
+    {
+        let mut t = totals.borrow_mut();
+        if closed_by_peer {
+            t.dropped += 1;
+        }
+        let entry = t.rooms.entry(plan.room).or_default();
+        entry.0 = entry.0.max(acked);
+        entry.1 += 1;
+        entry.2 += distinct;
     }
-    let entry = t.rooms.entry(plan.room).or_default();
-    entry.0 = entry.0.max(acked);
-    entry.1 += 1;
-    entry.2 += distinct;
-    drop(t);
     let _ = ws.close(None).await;
 }

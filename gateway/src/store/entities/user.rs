@@ -16,6 +16,8 @@ pub struct Model {
     pub is_online: bool,
     pub last_seen: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// Set when the owner deleted the account (migration `m20261126_000005`).
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

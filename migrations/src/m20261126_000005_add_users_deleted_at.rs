@@ -1,0 +1,44 @@
+//! Adds `users.deleted_at`: an account deleted by its owner keeps its row (its
+//! messages stay in the rooms' histories, attributed to "Deleted user"), but
+//! every token for it is refused from then on, and a token minted elsewhere
+//! for the same id cannot bring it back.
+
+use crate::m20261126_000001_create_users::Users;
+use sea_orm_migration::{prelude::*, schema::*};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum Deleted {
+    DeletedAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Users::Table)
+                    .add_column(timestamp_with_time_zone_null(Deleted::DeletedAt))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Users::Table)
+                    .drop_column(Deleted::DeletedAt)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
