@@ -31,8 +31,8 @@
 # with the same binary, port and settings (the CHAT__* variables of the
 # original start, kept in DIR/node-env.sh), waits for its /readyz to answer
 # 200 and for HAProxy to count it UP again (at least 2.2 s later: two of its
-# checks), and updates DIR/cluster.env (pids,
-# pid:start-time bookkeeping) so that `stop` still works. Its last line is
+# checks), and updates DIR/cluster.env (pids, pid:start-time bookkeeping) so
+# that `stop` still works. Its last line is
 #   RESTART node=A old_pid=P exit_status=0 stop_secs=2.41 new_pid=Q ready_secs=1.10 lb_up_secs=2.05
 # (stop_secs: from the SIGTERM to the exit). It exits 1 if the old process did
 # not exit by itself with status 0, or the new one does not become ready. Each
