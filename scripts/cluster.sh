@@ -7,6 +7,7 @@
 #   bash scripts/cluster.sh --release     # release build
 #   bash scripts/cluster.sh --background  # start, write DIR/cluster.env, return
 #   bash scripts/cluster.sh stop DIR      # stop what a --background run started
+#   bash scripts/cluster.sh restart DIR A # restart one node of a --background run
 #
 # Builds the gateway, starts a throwaway PostgreSQL and Redis on free loopback
 # ports (scripts/services.sh), nodes A, B and C on ports 8081, 8082 and 8083
@@ -23,6 +24,21 @@
 # (URLs, ports, pids, JWT secret; shell syntax, KEY="value") and returns;
 # `stop DIR` stops those pids (each only while it is still the process that
 # was started: same pid and start time) and removes DIR.
+#
+# `restart DIR NAME` (NAME is A, B or C) is one step of a rolling update: it
+# sends SIGTERM to that node, waits for it to drain and exit (at most
+# CHAT__SERVER__SHUTDOWN_TIMEOUT_SECS + 5 s, then SIGKILL), starts it again
+# with the same binary, port and settings (the CHAT__* variables of the
+# original start, kept in DIR/node-env.sh), waits for its /readyz to answer
+# 200 and for HAProxy to count it UP again (at least 2.2 s later: two of its
+# checks), and updates DIR/cluster.env (pids, pid:start-time bookkeeping) so
+# that `stop` still works. Its last line is
+#   RESTART node=A old_pid=P exit_status=0 stop_secs=2.41 new_pid=Q ready_secs=1.10 lb_up_secs=2.05
+# (stop_secs: from the SIGTERM to the exit). It exits 1 if the old process did
+# not exit by itself with status 0, or the new one does not become ready. Each
+# node runs under a small shell wrapper that records its exit status in
+# DIR/node-NAME.exit ("pid status epoch-seconds"); the logs of a restarted
+# node are appended to DIR/node-NAME.log.
 #
 # Options: --release; --no-build (use ${CARGO_TARGET_DIR:-target}/PROFILE/gateway,
 # or $GATEWAY_BIN when set, as it is); --background; --dir DIR (the run's
@@ -65,6 +81,9 @@ while [ $# -gt 0 ]; do
         stop) MODE=stop
               [ $# -ge 2 ] || { echo "usage: $0 stop DIR [--keep-dir]" >&2; exit 2; }
               CLUSTER_DIR=$(abs "$2"); shift ;;
+        restart) MODE=restart
+              [ $# -ge 3 ] || { echo "usage: $0 restart DIR A|B|C" >&2; exit 2; }
+              CLUSTER_DIR=$(abs "$2"); RESTART_NAME=$3; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -162,12 +181,130 @@ stop_cluster() {
         nodes+=("node-${NODE_NAMES[$i]}:${NODE_PIDS[$i]:-}")
     done
     stop_group 20 "${nodes[@]}"
+    for i in 0 1 2; do
+        report_exit "${NODE_NAMES[$i]}" "${NODE_PIDS[$i]:-}" || true
+    done
     stop_group 15 "redis:${REDIS_PID:-}" "postgresql:${PG_PID:-}"
+}
+
+# exit_record NAME PID: "status epoch-seconds" of that node process, from the
+# file its wrapper writes when it exits (waits up to 2 s for it); fails when
+# there is none.
+exit_record() {
+    local f="$CLUSTER_DIR/node-$1.exit" deadline=$((SECONDS + 2)) pid status at
+    while :; do
+        if [ -f "$f" ] && read -r pid status at <"$f" && [ "$pid" = "$2" ]; then
+            echo "$status $at"
+            return 0
+        fi
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.05
+    done
+}
+
+report_exit() { # report_exit NAME PID: log how a stopped node exited
+    local rec
+    [ -n "$2" ] || return 0
+    alive "$2" && return 0
+    rec=$(exit_record "$1" "$2") || return 0
+    log "node $1 (pid $2) exited with status ${rec%% *}"
+}
+
+# The nodes run under a shell wrapper that records their exit status (a
+# --background run returns, so nothing else could learn it): it starts the
+# binary, writes its pid to DIR/node-NAME.pid, waits for it and writes
+# "pid status epoch-seconds" to DIR/node-NAME.exit.
+# launch_node INDEX: starts node INDEX (settings from the environment: BIN,
+# NODE_PORTS, TEST_DATABASE_URL, TEST_REDIS_URL, JWT_SECRET, CHAT__*) with its
+# output appended to DIR/node-NAME.log; sets NODE_PIDS[INDEX] and
+# NODE_WRAPPER_PIDS[INDEX].
+launch_node() {
+    local i=$1 name=${NODE_NAMES[$1]} port=${NODE_PORTS[$1]} deadline pid=
+    local logfile="$CLUSTER_DIR/node-$name.log" pidfile="$CLUSTER_DIR/node-$name.pid"
+    rm -f "$pidfile"
+    (
+        CHAT__SERVER__HOST=127.0.0.1 \
+        CHAT__SERVER__PORT="$port" \
+        CHAT__DATABASE__URL="$TEST_DATABASE_URL" \
+        CHAT__REDIS__URL="$TEST_REDIS_URL" \
+        CHAT__AUTH__JWT_SECRET="$JWT_SECRET" \
+        CHAT__SERVER__ALLOWED_ORIGINS="${CHAT__SERVER__ALLOWED_ORIGINS:-*}" \
+        CHAT__LOG__LEVEL="${CHAT__LOG__LEVEL:-info}" \
+            "$BIN" &
+        child=$!
+        echo "$child" >"$pidfile.tmp" && mv "$pidfile.tmp" "$pidfile"
+        status=0
+        wait "$child" || status=$?
+        echo "$child $status $(date +%s.%N)" >"$CLUSTER_DIR/node-$name.exit.tmp" \
+            && mv "$CLUSTER_DIR/node-$name.exit.tmp" "$CLUSTER_DIR/node-$name.exit"
+    ) </dev/null >>"$logfile" 2>&1 9>&- &
+    NODE_WRAPPER_PIDS[$i]=$!
+    deadline=$((SECONDS + 10))
+    until [ -s "$pidfile" ] && read -r pid <"$pidfile" && [ -n "$pid" ]; do
+        [ $SECONDS -lt $deadline ] || { echo "node $name: no pid after 10 s" >&2; exit 1; }
+        sleep 0.02
+    done
+    NODE_PIDS[$i]=$pid
+    remember "$pid"
+    log "node $name starting on 127.0.0.1:$port (pid $pid, log $logfile)"
+}
+
+http_status() { # http_status URL → prints the status code (000 when unreachable)
+    python3 - "$1" <<'PY' || true
+import sys, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=5).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception:
+    print("000")
+PY
+}
+
+# tail_log FILE: the last lines of a log, to stderr (on a failed start).
+tail_log() {
+    echo "---- last lines of $1 ----" >&2
+    tail -n 40 "$1" >&2 2>/dev/null || true
+}
+
+wait_ready() { # wait_ready INDEX
+    local name=${NODE_NAMES[$1]} port=${NODE_PORTS[$1]} pid=${NODE_PIDS[$1]}
+    local deadline=$((SECONDS + 60))
+    until [ "$(http_status "http://127.0.0.1:$port/readyz")" = 200 ]; do
+        if ! alive "$pid"; then
+            echo "node $name exited" >&2
+            tail_log "$CLUSTER_DIR/node-$name.log"
+            exit 1
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            echo "node $name is not ready after 60 s" >&2
+            tail_log "$CLUSTER_DIR/node-$name.log"
+            exit 1
+        fi
+        sleep 0.2
+    done
+    log "node $name ready"
+}
+
+# haproxy_server_state STATS_PORT NAME: HAProxy's status of server node-NAME (UP, DOWN, ...).
+haproxy_server_state() {
+    python3 - "http://127.0.0.1:$1/stats;csv" "node-$2" <<'PY' || true
+import sys, urllib.request
+try:
+    rows = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().splitlines()
+except Exception:
+    sys.exit(0)
+for row in rows:
+    f = row.split(",")
+    if len(f) > 17 and f[0] == "gateways" and f[1] == sys.argv[2]:
+        print(f[17])
+PY
 }
 
 NODE_NAMES=(A B C)
 NODE_PORTS=()
 NODE_PIDS=()
+NODE_WRAPPER_PIDS=()
 
 if [ "$MODE" = stop ]; then
     CLUSTER_DIR=$(cd "$CLUSTER_DIR" 2>/dev/null && pwd) || { echo "no directory $CLUSTER_DIR" >&2; exit 1; }
@@ -186,6 +323,108 @@ if [ "$MODE" = stop ]; then
         log "stopped"
     fi
     exit 0
+fi
+
+# set_env_value KEY VALUE: rewrite KEY="..." in DIR/cluster.env (atomically).
+set_env_value() {
+    local f="$CLUSTER_DIR/cluster.env"
+    case "$2" in *[\"\\\$\`]*) echo "cannot write $1 to the env file" >&2; exit 1 ;; esac
+    (
+        umask 077
+        awk -v k="$1" -v v="$2" 'index($0, k "=\"") == 1 { print k "=\"" v "\""; next } { print }' "$f" >"$f.tmp"
+        mv "$f.tmp" "$f"
+    )
+}
+
+now() { date +%s.%N; }
+secs_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+if [ "$MODE" = restart ]; then
+    CLUSTER_DIR=$(cd "$CLUSTER_DIR" 2>/dev/null && pwd) || { echo "no directory $CLUSTER_DIR" >&2; exit 1; }
+    [ -f "$CLUSTER_DIR/cluster.env" ] || { echo "no $CLUSTER_DIR/cluster.env: not a cluster.sh directory" >&2; exit 1; }
+    [ -f "$CLUSTER_DIR/node-env.sh" ] || { echo "no $CLUSTER_DIR/node-env.sh: started by an older cluster.sh, cannot restart" >&2; exit 1; }
+    idx=
+    for i in 0 1 2; do [ "${NODE_NAMES[$i]}" = "$RESTART_NAME" ] && idx=$i; done
+    [ -n "$idx" ] || { echo "no node $RESTART_NAME (A, B or C)" >&2; exit 2; }
+    # One restart at a time per cluster (they rewrite cluster.env).
+    exec 9>"$CLUSTER_DIR/.restart.lock"
+    flock 9
+    want_dir=$CLUSTER_DIR
+    # shellcheck disable=SC1091
+    source "$CLUSTER_DIR/cluster.env"
+    [ "$CLUSTER_DIR" = "$want_dir" ] || { echo "$want_dir/cluster.env names another directory" >&2; exit 1; }
+    read -r -a NODE_PIDS <<<"$NODE_PIDS_LIST"
+    read -r -a NODE_PORTS <<<"$NODE_PORTS_LIST"
+    # The settings of the original start: its CHAT__* variables, not the caller's.
+    while read -r var; do unset "$var"; done < <(compgen -e | grep '^CHAT__' || true)
+    # shellcheck disable=SC1091
+    source "$CLUSTER_DIR/node-env.sh"
+    BIN=$GATEWAY_BIN_USED
+    TEST_DATABASE_URL=$DATABASE_URL
+    TEST_REDIS_URL=$REDIS_URL
+    name=$RESTART_NAME
+    old=${NODE_PIDS[$idx]}
+    stop_timeout=$(( ${CHAT__SERVER__SHUTDOWN_TIMEOUT_SECS:-10} + 5 ))
+    failed=0
+    exit_status=none
+    stop_secs=none
+    if alive "$old" && ours "$old"; then
+        log "restart: SIGTERM to node $name (pid $old); waiting up to $stop_timeout s for it to drain and exit"
+        term_at=$(now)
+        kill -TERM "$old"
+        deadline=$((SECONDS + stop_timeout))
+        while alive "$old"; do
+            if [ $SECONDS -ge $deadline ]; then
+                log "restart: node $name (pid $old) did not exit in $stop_timeout s; killing it"
+                kill -KILL "$old" 2>/dev/null || true
+                failed=1
+                break
+            fi
+            sleep 0.05
+        done
+        if rec=$(exit_record "$name" "$old"); then
+            exit_status=${rec%% *}
+            stop_secs=$(secs_between "$term_at" "${rec#* }")
+        else
+            stop_secs=$(secs_between "$term_at" "$(now)")
+            failed=1
+        fi
+        log "restart: node $name (pid $old) exited with status $exit_status after $stop_secs s"
+        [ "$exit_status" = 0 ] || failed=1
+    else
+        log "restart: node $name (pid $old) is not running (or not this cluster's process); starting it"
+        failed=1
+    fi
+    # The old process is gone: drop it from the bookkeeping, add the new one.
+    PID_STARTS=$(sed -E "s/ $old:[0-9a-z]+ / /" <<<"$PID_STARTS")
+    echo "==== restarted by cluster.sh restart at $(date -u +%FT%TZ) ====" >>"$CLUSTER_DIR/node-$name.log"
+    started_at=$(now)
+    launch_node "$idx"
+    new=${NODE_PIDS[$idx]}
+    set_env_value "NODE_${name}_PID" "$new"
+    set_env_value NODE_PIDS_LIST "${NODE_PIDS[*]}"
+    set_env_value PID_STARTS "$PID_STARTS"
+    wait_ready "$idx"
+    ready_secs=$(secs_between "$started_at" "$(now)")
+    lb_up_secs=none
+    if [ -n "${LB_STATS_PORT:-}" ] && alive "${HAPROXY_PID:-}"; then
+        # HAProxy may not have marked the old process DOWN at all (fall 2,
+        # inter 1s): give it one rise (2 checks) after the new one is ready.
+        sleep 2.2
+        deadline=$((SECONDS + 30))
+        until [ "$(haproxy_server_state "$LB_STATS_PORT" "$name")" = UP ]; do
+            if [ $SECONDS -ge $deadline ]; then
+                log "restart: HAProxy does not count node $name UP after 30 s"
+                failed=1
+                break
+            fi
+            sleep 0.1
+        done
+        lb_up_secs=$(secs_between "$started_at" "$(now)")
+        log "restart: HAProxy counts node $name UP"
+    fi
+    echo "RESTART node=$name old_pid=$old exit_status=$exit_status stop_secs=$stop_secs new_pid=$new ready_secs=$ready_secs lb_up_secs=$lb_up_secs"
+    exit "$failed"
 fi
 
 # ---------------------------------------------------------------------------
@@ -262,17 +501,6 @@ except Exception:
 PY
 }
 
-http_status() { # http_status URL → prints the status code (000 when unreachable)
-    python3 - "$1" <<'PY' || true
-import sys, urllib.request, urllib.error
-try:
-    print(urllib.request.urlopen(sys.argv[1], timeout=5).status)
-except urllib.error.HTTPError as e:
-    print(e.code)
-except Exception:
-    print("000")
-PY
-}
 
 # HS256 token for a demo user, signed with the cluster's secret (python3 stdlib).
 mint_token() { # mint_token ID USERNAME
@@ -288,11 +516,6 @@ print(f"{head}.{body}.{sig}")
 PY
 }
 
-# tail_log FILE: the last lines of a log, to stderr (on a failed start).
-tail_log() {
-    echo "---- last lines of $1 ----" >&2
-    tail -n 40 "$1" >&2 2>/dev/null || true
-}
 
 log "cluster directory $CLUSTER_DIR"
 ensure_service_binaries
@@ -321,6 +544,15 @@ cat "$CLUSTER_DIR/redis.start.log"
 
 JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
+# The caller's CHAT__* variables, for `restart` (which must start a node with
+# the same settings whatever its own environment).
+(
+    umask 077
+    while read -r var; do
+        printf 'export %s=%q\n' "$var" "${!var}"
+    done < <(compgen -e | grep '^CHAT__' || true) >"$CLUSTER_DIR/node-env.sh"
+)
+
 for i in 0 1 2; do
     pick_port port $((8081 + i)) "node ${NODE_NAMES[$i]}"
     NODE_PORTS+=("$port")
@@ -330,38 +562,7 @@ pick_port LB_STATS_PORT 8404 "HAProxy's stats"
 pick_port PROMETHEUS_PORT 9090 "Prometheus"
 
 start_node() { # start_node INDEX
-    local i=$1 name=${NODE_NAMES[$1]} port=${NODE_PORTS[$1]}
-    local logfile="$CLUSTER_DIR/node-$name.log"
-    CHAT__SERVER__HOST=127.0.0.1 \
-    CHAT__SERVER__PORT="$port" \
-    CHAT__DATABASE__URL="$TEST_DATABASE_URL" \
-    CHAT__REDIS__URL="$TEST_REDIS_URL" \
-    CHAT__AUTH__JWT_SECRET="$JWT_SECRET" \
-    CHAT__SERVER__ALLOWED_ORIGINS="${CHAT__SERVER__ALLOWED_ORIGINS:-*}" \
-    CHAT__LOG__LEVEL="${CHAT__LOG__LEVEL:-info}" \
-        "$BIN" </dev/null >"$logfile" 2>&1 &
-    NODE_PIDS[$i]=$!
-    remember $!
-    log "node $name starting on 127.0.0.1:$port (pid $!, log $logfile)"
-}
-
-wait_ready() { # wait_ready INDEX
-    local name=${NODE_NAMES[$1]} port=${NODE_PORTS[$1]} pid=${NODE_PIDS[$1]}
-    local deadline=$((SECONDS + 60))
-    until [ "$(http_status "http://127.0.0.1:$port/readyz")" = 200 ]; do
-        if ! alive "$pid"; then
-            echo "node $name exited" >&2
-            tail_log "$CLUSTER_DIR/node-$name.log"
-            exit 1
-        fi
-        if [ $SECONDS -ge $deadline ]; then
-            echo "node $name is not ready after 60 s" >&2
-            tail_log "$CLUSTER_DIR/node-$name.log"
-            exit 1
-        fi
-        sleep 0.2
-    done
-    log "node $name ready"
+    launch_node "$1"
 }
 
 # A first (it runs the migrations), then B and C together.
@@ -606,7 +807,8 @@ echo
 
 # Stay in the foreground until Ctrl-C, or until one of the processes dies by itself.
 WATCH_NAMES=("node A" "node B" "node C" HAProxy Prometheus Redis PostgreSQL)
-WATCH_PIDS=("${NODE_PIDS[@]}" "$HAPROXY_PID" "$PROMETHEUS_PID" "$REDIS_PID" "$PG_PID")
+# (the nodes' wrappers: they are this shell's children and exit with the node)
+WATCH_PIDS=("${NODE_WRAPPER_PIDS[@]}" "$HAPROXY_PID" "$PROMETHEUS_PID" "$REDIS_PID" "$PG_PID")
 WATCH_LOGS=("$CLUSTER_DIR/node-A.log" "$CLUSTER_DIR/node-B.log" "$CLUSTER_DIR/node-C.log"
     "$CLUSTER_DIR/haproxy/haproxy.log" "$CLUSTER_DIR/prometheus/prometheus.log"
     "$CLUSTER_DIR/redis/redis.log" "$CLUSTER_DIR/pg/postgres.log")
