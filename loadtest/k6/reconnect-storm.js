@@ -102,6 +102,7 @@ export function client(data) {
                 if (droppedAt === null) {
                     // A fresh room: every seq from 1.
                     if (Date.now() < sendFrom && seen[room] === undefined) seen[room] = 0;
+                    else if (Date.now() >= sendFrom) metrics.lateReceivers.add(1);
                 } else {
                     reconnectTime.add(Date.now() - droppedAt);
                     reconnects.add(1);
