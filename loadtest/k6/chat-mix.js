@@ -33,8 +33,10 @@
 
 import exec from 'k6/execution';
 import { check, sleep } from 'k6';
-import { setTimeout, setInterval, clearInterval } from 'k6/timers';
-import { BASE_URL, envNum, tokenFor, createRooms, api, ChatClient, scenarioAt, chatThresholds } from './lib/chat.js';
+import { setTimeout } from 'k6/timers';
+import {
+    BASE_URL, envNum, tokenFor, createRooms, api, ChatClient, scenarioAt, chatThresholds, every, cancel, closeWhenAnswered,
+} from './lib/chat.js';
 
 const USERS = envNum('USERS', 300);
 const ROOMS = envNum('ROOMS', 60);
@@ -117,23 +119,15 @@ export function session(data) {
                 }
                 // Leave once the sends to it are answered (at most 2 s).
                 const deadline = Date.now() + 2000;
-                const wait = setInterval(() => {
+                const wait = every(20, () => {
                     if (c.pendingIn(r) === 0 || Date.now() >= deadline || c.closing || c.closed) {
-                        clearInterval(wait);
+                        cancel(wait);
                         c.leave(r);
                     }
-                }, 20);
+                });
             }, length * 0.7);
             // The end: wait (up to 2 s) for the echoes, then disconnect.
-            setTimeout(() => {
-                const deadline = Date.now() + 2000;
-                const wait = setInterval(() => {
-                    if (c.pendingCount === 0 || Date.now() >= deadline || c.closed) {
-                        clearInterval(wait);
-                        c.close();
-                    }
-                }, 50);
-            }, Math.max(0, t0 + length - 2000 - Date.now()));
+            setTimeout(() => closeWhenAnswered(c, 2000), Math.max(0, t0 + length - 2000 - Date.now()));
         },
     });
 }

@@ -23,8 +23,8 @@
 //   k6 run -e BASE_URL=https://chat.example.com -e JWT_SECRET=... -e VUS=5000 -e RAMP_S=120 loadtest/k6/ramp.js
 
 import exec from 'k6/execution';
-import { setTimeout, setInterval, clearInterval } from 'k6/timers';
-import { BASE_URL, envNum, tokenFor, createRooms, ChatClient, scenarioAt, chatThresholds } from './lib/chat.js';
+import { setTimeout } from 'k6/timers';
+import { BASE_URL, envNum, tokenFor, createRooms, ChatClient, scenarioAt, chatThresholds, every, cancel } from './lib/chat.js';
 
 const VUS = envNum('VUS', 1000);
 const ROOMS = envNum('ROOMS', 20);
@@ -65,14 +65,14 @@ export function client(data) {
                     const stopAt = holdUntil - 2000;
                     setTimeout(() => {
                         if (c.closing || c.closed) return;
-                        sender = setInterval(() => {
-                            if (c.closing || c.closed) clearInterval(sender);
-                            else if (Date.now() < stopAt) c.sendChat(room);
-                        }, MSG_EVERY_S * 1000);
+                        sender = every(MSG_EVERY_S * 1000, () => {
+                            if (c.closing || c.closed || Date.now() >= stopAt) cancel(sender);
+                            else c.sendChat(room);
+                        });
                     }, Math.random() * MSG_EVERY_S * 1000);
                 }
                 setTimeout(() => {
-                    if (sender) clearInterval(sender);
+                    cancel(sender);
                     c.close();
                 }, Math.max(0, holdUntil - Date.now()));
             },

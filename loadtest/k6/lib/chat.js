@@ -16,7 +16,7 @@ import exec from 'k6/execution';
 import { check } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
 import { WebSocket } from 'k6/experimental/websockets';
-import { setTimeout, clearTimeout, setInterval, clearInterval } from 'k6/timers';
+import { setTimeout } from 'k6/timers';
 
 // ---------------------------------------------------------------------------
 // Environment.
@@ -39,6 +39,54 @@ export function envList(name, def) {
     const v = envStr(name, undefined);
     if (v === undefined) return def;
     return v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+// ---------------------------------------------------------------------------
+// Timers. k6 1.1.0's clearTimeout / clearInterval can make ANOTHER pending
+// timer of the VU fire at once (grafana/k6#5199, fixed in a later k6): a
+// connection's close timer went off 20 s early. So no timer is ever cleared
+// here: these run in short steps and check a flag, and a cancelled one ends
+// within 500 ms without firing.
+
+const STEP_MS = 500;
+
+// fn() once, `ms` from now, unless cancel(handle) comes first.
+export function after(ms, fn) {
+    const h = { cancelled: false };
+    const deadline = Date.now() + ms;
+    const step = () => {
+        if (h.cancelled) return;
+        const left = deadline - Date.now();
+        if (left <= 0) {
+            h.cancelled = true;
+            fn();
+        } else {
+            setTimeout(step, Math.min(left, STEP_MS));
+        }
+    };
+    setTimeout(step, Math.max(0, Math.min(ms, STEP_MS)));
+    return h;
+}
+
+// fn() every `ms` until cancel(handle).
+export function every(ms, fn) {
+    const h = { cancelled: false };
+    let next = Date.now() + ms;
+    const step = () => {
+        if (h.cancelled) return;
+        const now = Date.now();
+        if (now >= next) {
+            fn();
+            next = Math.max(next + ms, now + 1);
+        }
+        if (!h.cancelled) setTimeout(step, Math.max(0, Math.min(next - Date.now(), STEP_MS)));
+    };
+    setTimeout(step, Math.max(0, Math.min(ms, STEP_MS)));
+    return h;
+}
+
+export function cancel(h) {
+    if (h) h.cancelled = true;
 }
 
 // ---------------------------------------------------------------------------
@@ -295,7 +343,7 @@ export class ChatClient {
         const ws = new WebSocket(wsUrl(opts.url, opts.roomId, opts.token, opts.sinceSeq));
         this.ws = ws;
         const timeout = opts.connectTimeoutMs || envNum('CONNECT_TIMEOUT_MS', 10000);
-        this.connectTimer = setTimeout(() => {
+        this.connectTimer = after(timeout, () => {
             if (!this.rooms[opts.roomId] && !this.closed) {
                 logLimited(`no online_users within ${timeout} ms (room ${opts.roomId}; ${this.opened ? `open since ${Date.now() - this.openedAt} ms, ${this.frames} frames received` : 'handshake not done'})`);
                 check(false, { 'connected and in the room': (v) => v });
@@ -303,7 +351,7 @@ export class ChatClient {
                 this.failed = true;
                 this.close();
             }
-        }, timeout);
+        });
         ws.addEventListener('open', () => {
             this.opened = true;
             this.openedAt = Date.now();
@@ -313,13 +361,13 @@ export class ChatClient {
             // first frame, online_users, is sometimes lost although the
             // gateway sent it. Joining the room again makes the gateway repeat
             // online_users; chat_online_users_retries counts these.
-            this.retryTimer = setTimeout(() => {
+            this.retryTimer = after(ONLINE_USERS_RETRY_MS, () => {
                 if (!this.rooms[opts.roomId] && !this.closing && !this.closed) {
                     metrics.onlineUsersRetries.add(1);
                     logLimited(`no online_users ${ONLINE_USERS_RETRY_MS} ms after open (room ${opts.roomId}, ${this.frames} frames received): asking again with join_room`);
                     this.sendFrame({ type: 'join_room', room_id: opts.roomId });
                 }
-            }, ONLINE_USERS_RETRY_MS);
+            });
             if (opts.onOpen) opts.onOpen(this);
         });
         ws.addEventListener('message', (e) => this._frame(e.data));
@@ -332,9 +380,9 @@ export class ChatClient {
         });
         ws.addEventListener('close', (e) => {
             this.closed = true;
-            clearTimeout(this.connectTimer);
-            clearTimeout(this.retryTimer);
-            if (this.pingTimer) clearInterval(this.pingTimer);
+            cancel(this.connectTimer);
+            cancel(this.retryTimer);
+            cancel(this.pingTimer);
             if (!this.closing && !this.failed) {
                 const code = e && e.code !== undefined ? String(e.code) : 'unknown';
                 metrics.unexpectedClose.add(1, { code });
@@ -351,7 +399,7 @@ export class ChatClient {
 
     // Send a ping every `ms` (the gateway drops connections silent for 60 s).
     keepAlive(ms) {
-        this.pingTimer = setInterval(() => this.sendFrame({ type: 'ping' }), ms);
+        this.pingTimer = every(ms, () => this.sendFrame({ type: 'ping' }));
     }
 
     sendFrame(obj) {
@@ -395,9 +443,9 @@ export class ChatClient {
     close() {
         if (this.closed || this.closing) return;
         this.closing = true;
-        clearTimeout(this.connectTimer);
-        clearTimeout(this.retryTimer);
-        if (this.pingTimer) clearInterval(this.pingTimer);
+        cancel(this.connectTimer);
+        cancel(this.retryTimer);
+        cancel(this.pingTimer);
         this.ws.close();
     }
 
@@ -421,8 +469,8 @@ export class ChatClient {
                 this.rooms[f.room_id] = true;
                 if (first) {
                     if (f.room_id === this.opts.roomId) {
-                        clearTimeout(this.connectTimer);
-                        clearTimeout(this.retryTimer);
+                        cancel(this.connectTimer);
+                        cancel(this.retryTimer);
                     }
                     check(f, { 'connected and in the room': (x) => Array.isArray(x.data && x.data.users) });
                     metrics.joinTime.add(now - (this.joinRequested[f.room_id] || this.startedAt));
@@ -496,6 +544,17 @@ export function scenarioAt(offsetS) {
     return exec.scenario.startTime + offsetS * 1000;
 }
 
+// Close `c` once every send has its answer, or after `maxMs`.
+export function closeWhenAnswered(c, maxMs) {
+    const stopAt = Date.now() + maxMs;
+    const wait = every(20, () => {
+        if (c.pendingCount === 0 || Date.now() >= stopAt || c.closed) {
+            cancel(wait);
+            c.close();
+        }
+    });
+}
+
 // A sender: connects, sends `rate` messages/s to roomId from `from` (or from
 // when it is in the room, if later) to `until` (epoch ms), waits for its
 // echoes up to `drainMs`, closes. The schedule does not drift: a timer that
@@ -508,22 +567,16 @@ export function runSender({ url, roomId, token, rate, from, until, drainMs, tags
             const start = () => {
                 const t0 = Date.now();
                 let sent = 0;
-                const timer = setInterval(() => {
+                const timer = every(Math.min(interval, 100), () => {
                     const now = Date.now();
                     if (now >= until || c.closed) {
-                        clearInterval(timer);
-                        const stopAt = now + drainMs;
-                        const wait = setInterval(() => {
-                            if (c.pendingCount === 0 || Date.now() >= stopAt || c.closed) {
-                                clearInterval(wait);
-                                c.close();
-                            }
-                        }, 50);
+                        cancel(timer);
+                        closeWhenAnswered(c, drainMs);
                         return;
                     }
                     const due = Math.floor((now - t0) / interval) + 1;
                     for (let k = 0; k < 3 && sent < due; k++, sent++) c.sendChat(roomId);
-                }, Math.min(interval, 100));
+                });
             };
             setTimeout(start, Math.max(0, from - Date.now()) + Math.random() * interval);
         },
