@@ -252,7 +252,8 @@ export const metrics = {
     errorFrames: new Counter('chat_error_frames'),
     // connections that failed (handshake refused, network error).
     wsErrors: new Counter('chat_ws_errors'),
-    // connections the server closed without being asked (tag code).
+    // connections the server closed without being asked (tag code: k6 1.1.0
+    // gives no close code, so 'unknown').
     unexpectedClose: new Counter('chat_unexpected_closes'),
     // receivers that entered their room only after the senders had started
     // (their first messages cannot be checked for loss).
