@@ -14,8 +14,9 @@
 # new room, chat both ways; a message with <script> renders as text; one page
 # goes offline while the other writes and comes back with every message
 # exactly once, in seq order (and its own message written offline delivered
-# once); a reload shows the newest page and scrolling up loads the rest; a
-# login through HAProxy; presence follows joins and leaves; the page fits a
+# once); another room counts unread messages; a burst of sends shows the rate
+# limit in words; a reload shows the newest page and scrolling up loads the
+# rest; a login through HAProxy; presence follows joins and leaves; the page fits a
 # 375 px screen. Screenshots (and, on a failure, one per page) go to
 # ${ARTIFACTS_DIR:-target/artifacts}. Stops the cluster by pid whatever
 # happens. About 30 s after the build.
@@ -105,7 +106,9 @@ trap 'exit 143' TERM
 log "starting the cluster in $CLUSTER_DIR"
 # Behind the balancer every browser has HAProxy's address: no per-IP connect limit.
 # An empty origin list is the gateway's default: same origin only.
+# A low frame rate, so that the page can show the rate limit.
 CHAT__LIMITS__CONNECT_RATE_PER_IP=0 CHAT__SERVER__ALLOWED_ORIGINS= CHAT__LOG__LEVEL=warn \
+    CHAT__LIMITS__MSG_RATE=5 CHAT__LIMITS__MSG_BURST=8 \
     GATEWAY_BIN=$BIN timeout --foreground 300 \
     bash scripts/cluster.sh --background --no-build --any-ports --dir "$CLUSTER_DIR" >"$WORK/cluster.log" 2>&1 \
     || { cat "$WORK/cluster.log"; exit 1; }

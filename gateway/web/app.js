@@ -127,7 +127,12 @@ async function start() {
   people.set(session.user.id, session.user);
 
   client = new ChatClient({ token: () => session.token });
-  client.addEventListener('state', (e) => showConnection(e.detail.state, e.detail));
+  client.addEventListener('state', (e) => {
+    showConnection(e.detail.state, e.detail);
+    // A refused handshake looks like any failed connection to a page: after a
+    // few failures, ask the API whether the token still holds (a 401 logs out).
+    if (e.detail.state === 'reconnecting' && e.detail.attempt >= 3) api('GET', '/api/users/me').catch(() => {});
+  });
   client.addEventListener('message', (e) => onMessage(e.detail.roomId, e.detail.message));
   client.addEventListener('presence', (e) => onPresence(e.detail));
   client.addEventListener('left', (e) => onLeft(e.detail));

@@ -196,6 +196,32 @@ try {
   assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 375 px screen`);
   log(`screenshots in ${artifacts}/ (chat-page.png, chat-page-phone.png); no horizontal scroll at 375 px`);
 
+  // --- Several rooms: the other room counts unread messages ---------------------------------------
+  await pageA.locator('#my-rooms button', { hasText: 'general' }).click();
+  await pageA.locator('#room-title', { hasText: 'general' }).waitFor({ timeout: WAIT });
+  await say(pageB, 'while Alice looks at general');
+  await seen(pageB, 'while Alice looks at general');
+  await pageA.locator('#my-rooms button', { hasText: roomName }).locator('.badge', { hasText: '1' }).waitFor({ timeout: WAIT });
+  await pageA.locator('#my-rooms button', { hasText: roomName }).click();
+  await seen(pageA, 'while Alice looks at general');
+  assert.equal(await pageA.locator('#my-rooms .badge').count(), 0, 'the unread badge stays after opening the room');
+  log('Alice switched to general and back: an unread badge, then the message');
+
+  // --- Too fast: the gateway's rate limit (5/s, burst 8 here) shows in words ---------------------
+  await pageA.evaluate(() => {
+    const input = document.getElementById('composer-input');
+    const form = document.getElementById('composer');
+    for (let i = 1; i <= 12; i += 1) {
+      input.value = `burst ${i}`;
+      form.requestSubmit();
+    }
+  });
+  await pageA.locator('#composer-error', { hasText: 'too fast' }).waitFor({ timeout: WAIT });
+  await pageA.waitForFunction(() => !document.querySelector('#messages li.pending'), null, { timeout: WAIT });
+  const refused = await pageA.locator('#messages li.failed', { hasText: 'burst' }).count();
+  assert.ok(refused >= 1 && refused < 12, `${refused} of 12 refused`);
+  log(`12 messages at once: ${refused} refused with "${await pageA.locator('#composer-error').textContent()}"`);
+
   // --- Scrolling back loads older pages -----------------------------------------------------------
   const roomId = await pageB.evaluate(() => Number(sessionStorage.getItem('chat.active')));
   await pageB.evaluate(async (id) => {
