@@ -145,7 +145,9 @@ async function start() {
   await api('POST', '/api/rooms/1/join').catch(() => {});
   await loadRooms();
   const wanted = Number(sessionStorage.getItem('chat.active')) || 1;
-  await Promise.all([...myRooms.keys()].map((id) => enterRoom(id)));
+  await Promise.all([...myRooms.keys()].map((id) => enterRoom(id).catch((err) => {
+    $('rooms-error').textContent = `${myRooms.get(id)?.name ?? `Room ${id}`}: ${errorText(err)}`;
+  })));
   select(myRooms.has(wanted) ? wanted : [...myRooms.keys()][0]);
 }
 
