@@ -434,8 +434,10 @@ def cmd_k8s(args) -> int:
             hosts.add(rule.get("host"))
             for path in rule["http"]["paths"]:
                 routed.add(path["path"])
-                p.check(path["path"] not in ("/", "/metrics", "/healthz", "/readyz"),
-                        f"{iname}: {path['path']} must not be public")
+                # `/` exactly is the chat page; `/` as a prefix would publish everything.
+                everything = path["path"] == "/" and path.get("pathType") != "Exact"
+                p.check(not everything and path["path"] not in ("/metrics", "/healthz", "/readyz"),
+                        f"{iname}: {path['path']} ({path.get('pathType')}) must not be public")
                 b = path["backend"]["service"]
                 svc = [s for s in services if s["metadata"]["name"] == b["name"]]
                 p.check(len(svc) == 1, f"{iname}: backend Service {b['name']} missing")
@@ -449,7 +451,8 @@ def cmd_k8s(args) -> int:
                     p.check(ann.get("nginx.ingress.kubernetes.io/enable-access-log") == "false",
                             f"{iname}: the /ws access log would record ?token= JWTs")
     if by_kind.get("Ingress"):
-        p.check({"/ws", "/api"} <= routed, f"Ingress routes {sorted(routed)}, expected /ws and /api")
+        p.check({"/ws", "/api", "/", "/web"} <= routed,
+                f"Ingress routes {sorted(routed)}, expected /ws, /api and the page (/ and /web)")
         p.check(len(hosts) == 1, f"Ingresses disagree on the host: {hosts}")
     for kind in ("PodDisruptionBudget", "NetworkPolicy"):
         for obj in by_kind.get(kind, []):

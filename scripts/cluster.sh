@@ -47,7 +47,8 @@
 # 8080-8083, 8404 and 9090); --keep-dir (leave DIR behind when stopping).
 # The nodes also get the caller's CHAT__* variables: behind the balancer every
 # client has the balancer's IP, so e.g. CHAT__LIMITS__CONNECT_RATE_PER_IP=0 for
-# load tests.
+# load tests. Browser origins: CHAT__SERVER__ALLOWED_ORIGINS, default `*`
+# here; set it empty for the gateway's own default (same origin only).
 set -euo pipefail
 CALLER_PWD=$PWD
 cd "$(dirname "$0")/.."
@@ -228,7 +229,7 @@ launch_node() {
         CHAT__DATABASE__URL="$TEST_DATABASE_URL" \
         CHAT__REDIS__URL="$TEST_REDIS_URL" \
         CHAT__AUTH__JWT_SECRET="$JWT_SECRET" \
-        CHAT__SERVER__ALLOWED_ORIGINS="${CHAT__SERVER__ALLOWED_ORIGINS:-*}" \
+        CHAT__SERVER__ALLOWED_ORIGINS="${CHAT__SERVER__ALLOWED_ORIGINS-*}" \
         CHAT__LOG__LEVEL="${CHAT__LOG__LEVEL:-info}" \
             "$BIN" &
         child=$!

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what is missing
-# (PostgreSQL, Redis, cargo-nextest), starts throwaway servers on free
-# loopback ports, runs every test, and stops what it started.
+# (PostgreSQL, Redis, cargo-nextest, Chromium, playwright-core), starts
+# throwaway servers on free loopback ports, runs every test, and stops what it
+# started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -35,6 +36,9 @@ TEST_BACKEND=redis nextest -p gateway --test api
 
 log "end-to-end: three nodes behind HAProxy, scraped by a real Prometheus"
 bash scripts/e2e-cluster.sh --no-build
+
+log "browser: the chat page in Chromium (playwright-core) against the local cluster"
+bash scripts/browser-test.sh --no-build
 
 log "property-based API test against a live node (schemathesis over /api/openapi.json)"
 bash scripts/schemathesis.sh

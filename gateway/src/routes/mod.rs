@@ -6,6 +6,7 @@ mod members;
 mod messages;
 mod metrics;
 mod openapi;
+mod page;
 mod rooms;
 mod users;
 mod ws;
@@ -40,7 +41,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(messages::history)
         .service(messages::post)
         .service(ws::upgrade)
-        .service(openapi::document);
+        .service(openapi::document)
+        .service(page::index)
+        .service(page::asset);
 }
 
 /// The admin port (`server.admin_port`): metrics and health only.

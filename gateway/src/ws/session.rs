@@ -99,7 +99,8 @@ pub async fn run(parts: SessionParts) {
             msg = stream.recv() => {
                 last_heard = Instant::now();
                 match msg {
-                    Some(Ok(AggregatedMessage::Text(_) | AggregatedMessage::Binary(_))) if !admit(&mut flood, &conn) => {}
+                    Some(Ok(AggregatedMessage::Text(text))) if !admit(&mut flood, &conn, Some(&text)) => {}
+                    Some(Ok(AggregatedMessage::Binary(_))) if !admit(&mut flood, &conn, None) => {}
                     Some(Ok(AggregatedMessage::Text(text))) => {
                         if let Flow::Close(reason) = dispatch::handle_text(&state, &conn, &text).await {
                             conn.close(reason);
@@ -150,15 +151,16 @@ fn drain_delay(window: Duration) -> Duration {
 }
 
 /// Flood control for one client frame: false if it must not be handled.
-fn admit(flood: &mut FrameLimiter, conn: &ConnHandle) -> bool {
+fn admit(flood: &mut FrameLimiter, conn: &ConnHandle, text: Option<&str>) -> bool {
     match flood.check() {
         Verdict::Allow => true,
         Verdict::Refuse => {
+            let (room, reference) = names_of(text);
             conn.send(&ServerFrame::error(
-                None,
+                room,
                 ErrorCode::RateLimited,
                 "too many frames, slow down",
-                None,
+                reference,
             ));
             false
         }
@@ -166,6 +168,27 @@ fn admit(flood: &mut FrameLimiter, conn: &ConnHandle) -> bool {
             conn.close(close_codes::POLICY_VIOLATION);
             false
         }
+    }
+}
+
+/// The `room_id` and `client_msg_id` a frame carries, for the answer to a
+/// refused frame: a `message` gets exactly one answer that names it, even
+/// `rate_limited`, so a client can settle that send. Best effort: a frame that
+/// is not such JSON (or an id that breaks its rules) is answered without them.
+fn names_of(text: Option<&str>) -> (Option<RoomId>, Option<String>) {
+    #[derive(serde::Deserialize)]
+    struct Names {
+        room_id: Option<RoomId>,
+        client_msg_id: Option<String>,
+    }
+    match text.and_then(|t| serde_json::from_str::<Names>(t).ok()) {
+        Some(names) => (
+            names.room_id,
+            names
+                .client_msg_id
+                .filter(|id| crate::domain::ClientMsgId::parse(id).is_ok()),
+        ),
+        None => (None, None),
     }
 }
 

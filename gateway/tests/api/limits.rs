@@ -50,6 +50,38 @@ async fn a_flooding_client_is_told_then_disconnected_with_1008() {
 }
 
 #[tokio::test]
+async fn a_refused_message_is_answered_by_name() {
+    let app = spawn_with(|s| {
+        s.limits.msg_rate = 1;
+        s.limits.msg_burst = 2;
+    })
+    .await;
+    let (_, t) = app.register("hasty").await;
+    let mut c = app.ws_in_general(&t).await;
+    for n in 1..=3 {
+        c.send_json(json!({"type": "message", "room_id": 1, "content": format!("m{n}"), "client_msg_id": format!("c-{n}")}))
+            .await;
+    }
+    let mut answered = Vec::new();
+    while answered.len() < 3 {
+        let v = c.recv_json().await;
+        match v["type"].as_str() {
+            Some("message") => {
+                answered.push(v["data"]["client_msg_id"].as_str().unwrap().to_owned())
+            }
+            Some("error") => {
+                assert_eq!(v["data"]["code"], "rate_limited", "{v}");
+                assert_eq!(v["room_id"], 1, "{v}");
+                answered.push(format!("limited {}", v["data"]["ref"].as_str().unwrap()));
+            }
+            _ => {}
+        }
+    }
+    answered.sort();
+    assert_eq!(answered, ["c-1", "c-2", "limited c-3"]);
+}
+
+#[tokio::test]
 async fn a_sender_within_the_rate_is_never_limited() {
     let app = spawn_with(|s| {
         s.limits.msg_rate = 50;

@@ -16,3 +16,4 @@ mod persistence;
 mod protocol;
 mod rooms;
 mod slow_client;
+mod web;

@@ -625,7 +625,7 @@ async fn run_sender(
                                     log.stale += 1;
                                     log.events.push(format!("{}ms stale unavailable for {r}", ms(t0)));
                                 }
-                                (Some("rate_limited"), None) => break Answer::RateLimited,
+                                (Some("rate_limited"), _) => break Answer::RateLimited,
                                 _ => return Err(format!("unexpected error frame while waiting for {cmid}: {f}")),
                             }
                         }

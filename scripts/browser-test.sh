@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The chat page in a real browser, against the local cluster:
+#
+#   bash scripts/browser-test.sh             # builds the gateway (debug) first
+#   bash scripts/browser-test.sh --no-build  # uses ${CARGO_TARGET_DIR:-target}/debug/gateway as it is
+#
+# Installs what is missing: Debian's chromium (apt-get, as root) and
+# playwright-core (npm, pinned, into ~/.cache/chat-gateway/playwright-core-VERSION;
+# no browser download). Runs the client's unit tests first
+# (gateway/web/tests/chat-client.test.mjs: node --test, a fake WebSocket).
+# Then starts scripts/cluster.sh --background on free loopback ports with the
+# gateway's default Origin policy (same origin only) and runs
+# gateway/web/tests/browser.mjs: two users register on nodes A and B, meet in a
+# new room, chat both ways; a message with <script> renders as text; one page
+# goes offline while the other writes and comes back with every message
+# exactly once, in seq order (and its own message written offline delivered
+# once); another room counts unread messages; a burst of sends shows the rate
+# limit in words; a reload shows the newest page and scrolling up loads the
+# rest; a login through HAProxy; presence follows joins and leaves; the page fits a
+# 375 px screen. Screenshots (and, on a failure, one per page) go to
+# ${ARTIFACTS_DIR:-target/artifacts}. Stops the cluster by pid whatever
+# happens. About 30 s after the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=1
+for arg in "$@"; do
+    case "$arg" in
+        --no-build) BUILD=0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+PLAYWRIGHT_VERSION=1.65.1
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+CACHE_DIR=${CHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-gateway}
+PLAYWRIGHT_DIR=$CACHE_DIR/playwright-core-$PLAYWRIGHT_VERSION
+ARTIFACTS_DIR=${ARTIFACTS_DIR:-target/artifacts}
+
+started=$SECONDS
+log() { echo "==> [$(date +%H:%M:%S)] browser-test: $*"; }
+
+WORK=$(mktemp -d /tmp/chat-browser.XXXXXX)
+# The cluster lives under it, and PostgreSQL runs as `postgres`: it must get through.
+chmod 755 "$WORK"
+mkdir -p "$WORK/services"
+# apt_install (and its log) from the services helper; it starts nothing by itself.
+SERVICES_DIR=$WORK/services source scripts/services.sh
+
+command -v node >/dev/null && command -v npm >/dev/null || { echo "browser-test needs node and npm" >&2; exit 1; }
+if [ ! -x "$CHROMIUM" ]; then
+    apt_install chromium
+    [ -x "$CHROMIUM" ] || { echo "no browser at $CHROMIUM" >&2; exit 1; }
+fi
+if [ ! -f "$PLAYWRIGHT_DIR/node_modules/playwright-core/package.json" ]; then
+    log "installing playwright-core $PLAYWRIGHT_VERSION into $PLAYWRIGHT_DIR"
+    mkdir -p "$PLAYWRIGHT_DIR"
+    npm install --prefix "$PLAYWRIGHT_DIR" --no-audit --no-fund --loglevel=error \
+        "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
+fi
+log "$("$CHROMIUM" --version 2>/dev/null | head -n 1), playwright-core $PLAYWRIGHT_VERSION, node $(node --version)"
+
+log "unit tests of chat-client.js (node --test, a fake WebSocket)"
+node --test gateway/web/tests/chat-client.test.mjs >"$WORK/unit.log" 2>&1 || { cat "$WORK/unit.log"; exit 1; }
+grep -E '^# (pass|fail)' "$WORK/unit.log" | tr '\n' ' '; echo
+
+BIN=${CARGO_TARGET_DIR:-target}/debug/gateway
+if [ "$BUILD" = 1 ]; then
+    log "building the gateway (debug)"
+    cargo build -p gateway --locked
+else
+    log "using the gateway already built at $BIN"
+fi
+[ -x "$BIN" ] || { echo "no gateway binary at $BIN" >&2; exit 1; }
+built=$SECONDS
+
+CLUSTER_DIR=$WORK/cluster
+ENV_FILE=$CLUSTER_DIR/cluster.env
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [ -f "$ENV_FILE" ]; then
+        if [ "$status" != 0 ]; then
+            local f
+            for f in "$CLUSTER_DIR"/node-*.log; do
+                echo "---- last lines of $f ----"
+                tail -n 15 "$f"
+            done
+        fi
+        log "stopping the cluster"
+        bash scripts/cluster.sh stop "$CLUSTER_DIR" >/dev/null || status=1
+    fi
+    rm -rf "$WORK"
+    if [ "$status" = 0 ]; then
+        log "passed in $((SECONDS - started)) s ($((SECONDS - built)) s after the build)"
+    else
+        log "FAILED (exit $status) after $((SECONDS - started)) s"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "starting the cluster in $CLUSTER_DIR"
+# Behind the balancer every browser has HAProxy's address: no per-IP connect limit.
+# An empty origin list is the gateway's default: same origin only.
+# A low frame rate, so that the page can show the rate limit.
+CHAT__LIMITS__CONNECT_RATE_PER_IP=0 CHAT__SERVER__ALLOWED_ORIGINS= CHAT__LOG__LEVEL=warn \
+    CHAT__LIMITS__MSG_RATE=5 CHAT__LIMITS__MSG_BURST=8 \
+    GATEWAY_BIN=$BIN timeout --foreground 300 \
+    bash scripts/cluster.sh --background --no-build --any-ports --dir "$CLUSTER_DIR" >"$WORK/cluster.log" 2>&1 \
+    || { cat "$WORK/cluster.log"; exit 1; }
+[ -f "$ENV_FILE" ] || { cat "$WORK/cluster.log"; echo "cluster.sh wrote no $ENV_FILE" >&2; exit 1; }
+
+log "running the browser (gateway/web/tests/browser.mjs)"
+PLAYWRIGHT_CORE_DIR=$PLAYWRIGHT_DIR CHROMIUM=$CHROMIUM \
+    timeout --foreground 120 node gateway/web/tests/browser.mjs "$ENV_FILE" "$ARTIFACTS_DIR"
