@@ -40,6 +40,15 @@ bash scripts/e2e-cluster.sh --no-build
 log "browser: the chat page in Chromium (playwright-core) against the local cluster"
 bash scripts/browser-test.sh --no-build
 
+log "rolling restart: three nodes behind HAProxy restarted one by one under traffic; nothing lost or duplicated"
+bash scripts/rolling-restart.sh --no-build
+
+log "soak (short): churn over three nodes; memory, fds, threads and gauges back to where they were"
+SOAK_SECS=60 SOAK_WARMUP_SECS=10 bash scripts/soak.sh --no-build
+
+log "k6 smoke: every load-test scenario for a few seconds against one node and the local cluster, thresholds on"
+bash scripts/k6-smoke.sh --no-build
+
 log "property-based API test against a live node (schemathesis over /api/openapi.json)"
 bash scripts/schemathesis.sh
 
