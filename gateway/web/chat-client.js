@@ -7,7 +7,7 @@
 // (resolved by the echo, rejected by the `error` frame that names it).
 
 /** Close codes after which the client does not reconnect by itself. */
-const FINAL_CLOSE_CODES = new Set([1000, 1008]);
+const FINAL_CLOSE_CODES = new Set([1000, 1008, 4001]);
 /** The node is stopping: reconnect at once (with a little jitter). */
 const SERVICE_RESTART = 1012;
 
@@ -277,7 +277,8 @@ export class ChatClient extends EventTarget {
       if (this.state === 'closed') return;
       // A socket the client dropped itself is never final, whatever code the browser reports.
       if (opened && socket !== this.dropped && FINAL_CLOSE_CODES.has(event.code)) {
-        // 1000: the server ended the session as asked; 1008: kept flooding.
+        // 1000: the server ended the session as asked; 1008: kept flooding;
+        // 4001: the account was deleted.
         this.setState('closed', { code: event.code });
         this.close();
       } else if (event.code === SERVICE_RESTART) {

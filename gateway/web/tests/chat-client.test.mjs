@@ -181,6 +181,18 @@ test('no reconnect after 1008; an unwanted default room is left', async () => {
   assert.equal(FakeSocket.all.length, 1);
 });
 
+test('no reconnect after 4001 (the account was deleted)', async () => {
+  const chat = client();
+  chat.connect();
+  await tick();
+  const socket = FakeSocket.all.at(-1);
+  socket.open();
+  socket.drop(4001);
+  assert.equal(chat.state, 'closed');
+  await tick(60);
+  assert.equal(FakeSocket.all.length, 1);
+});
+
 test('backoff grows with jitter and stays under its ceiling', async () => {
   const chat = client({ backoffBaseMs: 100, backoffMaxMs: 400 });
   const delays = [];
