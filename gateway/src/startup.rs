@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Envelopes waiting for the router; publishers wait when it is full.
 const ROUTER_QUEUE: usize = 4096;
+/// How long actix waits for in-flight HTTP requests once the sessions are gone.
+const ACTIX_SHUTDOWN_SECS: u64 = 3;
 
 pub struct Application {
     port: u16,
@@ -164,7 +166,10 @@ impl Application {
         })
         .workers(workers)
         .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        // Sessions are drained by `Stopper::stop` within the shutdown timeout;
+        // what actix waits for after that is plain HTTP requests, so a short
+        // bound keeps the whole stop within the timeout plus a few seconds.
+        .shutdown_timeout(ACTIX_SHUTDOWN_SECS.min(settings.server.shutdown_timeout_secs))
         .listen(listener)?
         .run();
         tracing::info!(node = %node_id, host = %settings.server.host, port, bus = backend, database = state.store.backend_name(), "gateway listening");

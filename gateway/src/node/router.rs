@@ -72,7 +72,9 @@ impl Node {
             }
         }
         if delivery.slow > 0 {
-            tracing::info!(room = %room, slow = delivery.slow, "slow consumers dropped");
+            // Per broadcast, so debug: a storm would flood the log; the
+            // counter chat_gateway_slow_consumer_disconnects_total has them.
+            tracing::debug!(room = %room, slow = delivery.slow, "slow consumers dropped");
         }
     }
 

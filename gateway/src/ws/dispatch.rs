@@ -5,6 +5,7 @@
 use crate::admission::admit;
 use crate::state::AppState;
 use crate::ws::conn::ConnHandle;
+use crate::ws::outbound::Outbound;
 use shared::client_frame::{ClientFrame, SendMessage};
 use shared::close_codes::{self, Close};
 use shared::error_code::ErrorCode;
@@ -141,8 +142,10 @@ async fn send(state: &AppState, conn: &ConnHandle, m: SendMessage) {
             }
         },
     };
-    // A new message reaches the sender through the room broadcast, like
-    // everyone; a retry of one already stored gets the original back, alone.
+    // The sender's answer is the stored message. A new one also reaches it
+    // through the room broadcast; the writer keeps one of the two, and the
+    // echo alone if the connection left the room meanwhile. A retry of one
+    // already stored gets the original back, alone.
     match state
         .node
         .post_message(conn.user(), room, &m.content, m.client_msg_id.as_deref())
@@ -154,7 +157,18 @@ async fn send(state: &AppState, conn: &ConnHandle, m: SendMessage) {
                 data: posted.message,
             });
         }
-        Ok(_) => {}
+        Ok(posted) => {
+            let seq = posted.message.seq;
+            let frame = ServerFrame::Message {
+                room_id: posted.message.room_id,
+                data: posted.message,
+            };
+            conn.push(Outbound::Echo {
+                room,
+                seq,
+                frame: frame.to_json().into(),
+            });
+        }
         Err(e) => reject(conn, Some(room), e.code(), e.message(), reference),
     }
 }

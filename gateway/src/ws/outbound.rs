@@ -15,6 +15,15 @@ pub enum Outbound {
         seq: i64,
         frame: ByteString,
     },
+    /// The answer to this connection's own `message`: the stored message,
+    /// in sequence like any other while the connection is in the room (the
+    /// broadcast copy then is a duplicate), and sent anyway if it left the
+    /// room before the broadcast arrived, so every send gets its answer.
+    Echo {
+        room: RoomId,
+        seq: i64,
+        frame: ByteString,
+    },
     /// Start delivering `room`'s messages after `since`, from the next fill on.
     Track { room: RoomId, since: i64 },
     /// Catch up on `room` from the history now (after entering it, or after

@@ -61,20 +61,12 @@ impl Writer {
     async fn handle(&mut self, cursors: &mut Cursors, item: Outbound) -> bool {
         match item {
             Outbound::Frame(frame) => self.write(frame).await,
-            Outbound::Message { room, seq, frame } => match cursors.decide(room, seq) {
-                Decision::Send => {
-                    cursors.delivered(room, seq);
-                    self.write(frame).await
-                }
-                Decision::Drop | Decision::NotTracked => true,
-                Decision::Gap { after } => {
-                    crate::metrics::metrics().bus_gaps_filled.inc();
-                    self.fill(cursors, room, after, Some(seq - 1)).await && {
-                        cursors.delivered(room, seq);
-                        self.write(frame).await
-                    }
-                }
-            },
+            Outbound::Message { room, seq, frame } => {
+                self.message(cursors, room, seq, frame, false).await
+            }
+            Outbound::Echo { room, seq, frame } => {
+                self.message(cursors, room, seq, frame, true).await
+            }
             Outbound::Track { room, since } => {
                 cursors.track(room, since);
                 true
@@ -86,6 +78,36 @@ impl Writer {
             Outbound::Untrack { room } => {
                 cursors.untrack(room);
                 true
+            }
+        }
+    }
+
+    /// A room message in `seq` order. An `echo` goes out even when the room
+    /// is no longer tracked (it answers the client's own send); ahead of the
+    /// cursor it is dropped instead of filling a gap, since the broadcast
+    /// copy follows the messages before it.
+    async fn message(
+        &mut self,
+        cursors: &mut Cursors,
+        room: RoomId,
+        seq: i64,
+        frame: ByteString,
+        echo: bool,
+    ) -> bool {
+        match cursors.decide(room, seq) {
+            Decision::Send => {
+                cursors.delivered(room, seq);
+                self.write(frame).await
+            }
+            Decision::NotTracked if echo => self.write(frame).await,
+            Decision::Gap { .. } if echo => true,
+            Decision::Drop | Decision::NotTracked => true,
+            Decision::Gap { after } => {
+                crate::metrics::metrics().bus_gaps_filled.inc();
+                self.fill(cursors, room, after, Some(seq - 1)).await && {
+                    cursors.delivered(room, seq);
+                    self.write(frame).await
+                }
             }
         }
     }
