@@ -98,7 +98,10 @@ impl Hub {
                     seq,
                     frame: frame.clone(),
                 },
-                None => Outbound::Frame(frame.clone()),
+                None => Outbound::Presence {
+                    room,
+                    frame: frame.clone(),
+                },
             };
             match conn.push(item) {
                 Push::Queued => d.queued += 1,
@@ -209,7 +212,7 @@ mod tests {
         hub.join(RoomId(65), &c); // same shard as room 1
         let d = hub.broadcast(RoomId(1), &"hello".into(), None, Some(b.id()));
         assert_eq!(d, Delivery { queued: 1, slow: 0 });
-        assert!(matches!(ra.try_recv().unwrap(), Outbound::Frame(f) if f == "hello"));
+        assert!(matches!(ra.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "hello"));
         assert!(rb.try_recv().is_err());
         assert!(rc.try_recv().is_err());
     }
@@ -225,7 +228,7 @@ mod tests {
         let d = hub.broadcast(RoomId(1), &"2".into(), None, None);
         assert_eq!(d, Delivery { queued: 1, slow: 1 });
         assert!(a.is_closing());
-        assert!(matches!(rb.try_recv().unwrap(), Outbound::Frame(f) if f == "1"));
-        assert!(matches!(rb.try_recv().unwrap(), Outbound::Frame(f) if f == "2"));
+        assert!(matches!(rb.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "1"));
+        assert!(matches!(rb.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "2"));
     }
 }

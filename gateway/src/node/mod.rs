@@ -155,9 +155,17 @@ impl Node {
         room: RoomId,
     ) -> Result<(), PresenceError> {
         let users = self.presence.users(room).await?;
-        conn.send(&ServerFrame::OnlineUsers {
+        let frame = ServerFrame::OnlineUsers {
             room_id: room,
             data: OnlineUsersData { users },
+        };
+        crate::metrics::metrics()
+            .frames_sent
+            .with_label_values(&[frame.kind()])
+            .inc();
+        conn.push(Outbound::Snapshot {
+            room,
+            frame: frame.to_json().into(),
         });
         Ok(())
     }

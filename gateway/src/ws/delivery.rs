@@ -48,19 +48,49 @@ pub enum Decision {
     NotTracked,
 }
 
+/// Presence events (`user_joined`, `user_left`) held per room while it is
+/// being entered, at most this many (beyond, the oldest go: the snapshot
+/// that follows is newer than nearly all of them).
+const MAX_HELD: usize = 256;
+
 #[derive(Default)]
 pub struct Cursors {
     rooms: HashMap<RoomId, Cursor>,
+    /// Rooms whose `online_users` has not gone out yet, with the presence
+    /// events that arrived meanwhile. They go out right after it, in order:
+    /// applied to the snapshot as set updates they end in the latest state.
+    held: HashMap<RoomId, Vec<ByteString>>,
 }
 
 impl Cursors {
-    /// Enter `room` after `seq`: nothing is delivered until the first fill.
+    /// Enter `room` after `seq`: nothing is delivered until the first fill,
+    /// and presence events wait for the room's `online_users`.
     pub fn track(&mut self, room: RoomId, after: i64) {
         self.rooms.insert(room, Cursor::Joining(after));
+        self.held.insert(room, Vec::new());
     }
 
     pub fn untrack(&mut self, room: RoomId) {
         self.rooms.remove(&room);
+        self.held.remove(&room);
+    }
+
+    /// A presence event of `room`: `Some` to send now; `None` when it is
+    /// held for after the snapshot, or the connection left the room.
+    pub fn presence(&mut self, room: RoomId, frame: ByteString) -> Option<ByteString> {
+        if let Some(held) = self.held.get_mut(&room) {
+            if held.len() == MAX_HELD {
+                held.remove(0);
+            }
+            held.push(frame);
+            return None;
+        }
+        self.rooms.contains_key(&room).then_some(frame)
+    }
+
+    /// The room's snapshot went out: the held presence events follow it.
+    pub fn release_held(&mut self, room: RoomId) -> Vec<ByteString> {
+        self.held.remove(&room).unwrap_or_default()
     }
 
     /// The seq a fill starts after.
@@ -207,5 +237,23 @@ mod tests {
         assert_eq!(c.decide(r, 3), Decision::Send);
         c.untrack(r);
         assert_eq!(c.decide(r, 11), Decision::NotTracked);
+    }
+
+    #[test]
+    fn presence_waits_for_the_snapshot() {
+        let mut c = Cursors::default();
+        let r = RoomId(3);
+        assert_eq!(c.presence(r, "x".into()), None, "not in the room");
+        c.track(r, 0);
+        assert_eq!(c.presence(r, "joined".into()), None);
+        assert_eq!(c.presence(r, "left".into()), None);
+        assert_eq!(c.release_held(r), vec![ByteString::from("joined"), "left".into()]);
+        assert_eq!(c.presence(r, "later".into()), Some("later".into()));
+        c.track(r, 0);
+        for i in 0..MAX_HELD + 5 {
+            c.presence(r, i.to_string().into());
+        }
+        let held = c.release_held(r);
+        assert_eq!((held.len(), held[0].as_ref()), (MAX_HELD, "5"), "bounded, oldest dropped");
     }
 }

@@ -24,6 +24,11 @@ pub enum Outbound {
         seq: i64,
         frame: ByteString,
     },
+    /// A presence event of `room` (`user_joined`, `user_left`): held while
+    /// the room is being entered, until its `online_users` went out.
+    Presence { room: RoomId, frame: ByteString },
+    /// The room's `online_users`: the snapshot presence events apply to.
+    Snapshot { room: RoomId, frame: ByteString },
     /// Start delivering `room`'s messages after `since`, from the next fill on.
     Track { room: RoomId, since: i64 },
     /// Catch up on `room` from the history now (after entering it, or after

@@ -67,14 +67,26 @@ impl Writer {
             Outbound::Echo { room, seq, frame } => {
                 self.message(cursors, room, seq, frame, true).await
             }
+            Outbound::Presence { room, frame } => match cursors.presence(room, frame) {
+                Some(frame) => self.write(frame).await,
+                None => true,
+            },
+            Outbound::Snapshot { room, frame } => {
+                self.write(frame).await && self.release_held(cursors, room).await
+            }
             Outbound::Track { room, since } => {
                 cursors.track(room, since);
                 true
             }
-            Outbound::Fill { room } => match cursors.position(room) {
-                Some(after) => self.fill(cursors, room, after, None).await,
-                None => true,
-            },
+            // Normally after the snapshot; should the snapshot have failed,
+            // the held presence events go out here at the latest.
+            Outbound::Fill { room } => {
+                self.release_held(cursors, room).await
+                    && match cursors.position(room) {
+                        Some(after) => self.fill(cursors, room, after, None).await,
+                        None => true,
+                    }
+            }
             Outbound::Untrack { room } => {
                 cursors.untrack(room);
                 true
@@ -110,6 +122,15 @@ impl Writer {
                 }
             }
         }
+    }
+
+    async fn release_held(&mut self, cursors: &mut Cursors, room: RoomId) -> bool {
+        for frame in cursors.release_held(room) {
+            if !self.write(frame).await {
+                return false;
+            }
+        }
+        true
     }
 
     async fn fill(
