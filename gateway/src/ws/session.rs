@@ -72,7 +72,10 @@ pub async fn run(parts: SessionParts) {
     };
     let writer = actix_web::rt::spawn(writer.run(queue));
 
-    if let Err(e) = state.node.enter(&conn, first_room, after_seq).await {
+    // The session future lives as long as the connection: the rare, large
+    // sub-futures (database, Redis) are boxed so that it stays small
+    // (memory per idle connection).
+    if let Err(e) = Box::pin(state.node.enter(&conn, first_room, after_seq)).await {
         tracing::warn!(room = %first_room, error = %e, "could not enter the first room");
         conn.send(&ServerFrame::error(
             Some(first_room),
@@ -102,7 +105,7 @@ pub async fn run(parts: SessionParts) {
                     Some(Ok(AggregatedMessage::Text(text))) if !admit(&mut flood, &conn, Some(&text)) => {}
                     Some(Ok(AggregatedMessage::Binary(_))) if !admit(&mut flood, &conn, None) => {}
                     Some(Ok(AggregatedMessage::Text(text))) => {
-                        if let Flow::Close(reason) = dispatch::handle_text(&state, &conn, &text).await {
+                        if let Flow::Close(reason) = Box::pin(dispatch::handle_text(&state, &conn, &text)).await {
                             conn.close(reason);
                         }
                     }
@@ -126,9 +129,9 @@ pub async fn run(parts: SessionParts) {
         .connections_closed
         .with_label_values(&[crate::metrics::close_reason(reason.code)])
         .inc();
-    state.node.leave_all(&conn).await;
+    Box::pin(state.node.leave_all(&conn)).await;
     state.node.user_status.disconnected(user);
-    state.node.user_conns.release(user, conn.key()).await;
+    Box::pin(state.node.user_conns.release(user, conn.key())).await;
     let _ = writer.await;
     let frame = CloseReason {
         code: CloseCode::Other(reason.code),

@@ -15,6 +15,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
+/// At most this many queued items per batch (then the close and ping
+/// checks get their turn).
+const BATCH: usize = 64;
+
 pub struct Writer {
     pub conn: ConnHandle,
     pub socket: actix_ws::Session,
@@ -35,7 +39,7 @@ impl Writer {
                 biased;
                 _ = self.conn.closed() => break,
                 item = queue.recv() => match item {
-                    Some(item) => self.handle(&mut cursors, item).await,
+                    Some(item) => self.drain(&mut cursors, &mut queue, item).await,
                     None => return,
                 },
                 _ = ping.tick() => matches!(timeout(self.write_timeout, self.socket.ping(b"")).await, Ok(Ok(()))),
@@ -55,6 +59,28 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Handle `first` and whatever else is queued already, in one go: the
+    /// frames reach the socket's buffer back to back and leave in as few
+    /// writes as possible, and the loop above runs once per batch.
+    async fn drain(
+        &mut self,
+        cursors: &mut Cursors,
+        queue: &mut mpsc::Receiver<Outbound>,
+        first: Outbound,
+    ) -> bool {
+        let mut item = first;
+        for _ in 0..BATCH {
+            if !self.handle(cursors, item).await {
+                return false;
+            }
+            match queue.try_recv() {
+                Ok(next) => item = next,
+                Err(_) => return true,
+            }
+        }
+        self.handle(cursors, item).await
     }
 
     /// False when the socket could not take a frame in time.
@@ -140,7 +166,15 @@ impl Writer {
         after: i64,
         until: Option<i64>,
     ) -> bool {
-        let caught = catch_up(&self.history, room, after, until, self.recovery_window).await;
+        // Boxed: the history read is large and rare; the writer lives long.
+        let caught = Box::pin(catch_up(
+            &self.history,
+            room,
+            after,
+            until,
+            self.recovery_window,
+        ))
+        .await;
         for frame in caught.frames {
             if !self.write(frame).await {
                 return false;
