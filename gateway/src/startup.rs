@@ -254,7 +254,7 @@ impl Application {
 
 impl Stopper {
     /// Refuse new upgrades, close every session (1012), wait for them up to
-    /// the grace period, stop the HTTP server, flush the background writers.
+    /// the grace period, flush the background writers, stop the HTTP server.
     pub async fn stop(&self) {
         crate::metrics::metrics().draining.set(1.0);
         self.state.node.shutdown.cancel();
@@ -262,14 +262,16 @@ impl Stopper {
         while self.state.limiter.open() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Pending database writes (online status) are flushed before the
+        // HTTP server stops: pooled connections opened on its worker threads
+        // stop working with them.
+        self.background.cancel();
+        if let Some(writer) = self.status_writer.lock().await.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        }
         self.server.stop(true).await;
         if let Some(admin) = &self.admin {
             admin.stop(true).await;
-        }
-        self.background.cancel();
-        // Pending database writes (online status) are flushed before returning.
-        if let Some(writer) = self.status_writer.lock().await.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
         }
     }
 }

@@ -87,6 +87,11 @@ async fn stopping_the_node_flushes_the_online_status() {
     }
     app.stopper.stop().await;
     assert_eq!(c.recv_close().await, Some(1012));
+    // A fresh pool: the node's pooled connections may belong to its
+    // (now stopped) worker runtimes.
+    let store = gateway::store::Store::connect(app.settings.database.url.expose(), 1)
+        .await
+        .unwrap();
     let user = store.find_user(id).await.unwrap().unwrap();
     assert!(
         !user.is_online && user.last_seen.is_some(),
