@@ -133,6 +133,13 @@ pub struct LimitsSettings {
 pub struct PresenceSettings {
     /// A presence entry not refreshed for this long is considered gone.
     pub ttl_secs: u64,
+    /// A room with more members than this on a node gets its presence
+    /// changes there as one `presence_batch` every `batch_ms` instead of a
+    /// `user_joined` / `user_left` per user (which is quadratic in a storm).
+    pub large_room: usize,
+    pub batch_ms: u64,
+    /// `online_users` lists at most this many users (with `online_count`).
+    pub snapshot_max_users: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -213,7 +220,12 @@ impl Default for LimitsSettings {
 
 impl Default for PresenceSettings {
     fn default() -> Self {
-        PresenceSettings { ttl_secs: 60 }
+        PresenceSettings {
+            ttl_secs: 60,
+            large_room: 500,
+            batch_ms: 1000,
+            snapshot_max_users: 1000,
+        }
     }
 }
 
@@ -401,6 +413,12 @@ impl Settings {
         }
         if self.presence.ttl_secs < 2 {
             return bad("presence.ttl_secs", "must be at least 2");
+        }
+        if self.presence.batch_ms == 0 {
+            return bad("presence.batch_ms", "must be > 0");
+        }
+        if self.presence.snapshot_max_users == 0 {
+            return bad("presence.snapshot_max_users", "must be > 0");
         }
         Ok(())
     }

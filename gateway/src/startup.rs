@@ -101,9 +101,11 @@ impl Application {
             user_conns,
             store.clone(),
             settings.limits.max_content_chars,
+            settings.presence.clone(),
         ));
         let background = CancellationToken::new();
         tokio::spawn(Arc::clone(&node).run_router(bus_rx));
+        tokio::spawn(Arc::clone(&node).run_presence_batcher(background.clone()));
         let status_writer =
             tokio::spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));
         let history = History::new(store.clone(), redis.clone());

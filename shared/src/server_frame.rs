@@ -23,6 +23,12 @@ pub enum ServerFrame {
         room_id: RoomId,
         data: OnlineUsersData,
     },
+    /// Presence changes of a large room, coalesced: sent instead of
+    /// `user_joined` / `user_left` when the room has many members here.
+    PresenceBatch {
+        room_id: RoomId,
+        data: PresenceBatchData,
+    },
     /// This connection is no longer in the room (it asked, or was removed).
     LeftRoom { room_id: RoomId, data: LeftRoomData },
     /// A client frame was rejected; nothing was stored or sent for it.
@@ -82,6 +88,21 @@ pub struct UserLeftData {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OnlineUsersData {
     pub users: Vec<UserPublic>,
+    /// Set when `users` is cut short (a large room): how many users are
+    /// present in all; the whole list is `GET /api/rooms/{id}/online`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_count: Option<u64>,
+}
+
+/// Who came and who went in a large room since the last batch, each user in
+/// at most one of the lists (their latest state). `truncated`: more changed
+/// than the lists hold; reload the list to be exact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceBatchData {
+    pub joined: Vec<UserPublic>,
+    pub left: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// Why a connection is no longer in a room.
@@ -149,6 +170,7 @@ impl ServerFrame {
             ServerFrame::UserJoined { .. } => "user_joined",
             ServerFrame::UserLeft { .. } => "user_left",
             ServerFrame::OnlineUsers { .. } => "online_users",
+            ServerFrame::PresenceBatch { .. } => "presence_batch",
             ServerFrame::LeftRoom { .. } => "left_room",
             ServerFrame::RecoveryPartial { .. } => "recovery_partial",
             ServerFrame::Error { .. } => "error",
@@ -224,6 +246,7 @@ mod tests {
             room_id: RoomId(1),
             data: OnlineUsersData {
                 users: vec![user(1), user(2)],
+                online_count: None,
             },
         };
         assert_eq!(
@@ -270,7 +293,18 @@ mod tests {
             },
             ServerFrame::OnlineUsers {
                 room_id: RoomId(1),
-                data: OnlineUsersData { users: vec![] },
+                data: OnlineUsersData {
+                    users: vec![],
+                    online_count: Some(12_000),
+                },
+            },
+            ServerFrame::PresenceBatch {
+                room_id: RoomId(1),
+                data: PresenceBatchData {
+                    joined: vec![],
+                    left: vec![UserId(4)],
+                    truncated: true,
+                },
             },
             ServerFrame::LeftRoom {
                 room_id: RoomId(2),

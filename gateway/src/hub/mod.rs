@@ -112,6 +112,12 @@ impl Hub {
         d
     }
 
+    /// How many local connections are in `room`.
+    pub fn member_count(&self, room: RoomId) -> usize {
+        let shard = self.shard(room).read().expect("hub shard");
+        shard.get(&room).map_or(0, |m| m.len())
+    }
+
     /// The local connections of `user` in `room`.
     pub fn user_conns(&self, room: RoomId, user: UserId) -> Vec<ConnHandle> {
         let shard = self.shard(room).read().expect("hub shard");

@@ -9,6 +9,7 @@
 //! everyone else's, so every member of a room sees the same order per node.
 
 mod messages;
+mod presence_batch;
 mod presence_keeper;
 mod room_locks;
 mod router;
@@ -16,6 +17,7 @@ mod router;
 pub use messages::{DEDUP_WINDOW, Posted, SendError};
 
 use crate::bus::{Bus, BusError};
+use crate::config::PresenceSettings;
 use crate::hub::Hub;
 use crate::presence::{Presence, PresenceError};
 use crate::store::Store;
@@ -27,8 +29,10 @@ use room_locks::RoomLocks;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
 use shared::ids::{ConnId, NodeId, RoomId};
 use shared::server_frame::{LeaveReason, LeftRoomData, OnlineUsersData, ServerFrame};
-use std::sync::Arc;
+use presence_batch::PendingBatch;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 pub struct Node {
@@ -43,6 +47,10 @@ pub struct Node {
     pub user_conns: Arc<dyn UserConns>,
     next_conn: AtomicU64,
     max_content_chars: usize,
+    /// Large rooms: snapshot size and coalesced presence events.
+    presence_settings: PresenceSettings,
+    /// Presence changes of large rooms waiting for the next batch.
+    presence_batches: Mutex<HashMap<RoomId, PendingBatch>>,
     /// Cancelled when the node stops: every session closes with 1012.
     pub shutdown: CancellationToken,
 }
@@ -63,6 +71,7 @@ impl Node {
         user_conns: Arc<dyn UserConns>,
         store: Store,
         max_content_chars: usize,
+        presence_settings: PresenceSettings,
     ) -> Self {
         Node {
             id,
@@ -75,6 +84,8 @@ impl Node {
             user_conns,
             next_conn: AtomicU64::new(1),
             max_content_chars,
+            presence_settings,
+            presence_batches: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
         }
     }
@@ -154,10 +165,17 @@ impl Node {
         conn: &ConnHandle,
         room: RoomId,
     ) -> Result<(), PresenceError> {
-        let users = self.presence.users(room).await?;
+        let list = self
+            .presence
+            .users(room, self.presence_settings.snapshot_max_users)
+            .await?;
+        let online_count = (list.total > list.users.len() as u64).then_some(list.total);
         let frame = ServerFrame::OnlineUsers {
             room_id: room,
-            data: OnlineUsersData { users },
+            data: OnlineUsersData {
+                users: list.users,
+                online_count,
+            },
         };
         crate::metrics::metrics()
             .frames_sent
@@ -228,12 +246,14 @@ impl Node {
         }
     }
 
-    /// The users present in `room` (every node's connections).
+    /// The users present in `room` (every node's connections): at most
+    /// `max`, and how many in all.
     pub async fn online_users(
         &self,
         room: RoomId,
-    ) -> Result<Vec<shared::server_frame::UserPublic>, PresenceError> {
-        self.presence.users(room).await
+        max: usize,
+    ) -> Result<crate::presence::OnlineList, PresenceError> {
+        self.presence.users(room, max).await
     }
 
     /// Ask every local connection to catch up on its rooms from the history

@@ -2,6 +2,7 @@
 //! per envelope and handed to every local member of the room.
 
 use super::Node;
+use super::presence_batch::Change;
 use bytestring::ByteString;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
 use shared::server_frame::{LeaveReason, ServerFrame, UserJoinedData, UserLeftData};
@@ -26,6 +27,14 @@ impl Node {
                 },
                 None,
             ),
+            BusEvent::UserJoined { user, .. }
+                if self.batch_presence(room, Change::Joined(user.clone())) =>
+            {
+                return;
+            }
+            BusEvent::UserLeft { user_id } if self.batch_presence(room, Change::Left(user_id)) => {
+                return;
+            }
             BusEvent::UserJoined { user, skip } => {
                 let skip = skip.filter(|k| k.node == self.id).map(|k| k.conn);
                 (

@@ -2,7 +2,7 @@
 //! that holds a connection is the node that removes it, and it cannot die
 //! without taking the presence table with it.
 
-use super::{Presence, PresenceCounts, PresenceError};
+use super::{OnlineList, Presence, PresenceCounts, PresenceError};
 use async_trait::async_trait;
 use shared::ids::{ConnKey, RoomId, UserId};
 use shared::server_frame::UserPublic;
@@ -81,11 +81,14 @@ impl Presence for MemoryPresence {
             .unwrap_or_default())
     }
 
-    async fn users(&self, room: RoomId) -> Result<Vec<UserPublic>, PresenceError> {
+    async fn users(&self, room: RoomId, max: usize) -> Result<OnlineList, PresenceError> {
         let rooms = self.rooms.lock().expect("presence lock");
         Ok(rooms
             .get(&room)
-            .map(|r| r.users.values().map(|(u, _)| u.clone()).collect())
+            .map(|r| OnlineList {
+                users: r.users.values().take(max).map(|(u, _)| u.clone()).collect(),
+                total: r.users.len() as u64,
+            })
             .unwrap_or_default())
     }
 
@@ -130,7 +133,8 @@ mod tests {
         assert!(p.add(room, &key(1), &user(5)).await.unwrap());
         assert!(!p.add(room, &key(2), &user(5)).await.unwrap(), "second tab");
         assert!(p.add(room, &key(3), &user(2)).await.unwrap());
-        assert_eq!(p.users(room).await.unwrap(), vec![user(2), user(5)]);
+        assert_eq!(p.users(room, 10).await.unwrap().users, vec![user(2), user(5)]);
+        assert_eq!(p.users(room, 1).await.unwrap(), OnlineList { users: vec![user(2)], total: 2 });
         assert!(!p.remove(room, &key(1), UserId(5)).await.unwrap());
         assert!(p.remove(room, &key(2), UserId(5)).await.unwrap());
         assert!(
@@ -138,7 +142,7 @@ mod tests {
             "idempotent"
         );
         assert!(p.remove(room, &key(3), UserId(2)).await.unwrap());
-        assert!(p.users(room).await.unwrap().is_empty());
+        assert!(p.users(room, 10).await.unwrap().users.is_empty());
         assert!(
             p.rooms.lock().unwrap().is_empty(),
             "empty rooms are dropped"

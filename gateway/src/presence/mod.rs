@@ -22,6 +22,14 @@ pub enum PresenceError {
     Unavailable(String),
 }
 
+/// Part of a room's presence list.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OnlineList {
+    pub users: Vec<UserPublic>,
+    /// Users present in all (`users` may hold fewer).
+    pub total: u64,
+}
+
 /// The size of a room's presence.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PresenceCounts {
@@ -46,8 +54,9 @@ pub trait Presence: Send + Sync + 'static {
         conn: &ConnKey,
         user: UserId,
     ) -> Result<bool, PresenceError>;
-    /// The users present in `room`, each once, ordered by id.
-    async fn users(&self, room: RoomId) -> Result<Vec<UserPublic>, PresenceError>;
+    /// The users present in `room`, each once, ordered by id: at most `max`
+    /// of them, with the number present in all.
+    async fn users(&self, room: RoomId, max: usize) -> Result<OnlineList, PresenceError>;
     /// How many connections and distinct users `room` has, on every node.
     async fn counts(&self, room: RoomId) -> Result<PresenceCounts, PresenceError>;
     /// Re-assert this node's entries in `room` (heartbeat; after a reconnect).

@@ -6,7 +6,7 @@
 //! that died expire after the TTL and are pruned by the survivors, who then
 //! announce `user_left`.
 
-use super::{Presence, PresenceCounts, PresenceError};
+use super::{OnlineList, Presence, PresenceCounts, PresenceError};
 use crate::redis::RedisConn;
 use async_trait::async_trait;
 use fred::prelude::*;
@@ -107,20 +107,27 @@ impl Presence for RedisPresence {
         Ok(last == 1)
     }
 
-    async fn users(&self, room: RoomId) -> Result<Vec<UserPublic>, PresenceError> {
-        let raw: Vec<String> = self
+    async fn users(&self, room: RoomId, max: usize) -> Result<OnlineList, PresenceError> {
+        let max = max.clamp(1, i64::MAX as usize / 2) as i64;
+        let mut raw: Vec<String> = self
             .redis
             .eval(
                 "presence_list",
                 script!("lua/list.lua"),
                 self.keys(room),
-                vec![],
+                vec![Value::from(max)],
             )
             .await
             .map_err(unavailable)?;
+        let total = if raw.is_empty() {
+            0
+        } else {
+            raw.remove(0).parse().unwrap_or(0)
+        };
         let mut users = parse_profiles(raw);
         users.sort_by_key(|u| u.id);
-        Ok(users)
+        let total = total.max(users.len() as u64);
+        Ok(OnlineList { users, total })
     }
 
     async fn refresh(

@@ -16,6 +16,9 @@ use shared::ids::RoomId;
 use shared::server_frame::UserPublic;
 use utoipa::{IntoParams, ToSchema};
 
+/// The most users `GET /api/rooms/{id}/online` lists.
+const ONLINE_LIST_MAX: usize = 100_000;
+
 /// A room as the API shows it.
 #[derive(Serialize, ToSchema)]
 pub struct RoomView {
@@ -201,9 +204,9 @@ pub(super) async fn list(
         view.online_count = Some(
             state
                 .node
-                .online_users(listing.room.id)
+                .online_users(listing.room.id, 1)
                 .await
-                .map(|u| u.len())
+                .map(|l| l.total as usize)
                 .unwrap_or(0),
         );
         rooms.push(view);
@@ -252,9 +255,9 @@ pub(super) async fn read(
     view.online_count = Some(
         state
             .node
-            .online_users(room.id)
+            .online_users(room.id, 1)
             .await
-            .map(|u| u.len())
+            .map(|l| l.total as usize)
             .map_err(|_| ApiError::unavailable())?,
     );
     Ok(HttpResponse::Ok().json(view))
@@ -379,9 +382,10 @@ pub(super) async fn online(
     let (room, _) = visible_room(&state, &user, RoomId(*id)).await?;
     let users = state
         .node
-        .online_users(room.id)
+        .online_users(room.id, ONLINE_LIST_MAX)
         .await
-        .map_err(|_| ApiError::unavailable())?;
+        .map_err(|_| ApiError::unavailable())?
+        .users;
     Ok(HttpResponse::Ok().json(OnlineUsers {
         room_id: room.id,
         users,

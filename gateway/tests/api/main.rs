@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod isolation;
+mod large_rooms;
 mod limits;
 mod metrics;
 mod openapi;
