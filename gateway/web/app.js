@@ -296,7 +296,7 @@ function select(roomId) {
   $('composer-error').textContent = '';
   renderRooms();
   renderMessages();
-  renderOnline(client?.onlineUsers(roomId) ?? []);
+  renderOnline(client?.onlineUsers(roomId) ?? [], client?.onlineCount(roomId));
   scrollToBottom();
 }
 
@@ -473,7 +473,7 @@ function scrollToBottom() {
 function onPresence({ roomId, users, change }) {
   for (const u of users) people.set(u.id, u);
   if (roomId !== active) return;
-  renderOnline(users);
+  renderOnline(users, client?.onlineCount(roomId) ?? users.length);
   if (change.type === 'joined') $('presence-note').textContent = `${change.user.nickname} joined`;
   if (change.type === 'left') {
     const who = people.get(change.userId);
@@ -481,7 +481,7 @@ function onPresence({ roomId, users, change }) {
   }
 }
 
-function renderOnline(users) {
+function renderOnline(users, total = users.length) {
   const list = $('online');
   list.replaceChildren(...users.map((u) => {
     const li = document.createElement('li');
@@ -490,7 +490,8 @@ function renderOnline(users) {
     li.dataset.user = String(u.id);
     return li;
   }));
-  $('online-count').textContent = `(${users.length})`;
+  // A large room lists only part of its users: the count is the server's.
+  $('online-count').textContent = `(${Math.max(total, users.length)})`;
 }
 
 function showConnection(state, detail = {}) {

@@ -57,7 +57,9 @@ export class ChatError extends Error {
  *              `reconnecting`, `offline` (the browser says the network is down),
  *              `closed` (by `close()` or a final close code).
  * - `message`  `{roomId, message}`: a chat message, exactly once per room, in `seq` order.
- * - `presence` `{roomId, users, change}`: the room's online users (an array, by id)
+ * - `presence` `{roomId, users, change}`: the room's online users (an array, by id;
+ *   in a large room the server lists at most 1,000 at entry: `onlineCount(roomId)`
+ *   has the real number)
  *              after `change`: `{type:'online'}` (entered the room),
  *              `{type:'joined', user}` or `{type:'left', userId}`.
  * - `joined`   `{roomId}`: the connection is in the room (first time and after each resume).
@@ -90,6 +92,9 @@ export class ChatClient extends EventTarget {
     this.rooms = new Map();
     /** @type {Map<number, Map<number, User>>} online users per room */
     this.online = new Map();
+    /** roomId → the server's `online_count` when it cut the list short, else null. */
+    this.counts = new Map();
+    this.listedAtEntry = new Map();
     /** Sends waiting for their echo: client_msg_id → entry. */
     this.pending = new Map();
     this.socket = null;
@@ -190,6 +195,18 @@ export class ChatClient extends EventTarget {
   /** Online users of a room, by id. @param {number} roomId @returns {User[]} */
   onlineUsers(roomId) {
     return [...(this.online.get(roomId)?.values() ?? [])].sort((a, b) => a.id - b.id);
+  }
+
+  /**
+   * How many users are online in the room: the list's length, or in a large
+   * room (whose list the server cut short) the count it gave at entry,
+   * adjusted by the changes since.
+   * @param {number} roomId
+   */
+  onlineCount(roomId) {
+    const listed = this.online.get(roomId)?.size ?? 0;
+    const base = this.counts.get(roomId);
+    return base == null ? listed : Math.max(listed, base + listed - (this.listedAtEntry.get(roomId) ?? listed));
   }
 
   /** The highest `seq` delivered in a room (null if unknown). @param {number} roomId */
@@ -370,11 +387,21 @@ export class ChatClient extends EventTarget {
       case 'message':
         return this.onMessage(roomId, data);
       case 'online_users':
+        this.counts.set(roomId, data.online_count ?? null);
         return this.onEntered(roomId, data.users ?? []);
       case 'user_joined':
         return this.presenceChange(roomId, (map) => map.set(data.user.id, data.user), { type: 'joined', user: data.user });
       case 'user_left':
         return this.presenceChange(roomId, (map) => map.delete(data.user_id), { type: 'left', userId: data.user_id });
+      case 'presence_batch': {
+        // A large room: many changes at once, each user in their latest state.
+        const joined = data.joined ?? [];
+        const left = data.left ?? [];
+        return this.presenceChange(roomId, (map) => {
+          for (const id of left) map.delete(id);
+          for (const user of joined) map.set(user.id, user);
+        }, { type: 'batch', joined, left, truncated: Boolean(data.truncated) });
+      }
       case 'left_room':
         this.rooms.delete(roomId);
         this.online.delete(roomId);
@@ -412,6 +439,7 @@ export class ChatClient extends EventTarget {
     }
     room.entered = true;
     this.online.set(roomId, new Map(users.map((u) => [u.id, u])));
+    this.listedAtEntry.set(roomId, users.length);
     this.emit('joined', { roomId });
     this.emit('presence', { roomId, users: this.onlineUsers(roomId), change: { type: 'online' } });
     for (const entry of this.pending.values()) if (entry.roomId === roomId) this.transmit(entry);

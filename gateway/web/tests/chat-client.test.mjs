@@ -202,3 +202,21 @@ test('backoff grows with jitter and stays under its ceiling', async () => {
   const ceilings = [100, 200, 400, 400, 400];
   delays.forEach((d, i) => assert.ok(d >= ceilings[i] / 2 && d <= ceilings[i], `attempt ${i + 1}: ${d} ms`));
 });
+
+test('a large room: presence_batch updates the list, online_count the total', async () => {
+  const chat = client();
+  chat.join(7);
+  chat.connect();
+  await tick();
+  const socket = FakeSocket.all.at(-1);
+  socket.open();
+  socket.frame({ type: 'online_users', room_id: 7, data: { users: [{ id: 1, username: 'a', nickname: 'A' }], online_count: 900 } });
+  assert.equal(chat.onlineCount(7), 900);
+  const seen = [];
+  chat.addEventListener('presence', (e) => seen.push(e.detail.change));
+  socket.frame({ type: 'presence_batch', room_id: 7, data: { joined: [{ id: 2, username: 'b', nickname: 'B' }, { id: 3, username: 'c', nickname: 'C' }], left: [1] } });
+  assert.deepEqual(chat.onlineUsers(7).map((u) => u.id), [2, 3]);
+  assert.equal(chat.onlineCount(7), 901);
+  assert.equal(seen.at(-1).type, 'batch');
+  chat.close();
+});
