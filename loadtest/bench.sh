@@ -95,11 +95,11 @@ if want idle; then
     start_node
     run idle10k connect --conns 10000 --room-size 10 --sources 127.0.0.1-4
     start_node
-    run idle19k connect --conns 19000 --room-size 10 --procs 2 --sources 127.0.0.1-8
+    [ -n "${SKIP19K:-}" ] || run idle19k connect --conns 19000 --room-size 10 --procs 2 --sources 127.0.0.1-8
 fi
 if want storm; then
     start_node
-    run storm connect --conns 10000 --room-size 10000 --passes 1 --sources 127.0.0.1-4
+    run storm connect --conns 10000 --room-size 10000 --passes 2 --sources 127.0.0.1-4
 fi
 if want fanout500; then
     start_node

@@ -224,7 +224,7 @@ impl Default for PresenceSettings {
             ttl_secs: 60,
             large_room: 500,
             batch_ms: 1000,
-            snapshot_max_users: 1000,
+            snapshot_max_users: 100,
         }
     }
 }

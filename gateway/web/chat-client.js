@@ -58,7 +58,7 @@ export class ChatError extends Error {
  *              `closed` (by `close()` or a final close code).
  * - `message`  `{roomId, message}`: a chat message, exactly once per room, in `seq` order.
  * - `presence` `{roomId, users, change}`: the room's online users (an array, by id;
- *   in a large room the server lists at most 1,000 at entry: `onlineCount(roomId)`
+ *   in a large room the server lists at most 100 at entry by default: `onlineCount(roomId)`
  *   has the real number)
  *              after `change`: `{type:'online'}` (entered the room),
  *              `{type:'joined', user}` or `{type:'left', userId}`.
