@@ -46,6 +46,7 @@ if [ $BUILD = 1 ]; then
 fi
 
 WORK=$(mktemp -d /tmp/chat-bench.XXXXXX)
+chmod 755 "$WORK" # PostgreSQL (cluster run) runs as the postgres user
 GATEWAY_PID=
 CLUSTER_DIR=
 cleanup() {

@@ -75,6 +75,9 @@ impl Application {
         let node_id = NodeId(uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
         let (bus_tx, bus_rx) = mpsc::channel(ROUTER_QUEUE);
         let mut redis = None;
+        // Rung when the node may have missed bus messages (a reconnect, or a
+        // subscriber that fell behind): every connection catches up from SQL.
+        let wake = Arc::new(Notify::new());
         type Backends = (Arc<dyn Bus>, Arc<dyn Presence>, Arc<dyn UserConns>);
         let (bus, presence, user_conns): Backends = match &settings.redis.url {
             None => (
@@ -87,7 +90,7 @@ impl Application {
                 let ttl = Duration::from_secs(settings.presence.ttl_secs);
                 redis = Some(conn.clone());
                 (
-                    Arc::new(RedisBus::start(conn.clone(), bus_tx)),
+                    Arc::new(RedisBus::start(conn.clone(), bus_tx, Arc::clone(&wake))),
                     Arc::new(RedisPresence::new(conn.clone(), ttl)),
                     Arc::new(RedisUserConns::new(conn, ttl)),
                 )
@@ -113,7 +116,6 @@ impl Application {
         if let Some(redis) = redis {
             // Shared presence has a TTL: refresh ours, prune dead nodes', and
             // re-assert at once after a reconnect (Redis may have lost it all).
-            let wake = Arc::new(Notify::new());
             for mut reconnects in [redis.client.reconnect_rx(), redis.subscriber.reconnect_rx()] {
                 let wake = Arc::clone(&wake);
                 tokio::spawn(async move {

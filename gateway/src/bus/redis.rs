@@ -14,10 +14,10 @@ use fred::prelude::*;
 use fred::types::scripts::Script;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
 use shared::ids::RoomId;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -31,21 +31,26 @@ pub struct RedisBus {
 }
 
 impl RedisBus {
-    /// Start forwarding received envelopes to `tx` (the node's router).
-    pub fn start(redis: RedisConn, tx: mpsc::Sender<BusEnvelope>) -> Self {
-        tokio::spawn(forward(redis.clone(), tx));
+    /// Start forwarding received envelopes to `tx` (the node's router);
+    /// `lost` is rung when messages were dropped for falling behind.
+    pub fn start(redis: RedisConn, tx: mpsc::Sender<BusEnvelope>, lost: Arc<Notify>) -> Self {
+        tokio::spawn(forward(redis.clone(), tx, lost));
         RedisBus { redis }
     }
 }
 
 /// Subscriber messages → decoded envelopes → the router. Runs until the node stops.
-async fn forward(redis: RedisConn, tx: mpsc::Sender<BusEnvelope>) {
+async fn forward(redis: RedisConn, tx: mpsc::Sender<BusEnvelope>, lost: Arc<Notify>) {
     let mut rx = redis.subscriber.message_rx();
     loop {
         let message = match rx.recv().await {
             Ok(m) => m,
             Err(RecvError::Lagged(n)) => {
-                tracing::error!(missed = n, "bus receiver lagged; messages were lost");
+                // A later message of the same room would reveal the gap; the
+                // last ones of a room would wait for it: catch up now.
+                tracing::error!(missed = n, "bus receiver lagged; every connection catches up from the history");
+                crate::metrics::metrics().bus_gaps_filled.inc();
+                lost.notify_one();
                 continue;
             }
             Err(RecvError::Closed) => return,

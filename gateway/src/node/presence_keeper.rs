@@ -23,7 +23,7 @@ impl Node {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = wake.notified() => {
-                    tracing::info!("bus reconnected: re-asserting presence, filling gaps");
+                    tracing::info!("bus reconnected or fell behind: re-asserting presence, filling gaps");
                     self.refill_all();
                 }
                 _ = stop.cancelled() => return,

@@ -101,7 +101,9 @@ pub async fn open(plan: &Plan) -> Result<Ws, String> {
     }
 }
 
-/// Run a connected client until the phase says close.
+/// Run a connected client until the phase says close. Its `client_msg_id`s
+/// name the room (fresh per run): a user reused by a later run within the
+/// gateway's 10-minute dedup window must not get its old messages back.
 pub async fn run(
     mut ws: Ws,
     plan: Plan,
@@ -138,8 +140,8 @@ pub async fn run(
                 for _ in 0..burst {
                     counter += 1;
                     let frame = format!(
-                        r#"{{"type":"message","content":"{} {pad}","client_msg_id":"lg{}-{counter}"}}"#,
-                        unix_micros(), plan.user
+                        r#"{{"type":"message","content":"{} {pad}","client_msg_id":"lg{}-{}-{counter}"}}"#,
+                        unix_micros(), plan.room, plan.user
                     );
                     if ws.feed(Message::text(frame)).await.is_err() { ok = false; break; }
                     inflight += 1;
