@@ -32,71 +32,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BUILD=1
-for arg in "$@"; do
-    case "$arg" in
-        --no-build) BUILD=0 ;;
-        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+SCENARIO=soak
+KEEP_VAR=SOAK_KEEP_DIR
+# shellcheck source=scripts/cluster-scenario.sh
+source scripts/cluster-scenario.sh
 
-started=$SECONDS
-log() { echo "==> [$(date +%H:%M:%S)] soak: $*"; }
-
-command -v python3 >/dev/null || { echo "soak needs python3" >&2; exit 1; }
-
-BIN=${GATEWAY_BIN:-${CARGO_TARGET_DIR:-target}/debug/gateway}
-if [ "$BUILD" = 1 ] && [ -z "${GATEWAY_BIN:-}" ]; then
-    log "building the gateway (debug)"
-    cargo build -p gateway --locked
-else
-    log "using the gateway already built at $BIN"
-fi
-[ -x "$BIN" ] || { echo "no gateway binary at $BIN" >&2; exit 1; }
-built=$SECONDS
-
-CLUSTER_DIR=$(mktemp -d /tmp/chat-soak.XXXXXX)
-ENV_FILE=$CLUSTER_DIR/cluster.env
-STATUS_OK=0
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    if [ -f "$ENV_FILE" ]; then
-        if [ "$status" != 0 ] || [ "$STATUS_OK" != 1 ]; then
-            local f
-            for f in "$CLUSTER_DIR"/node-*.log "$CLUSTER_DIR/haproxy/haproxy.log"; do
-                [ -f "$f" ] || continue
-                echo "---- last lines of $f ----"
-                tail -n 15 "$f"
-            done
-        fi
-        log "stopping the cluster"
-        local keep=()
-        [ "${SOAK_KEEP_DIR:-0}" = 1 ] && keep=(--keep-dir)
-        bash scripts/cluster.sh stop "$CLUSTER_DIR" "${keep[@]}" || status=1
-    else
-        rm -rf "$CLUSTER_DIR"
-    fi
-    if [ "$status" = 0 ]; then
-        log "passed in $((SECONDS - started)) s ($((SECONDS - built)) s after the build)"
-    else
-        log "FAILED (exit $status) after $((SECONDS - started)) s"
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Every client comes from the balancer's address: no per-IP connect limit.
-export CHAT__LIMITS__CONNECT_RATE_PER_IP=0
 SOAK_SECS=${SOAK_SECS:-600}
 SOAK_WARMUP_SECS=${SOAK_WARMUP_SECS:-30}
 export SOAK_SECS SOAK_WARMUP_SECS
-log "starting the cluster in $CLUSTER_DIR"
-GATEWAY_BIN=$BIN timeout --foreground 300 bash scripts/cluster.sh --background --no-build --any-ports --dir "$CLUSTER_DIR"
-[ -f "$ENV_FILE" ] || { echo "cluster.sh wrote no $ENV_FILE" >&2; exit 1; }
+start_cluster
 
 log "soaking for $SOAK_SECS s after a $SOAK_WARMUP_SECS s warm-up (scripts/soak.py)"
 timeout --foreground $(( ${SOAK_SECS%.*} + ${SOAK_WARMUP_SECS%.*} + 240 )) python3 scripts/soak.py "$CLUSTER_DIR"

@@ -1,0 +1,76 @@
+# Shared by the scripts that run a scenario against a local three-node
+# cluster (scripts/rolling-restart.sh, scripts/soak.sh). Source it after
+# setting SCENARIO (the name in log lines and the temp directory) and
+# KEEP_VAR (the variable that, set to 1, keeps the cluster's directory); it
+# parses --no-build / --help, defines `log`, finds or builds the gateway
+# ($GATEWAY_BIN, else ${CARGO_TARGET_DIR:-target}/debug/gateway), makes
+# CLUSTER_DIR and ENV_FILE, and installs the EXIT trap that prints the last
+# log lines on a failure and stops the cluster by pid (`cluster.sh stop`).
+# Then call `start_cluster`, run the scenario, and set STATUS_OK=1.
+
+BUILD=1
+for arg in "$@"; do
+    case "$arg" in
+        --no-build) BUILD=0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+started=$SECONDS
+log() { echo "==> [$(date +%H:%M:%S)] $SCENARIO: $*"; }
+
+command -v python3 >/dev/null || { echo "$SCENARIO needs python3" >&2; exit 1; }
+
+BIN=${GATEWAY_BIN:-${CARGO_TARGET_DIR:-target}/debug/gateway}
+if [ "$BUILD" = 1 ] && [ -z "${GATEWAY_BIN:-}" ]; then
+    log "building the gateway (debug)"
+    cargo build -p gateway --locked
+else
+    log "using the gateway already built at $BIN"
+fi
+[ -x "$BIN" ] || { echo "no gateway binary at $BIN" >&2; exit 1; }
+built=$SECONDS
+
+CLUSTER_DIR=$(mktemp -d "/tmp/chat-$SCENARIO.XXXXXX")
+ENV_FILE=$CLUSTER_DIR/cluster.env
+STATUS_OK=0
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [ -f "$ENV_FILE" ]; then
+        if [ "$status" != 0 ] || [ "$STATUS_OK" != 1 ]; then
+            local f
+            for f in "$CLUSTER_DIR"/node-*.log "$CLUSTER_DIR/haproxy/haproxy.log"; do
+                [ -f "$f" ] || continue
+                echo "---- last lines of $f ----"
+                tail -n 15 "$f"
+            done
+        fi
+        log "stopping the cluster"
+        local keep=()
+        [ "${!KEEP_VAR:-0}" = 1 ] && keep=(--keep-dir)
+        bash scripts/cluster.sh stop "$CLUSTER_DIR" "${keep[@]}" || status=1
+    else
+        rm -rf "$CLUSTER_DIR"
+    fi
+    if [ "$status" = 0 ]; then
+        log "passed in $((SECONDS - started)) s ($((SECONDS - built)) s after the build)"
+    else
+        log "FAILED (exit $status) after $((SECONDS - started)) s"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Every client comes from the balancer's address: no per-IP connect limit.
+export CHAT__LIMITS__CONNECT_RATE_PER_IP=0
+
+# start_cluster [NOTE]: the cluster on free loopback ports, in CLUSTER_DIR.
+start_cluster() {
+    log "starting the cluster in $CLUSTER_DIR${1:+ ($1)}"
+    GATEWAY_BIN=$BIN timeout --foreground 300 bash scripts/cluster.sh --background --no-build --any-ports --dir "$CLUSTER_DIR"
+    [ -f "$ENV_FILE" ] || { echo "cluster.sh wrote no $ENV_FILE" >&2; exit 1; }
+}
