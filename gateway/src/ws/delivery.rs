@@ -24,7 +24,7 @@ use crate::history::History;
 use bytestring::ByteString;
 use shared::ids::RoomId;
 use shared::server_frame::{RecoveryPartialData, ServerFrame};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cursor {
@@ -59,7 +59,7 @@ pub struct Cursors {
     /// Rooms whose `online_users` has not gone out yet, with the presence
     /// events that arrived meanwhile. They go out right after it, in order:
     /// applied to the snapshot as set updates they end in the latest state.
-    held: HashMap<RoomId, Vec<ByteString>>,
+    held: HashMap<RoomId, VecDeque<ByteString>>,
 }
 
 impl Cursors {
@@ -67,7 +67,7 @@ impl Cursors {
     /// and presence events wait for the room's `online_users`.
     pub fn track(&mut self, room: RoomId, after: i64) {
         self.rooms.insert(room, Cursor::Joining(after));
-        self.held.insert(room, Vec::new());
+        self.held.insert(room, VecDeque::new());
     }
 
     pub fn untrack(&mut self, room: RoomId) {
@@ -80,16 +80,16 @@ impl Cursors {
     pub fn presence(&mut self, room: RoomId, frame: ByteString) -> Option<ByteString> {
         if let Some(held) = self.held.get_mut(&room) {
             if held.len() == MAX_HELD {
-                held.remove(0);
+                held.pop_front();
             }
-            held.push(frame);
+            held.push_back(frame);
             return None;
         }
         self.rooms.contains_key(&room).then_some(frame)
     }
 
     /// The room's snapshot went out: the held presence events follow it.
-    pub fn release_held(&mut self, room: RoomId) -> Vec<ByteString> {
+    pub fn release_held(&mut self, room: RoomId) -> VecDeque<ByteString> {
         self.held.remove(&room).unwrap_or_default()
     }
 
@@ -247,7 +247,7 @@ mod tests {
         c.track(r, 0);
         assert_eq!(c.presence(r, "joined".into()), None);
         assert_eq!(c.presence(r, "left".into()), None);
-        assert_eq!(c.release_held(r), vec![ByteString::from("joined"), "left".into()]);
+        assert_eq!(c.release_held(r), [ByteString::from("joined"), "left".into()]);
         assert_eq!(c.presence(r, "later".into()), Some("later".into()));
         c.track(r, 0);
         for i in 0..MAX_HELD + 5 {

@@ -6,9 +6,8 @@ use crate::helpers::{WsClient, spawn_with};
 async fn next_presence(c: &mut WsClient) -> serde_json::Value {
     loop {
         let f = c.recv_json().await;
-        match f["type"].as_str() {
-            Some("presence_batch" | "user_joined" | "user_left") => return f,
-            _ => {}
+        if let Some("presence_batch" | "user_joined" | "user_left") = f["type"].as_str() {
+            return f;
         }
     }
 }
