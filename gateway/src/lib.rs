@@ -38,6 +38,7 @@ pub mod node;
 pub mod presence;
 pub mod redis;
 pub mod routes;
+pub mod serve;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

@@ -161,21 +161,15 @@ impl Application {
                 .unwrap_or(1),
             n => n,
         };
-        let app_state = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .wrap(actix_web::middleware::from_fn(crate::routes::http_metrics))
-                .configure(routes::configure)
-        })
-        .workers(workers)
-        .disable_signals()
         // Sessions are drained by `Stopper::stop` within the shutdown timeout;
         // what actix waits for after that is plain HTTP requests, so a short
         // bound keeps the whole stop within the timeout plus a few seconds.
-        .shutdown_timeout(ACTIX_SHUTDOWN_SECS.min(settings.server.shutdown_timeout_secs))
-        .listen(listener)?
-        .run();
+        let server = crate::serve::main_server(
+            state.clone(),
+            listener,
+            workers,
+            ACTIX_SHUTDOWN_SECS.min(settings.server.shutdown_timeout_secs),
+        )?;
         tracing::info!(node = %node_id, host = %settings.server.host, port, bus = backend, database = state.store.backend_name(), "gateway listening");
         let (admin, admin_port) = match settings.server.admin_port {
             None => (None, None),

@@ -10,8 +10,12 @@ use std::pin::Pin;
 
 /// The bearer token of a request, if any. Never logged.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req
-        .headers()
+    bearer_in(req.headers())
+}
+
+/// The bearer token in these headers, if any. Never logged.
+pub fn bearer_in(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
+    let value = headers
         .get(actix_web::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;

@@ -1,10 +1,13 @@
 //! WebSocket sessions.
 //!
 //! ```text
-//!  upgrade (routes::ws) ──► session::run ──┬─ reader: frames → dispatch → node / conn queue
-//!                                          ├─ writer: conn queue → socket, pings
-//!                                          └─ cleanup (one place): leave all rooms, close frame
+//!  upgrade (handshake::check) ──► session::run ──┬─ reader: frames → dispatch → node / conn queue
+//!                                                ├─ writer: conn queue → socket, pings
+//!                                                └─ cleanup (one place): leave all rooms, close frame
 //! ```
+//! - [`handshake`]: may this `GET /ws` become a WebSocket (token, Origin, limits, room).
+//! - [`upgrade`]: the upgrade below actix-web; the TCP stream becomes the session's.
+//! - [`frame_reader`] / [`frame_writer`]: WebSocket frames on the bare stream.
 //! - [`conn`]: the handle others hold (bounded queue, close request).
 //! - [`dispatch`]: client frame → effect, no socket I/O.
 //! - [`session`]: the reader loop and the cleanup block.
@@ -17,8 +20,12 @@
 pub mod conn;
 pub mod delivery;
 pub mod dispatch;
+pub mod frame_reader;
+pub mod frame_writer;
+pub mod handshake;
 pub mod limiter;
 pub mod outbound;
 pub mod rate;
 pub mod session;
+pub mod upgrade;
 pub mod writer;

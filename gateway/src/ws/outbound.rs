@@ -9,6 +9,8 @@ use shared::ids::RoomId;
 pub enum Outbound {
     /// A frame outside any room's sequence (errors, presence, pong, ...).
     Frame(ByteString),
+    /// The answer to a client's ping, with its payload.
+    Pong(bytes::Bytes),
     /// A room's chat message, with its `seq`.
     Message {
         room: RoomId,

@@ -1,6 +1,6 @@
 //! One WebSocket connection's life: a reader loop and a writer task on the
-//! same actix worker (the message stream is `!Send`), then one cleanup block
-//! that runs on every exit path.
+//! actix worker that accepted it, then one cleanup block that runs on every
+//! exit path and ends with the closing handshake.
 //!
 //! - The reader decodes frames and dispatches them one at a time, so one
 //!   client's messages are stored and broadcast in the order it sent them.
@@ -12,12 +12,13 @@
 use crate::state::AppState;
 use crate::ws::conn::ConnHandle;
 use crate::ws::dispatch::{self, Flow};
+use crate::ws::frame_reader::{FrameReader, Incoming};
+use crate::ws::frame_writer::FrameWriter;
 use crate::ws::limiter::Slot;
 use crate::ws::outbound::Outbound;
 use crate::ws::rate::{FrameLimiter, Verdict};
 use crate::ws::writer::Writer;
 use actix_web::web;
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError};
 use shared::close_codes::{self, Close};
 use shared::error_code::ErrorCode;
 use shared::ids::RoomId;
@@ -26,12 +27,15 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
+/// How long the closing handshake waits for the client's close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
 pub struct SessionParts {
     pub state: web::Data<AppState>,
     pub conn: ConnHandle,
     pub queue: mpsc::Receiver<Outbound>,
-    pub socket: actix_ws::Session,
-    pub stream: MessageStream,
+    pub reader: FrameReader,
+    pub writer: FrameWriter,
     pub first_room: RoomId,
     /// Deliver the first room's messages after this seq: `since_seq` at
     /// connect, else the room's newest seq when the connection was admitted.
@@ -45,17 +49,13 @@ pub async fn run(parts: SessionParts) {
         state,
         conn,
         queue,
-        socket,
-        stream,
+        mut reader,
+        writer,
         first_room,
         after_seq,
         slot,
     } = parts;
     let limits = &state.settings.limits;
-    let mut stream = stream
-        .max_frame_size(limits.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(limits.max_frame_bytes);
     let ws = state.settings.ws.clone();
     let user = conn.user().id;
     state.node.user_status.connected(user);
@@ -64,7 +64,7 @@ pub async fn run(parts: SessionParts) {
 
     let writer = Writer {
         conn: conn.clone(),
-        socket: socket.clone(),
+        out: writer,
         history: state.history.clone(),
         ping_every: ws.ping_interval(),
         write_timeout: ws.write_timeout(),
@@ -86,8 +86,10 @@ pub async fn run(parts: SessionParts) {
         conn.close(close_codes::TRY_AGAIN_LATER);
     }
 
-    let mut pong_socket = socket.clone();
     let mut last_heard = Instant::now();
+    // Set when the client ended the conversation (close frame or end of
+    // stream): the closing handshake then does not wait for it.
+    let mut client_closed = false;
     let mut flood = FrameLimiter::new(limits.msg_rate, limits.msg_burst);
     // Set when the node starts draining: this connection's turn to close.
     let mut drain_at: Option<Instant> = None;
@@ -99,25 +101,31 @@ pub async fn run(parts: SessionParts) {
             _ = state.node.shutdown.cancelled(), if drain_at.is_none() => drain_at = Some(Instant::now() + drain_delay(drain_window)),
             _ = sleep_until(drain_at.unwrap_or_else(Instant::now)), if drain_at.is_some() => conn.close(close_codes::SERVICE_RESTART),
             _ = sleep_until(last_heard + ws.client_timeout()) => conn.close(close_codes::HEARTBEAT_TIMEOUT),
-            msg = stream.recv() => {
+            msg = reader.next() => {
                 last_heard = Instant::now();
                 match msg {
-                    Some(Ok(AggregatedMessage::Text(text))) if !admit(&mut flood, &conn, Some(&text)) => {}
-                    Some(Ok(AggregatedMessage::Binary(_))) if !admit(&mut flood, &conn, None) => {}
-                    Some(Ok(AggregatedMessage::Text(text))) => {
+                    Ok(Incoming::Text(text)) if !admit(&mut flood, &conn, Some(&text)) => {}
+                    Ok(Incoming::Binary) if !admit(&mut flood, &conn, None) => {}
+                    Ok(Incoming::Text(text)) => {
                         if let Flow::Close(reason) = Box::pin(dispatch::handle_text(&state, &conn, &text)).await {
                             conn.close(reason);
                         }
                     }
-                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                    Ok(Incoming::Binary) => {
                         conn.send(&ServerFrame::error(None, ErrorCode::BinaryNotSupported, "protocol v1 takes JSON in text frames", None));
                     }
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                        let _ = pong_socket.pong(&bytes).await;
+                    Ok(Incoming::Ping(bytes)) => {
+                        conn.push(Outbound::Pong(bytes));
                     }
-                    Some(Ok(AggregatedMessage::Pong(_))) => {}
-                    Some(Ok(AggregatedMessage::Close(_))) | None => conn.close(close_codes::NORMAL),
-                    Some(Err(e)) => conn.close(protocol_close(&e)),
+                    Ok(Incoming::Pong) => {}
+                    Ok(Incoming::Close) => {
+                        client_closed = true;
+                        conn.close(close_codes::NORMAL);
+                    }
+                    Err(reason) => {
+                        client_closed = reason == close_codes::NORMAL;
+                        conn.close(reason);
+                    }
                 }
             }
         }
@@ -132,14 +140,31 @@ pub async fn run(parts: SessionParts) {
     Box::pin(state.node.leave_all(&conn)).await;
     state.node.user_status.disconnected(user);
     Box::pin(state.node.user_conns.release(user, conn.key())).await;
-    let _ = writer.await;
-    let frame = CloseReason {
-        code: CloseCode::Other(reason.code),
-        description: Some(reason.reason.to_owned()),
-    };
-    let _ = timeout(ws.write_timeout(), socket.close(Some(frame))).await;
+    if let Ok(out) = writer.await {
+        let wait_for_client = !client_closed;
+        Box::pin(closing_handshake(out, &mut reader, reason, wait_for_client, ws.write_timeout())).await;
+    }
     tracing::debug!(conn = %conn.key(), code = reason.code, "closed");
     drop(slot);
+}
+
+/// Our close frame, then (unless the client closed first or is gone) its
+/// answer, so the socket is dropped with nothing unread in it: dropping
+/// unread data resets the connection, which can lose the close frame.
+async fn closing_handshake(
+    mut out: FrameWriter,
+    reader: &mut FrameReader,
+    reason: Close,
+    wait_for_client: bool,
+    write_timeout: Duration,
+) {
+    out.close(reason);
+    if matches!(timeout(write_timeout, out.flush()).await, Ok(Ok(()))) {
+        if wait_for_client {
+            let _ = timeout(CLOSE_LINGER, reader.await_close()).await;
+        }
+        let _ = out.shutdown().await;
+    }
 }
 
 /// A random moment within the drain window, so that thousands of clients
@@ -192,21 +217,5 @@ fn names_of(text: Option<&str>) -> (Option<RoomId>, Option<String>) {
                 .filter(|id| crate::domain::ClientMsgId::parse(id).is_ok()),
         ),
         None => (None, None),
-    }
-}
-
-/// The close code for a broken incoming stream.
-fn protocol_close(e: &ProtocolError) -> Close {
-    match e {
-        ProtocolError::Overflow => close_codes::MESSAGE_TOO_BIG,
-        // actix-ws reports an oversized fragmented message and invalid UTF-8 as I/O errors.
-        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            close_codes::INVALID_PAYLOAD
-        }
-        ProtocolError::Io(io) if io.to_string().contains("continuation size") => {
-            close_codes::MESSAGE_TOO_BIG
-        }
-        ProtocolError::Io(_) => close_codes::NORMAL,
-        _ => close_codes::PROTOCOL_ERROR,
     }
 }

@@ -1,11 +1,13 @@
 //! The writer half of a session: drains the connection's queue into the
 //! socket, keeps each room's messages exactly-once and in order (see
-//! [`delivery`](super::delivery)), and pings on a timer. A write that cannot
-//! complete within the write timeout means the client stopped reading: it is
-//! closed as a slow consumer.
+//! [`delivery`](super::delivery)), and pings on a timer. Everything queued
+//! at a wake-up is encoded into one buffer and leaves in one write. A write
+//! that cannot complete within the write timeout means the client stopped
+//! reading: it is closed as a slow consumer.
 
 use super::conn::ConnHandle;
 use super::delivery::{Cursors, Decision, catch_up};
+use super::frame_writer::FrameWriter;
 use super::outbound::Outbound;
 use crate::history::History;
 use bytestring::ByteString;
@@ -18,10 +20,12 @@ use tokio::time::{Instant, timeout};
 /// At most this many queued items per batch (then the close and ping
 /// checks get their turn).
 const BATCH: usize = 64;
+/// Write out early once this much is encoded (a long catch-up from the history).
+const FLUSH_AT: usize = 64 * 1024;
 
 pub struct Writer {
     pub conn: ConnHandle,
-    pub socket: actix_ws::Session,
+    pub out: FrameWriter,
     pub history: History,
     pub ping_every: Duration,
     pub write_timeout: Duration,
@@ -31,7 +35,16 @@ pub struct Writer {
 impl Writer {
     /// Run until the connection closes. On a clean close, frames already
     /// queued (an `error`, a `left_room`) still go out before the close frame.
-    pub async fn run(mut self, mut queue: mpsc::Receiver<Outbound>) {
+    /// Gives the socket's writing half back for the close frame.
+    pub async fn run(mut self, queue: mpsc::Receiver<Outbound>) -> FrameWriter {
+        self.serve(queue).await;
+        self.out
+    }
+
+    /// The work done at a wake-up is boxed: this future lives as long as the
+    /// connection, and its size, taken by every idle connection, would
+    /// otherwise be that of the largest thing it ever awaits.
+    async fn serve(&mut self, mut queue: mpsc::Receiver<Outbound>) {
         let mut cursors = Cursors::default();
         let mut ping = tokio::time::interval_at(Instant::now() + self.ping_every, self.ping_every);
         loop {
@@ -39,10 +52,13 @@ impl Writer {
                 biased;
                 _ = self.conn.closed() => break,
                 item = queue.recv() => match item {
-                    Some(item) => self.drain(&mut cursors, &mut queue, item).await,
+                    Some(item) => Box::pin(self.drain(&mut cursors, &mut queue, item)).await,
                     None => return,
                 },
-                _ = ping.tick() => matches!(timeout(self.write_timeout, self.socket.ping(b"")).await, Ok(Ok(()))),
+                _ = ping.tick() => {
+                    self.out.ping();
+                    Box::pin(self.flush()).await
+                }
             };
             if !ok {
                 self.conn.close(close_codes::SLOW_CONSUMER);
@@ -53,17 +69,23 @@ impl Writer {
             r != close_codes::SLOW_CONSUMER && r != close_codes::HEARTBEAT_TIMEOUT
         });
         if clean {
-            while let Ok(item) = queue.try_recv() {
-                if !self.handle(&mut cursors, item).await {
-                    return;
-                }
-            }
+            Box::pin(self.finish(&mut cursors, &mut queue)).await;
         }
     }
 
+    /// On a clean close: what is queued still goes out.
+    async fn finish(&mut self, cursors: &mut Cursors, queue: &mut mpsc::Receiver<Outbound>) {
+        while let Ok(item) = queue.try_recv() {
+            if !self.handle(cursors, item).await {
+                return;
+            }
+        }
+        self.flush().await;
+    }
+
     /// Handle `first` and whatever else is queued already, in one go: the
-    /// frames reach the socket's buffer back to back and leave in as few
-    /// writes as possible, and the loop above runs once per batch.
+    /// frames are encoded back to back and leave in one write, and the loop
+    /// above runs once per batch. False when the socket did not take them.
     async fn drain(
         &mut self,
         cursors: &mut Cursors,
@@ -77,16 +99,20 @@ impl Writer {
             }
             match queue.try_recv() {
                 Ok(next) => item = next,
-                Err(_) => return true,
+                Err(_) => return self.flush().await,
             }
         }
-        self.handle(cursors, item).await
+        self.handle(cursors, item).await && self.flush().await
     }
 
     /// False when the socket could not take a frame in time.
     async fn handle(&mut self, cursors: &mut Cursors, item: Outbound) -> bool {
         match item {
             Outbound::Frame(frame) => self.write(frame).await,
+            Outbound::Pong(payload) => {
+                self.out.pong(&payload);
+                true
+            }
             Outbound::Message { room, seq, frame } => {
                 self.message(cursors, room, seq, frame, false).await
             }
@@ -184,9 +210,16 @@ impl Writer {
         true
     }
 
+    /// Encode a frame; it is written with the rest of the batch.
     async fn write(&mut self, frame: ByteString) -> bool {
+        self.out.text(frame.as_bytes());
+        self.out.pending() < FLUSH_AT || self.flush().await
+    }
+
+    /// False when the socket could not take it all within the write timeout.
+    async fn flush(&mut self) -> bool {
         matches!(
-            timeout(self.write_timeout, self.socket.text(frame)).await,
+            timeout(self.write_timeout, self.out.flush()).await,
             Ok(Ok(()))
         )
     }

@@ -1,0 +1,161 @@
+//! The outgoing half of an upgraded socket: WebSocket frames (RFC 6455 §5.2,
+//! server side, never masked) encoded straight into one buffer, written with
+//! as few system calls as possible.
+//!
+//! Why not actix-ws: it hands every frame through a channel to the HTTP
+//! dispatcher, which keeps two 8 KiB buffers per connection for its whole
+//! life, and writes per wake-up of that dispatcher. Here the session's writer
+//! appends every frame it has queued and flushes once; the buffer is given
+//! back as soon as it is empty, so an idle connection holds no buffer at all.
+
+use bytes::{BufMut, BytesMut};
+use shared::close_codes::Close;
+use std::io;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+
+/// Opcodes of the frames the gateway sends.
+const TEXT: u8 = 0x1;
+const CLOSE: u8 = 0x8;
+const PING: u8 = 0x9;
+const PONG: u8 = 0xA;
+/// A control frame's payload is at most 125 bytes (RFC 6455 §5.5).
+const MAX_CONTROL_PAYLOAD: usize = 125;
+
+pub struct FrameWriter {
+    io: OwnedWriteHalf,
+    /// Encoded frames not yet (fully) written. After a write cut short by a
+    /// timeout it keeps the unwritten rest, so a later close frame still
+    /// starts on a frame boundary.
+    buf: BytesMut,
+}
+
+impl FrameWriter {
+    pub fn new(io: OwnedWriteHalf) -> Self {
+        FrameWriter {
+            io,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Append a text frame (the payload is UTF-8 already: it is JSON we encoded).
+    pub fn text(&mut self, payload: &[u8]) {
+        self.frame(TEXT, payload);
+    }
+
+    pub fn ping(&mut self) {
+        self.frame(PING, b"");
+    }
+
+    /// Answer a client's ping with its payload (cut to what a control frame may carry).
+    pub fn pong(&mut self, payload: &[u8]) {
+        self.frame(PONG, &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)]);
+    }
+
+    /// Append the close frame: the code and its short reason.
+    pub fn close(&mut self, close: Close) {
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        payload[..2].copy_from_slice(&close.code.to_be_bytes());
+        let reason = close.reason.as_bytes();
+        let n = reason.len().min(MAX_CONTROL_PAYLOAD - 2);
+        payload[2..2 + n].copy_from_slice(&reason[..n]);
+        self.frame(CLOSE, &payload[..2 + n]);
+    }
+
+    fn frame(&mut self, opcode: u8, payload: &[u8]) {
+        let len = payload.len();
+        self.buf.reserve(len + 10);
+        self.buf.put_u8(0x80 | opcode); // FIN: the gateway never fragments
+        match len {
+            0..=125 => self.buf.put_u8(len as u8),
+            126..=0xFFFF => {
+                self.buf.put_u8(126);
+                self.buf.put_u16(len as u16);
+            }
+            _ => {
+                self.buf.put_u8(127);
+                self.buf.put_u64(len as u64);
+            }
+        }
+        self.buf.extend_from_slice(payload);
+    }
+
+    /// Write everything appended so far. Cancel-safe: what was written is
+    /// gone from the buffer, the rest stays. The emptied buffer is released.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.io.write_all_buf(&mut self.buf).await?;
+        self.buf = BytesMut::new();
+        Ok(())
+    }
+
+    /// Half-close: no more frames from this side (TCP FIN).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.io.shutdown().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encode through a real socket pair and read the bytes back.
+    async fn encoded(fill: impl FnOnce(&mut FrameWriter)) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let (_r, w) = accepted.unwrap().0.into_split();
+        let mut writer = FrameWriter::new(w);
+        fill(&mut writer);
+        writer.flush().await.unwrap();
+        assert_eq!(writer.pending(), 0);
+        writer.shutdown().await.unwrap();
+        let mut out = Vec::new();
+        client.unwrap().read_to_end(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn frames_have_the_rfc_6455_layout() {
+        let out = encoded(|w| w.text(b"hi")).await;
+        assert_eq!(out, [0x81, 2, b'h', b'i']);
+
+        let long = vec![b'x'; 300];
+        let out = encoded(|w| w.text(&long)).await;
+        assert_eq!(&out[..4], &[0x81, 126, 0x01, 0x2C]);
+        assert_eq!(out.len(), 4 + 300);
+
+        let huge = vec![b'y'; 70_000];
+        let out = encoded(|w| w.text(&huge)).await;
+        assert_eq!(&out[..2], &[0x81, 127]);
+        assert_eq!(u64::from_be_bytes(out[2..10].try_into().unwrap()), 70_000);
+    }
+
+    #[tokio::test]
+    async fn control_frames_and_batching() {
+        let out = encoded(|w| {
+            w.ping();
+            w.pong(&[7u8; 200]); // cut to 125
+            w.text(b"a");
+            w.close(shared::close_codes::SLOW_CONSUMER);
+        })
+        .await;
+        assert_eq!(&out[..2], &[0x89, 0]);
+        assert_eq!(&out[2..4], &[0x8A, 125]);
+        assert_eq!(&out[129..132], &[0x81, 1, b'a']);
+        let close = &out[132..];
+        assert_eq!(close[0], 0x88);
+        assert_eq!(close[1] as usize, close.len() - 2);
+        let code = u16::from_be_bytes([close[2], close[3]]);
+        assert_eq!(code, shared::close_codes::SLOW_CONSUMER.code);
+        assert_eq!(
+            &close[4..],
+            shared::close_codes::SLOW_CONSUMER.reason.as_bytes()
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! May this `GET /ws?room_id=N&token=JWT` become a WebSocket? Draining,
+//! Origin, per-IP rate, token, room id, handshake headers, the node's and the
+//! user's connection caps, the room: checked in that order, each refusal in
+//! the seed's flat shape `{"error":"..."}` with its status.
+//!
+//! One function for both ways a request arrives: a real upgrade (the
+//! `ws::upgrade` service) and a plain GET (the documented route, which can
+//! only be refused).
+
+use crate::admission::{AdmitError, admit};
+use crate::state::AppState;
+use crate::ws::limiter::Slot;
+use actix_http::RequestHead;
+use actix_http::StatusCode as S;
+use actix_http::header::{self, HeaderMap};
+use serde::Serialize;
+use shared::ids::{ConnKey, RoomId};
+use shared::server_frame::UserPublic;
+use utoipa::ToSchema;
+
+/// A refused `/ws` handshake, in the seed's flat shape: `{"error":"..."}`.
+#[derive(Serialize, ToSchema)]
+pub struct WsRefusal<'a> {
+    #[schema(example = "User not authenticated")]
+    pub error: &'a str,
+}
+
+/// Why a handshake was refused.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: S,
+    pub message: &'static str,
+}
+
+impl Refusal {
+    pub fn new(status: S, message: &'static str) -> Self {
+        let reason = match (status.as_u16(), message) {
+            (401, _) => "unauthorized",
+            (400, _) => "bad_request",
+            (404, _) => "not_found",
+            (403, "Origin not allowed") => "origin",
+            (403, _) => "forbidden",
+            (503, "Too many connections") => "capacity",
+            (429, "Too many connection attempts") => "rate_limited",
+            (429, _) => "user_capacity",
+            (503, "Server is shutting down") => "draining",
+            _ => "unavailable",
+        };
+        crate::metrics::metrics()
+            .upgrades_refused
+            .with_label_values(&[reason])
+            .inc();
+        Refusal { status, message }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> String {
+        serde_json::to_string(&WsRefusal {
+            error: self.message,
+        })
+        .expect("a struct of one string serialises")
+    }
+}
+
+/// An accepted handshake: everything the session needs. The per-user claim
+/// is taken; whoever drops this without running a session must release it.
+pub struct Admitted {
+    pub user: UserPublic,
+    pub key: ConnKey,
+    pub slot: Slot,
+    pub first_room: RoomId,
+    /// Deliver the first room after this seq: `since_seq`, else the room's newest.
+    pub after_seq: i64,
+}
+
+/// Check a handshake. `head.peer_addr` is the client's address.
+pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Refusal> {
+    if state.draining() {
+        return Err(Refusal::new(
+            S::SERVICE_UNAVAILABLE,
+            "Server is shutting down",
+        ));
+    }
+    if !origin_allowed(&head.headers, &state.settings.server.allowed_origins) {
+        return Err(Refusal::new(S::FORBIDDEN, "Origin not allowed"));
+    }
+    if let Some(limiter) = &state.connect_rate
+        && let Some(peer) = head.peer_addr
+        && limiter.check_key(&peer.ip()).is_err()
+    {
+        return Err(Refusal::new(
+            S::TOO_MANY_REQUESTS,
+            "Too many connection attempts",
+        ));
+    }
+    let query = query_pairs(head.uri.query().unwrap_or(""));
+    let token =
+        crate::auth::extractor::bearer_in(&head.headers).or_else(|| query_param(&query, "token"));
+    let Some(claims) = token.and_then(|t| state.tokens.verify(t).ok()) else {
+        return Err(Refusal::new(S::UNAUTHORIZED, "User not authenticated"));
+    };
+    let first_room = match query_param(&query, "room_id") {
+        None | Some("") => RoomId(1),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(id) => RoomId(id.into()),
+            Err(_) => return Err(Refusal::new(S::BAD_REQUEST, "Invalid room ID")),
+        },
+    };
+    let since = match query_param(&query, "since_seq") {
+        None | Some("") => None,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(seq) if seq >= 0 => Some(seq),
+            _ => return Err(Refusal::new(S::BAD_REQUEST, "Invalid since_seq")),
+        },
+    };
+    if actix_http::ws::verify_handshake(head).is_err() {
+        return Err(Refusal::new(S::BAD_REQUEST, "Not a WebSocket handshake"));
+    }
+    let Some(slot) = state.limiter.try_acquire() else {
+        return Err(Refusal::new(S::SERVICE_UNAVAILABLE, "Too many connections"));
+    };
+    let user = match crate::auth::resolve_user(&state.store, &claims).await {
+        Ok(user) => user,
+        Err(crate::auth::ResolveError::Deleted) => {
+            return Err(Refusal::new(S::UNAUTHORIZED, "Account deleted"));
+        }
+        Err(crate::auth::ResolveError::Store(crate::store::StoreError::Unavailable(_))) => {
+            return Err(Refusal::new(S::SERVICE_UNAVAILABLE, "Database unavailable"));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not load the user");
+            return Err(Refusal::new(S::INTERNAL_SERVER_ERROR, "Internal error"));
+        }
+    };
+    let last_seq = admit(&state.store, user.id, first_room)
+        .await
+        .map_err(|e| match e {
+            AdmitError::NotFound => Refusal::new(S::NOT_FOUND, "Room not found"),
+            AdmitError::Forbidden => Refusal::new(S::FORBIDDEN, "Not a member of this room"),
+            AdmitError::Unavailable => Refusal::new(S::SERVICE_UNAVAILABLE, "Database unavailable"),
+            AdmitError::Internal => Refusal::new(S::INTERNAL_SERVER_ERROR, "Internal error"),
+        })?;
+
+    // Last: a claim must be given back on every later exit.
+    let key = ConnKey {
+        node: state.node.id().clone(),
+        conn: state.node.next_conn_id(),
+    };
+    let max = state.settings.limits.max_connections_per_user;
+    match state.node.user_conns.claim(user.id, &key, max).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Refusal::new(
+                S::TOO_MANY_REQUESTS,
+                "Too many connections for this user",
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check the per-user connection cap");
+            return Err(Refusal::new(S::SERVICE_UNAVAILABLE, "Service unavailable"));
+        }
+    }
+    Ok(Admitted {
+        user: UserPublic {
+            id: user.id,
+            username: user.username,
+            nickname: user.nickname,
+        },
+        key,
+        slot,
+        first_room,
+        after_seq: since.unwrap_or(last_seq),
+    })
+}
+
+/// The query parameters as pairs: the seed answers a bad `room_id` with its
+/// own message (not a generic query error), and unknown parameters are ignored.
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    actix_web::web::Query::<Vec<(String, String)>>::from_query(query)
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+}
+
+fn query_param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Browsers always send Origin on a WebSocket handshake; other clients may not.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    if !allowed.is_empty() {
+        return false;
+    }
+    // Same origin: the Origin's host[:port] equals the Host header.
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(origin);
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params() {
+        let q = query_pairs("room_id=5&token=a%2Eb&x");
+        assert_eq!(query_param(&q, "token"), Some("a.b"));
+        assert_eq!(query_param(&q, "room_id"), Some("5"));
+        assert_eq!(query_param(&q, "nope"), None);
+        assert!(query_pairs("").is_empty());
+    }
+
+    #[test]
+    fn origins() {
+        let mut h = HeaderMap::new();
+        assert!(origin_allowed(&h, &[]), "no Origin: not a browser");
+        h.insert(header::HOST, "chat.example:8080".parse().unwrap());
+        h.insert(header::ORIGIN, "https://chat.example:8080".parse().unwrap());
+        assert!(origin_allowed(&h, &[]), "same origin");
+        h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+        assert!(!origin_allowed(&h, &[]));
+        assert!(origin_allowed(&h, &["https://evil.example".into()]));
+        assert!(!origin_allowed(&h, &["https://other.example".into()]));
+        assert!(origin_allowed(&h, &["*".into()]));
+    }
+}
