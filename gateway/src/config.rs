@@ -369,7 +369,8 @@ impl Settings {
         // classic PUBLISH on a Redis Cluster is broadcast to every shard (it
         // does not scale), and sharded pub/sub on one server only adds a
         // Redis 7 requirement. deploy/OPERATIONS.md: keep them together.
-        let cluster_url = matches!(&self.redis.url, Some(u) if u.expose().starts_with("redis-cluster://"));
+        let cluster_url =
+            matches!(&self.redis.url, Some(u) if u.expose().starts_with("redis-cluster://"));
         if self.redis.sharded_pubsub && !cluster_url {
             return bad(
                 "redis.sharded_pubsub (CHAT__REDIS__SHARDED_PUBSUB)",

@@ -56,13 +56,8 @@ async fn expect_next_message(c: &mut WsClient, from: &User, content: &str) {
 }
 
 async fn all_readyz(cluster: &Cluster, status: u16, within: Duration) {
-    futures_util::future::join_all(
-        cluster
-            .nodes
-            .iter()
-            .map(|n| n.wait_readyz(status, within)),
-    )
-    .await;
+    futures_util::future::join_all(cluster.nodes.iter().map(|n| n.wait_readyz(status, within)))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +128,9 @@ async fn nodes_ride_out_a_redis_outage() {
     for (i, from) in [&alice, &bob, &carol].into_iter().enumerate() {
         let content = format!("after {}", from.username);
         let sender = [&mut a, &mut b, &mut c].into_iter().nth(i).unwrap();
-        sender.send_message(ROOM, &content, &format!("after-{i}")).await;
+        sender
+            .send_message(ROOM, &content, &format!("after-{i}"))
+            .await;
         for x in [&mut a, &mut b, &mut c] {
             expect_next_message(x, from, &content).await;
         }

@@ -162,7 +162,13 @@ async fn users_of_a_killed_node_leave_after_the_presence_ttl() {
     assert_online(&online, &[&alice, &uma, &carol, &mo], "mo@C");
     m2.send_message(ROOM, "mo on C", "m2-1").await;
     for x in [&mut a, &mut c, &mut m2] {
-        expect_message(x, &mo, "mo on C", "no user_joined for mo's second connection").await;
+        expect_message(
+            x,
+            &mo,
+            "mo on C",
+            "no user_joined for mo's second connection",
+        )
+        .await;
     }
 
     // kill -9 B: no cleanup, uma's and mo@B's presence entries just stop

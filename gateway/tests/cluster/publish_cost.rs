@@ -70,8 +70,7 @@ async fn one_publish_per_message_whatever_the_room_size() {
     }
     let published = calls(&cluster, "publish").await - before;
     assert_eq!(
-        published,
-        N,
+        published, N,
         "{N} messages to a room of 6 members on 3 nodes cost {published} PUBLISH calls"
     );
     assert_eq!(

@@ -97,7 +97,11 @@ async fn only_nodes_with_members_subscribe_a_room() {
     // alice (the last member) leaves: no subscriber at all; room 1 still has B and C.
     a.close_and_wait().await;
     cluster.wait_numsub(room, 0, SETTLE).await;
-    assert_eq!(cluster.numsub(1).await, 2, "room 1 keeps B's and C's subscriptions");
+    assert_eq!(
+        cluster.numsub(1).await,
+        2,
+        "room 1 keeps B's and C's subscriptions"
+    );
     b.close_and_wait().await;
     cluster.wait_numsub(1, 1, SETTLE).await;
     c.close_and_wait().await;
