@@ -220,15 +220,19 @@ async fn nodes_ride_out_a_postgres_outage() {
     assert!(body["error"]["message"].is_string(), "{body}");
     // Reads fail clearly too, on every node (a history page that the Redis
     // cache could serve still needs the room, which lives in PostgreSQL).
-    for i in 0..cluster.nodes.len() {
-        for path in READS {
-            let (status, body) = get_json(&cluster, i, &bob, path).await;
-            assert_eq!(
-                (status, body["error"]["code"].as_str()),
-                (503, Some("unavailable")),
-                "GET {path} on node {i} while the database is down: {body}"
-            );
-        }
+    // Each waits for the pool's acquire timeout: all at once.
+    let reads = (0..cluster.nodes.len())
+        .flat_map(|i| READS.map(|path| (i, path)))
+        .map(|(i, path)| {
+            let (cluster, bob) = (&cluster, &bob);
+            async move { (i, path, get_json(cluster, i, bob, path).await) }
+        });
+    for (i, path, (status, body)) in futures_util::future::join_all(reads).await {
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("unavailable")),
+            "GET {path} on node {i} while the database is down: {body}"
+        );
     }
 
     cluster.pg.as_mut().unwrap().restart().await;
