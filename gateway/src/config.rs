@@ -121,7 +121,9 @@ pub struct LimitsSettings {
     /// Frames a connection may send in a burst above `msg_rate`. A client that
     /// keeps sending after this many consecutive refusals is disconnected (1008).
     pub msg_burst: u32,
-    /// Open connections per user on one node; beyond it upgrades get 429.
+    /// Open connections per user across the whole cluster (every node
+    /// sharing the Redis; one node in the embedded mode); beyond it upgrades
+    /// get 429.
     pub max_connections_per_user: usize,
     /// WebSocket upgrade attempts per second per client IP (burst: twice as
     /// many); 0 turns the limit off (load tests from one address).
@@ -363,6 +365,24 @@ impl Settings {
                 );
             }
         }
+        // Both combinations would start, but neither is what anyone wants:
+        // classic PUBLISH on a Redis Cluster is broadcast to every shard (it
+        // does not scale), and sharded pub/sub on one server only adds a
+        // Redis 7 requirement. deploy/OPERATIONS.md: keep them together.
+        let cluster_url =
+            matches!(&self.redis.url, Some(u) if u.expose().starts_with("redis-cluster://"));
+        if self.redis.sharded_pubsub && !cluster_url {
+            return bad(
+                "redis.sharded_pubsub (CHAT__REDIS__SHARDED_PUBSUB)",
+                "needs a Redis Cluster URL (redis.url = redis-cluster://...)",
+            );
+        }
+        if cluster_url && !self.redis.sharded_pubsub {
+            return bad(
+                "redis.sharded_pubsub (CHAT__REDIS__SHARDED_PUBSUB)",
+                "must be true with a redis-cluster:// URL (classic pub/sub would broadcast every message to every shard)",
+            );
+        }
         if matches!(&self.auth.jwt_secret, Some(s) if s.expose().len() < 16) {
             return bad(
                 "auth.jwt_secret (CHAT__AUTH__JWT_SECRET)",
@@ -531,6 +551,28 @@ mod tests {
         for (vars, needle) in cases {
             let err = load(None, env(vars)).expect_err(needle).to_string();
             assert!(err.to_lowercase().contains(needle), "{vars:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn sharded_pubsub_goes_with_a_cluster_url() {
+        let cluster = "redis-cluster://127.0.0.1:7000?node=127.0.0.1:7001";
+        for (url, sharded, ok) in [
+            (Some("redis://127.0.0.1:6379"), "false", true),
+            (Some(cluster), "true", true),
+            (Some("redis://127.0.0.1:6379"), "true", false),
+            (None, "true", false),
+            (Some(cluster), "false", false),
+        ] {
+            let mut vars = vec![("CHAT__REDIS__SHARDED_PUBSUB", sharded)];
+            vars.extend(url.map(|u| ("CHAT__REDIS__URL", u)));
+            match load(None, env(&vars)) {
+                Ok(_) => assert!(ok, "{vars:?} was accepted"),
+                Err(e) => {
+                    assert!(!ok, "{vars:?}: {e}");
+                    assert!(e.to_string().contains("redis.sharded_pubsub"), "{e}");
+                }
+            }
         }
     }
 

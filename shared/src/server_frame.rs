@@ -313,13 +313,50 @@ mod tests {
                 },
             },
             ServerFrame::error(None, ErrorCode::RateLimited, "slow down", None),
+            ServerFrame::error(
+                Some(RoomId(3)),
+                ErrorCode::TooManyRooms,
+                "a connection may be in at most 1 rooms",
+                Some("c-1".into()),
+            ),
+            ServerFrame::RecoveryPartial {
+                room_id: RoomId(1),
+                data: RecoveryPartialData {
+                    since_seq: 4,
+                    resumed_at_seq: 900,
+                },
+            },
             ServerFrame::Pong,
         ];
+        let mut covered = [false; VARIANTS];
         for f in frames {
+            covered[variant(&f)] = true;
             let text = f.to_json();
             let back: ServerFrame = serde_json::from_str(&text).unwrap();
             assert_eq!(back, f, "{text}");
             assert!(text.contains(&format!("\"type\":\"{}\"", f.kind())));
+        }
+        assert_eq!(
+            covered, [true; VARIANTS],
+            "a frame variant is not round-tripped"
+        );
+    }
+
+    const VARIANTS: usize = 9;
+
+    /// No wildcard arm: a new frame variant does not compile until it is
+    /// listed here, and the test above then fails until it round-trips it.
+    fn variant(f: &ServerFrame) -> usize {
+        match f {
+            ServerFrame::Message { .. } => 0,
+            ServerFrame::UserJoined { .. } => 1,
+            ServerFrame::UserLeft { .. } => 2,
+            ServerFrame::OnlineUsers { .. } => 3,
+            ServerFrame::PresenceBatch { .. } => 4,
+            ServerFrame::LeftRoom { .. } => 5,
+            ServerFrame::Error { .. } => 6,
+            ServerFrame::RecoveryPartial { .. } => 7,
+            ServerFrame::Pong => 8,
         }
     }
 }

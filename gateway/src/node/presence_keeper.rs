@@ -1,7 +1,11 @@
-//! The presence keeper: every TTL/3 (and right after the bus reconnects) the
-//! node re-asserts the presence entries of its connections and prunes the
-//! expired entries of dead nodes, announcing `user_left` for users who are
-//! gone and `user_joined` for users who reappear (after Redis lost its data).
+//! The presence keeper. Two jobs on two clocks:
+//! - every TTL/3 (and right after the bus reconnects) the node re-asserts the
+//!   presence entries of its connections, announcing `user_joined` for users
+//!   who reappear (after Redis lost its data);
+//! - every `min(TTL/3, 2 s)` it prunes the expired entries of dead nodes and
+//!   announces `user_left` for users who are gone. Pruning on its own short
+//!   clock bounds how long a killed node's users linger (and are counted by
+//!   `online_count`) to the TTL plus ~2 s, instead of the TTL plus TTL/3.
 
 use super::Node;
 use shared::bus_envelope::BusEvent;
@@ -10,28 +14,37 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// The longest a dead node's expired entries wait for a prune.
+const PRUNE_AT_MOST_EVERY: Duration = Duration::from_secs(2);
+
 impl Node {
+    /// `refresh_every` is TTL/3; the prune interval is derived from it.
     pub async fn run_presence_keeper(
         self: Arc<Self>,
-        every: Duration,
+        refresh_every: Duration,
         wake: Arc<Notify>,
         stop: CancellationToken,
     ) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut refresh = tokio::time::interval(refresh_every);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut prune = tokio::time::interval(prune_every(refresh_every));
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => {}
+                _ = refresh.tick() => self.keep_presence().await,
+                _ = prune.tick() => self.prune_presence().await,
                 _ = wake.notified() => {
                     tracing::info!("bus reconnected or fell behind: re-asserting presence, filling gaps");
                     self.refill_all();
+                    self.keep_presence().await;
                 }
                 _ = stop.cancelled() => return,
             }
-            self.keep_presence().await;
         }
     }
 
+    /// Re-assert this node's entries in every room it has members in, and
+    /// refresh the gauges.
     async fn keep_presence(&self) {
         let (mut connections, mut users) = (0, 0);
         for room in self.hub.rooms() {
@@ -60,15 +73,6 @@ impl Node {
                     continue;
                 }
             }
-            match self.presence.prune(room).await {
-                Ok(gone) => {
-                    for user_id in gone {
-                        tracing::info!(room = %room, user_id = %user_id, "presence expired");
-                        let _ = self.publish(room, BusEvent::UserLeft { user_id }).await;
-                    }
-                }
-                Err(e) => tracing::warn!(room = %room, error = %e, "presence prune failed"),
-            }
             if let Ok(c) = self.presence.counts(room).await {
                 connections += c.connections;
                 users += c.users;
@@ -80,5 +84,41 @@ impl Node {
         let m = crate::metrics::metrics();
         m.presence_store_connections.set(connections as i64);
         m.presence_store_users.set(users as i64);
+    }
+
+    /// Drop expired entries (of dead nodes) in every room this node has
+    /// members in, and tell the room who left. The prune script is atomic, so
+    /// when several nodes prune the same room each gone user is reported by
+    /// exactly one of them.
+    async fn prune_presence(&self) {
+        for room in self.hub.rooms() {
+            match self.presence.prune(room).await {
+                Ok(gone) => {
+                    for user_id in gone {
+                        tracing::info!(room = %room, user_id = %user_id, "presence expired");
+                        let _ = self.publish(room, BusEvent::UserLeft { user_id }).await;
+                    }
+                }
+                Err(e) => tracing::warn!(room = %room, error = %e, "presence prune failed"),
+            }
+        }
+    }
+}
+
+fn prune_every(refresh_every: Duration) -> Duration {
+    refresh_every
+        .min(PRUNE_AT_MOST_EVERY)
+        .max(Duration::from_millis(100))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_runs_at_most_two_seconds_apart() {
+        assert_eq!(prune_every(Duration::from_secs(20)), Duration::from_secs(2));
+        assert_eq!(prune_every(Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(prune_every(Duration::ZERO), Duration::from_millis(100));
     }
 }

@@ -3,8 +3,8 @@
 //! connection counts per user and a HASH of profiles, all under the room's
 //! hash tag and changed only by the Lua scripts in `lua/` (atomic, no KEYS or
 //! SCAN anywhere). Nodes refresh their entries every TTL/3; entries of a node
-//! that died expire after the TTL and are pruned by the survivors, who then
-//! announce `user_left`.
+//! that died expire after the TTL and are pruned by the survivors (at least
+//! every 2 s, see `node::presence_keeper`), who then announce `user_left`.
 
 use super::{OnlineList, Presence, PresenceCounts, PresenceError};
 use crate::redis::RedisConn;

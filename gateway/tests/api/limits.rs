@@ -117,7 +117,8 @@ async fn connections_per_user_are_capped_with_429() {
 /// (through Redis); a closed connection gives its place back.
 #[tokio::test]
 async fn the_per_user_cap_spans_nodes_and_frees_on_close() {
-    let nodes = crate::helpers::spawn_nodes_with(2, |s| s.limits.max_connections_per_user = 2).await;
+    let nodes =
+        crate::helpers::spawn_nodes_with(2, |s| s.limits.max_connections_per_user = 2).await;
     let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
     let (_, t) = a.register("spread").await;
     let _first = a.ws_in_general(&t).await;
@@ -155,4 +156,43 @@ async fn upgrade_attempts_per_ip_are_rate_limited() {
         }
     }
     assert!(refused >= 6, "burst of 4, then refusals: {refused} refused");
+}
+
+#[tokio::test]
+async fn a_connection_beyond_its_room_limit_gets_too_many_rooms() {
+    let app = spawn_with(|s| s.limits.max_rooms_per_connection = 1).await;
+    let (_, t) = app.register("roomy").await;
+    let second = crate::protocol::create_public_room(&app, "second").await;
+    let mut c = app.ws_in_general(&t).await;
+
+    // In room 1 already: a second room is refused by name, for that room.
+    c.send_json(json!({"type": "join_room", "room_id": second}))
+        .await;
+    let err = c.recv_json().await;
+    assert_eq!(
+        (
+            err["type"].as_str(),
+            err["room_id"].as_i64(),
+            err["data"]["code"].as_str()
+        ),
+        (Some("error"), Some(second), Some("too_many_rooms")),
+        "{err}"
+    );
+    assert!(err["data"]["message"].is_string(), "{err}");
+
+    // Re-entering the room it is in is not a new room; the connection is
+    // still in room 1 only and works.
+    c.send_json(json!({"type": "join_room", "room_id": 1}))
+        .await;
+    assert_eq!(c.recv_type("online_users").await["room_id"], 1);
+    c.send_json(json!({"type": "message", "content": "still here"}))
+        .await;
+    let m = c.recv_type("message").await;
+    assert_eq!(
+        (m["room_id"].as_i64(), m["data"]["content"].as_str()),
+        (Some(1), Some("still here"))
+    );
+    c.send_json(json!({"type": "message", "room_id": second, "content": "no"}))
+        .await;
+    assert_eq!(c.recv_type("error").await["data"]["code"], "not_in_room");
 }

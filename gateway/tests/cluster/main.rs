@@ -16,5 +16,6 @@ mod fanout;
 mod guarantees;
 mod outages;
 mod presence;
+mod publish_cost;
 mod redis_cluster;
 mod subscriptions;

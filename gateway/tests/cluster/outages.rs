@@ -1,8 +1,10 @@
 //! Scenarios 5 and 6: a backend (Redis, then PostgreSQL) goes away while the
 //! nodes and their clients stay up, then comes back on the same port. While
 //! it is down `/readyz` is 503 and a chat message is refused with an `error`
-//! frame `unavailable` (never silently dropped, never echoed); after it is
-//! back the same nodes and the same connections work again, without restarts.
+//! frame `unavailable` (never silently dropped, never echoed); with
+//! PostgreSQL down, REST reads and writes get 503 `unavailable` too. After it
+//! is back the same three nodes and the same connections work again, without
+//! restarts.
 
 use crate::helpers::{Cluster, Opts, User, WsClient};
 use serde_json::{Value, json};
@@ -53,44 +55,49 @@ async fn expect_next_message(c: &mut WsClient, from: &User, content: &str) {
     );
 }
 
-async fn both_readyz(cluster: &Cluster, status: u16, within: Duration) {
-    tokio::join!(
-        cluster.node(0).wait_readyz(status, within),
-        cluster.node(1).wait_readyz(status, within),
-    );
+async fn all_readyz(cluster: &Cluster, status: u16, within: Duration) {
+    futures_util::future::join_all(cluster.nodes.iter().map(|n| n.wait_readyz(status, within)))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_ride_out_a_redis_outage() {
-    let mut opts = Opts::nodes(2);
+    let mut opts = Opts::nodes(3);
     // Long enough that the periodic refresh (every ttl/3 = 40 s) cannot be
     // what brings presence back: the nodes must re-assert it on reconnect.
     opts.presence_ttl_secs = Some(120);
     let mut cluster = Cluster::start(opts).await;
-    let (alice, bob, carol) = (
+    let (alice, bob, carol, dave) = (
         cluster.user("alice"),
         cluster.user("bob"),
         cluster.user("carol"),
+        cluster.user("dave"),
     );
     let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
     let (mut b, _) = cluster.connect(1, &bob, ROOM).await;
+    let (mut c, _) = cluster.connect(2, &carol, ROOM).await;
     a.recv_type("user_joined").await;
+    a.recv_type("user_joined").await;
+    b.recv_type("user_joined").await;
     a.send_message(ROOM, "before", "a0").await;
-    expect_next_message(&mut a, &alice, "before").await;
-    expect_next_message(&mut b, &alice, "before").await;
+    for x in [&mut a, &mut b, &mut c] {
+        expect_next_message(x, &alice, "before").await;
+    }
 
     // Redis goes away (SIGKILL: a crash; it comes back empty).
     cluster.redis_mut().kill().await;
     let down = Instant::now();
-    both_readyz(&cluster, 503, Duration::from_secs(10)).await;
-    cluster.report("both nodes report 503 with Redis down");
+    all_readyz(&cluster, 503, Duration::from_secs(10)).await;
+    cluster.report("every node reports 503 with Redis down");
 
-    // A message sent now is refused, on both nodes, and not echoed.
+    // A message sent now is refused, on every node, and not echoed.
     a.send_message(ROOM, "during A", "dA").await;
     b.send_message(ROOM, "during B", "dB").await;
+    c.send_message(ROOM, "during C", "dC").await;
     tokio::join!(
         expect_unavailable(&mut a, "dA", Duration::from_secs(8)),
         expect_unavailable(&mut b, "dB", Duration::from_secs(8)),
+        expect_unavailable(&mut c, "dC", Duration::from_secs(8)),
     );
     for n in &cluster.nodes {
         assert_eq!(
@@ -106,31 +113,36 @@ async fn nodes_ride_out_a_redis_outage() {
     cluster.redis_mut().restart().await;
     let up = Instant::now();
     cluster.report("Redis restarted");
-    both_readyz(&cluster, 200, RECOVERY).await;
-    // Both nodes re-subscribed room 1 for their existing connections.
+    all_readyz(&cluster, 200, RECOVERY).await;
+    // Every node re-subscribed room 1 for its existing connections.
     cluster
-        .wait_numsub(ROOM, 2, RECOVERY.saturating_sub(up.elapsed()))
+        .wait_numsub(ROOM, 3, RECOVERY.saturating_sub(up.elapsed()))
         .await;
     eprintln!(
         "[outage] ready and re-subscribed {:.1?} after Redis came back",
         up.elapsed()
     );
 
-    // Messages flow again both ways between the connections opened before
-    // the outage; neither "during" message ever shows up.
-    a.send_message(ROOM, "after A", "a1").await;
-    expect_next_message(&mut a, &alice, "after A").await;
-    expect_next_message(&mut b, &alice, "after A").await;
-    b.send_message(ROOM, "after B", "b1").await;
-    expect_next_message(&mut b, &bob, "after B").await;
-    expect_next_message(&mut a, &bob, "after B").await;
+    // Messages flow again from every node to every node between the
+    // connections opened before the outage; no "during" message shows up.
+    for (i, from) in [&alice, &bob, &carol].into_iter().enumerate() {
+        let content = format!("after {}", from.username);
+        let sender = [&mut a, &mut b, &mut c].into_iter().nth(i).unwrap();
+        sender
+            .send_message(ROOM, &content, &format!("after-{i}"))
+            .await;
+        for x in [&mut a, &mut b, &mut c] {
+            expect_next_message(x, from, &content).await;
+        }
+    }
 
     // Presence is back: a newcomer sees the users connected before the outage.
     let deadline = up + RECOVERY;
     loop {
-        let (c, online) = cluster.connect(1, &carol, ROOM).await;
+        let (d, online) = cluster.connect(1, &dave, ROOM).await;
         let ids = Cluster::online_ids(&online);
-        if ids == vec![alice.id, bob.id, carol.id] {
+        let expected = vec![alice.id, bob.id, carol.id, dave.id];
+        if ids == expected {
             eprintln!(
                 "[outage] presence back {:.1?} after Redis came back",
                 up.elapsed()
@@ -139,29 +151,52 @@ async fn nodes_ride_out_a_redis_outage() {
         }
         assert!(
             Instant::now() < deadline,
-            "{RECOVERY:?} after Redis came back a newcomer's online_users is {ids:?}, expected [{}, {}, {}]",
-            alice.id,
-            bob.id,
-            carol.id
+            "{RECOVERY:?} after Redis came back a newcomer's online_users is {ids:?}, expected {expected:?}"
         );
-        c.close_and_wait().await;
+        d.close_and_wait().await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     cluster.report("Redis outage scenario done");
 }
 
+/// GET `path` on node `i` as `user`: the status and the JSON body.
+async fn get_json(cluster: &Cluster, i: usize, user: &User, path: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .get(cluster.node(i).url(path))
+        .bearer_auth(&user.token)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path} on node {i}: {e}"));
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// The reads a client makes: a room's history and the room list.
+const READS: [&str; 2] = ["/api/rooms/1/messages", "/api/rooms"];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_ride_out_a_postgres_outage() {
-    let mut opts = Opts::nodes(2);
+    let mut opts = Opts::nodes(3);
     opts.own_postgres = true;
     let mut cluster = Cluster::start(opts).await;
-    let (alice, bob) = (cluster.user("alice"), cluster.user("bob"));
+    let (alice, bob, carol) = (
+        cluster.user("alice"),
+        cluster.user("bob"),
+        cluster.user("carol"),
+    );
     let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
     let (mut b, _) = cluster.connect(1, &bob, ROOM).await;
-    a.recv_type("user_joined").await;
+    let (mut c, _) = cluster.connect(2, &carol, ROOM).await;
     a.send_message(ROOM, "before", "a0").await;
-    expect_next_message(&mut a, &alice, "before").await;
-    expect_next_message(&mut b, &alice, "before").await;
+    for x in [&mut a, &mut b, &mut c] {
+        expect_next_message(x, &alice, "before").await;
+    }
+    for (i, path) in READS.iter().enumerate() {
+        let (status, body) = get_json(&cluster, i, &bob, path).await;
+        assert_eq!(status, 200, "GET {path} before the outage: {body}");
+    }
 
     cluster.pg.as_mut().unwrap().stop().await;
     cluster.report("PostgreSQL stopped");
@@ -169,7 +204,7 @@ async fn nodes_ride_out_a_postgres_outage() {
     // A message is refused (it cannot be stored), not echoed.
     a.send_message(ROOM, "during", "d1").await;
     expect_unavailable(&mut a, "d1", RECOVERY).await;
-    both_readyz(&cluster, 503, RECOVERY).await;
+    all_readyz(&cluster, 503, RECOVERY).await;
     let http = reqwest::Client::new();
     let resp = http
         .post(cluster.node(0).url("/api/auth/register"))
@@ -183,6 +218,22 @@ async fn nodes_ride_out_a_postgres_outage() {
     assert_eq!(status, 503, "register while the database is down: {body}");
     assert_eq!(body["error"]["code"], "unavailable", "{body}");
     assert!(body["error"]["message"].is_string(), "{body}");
+    // Reads fail clearly too, on every node (a history page that the Redis
+    // cache could serve still needs the room, which lives in PostgreSQL).
+    // Each waits for the pool's acquire timeout: all at once.
+    let reads = (0..cluster.nodes.len())
+        .flat_map(|i| READS.map(|path| (i, path)))
+        .map(|(i, path)| {
+            let (cluster, bob) = (&cluster, &bob);
+            async move { (i, path, get_json(cluster, i, bob, path).await) }
+        });
+    for (i, path, (status, body)) in futures_util::future::join_all(reads).await {
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("unavailable")),
+            "GET {path} on node {i} while the database is down: {body}"
+        );
+    }
 
     cluster.pg.as_mut().unwrap().restart().await;
     let up = Instant::now();
@@ -219,10 +270,16 @@ async fn nodes_ride_out_a_postgres_outage() {
         up.elapsed()
     );
     expect_next_message(&mut b, &alice, &sent).await;
+    expect_next_message(&mut c, &alice, &sent).await;
     b.send_message(ROOM, "after B", "b1").await;
-    expect_next_message(&mut b, &bob, "after B").await;
-    expect_next_message(&mut a, &bob, "after B").await;
-    both_readyz(&cluster, 200, RECOVERY.saturating_sub(up.elapsed())).await;
+    for x in [&mut a, &mut b, &mut c] {
+        expect_next_message(x, &bob, "after B").await;
+    }
+    c.send_message(ROOM, "after C", "c1").await;
+    for x in [&mut a, &mut b, &mut c] {
+        expect_next_message(x, &carol, "after C").await;
+    }
+    all_readyz(&cluster, 200, RECOVERY.saturating_sub(up.elapsed())).await;
     let resp = http
         .post(cluster.node(1).url("/api/auth/register"))
         .json(&json!({"username": "newbie", "password": "password123"}))
@@ -230,5 +287,25 @@ async fn nodes_ride_out_a_postgres_outage() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201, "register after PostgreSQL came back");
+    // Reads work again on every node; the history has what was sent before
+    // and after the outage, and nothing that was refused.
+    for i in 0..cluster.nodes.len() {
+        for path in READS {
+            let (status, body) = get_json(&cluster, i, &bob, path).await;
+            assert_eq!(status, 200, "GET {path} on node {i} after recovery: {body}");
+        }
+        let (_, page) = get_json(&cluster, i, &bob, READS[0]).await;
+        let contents: Vec<&str> = page["messages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a history page: {page}"))
+            .iter()
+            .filter_map(|m| m["content"].as_str())
+            .collect();
+        assert_eq!(
+            contents,
+            vec!["after C", "after B", sent.as_str(), "before"],
+            "history on node {i} after recovery"
+        );
+    }
     cluster.report("PostgreSQL outage scenario done");
 }

@@ -137,11 +137,12 @@ async fn users_of_a_killed_node_leave_after_the_presence_ttl() {
     let mut opts = Opts::nodes(3);
     opts.presence_ttl_secs = Some(TTL);
     let mut cluster = Cluster::start(opts).await;
-    let (alice, uma, carol, dan) = (
+    let (alice, uma, carol, dan, mo) = (
         cluster.user("alice"),
         cluster.user("uma"),
         cluster.user("carol"),
         cluster.user("dan"),
+        cluster.user("mo"),
     );
     let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
     let (mut c, _) = cluster.connect(2, &carol, ROOM).await;
@@ -151,11 +152,32 @@ async fn users_of_a_killed_node_leave_after_the_presence_ttl() {
     expect_frame(&mut a, &joined(&uma), "uma joined via B").await;
     expect_frame(&mut c, &joined(&uma), "uma joined via B").await;
 
-    // kill -9 B: no cleanup, uma's presence entry just stops being refreshed.
+    // mo is a multi-device user: one connection on B (about to be killed),
+    // one on C (surviving). One user_joined; the sentinel (sent on C after
+    // mo's second connection entered) shows there was no second one.
+    let (m1, _) = cluster.connect(1, &mo, ROOM).await;
+    expect_frame(&mut a, &joined(&mo), "mo's first connection (B)").await;
+    expect_frame(&mut c, &joined(&mo), "mo's first connection (B)").await;
+    let (mut m2, online) = cluster.connect(2, &mo, ROOM).await;
+    assert_online(&online, &[&alice, &uma, &carol, &mo], "mo@C");
+    m2.send_message(ROOM, "mo on C", "m2-1").await;
+    for x in [&mut a, &mut c, &mut m2] {
+        expect_message(
+            x,
+            &mo,
+            "mo on C",
+            "no user_joined for mo's second connection",
+        )
+        .await;
+    }
+
+    // kill -9 B: no cleanup, uma's and mo@B's presence entries just stop
+    // being refreshed. Survivors prune at least every 2 s, so uma leaves
+    // within the TTL plus that (and a second of slack).
     cluster.nodes[1].kill9();
     let killed = Instant::now();
-    let bound = Duration::from_secs(TTL + 7);
-    for x in [&mut a, &mut c] {
+    let bound = Duration::from_secs(TTL + 3);
+    for x in [&mut a, &mut c, &mut m2] {
         let left_for = bound.saturating_sub(killed.elapsed());
         let got =
             x.rx.recv_json_within(left_for.max(Duration::from_millis(1)))
@@ -168,16 +190,36 @@ async fn users_of_a_killed_node_leave_after_the_presence_ttl() {
         took <= bound,
         "user_left arrived after {took:?}, bound {bound:?}"
     );
-    // Exactly one user_left (no duplicate from another node's pruning).
+    // Exactly one user_left (no duplicate from another node's pruning), and
+    // none for mo, who is still connected through C. mo@B's entry expired no
+    // later than uma's plus one refresh; 3 s covers the prunes after it.
     tokio::join!(
-        a.rx.expect_silence(Duration::from_secs(2)),
-        c.rx.expect_silence(Duration::from_secs(2)),
+        a.rx.expect_silence(Duration::from_secs(3)),
+        c.rx.expect_silence(Duration::from_secs(3)),
+        m2.rx.expect_silence(Duration::from_secs(3)),
     );
 
-    // A newcomer does not see uma.
+    // mo@B's entry is gone too (so this silence proves something): the
+    // room's presence holds exactly alice@A, carol@C and mo@C.
+    let conns = format!("{}:{{room:{ROOM}}}:presence:conns", cluster.prefix);
+    crate::helpers::eventually(
+        Duration::from_secs(3),
+        &format!("HLEN {conns} == 3"),
+        || async {
+            match cluster.redis().cli(&["HLEN", &conns]).await {
+                Ok(n) if n == "3" => Ok(()),
+                Ok(n) => Err(n),
+                Err(e) => Err(e),
+            }
+        },
+    )
+    .await;
+    m2.rx.expect_silence(Duration::from_millis(300)).await;
+
+    // A newcomer does not see uma, and sees mo once.
     let (_d, online) = cluster.connect(0, &dan, ROOM).await;
-    assert_online(&online, &[&alice, &carol, &dan], "dan@A");
-    drop(u);
+    assert_online(&online, &[&alice, &carol, &dan, &mo], "dan@A");
+    drop((u, m1));
     cluster.report("kill -9 scenario done");
 }
 
@@ -185,15 +227,19 @@ async fn users_of_a_killed_node_leave_after_the_presence_ttl() {
 async fn users_of_a_stopped_node_leave_at_once() {
     // Default presence TTL (60 s): a user_left within a few seconds can only
     // come from the stopping node's own cleanup, not from expiry.
-    let mut cluster = Cluster::start(Opts::nodes(2)).await;
-    let (alice, uma, dan) = (
+    let mut cluster = Cluster::start(Opts::nodes(3)).await;
+    let (alice, uma, carol, dan) = (
         cluster.user("alice"),
         cluster.user("uma"),
+        cluster.user("carol"),
         cluster.user("dan"),
     );
     let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
+    let (mut c, _) = cluster.connect(2, &carol, ROOM).await;
+    expect_frame(&mut a, &joined(&carol), "carol joined via C").await;
     let (mut u, _) = cluster.connect(1, &uma, ROOM).await;
     expect_frame(&mut a, &joined(&uma), "uma joined via B").await;
+    expect_frame(&mut c, &joined(&uma), "uma joined via B").await;
 
     // SIGTERM B: its clients are closed with 1012 (service restart), it exits 0,
     // and uma leaves the room for everyone else right away.
@@ -204,8 +250,10 @@ async fn users_of_a_stopped_node_leave_at_once() {
         Some(1012),
         "close code for uma@B"
     );
-    let got = a.rx.recv_json_within(Duration::from_secs(5)).await;
-    assert_eq!(got, left(&uma), "alice@A after B was stopped");
+    for x in [&mut a, &mut c] {
+        let got = x.rx.recv_json_within(Duration::from_secs(5)).await;
+        assert_eq!(got, left(&uma), "{} after B was stopped", x.label);
+    }
     let status = cluster.nodes[1].wait_exited(Duration::from_secs(15)).await;
     assert!(
         status.success(),
@@ -215,8 +263,11 @@ async fn users_of_a_stopped_node_leave_at_once() {
         "[presence] B stopped (exit 0) {:.1?} after SIGTERM",
         stopping.elapsed()
     );
-    a.rx.expect_silence(Duration::from_millis(500)).await;
+    tokio::join!(
+        a.rx.expect_silence(Duration::from_millis(500)),
+        c.rx.expect_silence(Duration::from_millis(500)),
+    );
 
     let (_d, online) = cluster.connect(0, &dan, ROOM).await;
-    assert_online(&online, &[&alice, &dan], "dan@A");
+    assert_online(&online, &[&alice, &carol, &dan], "dan@A");
 }

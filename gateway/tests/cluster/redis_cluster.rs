@@ -22,27 +22,32 @@ async fn expect_next_message(c: &mut WsClient, room: i64, from: &User, content: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sharded_pubsub_on_a_redis_cluster() {
-    let mut opts = Opts::nodes(2);
+    let mut opts = Opts::nodes(3);
     opts.redis = RedisMode::Cluster;
     let cluster = Cluster::start(opts).await;
-    let (alice, bob) = (cluster.user("alice"), cluster.user("bob"));
+    let users = [
+        cluster.user("alice"),
+        cluster.user("bob"),
+        cluster.user("carol"),
+    ];
     let room = cluster.db.insert_room("sharded").await;
 
-    let (mut a, _) = cluster.connect(0, &alice, 1).await;
-    let (mut b, online) = cluster.connect(1, &bob, 1).await;
-    assert_eq!(Cluster::online_ids(&online), vec![alice.id, bob.id]);
-    assert_eq!(
-        a.recv_json().await,
-        json!({"type": "user_joined", "room_id": 1, "data": {"user": bob.public()}})
-    );
-    for c in [&mut a, &mut b] {
+    // One user per node, all in room 1 and then in `room`.
+    let mut clients = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let (c, online) = cluster.connect(i, user, 1).await;
+        let expected: Vec<i64> = users[..=i].iter().map(|u| u.id).collect();
+        assert_eq!(Cluster::online_ids(&online), expected, "{}", c.label);
+        clients.push(c);
+    }
+    for c in clients.iter_mut() {
         c.send_json(json!({"type": "join_room", "room_id": room}))
             .await;
         let online = c.recv_type("online_users").await;
         assert_eq!(online["room_id"], room, "{}", c.label);
     }
 
-    // Each room's channel is subscribed by both nodes on the shard that owns it.
+    // Each room's channel is subscribed by all three nodes on the shard that owns it.
     let rc = cluster.redis_cluster.as_ref().unwrap();
     for r in [1, room] {
         let channel = cluster.room_channel(r);
@@ -50,36 +55,40 @@ async fn sharded_pubsub_on_a_redis_cluster() {
         crate::helpers::eventually(
             Duration::from_secs(5),
             &format!(
-                "PUBSUB SHARDNUMSUB {channel} == 2 on its shard (port {})",
+                "PUBSUB SHARDNUMSUB {channel} == 3 on its shard (port {})",
                 owner.port
             ),
             || async {
                 match owner.numsub(&channel, true).await {
-                    Ok(2) => Ok(()),
+                    Ok(3) => Ok(()),
                     Ok(n) => Err(n.to_string()),
                     Err(e) => Err(e),
                 }
             },
         )
         .await;
-        // Classic pub/sub is not used.
-        assert_eq!(
-            owner.numsub(&channel, false).await.unwrap(),
-            0,
-            "PUBSUB NUMSUB {channel}"
-        );
+        // Classic pub/sub is not used, on any shard.
+        for m in &rc.masters {
+            assert_eq!(
+                m.numsub(&channel, false).await.unwrap(),
+                0,
+                "PUBSUB NUMSUB {channel} on port {}",
+                m.port
+            );
+        }
     }
 
-    // Messages cross nodes in both rooms, both ways.
+    // Messages cross nodes in both rooms, from every node to every node.
     for (r, tag) in [(1, "general"), (room, "second")] {
-        let content = format!("{tag} from A");
-        a.send_message(r, &content, &format!("a-{tag}")).await;
-        expect_next_message(&mut a, r, &alice, &content).await;
-        expect_next_message(&mut b, r, &alice, &content).await;
-        let content = format!("{tag} from B");
-        b.send_message(r, &content, &format!("b-{tag}")).await;
-        expect_next_message(&mut b, r, &bob, &content).await;
-        expect_next_message(&mut a, r, &bob, &content).await;
+        for (i, from) in users.iter().enumerate() {
+            let content = format!("{tag} from {}", cluster.node(i).name);
+            clients[i]
+                .send_message(r, &content, &format!("{i}-{tag}"))
+                .await;
+            for c in clients.iter_mut() {
+                expect_next_message(c, r, from, &content).await;
+            }
+        }
     }
     cluster.report("Redis Cluster scenario done");
 }

@@ -3,7 +3,7 @@
 //! Checked on Redis itself with `PUBSUB NUMSUB {prefix}:{room:R}`, with a
 //! non-default key prefix.
 
-use crate::helpers::{Cluster, Opts};
+use crate::helpers::{Cluster, Opts, WsClient};
 use serde_json::json;
 use std::time::Duration;
 
@@ -12,16 +12,21 @@ const SETTLE: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_nodes_with_members_subscribe_a_room() {
-    let mut opts = Opts::nodes(2);
+    let mut opts = Opts::nodes(3);
     opts.key_prefix = Some(format!("t{}", std::process::id()));
     let cluster = Cluster::start(opts).await;
     let room = cluster.db.insert_room("r").await;
     assert!(room > 1, "new room id {room}");
-    let (alice, bob) = (cluster.user("alice"), cluster.user("bob"));
+    let (alice, bob, carol) = (
+        cluster.user("alice"),
+        cluster.user("bob"),
+        cluster.user("carol"),
+    );
 
-    // bob is on B in room 1 only; nobody is in `room` yet.
+    // bob is on B and carol on C, in room 1 only; nobody is in `room` yet.
     let (mut b, _) = cluster.connect(1, &bob, 1).await;
-    cluster.wait_numsub(1, 1, SETTLE).await;
+    let (mut c, _) = cluster.connect(2, &carol, 1).await;
+    cluster.wait_numsub(1, 2, SETTLE).await;
     assert_eq!(
         cluster.numsub(room).await,
         0,
@@ -45,7 +50,7 @@ async fn only_nodes_with_members_subscribe_a_room() {
         cluster.prefix
     );
 
-    // bob joins `room` on B: two subscribers, and traffic crosses.
+    // bob joins `room` on B: two subscribers (A and B; not C), and traffic crosses.
     b.send_json(json!({"type": "join_room", "room_id": room}))
         .await;
     let online = b.recv_type("online_users").await;
@@ -67,6 +72,8 @@ async fn only_nodes_with_members_subscribe_a_room() {
             x.label
         );
     }
+    // carol (room 1 only, on C, which never subscribed `room`) got none of it.
+    expect_nothing_from(&mut c, room).await;
 
     // bob leaves `room`: back to one subscriber, and B stops getting its traffic.
     b.send_json(json!({"type": "leave_room", "room_id": room}))
@@ -83,20 +90,34 @@ async fn only_nodes_with_members_subscribe_a_room() {
     a.send_message(room, "only A now", "a2").await;
     let echo = a.recv_type("message").await;
     assert_eq!(echo["data"]["content"], "only A now");
-    // bob (still in room 1 on B) gets nothing from `room`.
-    b.send_json(json!({"type": "ping"})).await;
-    assert_eq!(
-        b.recv_json().await,
-        json!({"type": "pong"}),
-        "bob got room {room} traffic after leaving it"
-    );
-    b.rx.expect_silence(Duration::from_millis(300)).await;
+    // bob (still in room 1 on B) gets nothing from `room`; nor does carol.
+    expect_nothing_from(&mut b, room).await;
+    expect_nothing_from(&mut c, room).await;
 
-    // alice (the last member) leaves: no subscriber at all; room 1 still has B.
+    // alice (the last member) leaves: no subscriber at all; room 1 still has B and C.
     a.close_and_wait().await;
     cluster.wait_numsub(room, 0, SETTLE).await;
-    assert_eq!(cluster.numsub(1).await, 1, "room 1 keeps B's subscription");
+    assert_eq!(
+        cluster.numsub(1).await,
+        2,
+        "room 1 keeps B's and C's subscriptions"
+    );
     b.close_and_wait().await;
+    cluster.wait_numsub(1, 1, SETTLE).await;
+    c.close_and_wait().await;
     cluster.wait_numsub(1, 0, SETTLE).await;
     cluster.report("subscription scenario done");
+}
+
+/// A ping answered by a pong with nothing before it, then silence: the
+/// client received no frame of `room`.
+async fn expect_nothing_from(c: &mut WsClient, room: i64) {
+    c.send_json(json!({"type": "ping"})).await;
+    assert_eq!(
+        c.recv_json().await,
+        json!({"type": "pong"}),
+        "{} got room {room} traffic",
+        c.label
+    );
+    c.rx.expect_silence(Duration::from_millis(300)).await;
 }

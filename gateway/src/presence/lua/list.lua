@@ -2,7 +2,7 @@
 -- most ARGV[1] of them (a bounded read, so that a join in a large room does
 -- not cost a walk over every member); the first value is how many users are
 -- present in all (HLEN of the user counts: users of a dead node count until
--- the next prune). Read-only: pruning (and announcing who left) is the
+-- the next prune, at most ~2 s after their entries expired). Read-only: pruning (and announcing who left) is the
 -- nodes' periodic job.
 local max = tonumber(ARGV[1])
 local seen, out = {}, {redis.call('HLEN', KEYS[3])}

@@ -1,0 +1,294 @@
+//! The `gateway` binary itself, black-box (issue 2): `gateway migrate` runs
+//! the migrations and exits without serving; `CHAT__LOG__FORMAT=json` makes
+//! every log line a JSON object; a node without a JWT secret warns that
+//! tokens will not survive a restart; and no password or token ever reaches
+//! the logs, even at debug (and trace) level. Each test runs the built binary on a fresh
+//! SQLite file in a temporary directory and reads what it wrote to
+//! stdout/stderr. Needs nothing but the binary.
+
+use gateway::store::Store;
+use serde_json::{Value, json};
+use shared::ids::RoomId;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "binary-test-secret-0123456789";
+const START: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `gateway` process writing stdout and stderr to one file; killed on drop.
+struct Gateway {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+/// The binary with only the given `CHAT__*` settings (none inherited from
+/// the test's environment), a fresh SQLite file in `dir`, and a free port.
+fn command(dir: &Path, port: u16, env: &[(&str, &str)], args: &[&str]) -> (Command, PathBuf) {
+    let log = dir.join(format!("gateway-{port}.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CHAT__") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    let db = format!("sqlite://{}/chat.db?mode=rwc", dir.display());
+    cmd.args(args)
+        .env("NO_COLOR", "1")
+        .env("CHAT__SERVER__HOST", "127.0.0.1")
+        .env("CHAT__SERVER__PORT", port.to_string())
+        .env("CHAT__SERVER__WORKERS", "1")
+        .env("CHAT__DATABASE__URL", db)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    (cmd, log)
+}
+
+impl Gateway {
+    /// Start serving and wait for `/readyz` = 200.
+    async fn start(dir: &Path, env: &[(&str, &str)]) -> Gateway {
+        let port = free_port();
+        let (mut cmd, log) = command(dir, port, env, &[]);
+        let mut g = Gateway {
+            child: cmd.spawn().expect("start the gateway binary"),
+            port,
+            log,
+        };
+        let deadline = Instant::now() + START;
+        loop {
+            if let Ok(Some(status)) = g.child.try_wait() {
+                panic!("the gateway exited ({status}):\n{}", g.output());
+            }
+            if let Ok(r) = reqwest::get(g.url("/readyz")).await
+                && r.status() == 200
+            {
+                return g;
+            }
+            assert!(Instant::now() < deadline, "not ready:\n{}", g.output());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, wait for the exit (so every log line is written), the output.
+    async fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = wait(&mut self.child, Duration::from_secs(20)).await;
+        assert!(
+            status.success(),
+            "exit after SIGTERM: {status}\n{}",
+            self.output()
+        );
+        self.output()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait(child: &mut Child, within: Duration) -> ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("still running after {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn migrate_runs_the_migrations_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    for run in ["first", "second (nothing left to do)"] {
+        let (mut cmd, log) = command(
+            dir.path(),
+            port,
+            &[("CHAT__AUTH__JWT_SECRET", SECRET)],
+            &["migrate"],
+        );
+        let mut child = cmd.spawn().unwrap();
+        let status = wait(&mut child, START).await;
+        let out = std::fs::read_to_string(&log).unwrap();
+        assert!(status.success(), "{run} `gateway migrate`: {status}\n{out}");
+        assert!(out.contains("migrations applied"), "{run}: {out}");
+        // It never served: it did not announce a listener, and nothing
+        // listens on the port it was given.
+        assert!(!out.contains("gateway listening"), "{run}: {out}");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "{run}: something listens on the port `gateway migrate` was given"
+        );
+    }
+    // The schema is there, with the default room the migrations create.
+    let url = format!("sqlite://{}/chat.db?mode=rwc", dir.path().display());
+    let store = Store::connect(&url, 1).await.unwrap();
+    let general = store.find_room(RoomId(1)).await.unwrap().expect("room 1");
+    assert_eq!(general.name, "general");
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gateway::start(
+        dir.path(),
+        &[
+            ("CHAT__LOG__FORMAT", "json"),
+            ("CHAT__AUTH__JWT_SECRET", SECRET),
+        ],
+    )
+    .await;
+    reqwest::get(g.url("/healthz")).await.unwrap();
+    let out = g.stop().await;
+    let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "start and stop are logged: {out}");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string() && v["message"].is_string(),
+            "a JSON log line has timestamp, level and message: {line}"
+        );
+    }
+    // With a secret set there is no warning about a random one.
+    assert!(!out.contains("JWT_SECRET is not set"), "{out}");
+}
+
+#[tokio::test]
+async fn without_a_jwt_secret_the_node_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gateway::start(dir.path(), &[("CHAT__LOG__FORMAT", "json")]).await;
+    let out = g.stop().await;
+    let warning = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("JWT_SECRET is not set"))
+        })
+        .unwrap_or_else(|| panic!("no warning about the missing secret:\n{out}"));
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert!(
+        warning["message"].as_str().unwrap().contains("restart"),
+        "the warning says tokens will not survive a restart: {warning}"
+    );
+}
+
+#[tokio::test]
+async fn no_password_or_token_reaches_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    // The most verbose level (every crate's debug and trace events).
+    let g = Gateway::start(
+        dir.path(),
+        &[
+            ("CHAT__LOG__LEVEL", "trace"),
+            ("CHAT__AUTH__JWT_SECRET", SECRET),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let password = "Pw-in-no-log-7f3a9c";
+    let wrong = "Wrong-pw-in-no-log-1b2c";
+    let creds = json!({"username": "secretive", "password": password});
+    let r = http
+        .post(g.url("/api/auth/register"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .post(g.url("/api/auth/login"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bad = json!({"username": "secretive", "password": wrong});
+    let r = http
+        .post(g.url("/api/auth/login"))
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The token in the query string (as browsers send it), then in a header.
+    let ws = format!("ws://127.0.0.1:{}/ws?room_id=1&token={token}", g.port);
+    let (mut c, _) = tokio_tungstenite::connect_async(ws).await.expect("upgrade");
+    use futures_util::{SinkExt, StreamExt};
+    let hello = json!({"type": "message", "content": "hello", "client_msg_id": "m1"});
+    c.send(tokio_tungstenite::tungstenite::Message::text(
+        hello.to_string(),
+    ))
+    .await
+    .unwrap();
+    while let Some(Ok(m)) = c.next().await {
+        if m.to_text().is_ok_and(|t| t.contains("\"message\"")) {
+            break;
+        }
+    }
+    c.close(None).await.unwrap();
+    let r = http
+        .get(g.url("/api/rooms"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let out = g.stop().await;
+    assert!(
+        out.contains("DEBUG"),
+        "debug logging was on (or this test proves nothing):\n{out}"
+    );
+    let signature = token.rsplit('.').next().unwrap();
+    for (what, secret) in [
+        ("the password", password),
+        ("a wrong password", wrong),
+        ("the token", token.as_str()),
+        ("the token's signature", signature),
+        ("the JWT secret", SECRET),
+    ] {
+        assert!(!out.contains(secret), "{what} appears in the logs:\n{out}");
+    }
+}
