@@ -49,7 +49,10 @@ impl Hub {
     pub fn join(&self, room: RoomId, conn: &ConnHandle) -> bool {
         let mut shard = self.shard(room).write().expect("hub shard");
         let first = !shard.contains_key(&room);
-        shard.entry(room).or_default().insert(conn.id(), conn.clone());
+        shard
+            .entry(room)
+            .or_default()
+            .insert(conn.id(), conn.clone());
         if first {
             crate::metrics::metrics().rooms.inc();
         }

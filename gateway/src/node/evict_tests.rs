@@ -35,7 +35,10 @@ async fn fixture() -> Fixture {
         .await
         .unwrap()
         .id;
-    store.add_member(room, guest.id, "member", now).await.unwrap();
+    store
+        .add_member(room, guest.id, "member", now)
+        .await
+        .unwrap();
     // The router is driven by hand; published envelopes just pile up here.
     let (tx, rx) = mpsc::channel(1024);
     std::mem::forget(rx);
@@ -108,9 +111,13 @@ async fn a_message_after_the_eviction_never_reaches_the_evicted_connection() {
         user_id: f.guest.id,
         reason: LeaveReason::Kicked,
     };
-    f.node.deliver(BusEnvelope::new(f.node.id().clone(), f.room, kick));
     f.node
-        .deliver(BusEnvelope::new(f.node.id().clone(), f.room, message(f.room, 1, &f.guest)));
+        .deliver(BusEnvelope::new(f.node.id().clone(), f.room, kick));
+    f.node.deliver(BusEnvelope::new(
+        f.node.id().clone(),
+        f.room,
+        message(f.room, 1, &f.guest),
+    ));
     let queued = drain(&mut rx);
     assert!(
         !queued.iter().any(|o| matches!(o, Outbound::Message { .. })),
@@ -118,7 +125,10 @@ async fn a_message_after_the_eviction_never_reaches_the_evicted_connection() {
     );
     assert!(matches!(queued.first(), Some(Outbound::Untrack { room }) if *room == f.room));
     assert_eq!(
-        queued.iter().filter_map(left_room_reason).collect::<Vec<_>>(),
+        queued
+            .iter()
+            .filter_map(left_room_reason)
+            .collect::<Vec<_>>(),
         ["kicked"]
     );
     assert!(!conn.in_room(f.room), "it may not send to the room either");
@@ -132,7 +142,11 @@ async fn a_message_after_the_eviction_never_reaches_the_evicted_connection() {
     }
     assert_eq!(f.node.hub.room_count(), 0, "the emptied room is dropped");
     let online = f.node.online_users(f.room, 10).await.unwrap();
-    assert!(online.users.is_empty(), "presence removed: {:?}", online.users);
+    assert!(
+        online.users.is_empty(),
+        "presence removed: {:?}",
+        online.users
+    );
 }
 
 #[tokio::test]
@@ -141,7 +155,10 @@ async fn the_same_eviction_twice_tells_the_connection_once() {
     let (conn, mut rx) = connection(&f);
     f.node.enter(&conn, f.room, 0).await.unwrap();
     drain(&mut rx);
-    assert_eq!(f.node.evict_user(f.room, f.guest.id, LeaveReason::Kicked), 1);
+    assert_eq!(
+        f.node.evict_user(f.room, f.guest.id, LeaveReason::Kicked),
+        1
+    );
     assert_eq!(f.node.evict_room(f.room, LeaveReason::RoomDeleted), 0);
     let reasons: Vec<_> = drain(&mut rx).iter().filter_map(left_room_reason).collect();
     assert_eq!(reasons, ["kicked"]);
@@ -159,11 +176,16 @@ async fn a_kick_between_admission_and_entering_is_not_missed() {
     assert!(!conn.in_room(f.room));
     let queued = drain(&mut rx);
     assert_eq!(
-        queued.iter().filter_map(left_room_reason).collect::<Vec<_>>(),
+        queued
+            .iter()
+            .filter_map(left_room_reason)
+            .collect::<Vec<_>>(),
         ["kicked"]
     );
     assert!(
-        !queued.iter().any(|o| matches!(o, Outbound::Snapshot { .. })),
+        !queued
+            .iter()
+            .any(|o| matches!(o, Outbound::Snapshot { .. })),
         "no online_users of a room it is not in: {queued:?}"
     );
 }

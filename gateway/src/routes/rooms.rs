@@ -3,6 +3,7 @@
 //! Visibility: a private room exists only for its members; to anyone else
 //! every room route answers 404, as if it did not exist.
 
+use super::evictions::close_room;
 use crate::auth::extractor::AuthenticatedUser;
 use crate::domain::{Description, Role, RoomName};
 use crate::error::{ApiError, ErrorBody};
@@ -11,7 +12,6 @@ use crate::store::{RoomRecord, UserRecord};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
-use super::evictions::close_room;
 use shared::ids::RoomId;
 use shared::server_frame::UserPublic;
 use utoipa::{IntoParams, ToSchema};

@@ -7,10 +7,10 @@ use crate::state::AppState;
 use crate::store::UserRecord;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, web};
-use shared::bus_envelope::BusEvent;
-use shared::server_frame::LeaveReason;
 use serde::{Deserialize, Serialize};
+use shared::bus_envelope::BusEvent;
 use shared::ids::UserId;
+use shared::server_frame::LeaveReason;
 use utoipa::ToSchema;
 
 /// The caller's own profile.
@@ -103,7 +103,10 @@ pub(super) async fn delete_me(
     state: web::Data<AppState>,
     AuthenticatedUser(user): AuthenticatedUser,
 ) -> Result<HttpResponse, ApiError> {
-    let rooms = state.store.delete_user(user.id, crate::clock::now()).await?;
+    let rooms = state
+        .store
+        .delete_user(user.id, crate::clock::now())
+        .await?;
     tracing::info!(user_id = %user.id, rooms = rooms.len(), "account deleted");
     let reason = LeaveReason::AccountDeleted;
     // This node's connections first: they leave even when the bus is down.

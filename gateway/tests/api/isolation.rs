@@ -54,14 +54,24 @@ async fn remove(
         let path = format!("/api/rooms/{room}/members/{}", clients[u].user_id);
         ("DELETE", path, &clients[0].token)
     } else {
-        ("POST", format!("/api/rooms/{room}/leave"), &clients[u].token)
+        (
+            "POST",
+            format!("/api/rooms/{room}/leave"),
+            &clients[u].token,
+        )
     };
-    assert_eq!(rest(node, method, &path, token, None).await.0, 204, "{method} {path}");
+    assert_eq!(
+        rest(node, method, &path, token, None).await.0,
+        204,
+        "{method} {path}"
+    );
     let after = newest_seq(node, room).await;
     forbidden.open(u, room, after);
     rooms[r].members.remove(&u);
     if after > before {
-        eprintln!("[isolation] room {room}: seq {before}..={after} stored during a removal (not judged)");
+        eprintln!(
+            "[isolation] room {room}: seq {before}..={after} stored during a removal (not judged)"
+        );
     }
     let sender = &nodes[rng.random_range(0..nodes.len())];
     let (status, _) = rest(
@@ -122,7 +132,14 @@ async fn no_frame_presence_or_history_leaks_to_non_members() {
             0..=3 => {
                 // From anyone to a room it is in (or thinks it is in).
                 let sender = rng.random_range(0..USERS);
-                let mut joined: Vec<i64> = clients[sender].log.lock().unwrap().joined.iter().copied().collect();
+                let mut joined: Vec<i64> = clients[sender]
+                    .log
+                    .lock()
+                    .unwrap()
+                    .joined
+                    .iter()
+                    .copied()
+                    .collect();
                 joined.sort();
                 if !joined.is_empty() {
                     let room = joined[rng.random_range(0..joined.len())];
@@ -137,7 +154,10 @@ async fn no_frame_presence_or_history_leaks_to_non_members() {
                 // changes only here; a private room only admits its members.
                 if !rooms[r].deleted && !rooms[r].private {
                     let path = format!("/api/rooms/{room}/join");
-                    assert_eq!(rest(node, "POST", &path, &clients[u].token, None).await.0, 200);
+                    assert_eq!(
+                        rest(node, "POST", &path, &clients[u].token, None).await.0,
+                        200
+                    );
                     rooms[r].add(u);
                 }
                 if rooms[r].members.contains(&u) {

@@ -121,8 +121,20 @@ impl Client {
         self.send(json!({"type": "join_room", "room_id": room}))
             .await;
         let deadline = tokio::time::Instant::now() + WAIT;
-        while self.log.lock().unwrap().answers.get(&room).copied().unwrap_or(0) == before {
-            assert!(tokio::time::Instant::now() < deadline, "no answer to joining room {room}");
+        while self
+            .log
+            .lock()
+            .unwrap()
+            .answers
+            .get(&room)
+            .copied()
+            .unwrap_or(0)
+            == before
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no answer to joining room {room}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
     }
@@ -142,11 +154,13 @@ pub async fn newest_seq(app: &TestApp, room: i64) -> i64 {
         .map_or(0, |r| r.last_seq)
 }
 
-/// Seq ranges `(after, until]` of each (client, room) that client must never
-/// receive; `until` is `None` while it stays removed.
+/// Seqs `(after, until]`; `until` is `None` while the client stays removed.
+type Range = (i64, Option<i64>);
+
+/// The seq ranges of each (client, room) that client must never receive.
 #[derive(Default)]
 pub struct Forbidden {
-    ranges: HashMap<(usize, i64), Vec<(i64, Option<i64>)>>,
+    ranges: HashMap<(usize, i64), Vec<Range>>,
 }
 
 impl Forbidden {
@@ -161,16 +175,19 @@ impl Forbidden {
     /// Client `c` joins `room` again, as a member, with `newest` the room's
     /// newest seq read before the join was sent.
     pub fn close(&mut self, c: usize, room: i64, newest: i64) {
-        if let Some((_, until @ None)) = self.ranges.get_mut(&(c, room)).and_then(|r| r.last_mut()) {
+        if let Some((_, until @ None)) = self.ranges.get_mut(&(c, room)).and_then(|r| r.last_mut())
+        {
             *until = Some(newest);
         }
     }
 
     /// The range that forbids `seq`, if any.
-    pub fn forbids(&self, c: usize, room: i64, seq: i64) -> Option<(i64, Option<i64>)> {
-        self.ranges.get(&(c, room))?.iter().copied().find(|(after, until)| {
-            seq > *after && until.is_none_or(|u| seq <= u)
-        })
+    pub fn forbids(&self, c: usize, room: i64, seq: i64) -> Option<Range> {
+        self.ranges
+            .get(&(c, room))?
+            .iter()
+            .copied()
+            .find(|(after, until)| seq > *after && until.is_none_or(|u| seq <= u))
     }
 }
 

@@ -113,7 +113,10 @@ pub async fn check_reads(node: &TestApp, clients: &[Client], c: usize, rooms: &[
                 "" => assert_eq!(body["name"], room.name.as_str()),
                 "/messages" => {
                     for m in body["messages"].as_array().unwrap() {
-                        assert_eq!(m["room_id"], room.id, "GET {path}: a row of another room: {m}");
+                        assert_eq!(
+                            m["room_id"], room.id,
+                            "GET {path}: a row of another room: {m}"
+                        );
                     }
                 }
                 _ => {}

@@ -47,10 +47,15 @@ async fn expect_left_and_nothing_after(c: &mut WsClient, room: i64, reason: &str
         }
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
-    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut c.stream)).await {
+    while let Ok(Some(Ok(msg))) =
+        tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut c.stream)).await
+    {
         if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
             let f: Value = serde_json::from_str(&t).unwrap();
-            assert_ne!(f["room_id"], room, "a frame of room {room} after leaving it: {f}");
+            assert_ne!(
+                f["room_id"], room,
+                "a frame of room {room} after leaving it: {f}"
+            );
         }
     }
 }
@@ -58,7 +63,12 @@ async fn expect_left_and_nothing_after(c: &mut WsClient, room: i64, reason: &str
 /// Members entering and leaving `room` on `node` over and over until `stop`:
 /// the room's lock there is busy most of the time, as in a lively room, so
 /// an eviction that waited for it would lag behind the next message.
-async fn churn(node: &TestApp, owner: &str, room: i64, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<()>> {
+async fn churn(
+    node: &TestApp,
+    owner: &str,
+    room: i64,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     for i in 0..CROWD {
         let (id, token) = node.register(&format!("crowd{i}")).await;
@@ -144,15 +154,28 @@ async fn public_room_kicks_and_deletions_reach_connections_on_every_node() {
     // A public room may be joined again; then the owner deletes it.
     enter(&mut v_a, room).await;
     enter(&mut v_b, room).await;
-    assert_eq!(rest(a, "DELETE", &format!("/api/rooms/{room}"), &owner, None).await.0, 204);
+    assert_eq!(
+        rest(a, "DELETE", &format!("/api/rooms/{room}"), &owner, None)
+            .await
+            .0,
+        204
+    );
     for c in [&mut v_a, &mut v_b] {
         expect_left_and_nothing_after(c, room, "room_deleted", "").await;
     }
     let (status, body) = rest(b, "POST", &path, &owner, Some(json!({"content": "x"}))).await;
     assert_eq!(status, 404, "{body}");
     // Deleting it again is 404 (the connections are told again, harmlessly).
-    assert_eq!(rest(b, "DELETE", &format!("/api/rooms/{room}"), &owner, None).await.0, 404);
+    assert_eq!(
+        rest(b, "DELETE", &format!("/api/rooms/{room}"), &owner, None)
+            .await
+            .0,
+        404
+    );
     v_a.send_json(json!({"type": "join_room", "room_id": room}))
         .await;
-    assert_eq!(v_a.recv_type("error").await["data"]["code"], "room_not_found");
+    assert_eq!(
+        v_a.recv_type("error").await["data"]["code"],
+        "room_not_found"
+    );
 }

@@ -11,7 +11,14 @@ use std::time::Duration;
 
 const RECOVERY: Duration = Duration::from_secs(15);
 
-async fn rest(cluster: &Cluster, node: usize, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+async fn rest(
+    cluster: &Cluster,
+    node: usize,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = reqwest::Client::new()
         .request(method.parse().unwrap(), cluster.node(node).url(path))
         .bearer_auth(token)
@@ -39,16 +46,31 @@ async fn expect_left(c: &mut WsClient, room: i64, reason: &str) {
 /// Retry the removal `path` on node 0 (404 now: nothing left to remove)
 /// until `c`, on the other node, gets its `left_room`: right after Redis
 /// came back, that node may not have subscribed the room again yet.
-async fn retry_until_left(cluster: &Cluster, path: &str, token: &str, c: &mut WsClient, room: i64, reason: &str) {
+async fn retry_until_left(
+    cluster: &Cluster,
+    path: &str,
+    token: &str,
+    c: &mut WsClient,
+    room: i64,
+    reason: &str,
+) {
     let deadline = tokio::time::Instant::now() + RECOVERY;
     while tokio::time::Instant::now() < deadline {
-        assert_eq!(rest(cluster, 0, "DELETE", path, token, None).await.0, 404, "retry {path}");
+        assert_eq!(
+            rest(cluster, 0, "DELETE", path, token, None).await.0,
+            404,
+            "retry {path}"
+        );
         while let Ok(f) = c.rx.next_within(Duration::from_millis(500)).await {
             if f["type"] == "left_room" && f["room_id"] == room {
                 assert_eq!(f["data"]["reason"], reason, "{}: {f}", c.label);
                 return;
             }
-            assert_ne!(f["type"], "message", "{}: a message of a room it should have left: {f}", c.label);
+            assert_ne!(
+                f["type"], "message",
+                "{}: a message of a room it should have left: {f}",
+                c.label
+            );
         }
     }
     panic!("{}: no left_room {reason} after retrying {path}", c.label);
@@ -74,16 +96,28 @@ async fn removals_during_a_redis_outage_answer_503_and_a_retry_finishes_them() {
     let room = room["id"].as_i64().unwrap();
     let members = format!("/api/rooms/{room}/members");
     let add = json!({"user_id": victim.id});
-    assert_eq!(rest(&cluster, 0, "POST", &members, &owner.token, Some(add)).await.0, 201);
+    assert_eq!(
+        rest(&cluster, 0, "POST", &members, &owner.token, Some(add))
+            .await
+            .0,
+        201
+    );
     enter(&mut o, room).await;
     enter(&mut v_a, room).await;
     enter(&mut v_b, room).await;
 
     cluster.redis_mut().kill().await;
-    cluster.node(0).wait_readyz(503, Duration::from_secs(10)).await;
+    cluster
+        .node(0)
+        .wait_readyz(503, Duration::from_secs(10))
+        .await;
     let kick = format!("{members}/{}", victim.id);
     let (status, body) = rest(&cluster, 0, "DELETE", &kick, &owner.token, None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
     // The kicking node's own connection left anyway.
     expect_left(&mut v_a, room, "kicked").await;
 
@@ -96,23 +130,50 @@ async fn removals_during_a_redis_outage_answer_503_and_a_retry_finishes_them() {
     retry_until_left(&cluster, &kick, &owner.token, &mut v_b, room, "kicked").await;
     let path = format!("/api/rooms/{room}/messages");
     let post = json!({"content": "members only"});
-    assert_eq!(rest(&cluster, 0, "POST", &path, &owner.token, Some(post)).await.0, 201);
-    assert_eq!(o.recv_type("message").await["data"]["content"], "members only");
+    assert_eq!(
+        rest(&cluster, 0, "POST", &path, &owner.token, Some(post))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        o.recv_type("message").await["data"]["content"],
+        "members only"
+    );
     while let Ok(f) = v_b.rx.next_within(Duration::from_millis(500)).await {
-        assert_ne!(f["room_id"], room, "{}: a frame of the room it was kicked from: {f}", v_b.label);
+        assert_ne!(
+            f["room_id"], room,
+            "{}: a frame of the room it was kicked from: {f}",
+            v_b.label
+        );
     }
 
     // The same for deleting the room: the owner is in it through node B.
     let (mut o_b, _) = cluster.connect(1, &owner, room).await;
     cluster.redis_mut().kill().await;
-    cluster.node(0).wait_readyz(503, Duration::from_secs(10)).await;
+    cluster
+        .node(0)
+        .wait_readyz(503, Duration::from_secs(10))
+        .await;
     let path = format!("/api/rooms/{room}");
     let (status, body) = rest(&cluster, 0, "DELETE", &path, &owner.token, None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
     expect_left(&mut o, room, "room_deleted").await;
     cluster.redis_mut().restart().await;
     for i in 0..2 {
         cluster.node(i).wait_readyz(200, RECOVERY).await;
     }
-    retry_until_left(&cluster, &path, &owner.token, &mut o_b, room, "room_deleted").await;
+    retry_until_left(
+        &cluster,
+        &path,
+        &owner.token,
+        &mut o_b,
+        room,
+        "room_deleted",
+    )
+    .await;
 }
