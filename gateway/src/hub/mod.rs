@@ -9,7 +9,7 @@
 use crate::ws::conn::{ConnHandle, Push};
 use crate::ws::outbound::Outbound;
 use bytestring::ByteString;
-use shared::ids::{ConnId, RoomId, UserId};
+use shared::ids::{ConnId, RoomId};
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -42,17 +42,56 @@ impl Hub {
         &self.shards[(room.0 as u64 % SHARDS as u64) as usize]
     }
 
-    /// Add a connection to a room. Returns true when it is the room's first
-    /// local member (the node must start receiving the room from the bus).
+    /// Add a connection to a room. Returns true when the room had no entry
+    /// (the node must start receiving the room from the bus). An entry left
+    /// empty by [`take`](Self::take) still counts as subscribed: its
+    /// eviction cleanup has not unsubscribed yet.
     pub fn join(&self, room: RoomId, conn: &ConnHandle) -> bool {
         let mut shard = self.shard(room).write().expect("hub shard");
-        let members = shard.entry(room).or_default();
-        let first = members.is_empty();
-        members.insert(conn.id(), conn.clone());
+        let first = !shard.contains_key(&room);
+        shard
+            .entry(room)
+            .or_default()
+            .insert(conn.id(), conn.clone());
         if first {
             crate::metrics::metrics().rooms.inc();
         }
         first
+    }
+
+    /// Take the connections `which` selects out of `room` at once, and return
+    /// them: no broadcast after this call reaches them. The room's entry
+    /// stays, even empty, until [`drop_if_empty`](Self::drop_if_empty): the
+    /// bus subscription it stands for is undone later, under the room's lock.
+    pub fn take(&self, room: RoomId, which: impl Fn(&ConnHandle) -> bool) -> Vec<ConnHandle> {
+        let mut shard = self.shard(room).write().expect("hub shard");
+        let Some(members) = shard.get_mut(&room) else {
+            return Vec::new();
+        };
+        let ids: Vec<ConnId> = members
+            .iter()
+            .filter(|(_, c)| which(c))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter().filter_map(|id| members.remove(id)).collect()
+    }
+
+    /// Remove the room's entry if it has no member left. Returns true when
+    /// it did (the node may stop receiving the room).
+    pub fn drop_if_empty(&self, room: RoomId) -> bool {
+        let mut shard = self.shard(room).write().expect("hub shard");
+        if shard.get(&room).is_some_and(|m| m.is_empty()) {
+            shard.remove(&room);
+            crate::metrics::metrics().rooms.dec();
+            return true;
+        }
+        false
+    }
+
+    /// Whether `conn` is in `room` here.
+    pub fn contains(&self, room: RoomId, conn: ConnId) -> bool {
+        let shard = self.shard(room).read().expect("hub shard");
+        shard.get(&room).is_some_and(|m| m.contains_key(&conn))
     }
 
     /// Remove a connection from a room. Returns true when the room has no
@@ -118,20 +157,6 @@ impl Hub {
         shard.get(&room).map_or(0, |m| m.len())
     }
 
-    /// The local connections of `user` in `room`.
-    pub fn user_conns(&self, room: RoomId, user: UserId) -> Vec<ConnHandle> {
-        let shard = self.shard(room).read().expect("hub shard");
-        shard
-            .get(&room)
-            .map(|m| {
-                m.values()
-                    .filter(|c| c.user().id == user)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     /// Every local connection in `room`.
     pub fn members(&self, room: RoomId) -> Vec<ConnHandle> {
         let shard = self.shard(room).read().expect("hub shard");
@@ -145,7 +170,8 @@ impl Hub {
         self.shard(room)
             .read()
             .expect("hub shard")
-            .contains_key(&room)
+            .get(&room)
+            .is_some_and(|m| !m.is_empty())
     }
 
     /// The rooms with at least one local member.
@@ -169,7 +195,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::ids::{ConnKey, NodeId};
+    use shared::ids::{ConnKey, NodeId, UserId};
     use shared::server_frame::UserPublic;
 
     fn conn(
@@ -205,6 +231,30 @@ mod tests {
         assert!(hub.leave(RoomId(7), b.id()));
         assert_eq!(hub.room_count(), 0);
         assert!(!hub.has_members(RoomId(7)));
+    }
+
+    #[test]
+    fn taken_connections_get_no_broadcast_and_the_entry_waits_for_its_cleanup() {
+        let hub = Hub::default();
+        let (a, mut ra) = conn(1, 1, 4);
+        let (b, _rb) = conn(2, 2, 4);
+        hub.join(RoomId(3), &a);
+        hub.join(RoomId(3), &b);
+        let taken = hub.take(RoomId(3), |c| c.user().id == UserId(1));
+        assert_eq!(taken.iter().map(|c| c.id()).collect::<Vec<_>>(), [a.id()]);
+        assert!(!hub.contains(RoomId(3), a.id()));
+        hub.broadcast(RoomId(3), &"after".into(), None, None);
+        assert!(ra.try_recv().is_err(), "taken out before the broadcast");
+        assert_eq!(hub.take(RoomId(3), |_| true).len(), 1);
+        assert!(!hub.has_members(RoomId(3)));
+        assert!(
+            !hub.join(RoomId(3), &a),
+            "the emptied entry is still subscribed: re-joining must not subscribe again"
+        );
+        assert!(!hub.drop_if_empty(RoomId(3)), "not empty any more");
+        hub.take(RoomId(3), |_| true);
+        assert!(hub.drop_if_empty(RoomId(3)));
+        assert_eq!(hub.room_count(), 0);
     }
 
     #[test]

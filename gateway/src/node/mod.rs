@@ -8,6 +8,7 @@
 //! are always *published* and reach local members through the bus like
 //! everyone else's, so every member of a room sees the same order per node.
 
+mod evict;
 mod messages;
 mod presence_batch;
 mod presence_keeper;
@@ -109,7 +110,7 @@ impl Node {
     /// `ws::delivery`). Entering a room it is already in resumes from
     /// `after` the same way.
     pub async fn enter(
-        &self,
+        self: &Arc<Self>,
         conn: &ConnHandle,
         room: RoomId,
         after: i64,
@@ -142,6 +143,11 @@ impl Node {
                 return Err(e.into());
             }
         };
+        // Evicted meanwhile (it got its `left_room`), or a removal that
+        // committed before the hub join: not in the room, announce nothing.
+        if !self.hub.contains(room, conn.id()) || !self.still_member(conn, room).await {
+            return Ok(());
+        }
         let online = self.send_online_users(conn, room).await;
         // Subscribed: everything after `after` is now either in the history
         // or on its way live; the writer merges both.

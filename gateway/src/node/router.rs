@@ -17,7 +17,7 @@ impl Node {
         }
     }
 
-    fn deliver(self: &Arc<Self>, envelope: BusEnvelope) {
+    pub(super) fn deliver(self: &Arc<Self>, envelope: BusEnvelope) {
         let room = envelope.room;
         let (frame, skip) = match envelope.event {
             BusEvent::Message(data) => (
@@ -52,12 +52,14 @@ impl Node {
                 },
                 None,
             ),
+            // Synchronously, before the next envelope: a message published
+            // after the eviction must find the connections gone (see `evict`).
             BusEvent::Evict { user_id, reason } => {
-                self.evict(room, self.hub.user_conns(room, user_id), reason);
+                self.evict_user(room, user_id, reason);
                 return;
             }
             BusEvent::RoomClosed => {
-                self.evict(room, self.hub.members(room), LeaveReason::RoomDeleted);
+                self.evict_room(room, LeaveReason::RoomDeleted);
                 return;
             }
         };
@@ -85,26 +87,5 @@ impl Node {
             // counter chat_gateway_slow_consumer_disconnects_total has them.
             tracing::debug!(room = %room, slow = delivery.slow, "slow consumers dropped");
         }
-    }
-
-    /// Remove connections from a room off the router task (leaving awaits the bus and presence).
-    fn evict(
-        self: &Arc<Self>,
-        room: shared::ids::RoomId,
-        conns: Vec<crate::ws::conn::ConnHandle>,
-        reason: LeaveReason,
-    ) {
-        if conns.is_empty() {
-            return;
-        }
-        let node = Arc::clone(self);
-        tokio::spawn(async move {
-            for conn in conns {
-                node.leave(&conn, room, Some(reason)).await;
-                if reason == LeaveReason::AccountDeleted {
-                    conn.close(shared::close_codes::ACCOUNT_DELETED);
-                }
-            }
-        });
     }
 }

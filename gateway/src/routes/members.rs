@@ -2,6 +2,7 @@
 //! Removing someone (or leaving) takes their connections out of the room on
 //! every node at once, through the bus (`left_room` with the reason).
 
+use super::evictions::evict;
 use super::rooms::{RoomView, forbidden, visible_room};
 use crate::auth::extractor::AuthenticatedUser;
 use crate::domain::Role;
@@ -10,7 +11,6 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
-use shared::bus_envelope::BusEvent;
 use shared::ids::{RoomId, UserId};
 use shared::server_frame::{LeaveReason, UserPublic};
 use utoipa::ToSchema;
@@ -48,22 +48,6 @@ pub struct Membership {
     user_id: UserId,
     #[schema(value_type = Role)]
     role: String,
-}
-
-async fn evict(state: &AppState, room: RoomId, user: UserId, reason: LeaveReason) {
-    if let Err(e) = state
-        .node
-        .publish(
-            room,
-            BusEvent::Evict {
-                user_id: user,
-                reason,
-            },
-        )
-        .await
-    {
-        tracing::warn!(room = %room, user_id = %user, error = %e, "membership removed but connections could not be told");
-    }
 }
 
 /// Join a public room (idempotent).
@@ -111,7 +95,7 @@ pub(super) async fn join(
         (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
         (status = 409, description = "Not a member, or the owner (who cannot leave)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; or the caller left but other nodes could not be told", body = ErrorBody),
     )
 )]
 #[post("/api/rooms/{id}/leave")]
@@ -134,7 +118,7 @@ pub(super) async fn leave(
         )),
         Some(_) => {
             state.store.remove_member(room.id, user.id).await?;
-            evict(&state, room.id, user.id, LeaveReason::Left).await;
+            evict(&state, room.id, user.id, LeaveReason::Left).await?;
             Ok(HttpResponse::NoContent().finish())
         }
     }
@@ -346,8 +330,8 @@ pub(super) async fn set_role(
         (status = 204, description = "Removed"),
         (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 403, description = "Not allowed to remove this member", body = ErrorBody),
-        (status = 404, description = "No such room or member, or a private room the caller is not in", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 404, description = "No such room or member, or a private room the caller is not in (a non-member's connections are still told to leave, so retrying a kick that answered 503 is safe)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; or the member was removed but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]
 #[delete("/api/rooms/{id}/members/{user_id}")]
@@ -371,6 +355,12 @@ pub(super) async fn kick(
         .and_then(|r| Role::parse(&r).ok());
     match target_role {
         None => {
+            // Perhaps a retry of a kick answered 503: the row is gone but
+            // other nodes may still hold the user's connections, so tell
+            // them again. A non-member has no connection in the room, so
+            // this never removes anyone who belongs there (bar one joining
+            // this very instant, who may join again).
+            evict(&state, room.id, target, LeaveReason::Kicked).await?;
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -384,6 +374,6 @@ pub(super) async fn kick(
         Some(_) => {}
     }
     state.store.remove_member(room.id, target).await?;
-    evict(&state, room.id, target, LeaveReason::Kicked).await;
+    evict(&state, room.id, target, LeaveReason::Kicked).await?;
     Ok(HttpResponse::NoContent().finish())
 }

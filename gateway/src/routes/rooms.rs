@@ -3,6 +3,7 @@
 //! Visibility: a private room exists only for its members; to anyone else
 //! every room route answers 404, as if it did not exist.
 
+use super::evictions::close_room;
 use crate::auth::extractor::AuthenticatedUser;
 use crate::domain::{Description, Role, RoomName};
 use crate::error::{ApiError, ErrorBody};
@@ -11,7 +12,6 @@ use crate::store::{RoomRecord, UserRecord};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
-use shared::bus_envelope::BusEvent;
 use shared::ids::RoomId;
 use shared::server_frame::UserPublic;
 use utoipa::{IntoParams, ToSchema};
@@ -334,8 +334,8 @@ pub(super) async fn edit(
         (status = 204, description = "Deleted"),
         (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 403, description = "Not the owner, or room 1", body = ErrorBody),
-        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 404, description = "No such room (any connections still in it are told to leave again, so retrying a deletion that answered 503 is safe), or a private room the caller is not in", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; or the room was deleted but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]
 #[delete("/api/rooms/{id}")]
@@ -344,7 +344,14 @@ pub(super) async fn remove(
     AuthenticatedUser(user): AuthenticatedUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
+    let id = RoomId(*id);
+    if state.store.find_room(id).await?.is_none() {
+        // Perhaps a retry of a deletion answered 503: tell the nodes again.
+        // Ids are never reused (AUTOINCREMENT, identity), so nobody belongs
+        // in a room that does not exist.
+        close_room(&state, id).await?;
+    }
+    let (room, role) = visible_room(&state, &user, id).await?;
     if role != Some(Role::Owner) {
         return Err(forbidden("only the room's owner may delete it"));
     }
@@ -352,11 +359,8 @@ pub(super) async fn remove(
         return Err(forbidden("the default room cannot be deleted"));
     }
     state.store.delete_room(room.id).await?;
-    // Every connection in the room, on every node, is told and removed.
-    if let Err(e) = state.node.publish(room.id, BusEvent::RoomClosed).await {
-        tracing::warn!(room = %room.id, error = %e, "room deleted but its members could not be told");
-    }
     state.history.forget(room.id).await;
+    close_room(&state, room.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

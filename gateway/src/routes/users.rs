@@ -5,9 +5,12 @@ use crate::domain::Nickname;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::store::UserRecord;
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, web};
 use serde::{Deserialize, Serialize};
+use shared::bus_envelope::BusEvent;
 use shared::ids::UserId;
+use shared::server_frame::LeaveReason;
 use utoipa::ToSchema;
 
 /// The caller's own profile.
@@ -92,7 +95,7 @@ pub(super) async fn edit_me(
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (nothing deleted); or deleted, but other nodes could not be told", body = ErrorBody),
     )
 )]
 #[delete("/api/users/me")]
@@ -100,15 +103,29 @@ pub(super) async fn delete_me(
     state: web::Data<AppState>,
     AuthenticatedUser(user): AuthenticatedUser,
 ) -> Result<HttpResponse, ApiError> {
-    let rooms = state.store.delete_user(user.id, crate::clock::now()).await?;
+    let rooms = state
+        .store
+        .delete_user(user.id, crate::clock::now())
+        .await?;
     tracing::info!(user_id = %user.id, rooms = rooms.len(), "account deleted");
+    let reason = LeaveReason::AccountDeleted;
+    // This node's connections first: they leave even when the bus is down.
+    for room in &rooms {
+        state.node.evict_user(*room, user.id, reason);
+    }
     for room in rooms {
-        let evict = shared::bus_envelope::BusEvent::Evict {
+        let evict = BusEvent::Evict {
             user_id: user.id,
-            reason: shared::server_frame::LeaveReason::AccountDeleted,
+            reason,
         };
         if let Err(e) = state.node.publish(room, evict).await {
-            tracing::warn!(room = %room, user_id = %user.id, error = %e, "account deleted but its connections could not be told");
+            tracing::warn!(room = %room, user_id = %user.id, error = %e, "account deleted but other nodes could not be told");
+            // The token is dead now, so this cannot be retried: say so.
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the account is deleted, but other nodes could not be told: connections there may stay open",
+            ));
         }
     }
     Ok(HttpResponse::NoContent().finish())

@@ -201,6 +201,12 @@ impl Writer {
             self.recovery_window,
         ))
         .await;
+        // Evicted while this fill was queued or reading (its `Untrack` is
+        // still behind it in the queue): what it read may be newer than the
+        // removal. Everything read before this check was stored before it.
+        if !self.conn.in_room(room) {
+            return true;
+        }
         for frame in caught.frames {
             if !self.write(frame).await {
                 return false;

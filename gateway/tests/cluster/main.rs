@@ -12,6 +12,7 @@
 
 mod helpers;
 
+mod evictions;
 mod fanout;
 mod guarantees;
 mod outages;
