@@ -1,7 +1,10 @@
-//! The presence keeper: every TTL/3 (and right after the bus reconnects) the
-//! node re-asserts the presence entries of its connections and prunes the
-//! expired entries of dead nodes, announcing `user_left` for users who are
-//! gone and `user_joined` for users who reappear (after Redis lost its data).
+//! The presence keeper: every TTL/3 (and right after the Redis command
+//! connection reconnects) the node re-asserts the presence entries of its
+//! connections and prunes the expired entries of dead nodes, announcing
+//! `user_left` for users who are gone and `user_joined` for users who
+//! reappear (after Redis lost its data). It also runs the refill: every
+//! connection catches up from the history once the subscriber is receiving
+//! again (re-subscription confirmed, or after falling behind).
 
 use super::Node;
 use shared::bus_envelope::BusEvent;
@@ -14,7 +17,8 @@ impl Node {
     pub async fn run_presence_keeper(
         self: Arc<Self>,
         every: Duration,
-        wake: Arc<Notify>,
+        reassert: Arc<Notify>,
+        refill: Arc<Notify>,
         stop: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(every);
@@ -22,9 +26,15 @@ impl Node {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = wake.notified() => {
-                    tracing::info!("bus reconnected or fell behind: re-asserting presence, filling gaps");
+                _ = reassert.notified() => {
+                    tracing::info!("Redis reconnected: re-asserting presence");
+                }
+                _ = refill.notified() => {
+                    // Rung only when the subscriber receives again: anything
+                    // published after this history read arrives live.
+                    tracing::info!("re-subscribed or fell behind: every connection catches up from the history");
                     self.refill_all();
+                    continue;
                 }
                 _ = stop.cancelled() => return,
             }

@@ -14,7 +14,9 @@ mod helpers;
 
 mod fanout;
 mod guarantees;
+mod late_subscribe;
 mod outages;
 mod presence;
 mod redis_cluster;
+mod redis_proxy;
 mod subscriptions;
