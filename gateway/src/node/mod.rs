@@ -11,6 +11,7 @@
 mod messages;
 mod presence_batch;
 mod presence_keeper;
+mod republish;
 mod room_locks;
 mod router;
 

@@ -15,6 +15,7 @@ mod metrics;
 mod openapi;
 mod persistence;
 mod protocol;
+mod retries;
 mod rooms;
 mod slow_client;
 mod web;

@@ -1,9 +1,10 @@
 //! The moments around a Redis outage that are too short to hit by chance,
 //! stretched with a proxy between node B and Redis (node A talks to Redis
-//! directly): a re-SUBSCRIBE that takes effect late. The message concerned is
-//! the LAST of the room: no later message reveals a gap, so only the
-//! mechanism under test can bring it to everyone (see
-//! `gateway/src/redis/resubscribe.rs`).
+//! directly): a re-SUBSCRIBE that takes effect late, and a publish that fails
+//! after the message was committed. In both, the message concerned is the
+//! LAST of the room: no later message reveals a gap, so only the mechanism
+//! under test can bring it to everyone (see `gateway/src/redis/resubscribe.rs`
+//! and `gateway/src/node/republish.rs`).
 
 use crate::helpers::{Cluster, GatewayNode, Opts, WsClient};
 use crate::redis_proxy::RedisProxy;
@@ -95,4 +96,50 @@ async fn the_last_message_after_a_redis_outage_reaches_everyone() {
         "bob on node B: the last message, once ({got:?})"
     );
     assert!(messages_until_quiet(&mut a, Duration::from_millis(300)).await.is_empty());
+}
+
+/// Node B's Redis connections stay open but pass nothing (the proxy holds
+/// them) while bob sends: the message is committed, its publish times out.
+/// It is durable, so bob's one answer is the stored message, never
+/// `unavailable`; once Redis is reachable again it reaches alice on node A,
+/// although no message follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_failing_after_the_commit_is_acknowledged_and_delivered() {
+    let (cluster, proxy) = cluster_with_proxied_b().await;
+    let (alice, bob) = (cluster.user("alice"), cluster.user("bob"));
+    let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
+    let (mut b, _) = cluster.connect(1, &bob, ROOM).await;
+    a.recv_type("user_joined").await;
+
+    proxy.pause();
+    b.send_message(ROOM, "stuck", "b1").await;
+    let answers = messages_or_errors(&mut b, Duration::from_secs(4)).await;
+    proxy.resume();
+    assert_eq!(answers.len(), 1, "bob: exactly one answer: {answers:?}");
+    assert_eq!(
+        (answers[0]["type"].as_str(), answers[0]["data"]["client_msg_id"].as_str()),
+        (Some("message"), Some("b1")),
+        "bob's answer is the stored message: {answers:?}"
+    );
+    let seq = answers[0]["data"]["seq"].clone();
+    let got = messages_until_quiet(&mut a, Duration::from_secs(8)).await;
+    assert_eq!(
+        got.iter().map(|m| m["seq"].clone()).collect::<Vec<_>>(),
+        vec![seq],
+        "alice on node A: bob's message, once ({got:?})"
+    );
+    let more = messages_or_errors(&mut b, Duration::from_millis(500)).await;
+    assert!(more.is_empty(), "bob: nothing more: {more:?}");
+    cluster.report("publish failure after the commit: acknowledged once, delivered");
+}
+
+/// `message` and `error` frames until `quiet` passes without a frame.
+async fn messages_or_errors(c: &mut WsClient, quiet: Duration) -> Vec<Value> {
+    let mut got = Vec::new();
+    while let Ok(f) = c.rx.next_within(quiet).await {
+        if f["type"] == "message" || f["type"] == "error" {
+            got.push(f);
+        }
+    }
+    got
 }
