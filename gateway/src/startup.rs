@@ -118,7 +118,10 @@ impl Application {
             // The refill waits for the re-subscription to be confirmed:
             // reading the history before it would miss what is published
             // between the read and the SUBSCRIBE (see `redis::resubscribe`).
-            tokio::spawn(crate::redis::resubscribe::run(redis.clone(), Arc::clone(&refill)));
+            tokio::spawn(crate::redis::resubscribe::run(
+                redis.clone(),
+                Arc::clone(&refill),
+            ));
             // Shared presence has a TTL: refresh ours, prune dead nodes', and
             // re-assert at once after a reconnect (Redis may have lost it all).
             let reassert = Arc::new(Notify::new());

@@ -94,8 +94,7 @@ async fn concurrent_retries_on_two_nodes_store_one_message() {
                 .entry(m["data"]["client_msg_id"].as_str().unwrap().to_owned())
                 .or_default() += 1;
         }
-        let expected: BTreeMap<String, usize> =
-            (0..10).map(|i| (format!("race-{i}"), 1)).collect();
+        let expected: BTreeMap<String, usize> = (0..10).map(|i| (format!("race-{i}"), 1)).collect();
         assert_eq!(answers, expected, "{label}: answers per client_msg_id");
     }
     let stored = a
@@ -153,7 +152,11 @@ async fn a_retry_after_a_lost_publish_reaches_the_other_members() {
     ] {
         let got = messages_until_quiet(c, Duration::from_millis(1000)).await;
         let seqs: Vec<_> = got.iter().map(|m| m["data"]["seq"].as_i64()).collect();
-        assert_eq!(seqs, vec![Some(lost.seq)], "{label}: the stored message, once");
+        assert_eq!(
+            seqs,
+            vec![Some(lost.seq)],
+            "{label}: the stored message, once"
+        );
         assert_eq!(got[0]["data"]["client_msg_id"], "lost-1", "{label}");
     }
     // Retried once more over REST: 200, nobody gets a second copy.

@@ -41,11 +41,10 @@ async fn send_until_acked(c: &mut WsClient, content: &str, cmid: &str, within: D
     loop {
         c.send_message(ROOM, content, cmid).await;
         loop {
-            let f = c
-                .rx
-                .next_within(deadline.saturating_duration_since(Instant::now()))
-                .await
-                .unwrap_or_else(|e| panic!("{}: no answer to {cmid}: {e}", c.label));
+            let f =
+                c.rx.next_within(deadline.saturating_duration_since(Instant::now()))
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: no answer to {cmid}: {e}", c.label));
             if f["type"] == "message" && f["data"]["client_msg_id"] == cmid {
                 return f["data"].clone();
             }
@@ -75,11 +74,20 @@ async fn the_last_message_after_a_redis_outage_reaches_everyone() {
 
     proxy.hold_subscribes();
     cluster.redis_mut().kill().await;
-    cluster.node(0).wait_readyz(503, Duration::from_secs(10)).await;
-    cluster.node(1).wait_readyz(503, Duration::from_secs(10)).await;
+    cluster
+        .node(0)
+        .wait_readyz(503, Duration::from_secs(10))
+        .await;
+    cluster
+        .node(1)
+        .wait_readyz(503, Duration::from_secs(10))
+        .await;
     cluster.redis_mut().restart().await;
     cluster.report("Redis restarted; B's SUBSCRIBEs are held");
-    cluster.node(0).wait_readyz(200, Duration::from_secs(15)).await;
+    cluster
+        .node(0)
+        .wait_readyz(200, Duration::from_secs(15))
+        .await;
     // B's subscriber is back and re-subscribing; give a refill at the
     // reconnect time to run, then send the last message.
     proxy.wait_held_subscribe(Duration::from_secs(15)).await;
@@ -95,7 +103,11 @@ async fn the_last_message_after_a_redis_outage_reaches_everyone() {
         vec![last["seq"].clone()],
         "bob on node B: the last message, once ({got:?})"
     );
-    assert!(messages_until_quiet(&mut a, Duration::from_millis(300)).await.is_empty());
+    assert!(
+        messages_until_quiet(&mut a, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
 }
 
 /// Node B's Redis connections stay open but pass nothing (the proxy holds
@@ -117,7 +129,10 @@ async fn a_publish_failing_after_the_commit_is_acknowledged_and_delivered() {
     proxy.resume();
     assert_eq!(answers.len(), 1, "bob: exactly one answer: {answers:?}");
     assert_eq!(
-        (answers[0]["type"].as_str(), answers[0]["data"]["client_msg_id"].as_str()),
+        (
+            answers[0]["type"].as_str(),
+            answers[0]["data"]["client_msg_id"].as_str()
+        ),
         (Some("message"), Some("b1")),
         "bob's answer is the stored message: {answers:?}"
     );

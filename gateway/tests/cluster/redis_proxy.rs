@@ -31,7 +31,9 @@ pub struct RedisProxy {
 
 impl RedisProxy {
     pub async fn start(redis_port: u16) -> RedisProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
         let port = listener.local_addr().unwrap().port();
         let rules = Arc::new(watch::Sender::new(Rules::default()));
         let held = Arc::new(AtomicUsize::new(0));
@@ -115,7 +117,11 @@ async fn relay(
             };
             let chunk = &buf[..n];
             let hold = rules.borrow().hold_subscribes;
-            if hold && chunk.windows(9).any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE")) {
+            if hold
+                && chunk
+                    .windows(9)
+                    .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
+            {
                 held.fetch_add(1, Ordering::SeqCst);
                 if rules.wait_for(|r| !r.hold_subscribes).await.is_err() {
                     return;
