@@ -52,6 +52,8 @@ pub struct Node {
     presence_settings: PresenceSettings,
     /// Presence changes of large rooms waiting for the next batch.
     presence_batches: Mutex<HashMap<RoomId, PendingBatch>>,
+    /// Stored messages being published again in the background (one task each).
+    republishing: republish::InFlight,
     /// Cancelled when the node stops: every session closes with 1012.
     pub shutdown: CancellationToken,
 }
@@ -87,6 +89,7 @@ impl Node {
             max_content_chars,
             presence_settings,
             presence_batches: Mutex::new(HashMap::new()),
+            republishing: Default::default(),
             shutdown: CancellationToken::new(),
         }
     }

@@ -13,8 +13,10 @@
 
 use super::Node;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
+use shared::ids::MessageId;
 use shared::server_frame::MessageData;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -24,18 +26,29 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 /// After this long the room relies on refills and gap filling alone.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(300);
 
+/// The messages with a background publish running: a client retrying the
+/// same `client_msg_id` throughout an outage starts one, not one per retry.
+pub(super) type InFlight = Arc<Mutex<HashSet<MessageId>>>;
+
 impl Node {
     /// Publish the stored message `data`; if that fails, keep trying in the
     /// background. Returns whether the first attempt went through.
     pub(super) async fn publish_stored(&self, data: &MessageData) -> bool {
-        let room = data.room_id;
+        let (room, id) = (data.room_id, data.id);
         match self.publish(room, BusEvent::Message(data.clone())).await {
             Ok(()) => true,
             Err(e) => {
+                if !self.republishing.lock().unwrap().insert(id) {
+                    return false;
+                }
                 tracing::warn!(room = %room, seq = data.seq, error = %e, "stored message not published; retrying in the background");
                 let envelope =
                     BusEnvelope::new(self.id.clone(), room, BusEvent::Message(data.clone()));
-                tokio::spawn(republish(Arc::clone(&self.bus), envelope));
+                let (bus, in_flight) = (Arc::clone(&self.bus), Arc::clone(&self.republishing));
+                tokio::spawn(async move {
+                    republish(bus, envelope).await;
+                    in_flight.lock().unwrap().remove(&id);
+                });
                 false
             }
         }
