@@ -37,10 +37,14 @@
 //!    is the same for the client as one before it: it resumes with the last
 //!    `seq` it saw, and a sender without its acknowledgement retries.
 //!
-//! The REST path (`POST /api/rooms/{id}/messages`) is the same: 201 with the
-//! stored message is the acknowledgement (200 with the original for a retry
-//! of a stored `client_msg_id`); a client that got no response retries with
-//! the same `client_msg_id`.
+//! The REST path (`POST /api/rooms/{id}/messages`) takes the same steps 1 to
+//! 3; then the response is the acknowledgement: 201 with the stored message
+//! (200 with the original for a retry of a stored `client_msg_id`). A node
+//! dying at any step before the response is written leaves the client with
+//! a failed request; it retries with the same `client_msg_id` and gets the
+//! message stored once, published again as in step 2. (A message sent
+//! without a `client_msg_id`, over either path, cannot be recognised: its
+//! retry is stored as a new message.)
 //!
 //! # Exactly one answer, and nothing reported sent that was not
 //!
