@@ -75,9 +75,10 @@ impl Application {
         let node_id = NodeId(uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
         let (bus_tx, bus_rx) = mpsc::channel(ROUTER_QUEUE);
         let mut redis = None;
-        // Rung when the node may have missed bus messages (a reconnect, or a
-        // subscriber that fell behind): every connection catches up from SQL.
-        let wake = Arc::new(Notify::new());
+        // Rung when the node may have missed bus messages and is receiving
+        // again (re-subscribed after a reconnect, or a subscriber that fell
+        // behind): every connection catches up from the history.
+        let refill = Arc::new(Notify::new());
         type Backends = (Arc<dyn Bus>, Arc<dyn Presence>, Arc<dyn UserConns>);
         let (bus, presence, user_conns): Backends = match &settings.redis.url {
             None => (
@@ -90,7 +91,7 @@ impl Application {
                 let ttl = Duration::from_secs(settings.presence.ttl_secs);
                 redis = Some(conn.clone());
                 (
-                    Arc::new(RedisBus::start(conn.clone(), bus_tx, Arc::clone(&wake))),
+                    Arc::new(RedisBus::start(conn.clone(), bus_tx, Arc::clone(&refill))),
                     Arc::new(RedisPresence::new(conn.clone(), ttl)),
                     Arc::new(RedisUserConns::new(conn, ttl)),
                 )
@@ -114,19 +115,31 @@ impl Application {
         let history = History::new(store.clone(), redis.clone());
         tokio::spawn(watch_bus(Arc::clone(&node), background.clone()));
         if let Some(redis) = redis {
+            // The refill waits for the re-subscription to be confirmed:
+            // reading the history before it would miss what is published
+            // between the read and the SUBSCRIBE (see `redis::resubscribe`).
+            tokio::spawn(crate::redis::resubscribe::run(
+                redis.clone(),
+                Arc::clone(&refill),
+            ));
             // Shared presence has a TTL: refresh ours, prune dead nodes', and
             // re-assert at once after a reconnect (Redis may have lost it all).
-            for mut reconnects in [redis.client.reconnect_rx(), redis.subscriber.reconnect_rx()] {
-                let wake = Arc::clone(&wake);
-                tokio::spawn(async move {
-                    while reconnects.recv().await.is_ok() {
-                        crate::metrics::metrics().bus_reconnects.inc();
-                        wake.notify_one();
-                    }
-                });
-            }
+            let reassert = Arc::new(Notify::new());
+            let mut reconnects = redis.client.reconnect_rx();
+            let ring = Arc::clone(&reassert);
+            tokio::spawn(async move {
+                while reconnects.recv().await.is_ok() {
+                    crate::metrics::metrics().bus_reconnects.inc();
+                    ring.notify_one();
+                }
+            });
             let every = Duration::from_millis(settings.presence.ttl_secs * 1000 / 3);
-            tokio::spawn(Arc::clone(&node).run_presence_keeper(every, wake, background.clone()));
+            tokio::spawn(Arc::clone(&node).run_presence_keeper(
+                every,
+                reassert,
+                refill,
+                background.clone(),
+            ));
         }
 
         let state = web::Data::new(AppState {

@@ -1,8 +1,9 @@
 //! The Redis bus: one channel per room (`{prefix}:{room:N}`), PUBLISH or
 //! sharded SPUBLISH. Choose it for more than one node. Delivery is
 //! at-most-once, as Redis pub/sub is: a node disconnected from Redis misses
-//! what was published meanwhile (the subscriber re-subscribes by itself on
-//! reconnect).
+//! what was published meanwhile. After a reconnect `redis::resubscribe`
+//! re-subscribes, and once Redis confirmed it the node catches up from the
+//! history.
 //!
 //! Publishing a chat message also appends it to the room's recent-messages
 //! cache, in the same script (see `lua/publish.lua`).

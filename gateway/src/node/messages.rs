@@ -14,30 +14,53 @@
 //! 2. **Committed to SQL** (`insert_message`: the room's next `seq` and the
 //!    row, in one transaction). From here the message is durable and has its
 //!    place in the room's order. If the node dies before publishing, nobody
-//!    is told live, and the sender gets no acknowledgement; but the next
-//!    message of the room reveals a gap to every connection, which fills it
-//!    from SQL before delivering anything newer, and a resend with the same
-//!    `client_msg_id` returns the stored original.
+//!    is told live and the sender gets no acknowledgement. The next message
+//!    of the room reveals a gap to every connection, which fills it from SQL
+//!    before delivering anything newer. In a quiet room nothing follows, so
+//!    the sender's retry is what brings it out: a resend with the same
+//!    `client_msg_id` (to any node) returns the stored original to the
+//!    sender *and publishes it again*, so the other members get it too
+//!    (whoever had it already drops the copy by its `seq`).
 //! 3. **Published** (one Redis PUBLISH, or the in-process bus). Every node
-//!    with members in the room receives it, including this one.
+//!    with members in the room receives it, including this one. If the node
+//!    dies now, the others deliver it to their members; the sender, if it was
+//!    connected to the dead node, has no acknowledgement, and its retry
+//!    returns the original (published again, dropped as a copy by everyone
+//!    who has it).
 //! 4. **Enqueued to each local member** by each node's router; the sender's
 //!    echo is its acknowledgement, so *an acknowledged message is always in
 //!    SQL*. A node that dies here takes only its own connections' queues
 //!    with it; those clients resume elsewhere with `since_seq` and get
 //!    everything after it from SQL.
 //! 5. **Written to each socket** in `seq` order, duplicates dropped (see
-//!    `ws::delivery`).
+//!    `ws::delivery`). A death between the write and the client reading it
+//!    is the same for the client as one before it: it resumes with the last
+//!    `seq` it saw, and a sender without its acknowledgement retries.
+//!
+//! The REST path (`POST /api/rooms/{id}/messages`) takes the same steps 1 to
+//! 3; then the response is the acknowledgement: 201 with the stored message
+//! (200 with the original for a retry of a stored `client_msg_id`). A node
+//! dying at any step before the response is written leaves the client with
+//! a failed request; it retries with the same `client_msg_id` and gets the
+//! message stored once, published again as in step 2. (A message sent
+//! without a `client_msg_id`, over either path, cannot be recognised: its
+//! retry is stored as a new message.)
+//!
+//! # Exactly one answer, and nothing reported sent that was not
 //!
 //! When the bus is known to be down the message is refused (`unavailable`)
-//! before step 2. If the publish itself fails after the commit, the sender
-//! gets `unavailable` although the message is stored: it will reach the room
-//! through gap filling, and a retry with the same `client_msg_id` returns it
-//! rather than storing it twice.
+//! before step 2: nothing is stored, that error is the one answer. If the
+//! publish fails after the commit anyway (Redis lost between the check and
+//! the PUBLISH, a timeout), the message is durable: the sender is answered
+//! with the stored message, as for any other, and `node::republish` retries
+//! the publish in the background until it goes through (bounded); nodes that
+//! lost Redis also catch up from the history once they re-subscribed. It is
+//! never answered `unavailable`, which would be a second answer once the
+//! message reached the sender anyway.
 
 use super::Node;
 use crate::domain::{BodyError, ClientMsgId, MessageBody};
 use crate::store::{MessageRecord, StoreError};
-use shared::bus_envelope::BusEvent;
 use shared::error_code::ErrorCode;
 use shared::ids::RoomId;
 use shared::server_frame::{MessageData, UserPublic};
@@ -108,7 +131,8 @@ pub const DEDUP_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 #[derive(Debug, Clone)]
 pub struct Posted {
     pub message: MessageData,
-    /// A retry of a message already stored: nothing new was stored or broadcast.
+    /// A retry of a message already stored: nothing new was stored; the
+    /// original was published again (connections that have it drop the copy).
     pub duplicate: bool,
 }
 
@@ -136,7 +160,7 @@ impl Node {
             if let Some(id) = &client_msg_id
                 && let Some(original) = self.claimed(user, id).await?
             {
-                return Ok(duplicate(original, user));
+                return Ok(self.duplicate(original, user).await);
             }
             return Err(SendError::Unavailable);
         }
@@ -155,7 +179,7 @@ impl Node {
             match crate::metrics::timed(&m.db_seconds, "insert_message", insert).await {
                 Err(StoreError::Conflict) if !released && let Some(id) = &client_msg_id => {
                     match self.claimed(user, id).await? {
-                        Some(original) => return Ok(duplicate(original, user)),
+                        Some(original) => return Ok(self.duplicate(original, user).await),
                         // The earlier use is outside the window and was released: store anew.
                         None => released = true,
                     }
@@ -164,13 +188,11 @@ impl Node {
             }
         };
         let data = message_data(stored, user);
-        self.publish(room, BusEvent::Message(data.clone()))
-            .await
-            .map_err(|e| {
-                tracing::warn!(room = %room, error = %e, "stored message could not be published");
-                SendError::Unavailable
-            })?;
-        m.messages_published.inc();
+        // Stored, so acknowledged whatever the publish does (see the module
+        // documentation): a failed publish is retried in the background.
+        if self.publish_stored(&data).await {
+            m.messages_published.inc();
+        }
         Ok(Posted {
             message: data,
             duplicate: false,
@@ -199,10 +221,18 @@ impl Node {
     }
 }
 
-fn duplicate(original: MessageRecord, user: &UserPublic) -> Posted {
-    Posted {
-        message: message_data(original, user),
-        duplicate: true,
+impl Node {
+    /// A retry of a stored message: the original goes back to the sender and
+    /// out on the bus again, in case its first publish never happened (the
+    /// node died after the commit): in a quiet room no later message would
+    /// reveal the gap to the other members.
+    async fn duplicate(&self, original: MessageRecord, user: &UserPublic) -> Posted {
+        let message = message_data(original, user);
+        self.publish_stored(&message).await;
+        Posted {
+            message,
+            duplicate: true,
+        }
     }
 }
 

@@ -12,6 +12,7 @@ mod evict;
 mod messages;
 mod presence_batch;
 mod presence_keeper;
+mod republish;
 mod room_locks;
 mod router;
 
@@ -52,6 +53,8 @@ pub struct Node {
     presence_settings: PresenceSettings,
     /// Presence changes of large rooms waiting for the next batch.
     presence_batches: Mutex<HashMap<RoomId, PendingBatch>>,
+    /// Stored messages being published again in the background (one task each).
+    republishing: republish::InFlight,
     /// Cancelled when the node stops: every session closes with 1012.
     pub shutdown: CancellationToken,
 }
@@ -87,6 +90,7 @@ impl Node {
             max_content_chars,
             presence_settings,
             presence_batches: Mutex::new(HashMap::new()),
+            republishing: Default::default(),
             shutdown: CancellationToken::new(),
         }
     }

@@ -1,11 +1,14 @@
-//! The presence keeper. Two jobs on two clocks:
-//! - every TTL/3 (and right after the bus reconnects) the node re-asserts the
-//!   presence entries of its connections, announcing `user_joined` for users
-//!   who reappear (after Redis lost its data);
+//! The presence keeper. Its jobs, on their own clocks and signals:
+//! - every TTL/3 (and right after the Redis command connection reconnects)
+//!   the node re-asserts the presence entries of its connections, announcing
+//!   `user_joined` for users who reappear (after Redis lost its data);
 //! - every `min(TTL/3, 2 s)` it prunes the expired entries of dead nodes and
 //!   announces `user_left` for users who are gone. Pruning on its own short
 //!   clock bounds how long a killed node's users linger (and are counted by
-//!   `online_count`) to the TTL plus ~2 s, instead of the TTL plus TTL/3.
+//!   `online_count`) to the TTL plus ~2 s, instead of the TTL plus TTL/3;
+//! - the refill: every connection catches up from the history once the
+//!   subscriber is receiving again (re-subscription confirmed, or after
+//!   falling behind).
 
 use super::Node;
 use shared::bus_envelope::BusEvent;
@@ -22,7 +25,8 @@ impl Node {
     pub async fn run_presence_keeper(
         self: Arc<Self>,
         refresh_every: Duration,
-        wake: Arc<Notify>,
+        reassert: Arc<Notify>,
+        refill: Arc<Notify>,
         stop: CancellationToken,
     ) {
         let mut refresh = tokio::time::interval(refresh_every);
@@ -33,10 +37,15 @@ impl Node {
             tokio::select! {
                 _ = refresh.tick() => self.keep_presence().await,
                 _ = prune.tick() => self.prune_presence().await,
-                _ = wake.notified() => {
-                    tracing::info!("bus reconnected or fell behind: re-asserting presence, filling gaps");
-                    self.refill_all();
+                _ = reassert.notified() => {
+                    tracing::info!("Redis reconnected: re-asserting presence");
                     self.keep_presence().await;
+                }
+                _ = refill.notified() => {
+                    // Rung only when the subscriber receives again: anything
+                    // published after this history read arrives live.
+                    tracing::info!("re-subscribed or fell behind: every connection catches up from the history");
+                    self.refill_all();
                 }
                 _ = stop.cancelled() => return,
             }

@@ -8,6 +8,7 @@
 //! keys, and sharded pub/sub of its channel, work on a cluster.
 
 pub mod keys;
+pub mod resubscribe;
 
 use crate::config::RedisSettings;
 use fred::clients::SubscriberClient;
@@ -61,9 +62,8 @@ impl RedisConn {
             .init()
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to Redis: {e}"))?;
-        // Re-subscribe every tracked channel after a reconnect.
-        // The returned JoinHandle is dropped on purpose: the task runs on (detached).
-        drop(subscriber.manage_subscriptions());
+        // Re-subscribing after a reconnect is `resubscribe::run`'s job, not
+        // fred's `manage_subscriptions`: the node must know when it is done.
         Ok(RedisConn {
             client,
             subscriber,

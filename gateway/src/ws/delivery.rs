@@ -48,6 +48,22 @@ pub enum Decision {
     NotTracked,
 }
 
+/// How to answer a retried send with its stored original (`seq`), so that
+/// the connection gets exactly one frame for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Not delivered here yet: deliver it in order, like a live message
+    /// (the broadcast copy of the republished original is then dropped).
+    InOrder,
+    /// From before this connection entered the room (the client saw it on
+    /// another connection, or never), or the room is not tracked: write it.
+    Write,
+    /// This connection already delivered it (the broadcast of the original,
+    /// carrying the same `client_msg_id`), or the pending fill will: that
+    /// frame is the answer, a second would be a duplicate.
+    Skip,
+}
+
 /// Presence events (`user_joined`, `user_left`) held per room while it is
 /// being entered, at most this many (beyond, the oldest go: the snapshot
 /// that follows is newer than nearly all of them).
@@ -60,6 +76,9 @@ pub struct Cursors {
     /// events that arrived meanwhile. They go out right after it, in order:
     /// applied to the snapshot as set updates they end in the latest state.
     held: HashMap<RoomId, VecDeque<ByteString>>,
+    /// Per room, the seq this connection entered after: what is at or below
+    /// it was never delivered on this connection.
+    entered: HashMap<RoomId, i64>,
 }
 
 impl Cursors {
@@ -68,11 +87,13 @@ impl Cursors {
     pub fn track(&mut self, room: RoomId, after: i64) {
         self.rooms.insert(room, Cursor::Joining(after));
         self.held.insert(room, VecDeque::new());
+        self.entered.insert(room, after);
     }
 
     pub fn untrack(&mut self, room: RoomId) {
         self.rooms.remove(&room);
         self.held.remove(&room);
+        self.entered.remove(&room);
     }
 
     /// A presence event of `room`: `Some` to send now; `None` when it is
@@ -107,6 +128,19 @@ impl Cursors {
             Some(Cursor::At(last)) if seq <= *last => Decision::Drop,
             Some(Cursor::At(last)) if seq == last + 1 => Decision::Send,
             Some(Cursor::At(last)) => Decision::Gap { after: *last },
+        }
+    }
+
+    /// How to answer a retried send with its stored original of `seq`.
+    pub fn retry(&self, room: RoomId, seq: i64) -> Retry {
+        let entered = self.entered.get(&room).copied().unwrap_or(i64::MAX);
+        match self.rooms.get(&room) {
+            None => Retry::Write,
+            Some(_) if seq <= entered => Retry::Write,
+            // The first fill reads everything after `entered`.
+            Some(Cursor::Joining(_)) => Retry::Skip,
+            Some(Cursor::At(last)) if seq <= *last => Retry::Skip,
+            Some(Cursor::At(_)) => Retry::InOrder,
         }
     }
 
@@ -237,6 +271,21 @@ mod tests {
         assert_eq!(c.decide(r, 3), Decision::Send);
         c.untrack(r);
         assert_eq!(c.decide(r, 11), Decision::NotTracked);
+    }
+
+    #[test]
+    fn a_retry_is_answered_once_per_connection() {
+        let mut c = Cursors::default();
+        let r = RoomId(1);
+        assert_eq!(c.retry(r, 4), Retry::Write, "not in the room");
+        c.track(r, 5);
+        assert_eq!(c.retry(r, 5), Retry::Write, "seen before this connection");
+        assert_eq!(c.retry(r, 6), Retry::Skip, "the first fill delivers it");
+        c.delivered(r, 7);
+        assert_eq!(c.retry(r, 6), Retry::Skip, "already delivered here");
+        assert_eq!(c.retry(r, 3), Retry::Write);
+        assert_eq!(c.retry(r, 8), Retry::InOrder, "never published: now, in order");
+        assert_eq!(c.retry(r, 10), Retry::InOrder, "after the gap is filled");
     }
 
     #[test]

@@ -145,16 +145,24 @@ async fn send(state: &AppState, conn: &ConnHandle, m: SendMessage) {
     // The sender's answer is the stored message. A new one also reaches it
     // through the room broadcast; the writer keeps one of the two, and the
     // echo alone if the connection left the room meanwhile. A retry of one
-    // already stored gets the original back, alone.
+    // already stored gets the original back, once per connection: the
+    // original is published again, and a connection that already has it (or
+    // gets it from that broadcast) must not see it twice.
     match state
         .node
         .post_message(conn.user(), room, &m.content, m.client_msg_id.as_deref())
         .await
     {
         Ok(posted) if posted.duplicate => {
-            conn.send(&ServerFrame::Message {
+            let seq = posted.message.seq;
+            let frame = ServerFrame::Message {
                 room_id: posted.message.room_id,
                 data: posted.message,
+            };
+            conn.push(Outbound::Retried {
+                room,
+                seq,
+                frame: frame.to_json().into(),
             });
         }
         Ok(posted) => {

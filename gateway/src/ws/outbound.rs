@@ -26,6 +26,15 @@ pub enum Outbound {
         seq: i64,
         frame: ByteString,
     },
+    /// The stored original answering a retried send: delivered in order if
+    /// this connection has not had it, written if it predates the
+    /// connection's entry, skipped if already delivered here (see
+    /// `ws::delivery::Retry`).
+    Retried {
+        room: RoomId,
+        seq: i64,
+        frame: ByteString,
+    },
     /// A presence event of `room` (`user_joined`, `user_left`): held while
     /// the room is being entered, until its `online_users` went out.
     Presence { room: RoomId, frame: ByteString },

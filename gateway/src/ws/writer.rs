@@ -6,7 +6,7 @@
 //! reading: it is closed as a slow consumer.
 
 use super::conn::ConnHandle;
-use super::delivery::{Cursors, Decision, catch_up};
+use super::delivery::{Cursors, Decision, Retry, catch_up};
 use super::frame_writer::FrameWriter;
 use super::outbound::Outbound;
 use crate::history::History;
@@ -119,6 +119,11 @@ impl Writer {
             Outbound::Echo { room, seq, frame } => {
                 self.message(cursors, room, seq, frame, true).await
             }
+            Outbound::Retried { room, seq, frame } => match cursors.retry(room, seq) {
+                Retry::InOrder => self.message(cursors, room, seq, frame, false).await,
+                Retry::Write => self.write(frame).await,
+                Retry::Skip => true,
+            },
             Outbound::Presence { room, frame } => match cursors.presence(room, frame) {
                 Some(frame) => self.write(frame).await,
                 None => true,

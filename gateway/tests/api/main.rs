@@ -18,6 +18,7 @@ mod metrics;
 mod openapi;
 mod persistence;
 mod protocol;
+mod retries;
 mod rooms;
 mod slow_client;
 mod web;

@@ -505,10 +505,15 @@ async fn users_me_reads_and_renames() {
 async fn history_reads_the_same_from_the_cache_and_from_sql() {
     use gateway::history::{History, Source};
     use shared::ids::{MessageId, RoomId};
+    // More than the cache holds (the last 100), so that pages are read from
+    // the cache near the top, from SQL further back, and one page straddles
+    // the boundary.
+    const TOTAL: i64 = 112;
+    const PAGE: u64 = 7;
     let app = spawn_app().await;
     let (_, t) = app.register("cachey").await;
     let mut c = app.ws_in_general(&t).await;
-    for i in 0..12 {
+    for i in 0..TOTAL {
         c.send_json(json!({"type": "message", "content": format!("c{i}")}))
             .await;
         c.recv_type("message").await;
@@ -527,19 +532,29 @@ async fn history_reads_the_same_from_the_cache_and_from_sql() {
     let sql_only = History::new(state.store.clone(), None);
     let clustered = app.settings.redis.url.is_some();
     let mut before: Option<MessageId> = None;
+    let (mut read, mut sources) = (0, Vec::new());
     loop {
-        let (served, source) = state.history.page(RoomId(1), before, 5).await.unwrap();
-        let (expected, _) = sql_only.page(RoomId(1), before, 5).await.unwrap();
+        let (served, source) = state.history.page(RoomId(1), before, PAGE).await.unwrap();
+        let (expected, _) = sql_only.page(RoomId(1), before, PAGE).await.unwrap();
         assert_eq!(served, expected, "page before {before:?}");
+        // Only what lies entirely within the last 100 can come from Redis.
+        let cached = served.last().is_some_and(|m| m.seq > TOTAL - 100);
         assert_eq!(
             source == Source::Cache,
-            clustered,
-            "cluster mode serves recent pages from Redis"
+            clustered && cached,
+            "page before {before:?} (seq {:?}..): cluster mode serves the last 100 from Redis, the rest from SQL",
+            served.last().map(|m| m.seq)
         );
         assert!(served.iter().all(|m| m.user.nickname == "Renamed"));
+        read += served.len() as i64;
+        sources.push(source);
         match served.last() {
-            Some(m) if served.len() == 5 => before = Some(m.id),
+            Some(m) if served.len() == PAGE as usize => before = Some(m.id),
             _ => break,
         }
+    }
+    assert_eq!(read, TOTAL, "every message read once");
+    if clustered {
+        assert!(sources.contains(&Source::Cache) && sources.contains(&Source::Sql));
     }
 }

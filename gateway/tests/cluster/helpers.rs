@@ -813,6 +813,14 @@ impl GatewayNode {
         panic!("node {name} did not start: {last}");
     }
 
+    /// Its `CHAT__*` settings, with `key` set to `value` (to start a sibling
+    /// configured differently).
+    pub fn env_with(&self, key: &str, value: &str) -> Vec<(String, String)> {
+        let mut env: Vec<_> = self.env.iter().filter(|(k, _)| k != key).cloned().collect();
+        env.push((key.to_owned(), value.to_owned()));
+        env
+    }
+
     fn spawn(&mut self) {
         let (out, err) = log_file(&self.log);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));

@@ -1,0 +1,211 @@
+//! Idempotent sends: a `client_msg_id` sent again (a retry after a timeout or
+//! a reconnect, on any node) is stored once, every send gets exactly one
+//! answer, and a retry publishes the original again so that a message whose
+//! first publish was lost still reaches the room (see
+//! `gateway/src/node/messages.rs`).
+
+use crate::helpers::{WsClient, spawn_nodes};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use shared::ids::{RoomId, UserId};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Every `message` frame that arrives within `quiet` of the previous frame.
+async fn messages_until_quiet(c: &mut WsClient, quiet: Duration) -> Vec<Value> {
+    let mut got = Vec::new();
+    while let Ok(next) = tokio::time::timeout(quiet, c.stream.next()).await {
+        match next {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).expect("JSON");
+                if v["type"] == "message" {
+                    got.push(v);
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("connection ended: {other:?}"),
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_retried_send_is_stored_once_and_answered_with_the_original() {
+    let nodes = spawn_nodes(2).await;
+    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (_, alice) = a.register("alice").await;
+    let (_, bob) = a.register("bob").await;
+    let mut sender = a.ws_in_general(&alice).await;
+    let mut watcher = b.ws_in_general(&bob).await;
+    sender
+        .send_json(json!({"type": "message", "content": "once", "client_msg_id": "retry-1"}))
+        .await;
+    let original = sender.recv_type("message").await;
+    assert_eq!(watcher.recv_type("message").await, original);
+    // The retry, from a new connection on the other node (as after a reconnect).
+    let mut again = b.ws_in_general(&alice).await;
+    again
+        .send_json(json!({"type": "message", "content": "once", "client_msg_id": "retry-1"}))
+        .await;
+    assert_eq!(
+        again.recv_type("message").await,
+        original,
+        "the original comes back"
+    );
+    watcher.expect_silence(300).await;
+    // Over REST too: 200 with the original, not 201.
+    let resp = a
+        .http
+        .post(a.url("/api/rooms/1/messages"))
+        .bearer_auth(&alice)
+        .json(&json!({"content": "once", "client_msg_id": "retry-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), original["data"]);
+    let stored = a
+        .app_state
+        .store
+        .messages_before(RoomId(1), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "stored once");
+}
+
+#[tokio::test]
+async fn concurrent_retries_on_two_nodes_store_one_message() {
+    let nodes = spawn_nodes(2).await;
+    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (_, alice) = a.register("alice").await;
+    let mut c1 = a.ws_in_general(&alice).await;
+    let mut c2 = b.ws_in_general(&alice).await;
+    for i in 0..10 {
+        let frame = json!({"type": "message", "content": format!("race {i}"), "client_msg_id": format!("race-{i}")});
+        let (_, _) = tokio::join!(c1.send_json(frame.clone()), c2.send_json(frame.clone()));
+    }
+    // Each connection sent every id once: exactly one answer each (the
+    // broadcast of the stored message or the original, never both).
+    for (label, c) in [("node A", &mut c1), ("node B", &mut c2)] {
+        let mut answers: BTreeMap<String, usize> = BTreeMap::new();
+        for m in messages_until_quiet(c, Duration::from_millis(1500)).await {
+            *answers
+                .entry(m["data"]["client_msg_id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+        let expected: BTreeMap<String, usize> = (0..10).map(|i| (format!("race-{i}"), 1)).collect();
+        assert_eq!(answers, expected, "{label}: answers per client_msg_id");
+    }
+    let stored = a
+        .app_state
+        .store
+        .messages_before(RoomId(1), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 10, "each client_msg_id stored exactly once");
+}
+
+/// A node that died between the SQL commit and the PUBLISH leaves a stored
+/// message nobody was told about; in a quiet room no later message reveals
+/// the gap. The sender's retry must bring it to the other members too.
+#[tokio::test]
+async fn a_retry_after_a_lost_publish_reaches_the_other_members() {
+    let nodes = spawn_nodes(2).await;
+    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (alice_id, alice) = a.register("alice").await;
+    let (_, bob) = a.register("bob").await;
+    let (_, carol) = a.register("carol").await;
+    let mut sender = a.ws_in_general(&alice).await;
+    let mut far = b.ws_in_general(&bob).await;
+    let mut near = a.ws_in_general(&carol).await;
+    sender.recv_type("user_joined").await;
+    sender.recv_type("user_joined").await;
+    // Stored, never published: what a node killed right after the commit leaves.
+    let lost = a
+        .app_state
+        .store
+        .insert_message(
+            RoomId(1),
+            UserId(alice_id),
+            "lost",
+            Some("lost-1"),
+            gateway::clock::now(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        messages_until_quiet(&mut far, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
+    // The retry, from a new connection on the other node (after a reconnect).
+    let mut again = b.ws_in_general(&alice).await;
+    again
+        .send_json(json!({"type": "message", "content": "lost", "client_msg_id": "lost-1"}))
+        .await;
+    for (label, c) in [
+        ("the retrying connection", &mut again),
+        ("bob on the other node", &mut far),
+        ("carol on the first node", &mut near),
+        ("the sender's first connection", &mut sender),
+    ] {
+        let got = messages_until_quiet(c, Duration::from_millis(1000)).await;
+        let seqs: Vec<_> = got.iter().map(|m| m["data"]["seq"].as_i64()).collect();
+        assert_eq!(
+            seqs,
+            vec![Some(lost.seq)],
+            "{label}: the stored message, once"
+        );
+        assert_eq!(got[0]["data"]["client_msg_id"], "lost-1", "{label}");
+    }
+    // Retried once more over REST: 200, nobody gets a second copy.
+    let resp = a
+        .http
+        .post(a.url("/api/rooms/1/messages"))
+        .bearer_auth(&alice)
+        .json(&json!({"content": "lost", "client_msg_id": "lost-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    for c in [&mut far, &mut near, &mut sender, &mut again] {
+        let copies = messages_until_quiet(c, Duration::from_millis(500)).await;
+        assert!(copies.is_empty(), "a second copy: {copies:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_msg_id_older_than_the_window_may_be_used_again() {
+    let app = crate::helpers::spawn_app().await;
+    let (alice_id, alice) = app.register("alice").await;
+    let long_ago = gateway::clock::now() - chrono::TimeDelta::minutes(11);
+    let old = app
+        .app_state
+        .store
+        .insert_message(RoomId(1), UserId(alice_id), "old", Some("reused"), long_ago)
+        .await
+        .unwrap();
+    app.http
+        .post(app.url("/api/rooms/1/join"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    let resp = app
+        .http
+        .post(app.url("/api/rooms/1/messages"))
+        .bearer_auth(&alice)
+        .json(&json!({"content": "new", "client_msg_id": "reused"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        201,
+        "stored anew, not answered with the old one"
+    );
+    let fresh: Value = resp.json().await.unwrap();
+    assert_ne!(fresh["id"].as_i64(), Some(old.id.0));
+    assert_eq!(fresh["client_msg_id"], "reused");
+}
