@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
 /// How long the closing handshake waits for the client's close frame.
-const CLOSE_LINGER: Duration = Duration::from_secs(2);
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 pub struct SessionParts {
     pub state: web::Data<AppState>,
@@ -140,26 +140,31 @@ pub async fn run(parts: SessionParts) {
     Box::pin(state.node.leave_all(&conn)).await;
     state.node.user_status.disconnected(user);
     Box::pin(state.node.user_conns.release(user, conn.key())).await;
+    tracing::debug!(conn = %conn.key(), code = reason.code, "closed");
     if let Ok(out) = writer.await {
         let wait_for_client = !client_closed;
-        Box::pin(closing_handshake(out, &mut reader, reason, wait_for_client, ws.write_timeout())).await;
+        Box::pin(closing_handshake(out, &mut reader, reason, wait_for_client, ws.write_timeout(), slot)).await;
     }
-    tracing::debug!(conn = %conn.key(), code = reason.code, "closed");
-    drop(slot);
 }
 
 /// Our close frame, then (unless the client closed first or is gone) its
 /// answer, so the socket is dropped with nothing unread in it: dropping
 /// unread data resets the connection, which can lose the close frame.
+/// The connection's slot is given back once the close frame is out: the
+/// wait for the answer is only the socket's tail, and must not hold up a
+/// node that is stopping.
 async fn closing_handshake(
     mut out: FrameWriter,
     reader: &mut FrameReader,
     reason: Close,
     wait_for_client: bool,
     write_timeout: Duration,
+    slot: Slot,
 ) {
     out.close(reason);
-    if matches!(timeout(write_timeout, out.flush()).await, Ok(Ok(()))) {
+    let sent = matches!(timeout(write_timeout, out.flush()).await, Ok(Ok(())));
+    drop(slot);
+    if sent {
         if wait_for_client {
             let _ = timeout(CLOSE_LINGER, reader.await_close()).await;
         }
