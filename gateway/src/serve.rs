@@ -24,7 +24,11 @@ pub fn main_server(
     shutdown_timeout_secs: u64,
 ) -> std::io::Result<Server> {
     let addr = listener.local_addr()?;
-    let server = actix_server::Server::build()
+    let builder = actix_server::Server::build();
+    // Rung when the server stops: idle keep-alive connections close at once
+    // instead of holding the stop up until their timeout.
+    let stopping = builder.graceful_shutdown_signal();
+    let server = builder
         .workers(workers)
         .disable_signals()
         .shutdown_timeout(shutdown_timeout_secs)
@@ -42,7 +46,12 @@ pub fn main_server(
                 // Only URL generation reads it (the gateway does none).
                 |_| AppConfig::default(),
             );
+            let stopping = stopping.clone();
             actix_http::HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let stopping = stopping.clone();
+                    async move { stopping.notified().await }
+                })
                 .keep_alive(KEEP_ALIVE)
                 .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
                 .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
