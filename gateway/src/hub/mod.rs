@@ -202,7 +202,7 @@ mod tests {
         id: u64,
         user: i64,
         queue: usize,
-    ) -> (ConnHandle, tokio::sync::mpsc::Receiver<Outbound>) {
+    ) -> (ConnHandle, crate::ws::outbox::Inbox) {
         let u = UserPublic {
             id: UserId(user),
             username: format!("u{user}"),

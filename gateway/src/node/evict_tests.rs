@@ -65,7 +65,7 @@ async fn fixture() -> Fixture {
     }
 }
 
-fn connection(f: &Fixture) -> (ConnHandle, mpsc::Receiver<Outbound>) {
+fn connection(f: &Fixture) -> (ConnHandle, crate::ws::outbox::Inbox) {
     let key = ConnKey {
         node: f.node.id().clone(),
         conn: f.node.next_conn_id(),
@@ -73,7 +73,7 @@ fn connection(f: &Fixture) -> (ConnHandle, mpsc::Receiver<Outbound>) {
     ConnHandle::new(key, f.guest.clone(), 64)
 }
 
-fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<Outbound> {
+fn drain(rx: &mut crate::ws::outbox::Inbox) -> Vec<Outbound> {
     std::iter::from_fn(|| rx.try_recv().ok()).collect()
 }
 

@@ -6,12 +6,12 @@
 //! cannot keep up: it is closed as a slow consumer instead of slowing anyone else.
 
 use super::outbound::Outbound;
+use super::outbox::{Inbox, Outbox, Pushed};
 use bytestring::ByteString;
 use shared::close_codes::{self, Close};
 use shared::ids::{ConnId, ConnKey, RoomId};
 use shared::server_frame::{ServerFrame, UserPublic};
 use std::sync::{Arc, Mutex, OnceLock};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Cheap to clone; every clone names the same connection.
@@ -23,8 +23,8 @@ pub struct ConnHandle {
 struct Inner {
     key: ConnKey,
     user: UserPublic,
-    /// Bounded outgoing queue of encoded frames; the session holds the receiver.
-    tx: mpsc::Sender<Outbound>,
+    /// Bounded outgoing queue of encoded frames; the session's writer reads it.
+    outbox: Arc<Outbox>,
     /// Cancelled when the connection must end, for whatever reason.
     closing: CancellationToken,
     /// The first reason given wins; read by the session when it closes the socket.
@@ -45,12 +45,13 @@ pub enum Push {
 
 impl ConnHandle {
     /// A handle and the receiving end of its queue (for the session task).
-    pub fn new(key: ConnKey, user: UserPublic, queue: usize) -> (Self, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(queue);
+    pub fn new(key: ConnKey, user: UserPublic, queue: usize) -> (Self, Inbox) {
+        let outbox = Arc::new(Outbox::new(queue));
+        let rx = Inbox::new(outbox.clone());
         let inner = Inner {
             key,
             user,
-            tx,
+            outbox,
             closing: CancellationToken::new(),
             reason: OnceLock::new(),
             rooms: Mutex::new(Vec::new()),
@@ -77,16 +78,16 @@ impl ConnHandle {
 
     /// Enqueue an encoded frame without waiting.
     pub fn push(&self, item: Outbound) -> Push {
-        match self.inner.tx.try_send(item) {
-            Ok(()) => Push::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        match self.inner.outbox.push(item) {
+            Pushed::Queued => Push::Queued,
+            Pushed::Full => {
                 if !self.is_closing() {
                     crate::metrics::metrics().slow_consumers.inc();
                 }
                 self.close(close_codes::SLOW_CONSUMER);
                 Push::Slow
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Push::Closed,
+            Pushed::Closed => Push::Closed,
         }
     }
 
@@ -167,7 +168,7 @@ mod tests {
     use super::*;
     use shared::ids::{NodeId, UserId};
 
-    fn conn(queue: usize) -> (ConnHandle, mpsc::Receiver<Outbound>) {
+    fn conn(queue: usize) -> (ConnHandle, Inbox) {
         let user = UserPublic {
             id: UserId(1),
             username: "u".into(),

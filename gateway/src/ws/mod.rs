@@ -13,6 +13,7 @@
 //! - [`session`]: the reader loop and the cleanup block.
 //! - [`writer`]: queue → socket, pings, exactly-once per room.
 //! - [`outbound`]: what a connection's queue carries.
+//! - [`outbox`]: the queue itself (bounded, many pushers, one reader).
 //! - [`delivery`]: per-room exactly-once, in-order delivery (dedupe by `seq`, gap fill, resume).
 //! - [`limiter`]: the node's connection cap.
 //! - [`rate`]: per-connection flood control.
@@ -25,6 +26,7 @@ pub mod frame_writer;
 pub mod handshake;
 pub mod limiter;
 pub mod outbound;
+pub mod outbox;
 pub mod rate;
 pub mod session;
 pub mod upgrade;

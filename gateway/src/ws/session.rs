@@ -24,7 +24,6 @@ use shared::error_code::ErrorCode;
 use shared::ids::RoomId;
 use shared::server_frame::ServerFrame;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
 /// How long the closing handshake waits for the client's close frame.
@@ -33,7 +32,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 pub struct SessionParts {
     pub state: web::Data<AppState>,
     pub conn: ConnHandle,
-    pub queue: mpsc::Receiver<Outbound>,
+    pub queue: crate::ws::outbox::Inbox,
     pub reader: FrameReader,
     pub writer: FrameWriter,
     pub first_room: RoomId,

@@ -9,12 +9,12 @@ use super::conn::ConnHandle;
 use super::delivery::{Cursors, Decision, Retry, catch_up};
 use super::frame_writer::FrameWriter;
 use super::outbound::Outbound;
+use super::outbox::Inbox;
 use crate::history::History;
 use bytestring::ByteString;
 use shared::close_codes;
 use shared::ids::RoomId;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
 /// At most this many queued items per batch (then the close and ping
@@ -43,7 +43,7 @@ impl Writer {
     /// Run until the connection closes. On a clean close, frames already
     /// queued (an `error`, a `left_room`) still go out before the close frame.
     /// Gives the socket's writing half back for the close frame.
-    pub async fn run(mut self, queue: mpsc::Receiver<Outbound>) -> FrameWriter {
+    pub async fn run(mut self, queue: Inbox) -> FrameWriter {
         self.serve(queue).await;
         self.out
     }
@@ -51,27 +51,24 @@ impl Writer {
     /// The work done at a wake-up is boxed: this future lives as long as the
     /// connection, and its size, taken by every idle connection, would
     /// otherwise be that of the largest thing it ever awaits.
-    async fn serve(&mut self, mut queue: mpsc::Receiver<Outbound>) {
+    async fn serve(&mut self, mut queue: Inbox) {
         let mut cursors = Cursors::default();
         let mut ping = tokio::time::interval_at(Instant::now() + self.ping_every, self.ping_every);
         loop {
             let ok = tokio::select! {
                 biased;
                 _ = self.conn.closed() => break,
-                item = queue.recv() => match item {
-                    Some(item) => {
-                        // A room broadcast waits a moment for the ones
-                        // behind it, so that they leave in the same write (a
-                        // system call per write is most of the cost of a
-                        // delivery). Answers to this client go at once.
-                        let broadcast = matches!(item, Outbound::Message { .. } | Outbound::Presence { .. });
-                        if broadcast && queue.len() < COALESCE_ENOUGH {
-                            tokio::time::sleep(COALESCE).await;
-                        }
-                        Box::pin(self.drain(&mut cursors, &mut queue, item)).await
+                item = queue.recv() => {
+                    // A room broadcast waits a moment for the ones behind
+                    // it, so that they leave in the same write (a system
+                    // call per write is most of the cost of a delivery).
+                    // Answers to this client go at once.
+                    let broadcast = matches!(item, Outbound::Message { .. } | Outbound::Presence { .. });
+                    if broadcast && queue.len() < COALESCE_ENOUGH {
+                        tokio::time::sleep(COALESCE).await;
                     }
-                    None => return,
-                },
+                    Box::pin(self.drain(&mut cursors, &mut queue, item)).await
+                }
                 _ = ping.tick() => {
                     self.out.ping();
                     Box::pin(self.flush()).await
@@ -91,7 +88,7 @@ impl Writer {
     }
 
     /// On a clean close: what is queued still goes out.
-    async fn finish(&mut self, cursors: &mut Cursors, queue: &mut mpsc::Receiver<Outbound>) {
+    async fn finish(&mut self, cursors: &mut Cursors, queue: &mut Inbox) {
         while let Ok(item) = queue.try_recv() {
             if !self.handle(cursors, item).await {
                 return;
@@ -106,7 +103,7 @@ impl Writer {
     async fn drain(
         &mut self,
         cursors: &mut Cursors,
-        queue: &mut mpsc::Receiver<Outbound>,
+        queue: &mut Inbox,
         first: Outbound,
     ) -> bool {
         let mut item = first;
