@@ -76,7 +76,7 @@ fn with_token(state: &AppState, status: StatusCode, user: &UserRecord) -> HttpRe
 #[post("/api/auth/register")]
 pub(super) async fn register(
     state: web::Data<AppState>,
-    body: web::Json<RegisterBody>,
+    body: super::extract::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
     let RegisterBody {
         username,
@@ -126,7 +126,7 @@ pub(super) async fn register(
 #[post("/api/auth/login")]
 pub(super) async fn login(
     state: web::Data<AppState>,
-    body: web::Json<LoginBody>,
+    body: super::extract::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginBody { username, password } = body.into_inner();
     let wrong = || ApiError::unauthorized("wrong username or password");

@@ -199,7 +199,7 @@ pub(super) async fn add(
     state: web::Data<AppState>,
     AuthenticatedUser(user): AuthenticatedUser,
     id: web::Path<i64>,
-    body: web::Json<AddMember>,
+    body: super::extract::Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
     let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
     let Some(role) = role.filter(|r| r.moderates()) else {
@@ -283,7 +283,7 @@ pub(super) async fn set_role(
     state: web::Data<AppState>,
     AuthenticatedUser(user): AuthenticatedUser,
     path: web::Path<(i64, i64)>,
-    body: web::Json<SetRole>,
+    body: super::extract::Json<SetRole>,
 ) -> Result<HttpResponse, ApiError> {
     let (room_id, target) = path.into_inner();
     let (room, role) = visible_room(&state, &user, RoomId(room_id)).await?;

@@ -52,7 +52,7 @@ pub(super) async fn history(
     state: web::Data<AppState>,
     AuthenticatedUser(user): AuthenticatedUser,
     id: web::Path<i64>,
-    query: web::Query<HistoryQuery>,
+    query: super::extract::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit)?;
     let (room, _) = visible_room(&state, &user, RoomId(*id)).await?;
@@ -107,7 +107,7 @@ pub(super) async fn post(
     state: web::Data<AppState>,
     AuthenticatedUser(user): AuthenticatedUser,
     id: web::Path<i64>,
-    body: web::Json<PostMessage>,
+    body: super::extract::Json<PostMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
     if role.is_none() {

@@ -1,6 +1,7 @@
 //! The one place routes are listed.
 
 mod auth;
+mod extract;
 mod evictions;
 mod health;
 mod members;

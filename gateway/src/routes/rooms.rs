@@ -138,7 +138,7 @@ pub(super) struct CreateRoom {
 pub(super) async fn create(
     state: web::Data<AppState>,
     AuthenticatedUser(user): AuthenticatedUser,
-    body: web::Json<CreateRoom>,
+    body: super::extract::Json<CreateRoom>,
 ) -> Result<HttpResponse, ApiError> {
     let name = RoomName::parse(&body.name)?;
     let description = Description::parse(body.description.as_deref().unwrap_or(""))?;
@@ -185,7 +185,7 @@ pub(super) struct ListQuery {
 pub(super) async fn list(
     state: web::Data<AppState>,
     AuthenticatedUser(user): AuthenticatedUser,
-    query: web::Query<ListQuery>,
+    query: super::extract::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit)?;
     let listings = state
@@ -298,7 +298,7 @@ pub(super) async fn edit(
     state: web::Data<AppState>,
     AuthenticatedUser(user): AuthenticatedUser,
     id: web::Path<i64>,
-    body: web::Json<EditRoom>,
+    body: super::extract::Json<EditRoom>,
 ) -> Result<HttpResponse, ApiError> {
     let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
     if !role.is_some_and(Role::moderates) {

@@ -77,7 +77,7 @@ pub(super) struct EditMe {
 pub(super) async fn edit_me(
     state: web::Data<AppState>,
     AuthenticatedUser(user): AuthenticatedUser,
-    body: web::Json<EditMe>,
+    body: super::extract::Json<EditMe>,
 ) -> Result<HttpResponse, ApiError> {
     let nickname = Nickname::parse(&body.nickname)?;
     let updated = state.store.set_nickname(user.id, nickname.as_str()).await?;

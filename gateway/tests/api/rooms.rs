@@ -131,12 +131,12 @@ async fn bad_room_input_gets_the_error_shape() {
             "description",
         ),
         (json!({"name": "ok", "colour": "red"}), 400, "colour"),
-        (json!({"name": 42}), 400, "invalid type"),
+        (json!({"name": 42}), 400, "name: invalid type"),
         (json!({"description": "no name"}), 400, "name"),
         (
             json!({"name": "ok", "is_private": "yes"}),
             400,
-            "invalid type",
+            "is_private: invalid type",
         ),
     ];
     for (body, status, needle) in cases {
@@ -149,6 +149,13 @@ async fn bad_room_input_gets_the_error_shape() {
     }
     let (status, err) = call(&app, "GET", "/api/rooms?limit=500", &t, None).await;
     assert_eq!(status, 400, "{err}");
+    let (status, err) = call(&app, "GET", "/api/rooms?limit=abc", &t, None).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["code"], "invalid_query", "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("limit"),
+        "the message names the field: {err}"
+    );
     let (status, err) = call(&app, "GET", "/api/rooms/abc", &t, None).await;
     assert_eq!(status, 404, "{err}");
     let (status, _) = call(&app, "GET", "/api/rooms", "not-a-token", None).await;

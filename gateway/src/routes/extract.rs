@@ -1,0 +1,117 @@
+//! `Json<T>` and `Query<T>`: actix-web's extractors, with error messages that
+//! name the field at fault. serde's own messages name a field only when it
+//! is missing or unknown; a wrong type reads "invalid type: integer `42`,
+//! expected a string". Deserialising through `serde_path_to_error` prefixes
+//! the path: "name: invalid type: ...". Rejections keep the JSON error shape
+//! (see `crate::error::json_config` / `query_config`).
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
+use serde::Deserialize;
+use std::ops::Deref;
+
+/// A JSON request body.
+pub struct Json<T>(pub T);
+
+/// A query string.
+pub struct Query<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = web::Json::<Named<T>>::from_request(req, payload);
+        Box::pin(async move { body.await.map(|b| Json(b.into_inner().0)) })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let query = web::Query::<Named<T>>::from_request(req, payload).into_inner();
+        std::future::ready(query.map(|q| Query(q.into_inner().0)))
+    }
+}
+
+/// `T`, whose deserialisation errors carry the path of the field at fault.
+struct Named<T>(T);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Named<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_path_to_error::deserialize(deserializer)
+            .map(Named)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path == "." {
+                    inner
+                } else {
+                    D::Error::custom(format!("{path}: {inner}"))
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        is_private: Option<bool>,
+    }
+
+    fn json_error(text: &str) -> String {
+        serde_json::from_str::<Named<Body>>(text)
+            .err()
+            .expect("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn wrong_types_name_their_field() {
+        assert!(json_error(r#"{"name": 42}"#).starts_with("name: invalid type"));
+        assert!(json_error(r#"{"name": "a", "is_private": "yes"}"#).starts_with("is_private: invalid type"));
+        assert!(json_error(r#"{"name": "a", "colour": 1}"#).contains("unknown field `colour`"));
+        assert!(json_error(r#"{}"#).contains("missing field `name`"));
+    }
+
+    #[test]
+    fn query_values_name_their_field() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Page {
+            limit: Option<u32>,
+        }
+        let e = web::Query::<Named<Page>>::from_query("limit=abc").err().unwrap();
+        assert!(e.to_string().contains("limit: "), "{e}");
+    }
+}
