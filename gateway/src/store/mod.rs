@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use migrations::sea_orm_migration::MigratorTrait;
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
@@ -145,8 +145,14 @@ impl Store {
                     StoreError::Other(format!("cannot create directory {}: {e}", parent.display()))
                 })?;
             }
+            // WAL with synchronous=NORMAL: a commit is in the WAL file (the
+            // OS's page cache) before it returns, so it survives the process
+            // being killed, which is what an acknowledgement promises (see
+            // `node::messages`); only a power cut or an OS crash can lose the
+            // last commits. FULL would add an fsync to every message.
             opts.map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
             });
@@ -285,7 +291,7 @@ mod tests {
                 async move {
                     let txn = sea_orm::TransactionTrait::begin(&db).await.unwrap();
                     let mut out = Vec::new();
-                    for p in ["journal_mode", "foreign_keys", "busy_timeout"] {
+                    for p in ["journal_mode", "foreign_keys", "busy_timeout", "synchronous"] {
                         let row = txn
                             .query_one_raw(sea_orm::Statement::from_string(
                                 DbBackend::Sqlite,
@@ -305,7 +311,8 @@ mod tests {
                 }
             });
             for got in futures_util::future::join_all(checks).await {
-                assert_eq!(got, ["wal", "1", "5000"]);
+                // synchronous 1 = NORMAL.
+                assert_eq!(got, ["wal", "1", "5000", "1"]);
             }
             t.cleanup().await;
         }
