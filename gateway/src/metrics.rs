@@ -35,6 +35,7 @@ pub struct Metrics {
     pub bus_subscribed_channels: IntGauge,
     pub bus_gaps_filled: IntCounter,
     pub db_seconds: HistogramVec,
+    pub db_message_batch: Histogram,
     pub redis_seconds: HistogramVec,
     pub http_requests: IntCounterVec,
     pub http_seconds: HistogramVec,
@@ -162,6 +163,13 @@ impl Metrics {
                 "db_operation_seconds",
                 "Database operation latency",
                 &["op"]
+            )),
+            db_message_batch: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    name("db_message_batch_size"),
+                    "Messages stored per transaction (group commit)"
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
             )),
             redis_seconds: reg!(histogram_vec(
                 "redis_operation_seconds",

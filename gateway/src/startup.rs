@@ -64,6 +64,7 @@ impl Application {
             .migrate()
             .await
             .context("cannot run the database migrations")?;
+        let store = store.with_group_commit();
 
         let (tokens, generated) = TokenService::from_settings(&settings.auth);
         if generated {

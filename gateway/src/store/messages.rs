@@ -64,7 +64,38 @@ impl Store {
     /// serialises concurrent writers per room, so seqs are 1, 2, 3, …
     /// without gaps or duplicates. `StoreError::NotFound` if the room (or
     /// the user) does not exist.
+    ///
+    /// With group commit on, the insert shares a transaction with the
+    /// messages that arrive meanwhile; the answer comes after its commit.
     pub async fn insert_message(
+        &self,
+        room: RoomId,
+        user: UserId,
+        content: &str,
+        client_msg_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<MessageRecord, StoreError> {
+        match &self.group_commit {
+            Some(batcher) => {
+                batcher
+                    .insert(super::NewMessage {
+                        room,
+                        user,
+                        content: content.to_owned(),
+                        client_msg_id: client_msg_id.map(str::to_owned),
+                        now,
+                    })
+                    .await
+            }
+            None => {
+                self.insert_message_now(room, user, content, client_msg_id, now)
+                    .await
+            }
+        }
+    }
+
+    /// [`insert_message`](Self::insert_message) in a transaction of its own.
+    pub(super) async fn insert_message_now(
         &self,
         room: RoomId,
         user: UserId,
@@ -99,6 +130,42 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// Several messages in one transaction, each under its room's next seq,
+    /// in order; all or none.
+    pub(super) async fn insert_messages(
+        &self,
+        messages: &[&super::NewMessage],
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        let mut stored = Vec::with_capacity(messages.len());
+        for m in messages {
+            let row = message::ActiveModel {
+                id: NotSet,
+                room_id: Set(m.room.0),
+                user_id: Set(m.user.0),
+                seq: NotSet,
+                content: Set(m.content.clone()),
+                client_msg_id: Set(m.client_msg_id.clone()),
+                created_at: Set(m.now),
+            };
+            match insert_with_next_seq(&txn, m.room, row).await {
+                Ok(record) => stored.push(record),
+                Err(e) => {
+                    let _ = txn.rollback().await;
+                    return Err(e);
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(stored)
     }
 
     /// Newest-first page of the room's messages with id < `before` (or the

@@ -16,6 +16,7 @@ mod entities;
 mod deleted_users;
 mod error;
 mod external_users;
+mod group_commit;
 mod members;
 mod messages;
 mod rooms;
@@ -36,6 +37,7 @@ use sea_orm::{
 use shared::ids::{MessageId, RoomId, UserId};
 
 pub use error::StoreError;
+pub use group_commit::NewMessage;
 use error::fk_violation_is_not_found;
 
 /// How long a caller waits for a pooled connection (or a new one) before the
@@ -52,6 +54,9 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Message inserts batched per transaction, once started
+    /// ([`Store::with_group_commit`]); without it each is its own.
+    group_commit: Option<std::sync::Arc<group_commit::GroupCommit>>,
 }
 
 /// A row of `users`.
@@ -115,6 +120,17 @@ pub struct MessageRecord {
 }
 
 impl Store {
+    /// This store, with message inserts committed in groups by writer tasks
+    /// started on the current runtime (see [`group_commit`]): the node's
+    /// store. One writer on SQLite (which takes one at a time anyway), four
+    /// on PostgreSQL.
+    pub fn with_group_commit(mut self) -> Store {
+        let writers = if self.backend_name() == "sqlite" { 1 } else { 4 };
+        let batcher = group_commit::GroupCommit::start(self.clone(), writers);
+        self.group_commit = Some(std::sync::Arc::new(batcher));
+        self
+    }
+
     /// Opens a pool of at most `max_connections` connections.
     ///
     /// `url`: `"sqlite://path/file.db?mode=rwc"`, `"sqlite::memory:"` or
@@ -161,7 +177,10 @@ impl Store {
         let db = Database::connect(opts)
             .await
             .map_err(|e| StoreError::from(e).redacting(url))?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            group_commit: None,
+        })
     }
 
     /// Applies all pending migrations (a no-op when the schema is current).
