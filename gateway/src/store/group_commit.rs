@@ -77,6 +77,11 @@ async fn write(store: Store, mut queue: mpsc::Receiver<Pending>) {
             .db_message_batch
             .observe(batch.len() as f64);
         if batch.len() > 1 {
+            // Rooms in ascending order (a stable sort keeps each room's
+            // arrival order): every transaction then takes its rooms' row
+            // locks in the same order, and batches of several nodes cannot
+            // deadlock on PostgreSQL.
+            batch.sort_by_key(|p| p.message.room.0);
             let messages: Vec<&NewMessage> = batch.iter().map(|p| &p.message).collect();
             if let Ok(stored) = store.insert_messages(&messages).await {
                 for (pending, record) in batch.drain(..).zip(stored) {
