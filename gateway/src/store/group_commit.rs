@@ -91,11 +91,8 @@ async fn write(store: Store, mut queue: mpsc::Receiver<Pending>) {
             }
         }
         for pending in batch.drain(..) {
-            let m = &pending.message;
-            let stored = store
-                .insert_message_now(m.room, m.user, &m.content, m.client_msg_id.as_deref(), m.now)
-                .await;
-            let _ = pending.answer.send(stored);
+            let stored = store.insert_messages(&[&pending.message]).await;
+            let _ = pending.answer.send(stored.map(|mut one| one.remove(0)));
         }
     }
 }

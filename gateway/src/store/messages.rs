@@ -7,7 +7,7 @@ use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    QuerySelect,
 };
 use shared::ids::{MessageId, RoomId, UserId};
 
@@ -88,46 +88,15 @@ impl Store {
                     .await
             }
             None => {
-                self.insert_message_now(room, user, content, client_msg_id, now)
-                    .await
-            }
-        }
-    }
-
-    /// [`insert_message`](Self::insert_message) in a transaction of its own.
-    pub(super) async fn insert_message_now(
-        &self,
-        room: RoomId,
-        user: UserId,
-        content: &str,
-        client_msg_id: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<MessageRecord, StoreError> {
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await?;
-        let message = message::ActiveModel {
-            id: NotSet,
-            room_id: Set(room.0),
-            user_id: Set(user.0),
-            seq: NotSet,
-            content: Set(content.to_owned()),
-            client_msg_id: Set(client_msg_id.map(str::to_owned)),
-            created_at: Set(now),
-        };
-        match insert_with_next_seq(&txn, room, message).await {
-            Ok(stored) => {
-                txn.commit().await?;
-                Ok(stored)
-            }
-            Err(e) => {
-                // Best effort: dropping the transaction rolls back too.
-                let _ = txn.rollback().await;
-                Err(e)
+                let message = super::NewMessage {
+                    room,
+                    user,
+                    content: content.to_owned(),
+                    client_msg_id: client_msg_id.map(str::to_owned),
+                    now,
+                };
+                let mut stored = self.insert_messages(&[&message]).await?;
+                Ok(stored.pop().expect("one stored per message"))
             }
         }
     }
@@ -138,13 +107,7 @@ impl Store {
         &self,
         messages: &[&super::NewMessage],
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await?;
+        let txn = self.begin_write().await?;
         let mut stored = Vec::with_capacity(messages.len());
         for m in messages {
             let row = message::ActiveModel {

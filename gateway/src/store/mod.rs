@@ -183,6 +183,19 @@ impl Store {
         })
     }
 
+    /// A transaction that will write: on SQLite `BEGIN IMMEDIATE` takes the
+    /// write lock up front, so two read-then-write transactions cannot
+    /// deadlock on upgrading their locks.
+    async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction, StoreError> {
+        Ok(self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?)
+    }
+
     /// Applies all pending migrations (a no-op when the schema is current).
     ///
     /// The whole run is one transaction holding the database's write lock
@@ -190,13 +203,7 @@ impl Store {
     /// so nodes starting together migrate one after the other and a failed
     /// run leaves nothing behind. Each migration nests as a savepoint.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await?;
+        let txn = self.begin_write().await?;
         if txn.get_database_backend() == DbBackend::Postgres {
             txn.execute_unprepared(PG_MIGRATION_LOCK).await?;
         }
