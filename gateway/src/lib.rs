@@ -7,6 +7,7 @@
 //! - [`shutdown`]: the stop signal.
 //! - [`state`]: what handlers and sessions share.
 //! - [`routes`]: the HTTP routes (health, auth, `/ws`), listed in one place.
+//! - [`serve`]: the main listener's server: actix-web for HTTP, plus the hook that hands WebSocket upgrades to [`ws::upgrade`].
 //! - [`error`]: the REST error body.
 //! - [`auth`]: JWTs, password hashing, the authenticated-user extractor.
 //! - [`domain`]: validated input types (username, message body, ...).

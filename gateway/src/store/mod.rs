@@ -121,7 +121,7 @@ pub struct MessageRecord {
 
 impl Store {
     /// This store, with message inserts committed in groups by writer tasks
-    /// started on the current runtime (see [`group_commit`]): the node's
+    /// started on the current runtime (see `store/group_commit.rs`): the node's
     /// store. One writer on SQLite (which takes one at a time anyway), four
     /// on PostgreSQL.
     pub fn with_group_commit(mut self) -> Store {
