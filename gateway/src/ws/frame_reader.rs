@@ -160,3 +160,74 @@ fn protocol_close(e: ProtocolError) -> Close {
         _ => close_codes::PROTOCOL_ERROR,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A client frame: masked, as RFC 6455 requires of clients.
+    fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 126);
+        let mask = [0x11, 0x22, 0x33, 0x44];
+        let mut out = vec![(fin as u8) << 7 | opcode, 0x80 | payload.len() as u8];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    /// A reader over a real socket pair, fed `bytes` by the peer.
+    async fn reader(bytes: Vec<u8>, max: usize) -> FrameReader {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        peer.write_all(&bytes).await.unwrap();
+        // The bytes stay readable after the peer is gone; then the end.
+        drop(peer);
+        let (read, _) = server.into_split();
+        FrameReader::new(read, BytesMut::new(), max)
+    }
+
+    #[tokio::test]
+    async fn fragments_are_joined_around_control_frames() {
+        let mut bytes = frame(false, 0x1, "héllo ".as_bytes());
+        bytes.extend(frame(true, 0x9, b"p")); // a ping between fragments
+        bytes.extend(frame(true, 0x0, b"world"));
+        bytes.extend(frame(true, 0x8, &1000u16.to_be_bytes()));
+        let mut r = reader(bytes, 64).await;
+        assert!(matches!(r.next().await, Ok(Incoming::Ping(p)) if &p[..] == b"p"));
+        assert!(matches!(r.next().await, Ok(Incoming::Text(t)) if t == "héllo world"));
+        assert!(matches!(r.next().await, Ok(Incoming::Close)));
+        assert_eq!(
+            r.next().await.unwrap_err(),
+            close_codes::NORMAL,
+            "then the end"
+        );
+    }
+
+    #[tokio::test]
+    async fn broken_input_gets_its_close_code() {
+        // UTF-8 cut in two across fragments is fine; invalid UTF-8 is 1007.
+        let e = "é".as_bytes();
+        let mut split = frame(false, 0x1, &e[..1]);
+        split.extend(frame(true, 0x0, &e[1..]));
+        let mut r = reader(split, 64).await;
+        assert!(matches!(r.next().await, Ok(Incoming::Text(t)) if t == "é"));
+        let mut r = reader(frame(true, 0x1, &[0xff, 0xfe]), 64).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::INVALID_PAYLOAD);
+        // Over the cap: one frame, or fragments that add up.
+        let mut r = reader(frame(true, 0x1, &[b'a'; 20]), 16).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::MESSAGE_TOO_BIG);
+        let mut parts = frame(false, 0x1, &[b'a'; 10]);
+        parts.extend(frame(true, 0x0, &[b'a'; 10]));
+        let mut r = reader(parts, 16).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::MESSAGE_TOO_BIG);
+        // A continuation with nothing to continue, and an unmasked frame.
+        let mut r = reader(frame(true, 0x0, b"x"), 64).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::PROTOCOL_ERROR);
+        let mut r = reader(vec![0x81, 0x01, b'x'], 64).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::PROTOCOL_ERROR);
+    }
+}

@@ -193,3 +193,36 @@ async fn a_foreign_origin_is_refused_and_the_allow_list_is_honoured() {
         );
     }
 }
+
+#[tokio::test]
+async fn only_get_ws_upgrades_and_a_plain_get_is_refused_with_the_flat_shape() {
+    use crate::helpers::connect;
+    let app = spawn_app().await;
+    let (_, token) = app.register("paths").await;
+    // An upgrade to another path: refused, the connection closed.
+    let (status, body) = connect(&format!(
+        "ws://127.0.0.1:{}/api/rooms?token={token}",
+        app.port
+    ))
+    .await
+    .err()
+    .expect("no upgrade outside /ws");
+    assert_eq!(status, 404);
+    assert_eq!(flat_error(&body), "WebSocket upgrades are served at /ws");
+    // A plain GET /ws (no Upgrade header) runs the same checks, in order,
+    // and is then refused as not a handshake.
+    let url = format!("http://127.0.0.1:{}/ws", app.port);
+    let resp = app.http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(flat_error(&resp.text().await.unwrap()), "User not authenticated");
+    let resp = app
+        .http
+        .get(format!("{url}?token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(flat_error(&resp.text().await.unwrap()), "Not a WebSocket handshake");
+    // Nothing was left claimed by the refused attempts: a real upgrade works.
+    app.ws_in_general(&token).await;
+}
