@@ -153,28 +153,18 @@ async fn send(state: &AppState, conn: &ConnHandle, m: SendMessage) {
         .post_message(conn.user(), room, &m.content, m.client_msg_id.as_deref())
         .await
     {
-        Ok(posted) if posted.duplicate => {
-            let seq = posted.message.seq;
-            let frame = ServerFrame::Message {
-                room_id: posted.message.room_id,
-                data: posted.message,
-            };
-            conn.push(Outbound::Retried {
-                room,
-                seq,
-                frame: frame.to_json().into(),
-            });
-        }
         Ok(posted) => {
             let seq = posted.message.seq;
             let frame = ServerFrame::Message {
                 room_id: posted.message.room_id,
                 data: posted.message,
-            };
-            conn.push(Outbound::Echo {
-                room,
-                seq,
-                frame: frame.to_json().into(),
+            }
+            .to_json()
+            .into();
+            conn.push(if posted.duplicate {
+                Outbound::Retried { room, seq, frame }
+            } else {
+                Outbound::Echo { room, seq, frame }
             });
         }
         Err(e) => reject(conn, Some(room), e.code(), e.message(), reference),

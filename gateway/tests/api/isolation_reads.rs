@@ -4,6 +4,7 @@
 //! A private room a client is not in, and a deleted room, must look exactly
 //! like a room that never existed.
 
+pub use crate::helpers::rest;
 use crate::helpers::TestApp;
 use crate::isolation_model::Client;
 use serde_json::Value;
@@ -44,26 +45,6 @@ impl Room {
     }
 }
 
-/// A request as `token`; the status and the JSON body (`Null` when empty).
-pub async fn rest(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app
-        .http
-        .request(method.parse().unwrap(), app.url(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// The ids of the clients `users` names (a list of user objects).
 fn clients_in(users: &Value, clients_by_id: &dyn Fn(i64) -> Option<usize>) -> HashSet<usize> {

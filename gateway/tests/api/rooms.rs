@@ -1,37 +1,11 @@
 //! The room management API: rooms, membership, permissions, history, isolation.
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, rest, spawn_app};
 use serde_json::{Value, json};
 
-async fn call(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app
-        .http
-        .request(method.parse().unwrap(), app.url(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        },
-    )
-}
 
 async fn create_room(app: &TestApp, token: &str, name: &str, private: bool) -> i64 {
-    let (status, body) = call(
+    let (status, body) = rest(
         app,
         "POST",
         "/api/rooms",
@@ -47,7 +21,7 @@ async fn create_room(app: &TestApp, token: &str, name: &str, private: bool) -> i
 async fn create_read_edit_and_list_rooms() {
     let app = spawn_app().await;
     let (owner_id, owner) = app.register("owner").await;
-    let (status, room) = call(
+    let (status, room) = rest(
         &app,
         "POST",
         "/api/rooms",
@@ -62,14 +36,14 @@ async fn create_read_edit_and_list_rooms() {
     assert_eq!(room["is_private"], false);
     let id = room["id"].as_i64().unwrap();
 
-    let (status, read) = call(&app, "GET", &format!("/api/rooms/{id}"), &owner, None).await;
+    let (status, read) = rest(&app, "GET", &format!("/api/rooms/{id}"), &owner, None).await;
     assert_eq!(status, 200);
     assert_eq!(
         (read["member_count"].as_u64(), read["online_count"].as_u64()),
         (Some(1), Some(0))
     );
 
-    let (status, edited) = call(
+    let (status, edited) = rest(
         &app,
         "PATCH",
         &format!("/api/rooms/{id}"),
@@ -87,7 +61,7 @@ async fn create_read_edit_and_list_rooms() {
     );
 
     let (_, other) = app.register("other").await;
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "PATCH",
         &format!("/api/rooms/{id}"),
@@ -97,11 +71,11 @@ async fn create_read_edit_and_list_rooms() {
     .await;
     assert_eq!(status, 403);
 
-    let (status, list) = call(&app, "GET", "/api/rooms?limit=1", &other, None).await;
+    let (status, list) = rest(&app, "GET", "/api/rooms?limit=1", &other, None).await;
     assert_eq!(status, 200);
     assert_eq!(list["rooms"].as_array().unwrap().len(), 1);
     let after = list["next_after"].as_i64().expect("a next page cursor");
-    let (_, page2) = call(
+    let (_, page2) = rest(
         &app,
         "GET",
         &format!("/api/rooms?after={after}&limit=10"),
@@ -140,25 +114,25 @@ async fn bad_room_input_gets_the_error_shape() {
         ),
     ];
     for (body, status, needle) in cases {
-        let (got, err) = call(&app, "POST", "/api/rooms", &t, Some(body.clone())).await;
+        let (got, err) = rest(&app, "POST", "/api/rooms", &t, Some(body.clone())).await;
         assert_eq!(got, status, "{body}");
         assert!(
             err["error"]["message"].as_str().unwrap().contains(needle),
             "{body}: {err}"
         );
     }
-    let (status, err) = call(&app, "GET", "/api/rooms?limit=500", &t, None).await;
+    let (status, err) = rest(&app, "GET", "/api/rooms?limit=500", &t, None).await;
     assert_eq!(status, 400, "{err}");
-    let (status, err) = call(&app, "GET", "/api/rooms?limit=abc", &t, None).await;
+    let (status, err) = rest(&app, "GET", "/api/rooms?limit=abc", &t, None).await;
     assert_eq!(status, 400, "{err}");
     assert_eq!(err["error"]["code"], "invalid_query", "{err}");
     assert!(
         err["error"]["message"].as_str().unwrap().contains("limit"),
         "the message names the field: {err}"
     );
-    let (status, err) = call(&app, "GET", "/api/rooms/abc", &t, None).await;
+    let (status, err) = rest(&app, "GET", "/api/rooms/abc", &t, None).await;
     assert_eq!(status, 404, "{err}");
-    let (status, _) = call(&app, "GET", "/api/rooms", "not-a-token", None).await;
+    let (status, _) = rest(&app, "GET", "/api/rooms", "not-a-token", None).await;
     assert_eq!(status, 401);
 }
 
@@ -175,7 +149,7 @@ async fn private_rooms_are_invisible_to_non_members_everywhere() {
     o.recv_type("message").await;
 
     for path in ["", "/members", "/messages", "/online"] {
-        let (status, _) = call(
+        let (status, _) = rest(
             &app,
             "GET",
             &format!("/api/rooms/{secret}{path}"),
@@ -185,7 +159,7 @@ async fn private_rooms_are_invisible_to_non_members_everywhere() {
         .await;
         assert_eq!(status, 404, "GET {path}");
     }
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "POST",
         &format!("/api/rooms/{secret}/join"),
@@ -194,7 +168,7 @@ async fn private_rooms_are_invisible_to_non_members_everywhere() {
     )
     .await;
     assert_eq!(status, 404);
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "POST",
         &format!("/api/rooms/{secret}/messages"),
@@ -203,7 +177,7 @@ async fn private_rooms_are_invisible_to_non_members_everywhere() {
     )
     .await;
     assert_eq!(status, 404);
-    let (_, list) = call(&app, "GET", "/api/rooms", &stranger, None).await;
+    let (_, list) = rest(&app, "GET", "/api/rooms", &stranger, None).await;
     assert!(
         list["rooms"]
             .as_array()
@@ -214,7 +188,7 @@ async fn private_rooms_are_invisible_to_non_members_everywhere() {
     );
 
     // Added by the owner: now visible, joinable over the WebSocket, and it sees the history.
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "POST",
         &format!("/api/rooms/{secret}/members"),
@@ -223,7 +197,7 @@ async fn private_rooms_are_invisible_to_non_members_everywhere() {
     )
     .await;
     assert_eq!(status, 201);
-    let (_, list) = call(&app, "GET", "/api/rooms", &stranger, None).await;
+    let (_, list) = rest(&app, "GET", "/api/rooms", &stranger, None).await;
     assert!(
         list["rooms"]
             .as_array()
@@ -231,7 +205,7 @@ async fn private_rooms_are_invisible_to_non_members_everywhere() {
             .iter()
             .any(|r| r["id"] == secret)
     );
-    let (status, history) = call(
+    let (status, history) = rest(
         &app,
         "GET",
         &format!("/api/rooms/{secret}/messages"),
@@ -249,7 +223,7 @@ async fn a_kicked_user_leaves_the_room_at_once_and_gets_nothing_more() {
     let (_, owner) = app.register("owner").await;
     let (victim_id, victim) = app.register("victim").await;
     let room = create_room(&app, &owner, "club", false).await;
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "POST",
         &format!("/api/rooms/{room}/join"),
@@ -266,7 +240,7 @@ async fn a_kicked_user_leaves_the_room_at_once_and_gets_nothing_more() {
     v2.recv_type("online_users").await;
     o.recv_type("user_joined").await;
 
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "DELETE",
         &format!("/api/rooms/{room}/members/{victim_id}"),
@@ -290,7 +264,7 @@ async fn a_kicked_user_leaves_the_room_at_once_and_gets_nothing_more() {
     v2.send_json(json!({"type": "message", "room_id": room, "content": "let me in"}))
         .await;
     assert_eq!(v2.recv_json().await["data"]["code"], "not_in_room");
-    let (_, members) = call(
+    let (_, members) = rest(
         &app,
         "GET",
         &format!("/api/rooms/{room}/members"),
@@ -301,7 +275,7 @@ async fn a_kicked_user_leaves_the_room_at_once_and_gets_nothing_more() {
     assert_eq!(members["members"].as_array().unwrap().len(), 1);
     // The owner cannot be kicked, and a member cannot kick.
     let (owner_id, _) = (members["members"][0]["user"]["id"].as_i64().unwrap(), ());
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "DELETE",
         &format!("/api/rooms/{room}/members/{owner_id}"),
@@ -320,17 +294,17 @@ async fn deleting_a_room_removes_everyone_from_it() {
     let room = create_room(&app, &owner, "doomed", false).await;
     let mut g = app.ws(&guest, &format!("&room_id={room}")).await;
     g.recv_type("online_users").await;
-    let (status, _) = call(&app, "DELETE", &format!("/api/rooms/{room}"), &guest, None).await;
+    let (status, _) = rest(&app, "DELETE", &format!("/api/rooms/{room}"), &guest, None).await;
     assert_eq!(status, 403, "only the owner deletes");
-    let (status, _) = call(&app, "DELETE", &format!("/api/rooms/{room}"), &owner, None).await;
+    let (status, _) = rest(&app, "DELETE", &format!("/api/rooms/{room}"), &owner, None).await;
     assert_eq!(status, 204);
     assert_eq!(
         g.recv_type("left_room").await["data"]["reason"],
         "room_deleted"
     );
-    let (status, _) = call(&app, "GET", &format!("/api/rooms/{room}"), &owner, None).await;
+    let (status, _) = rest(&app, "GET", &format!("/api/rooms/{room}"), &owner, None).await;
     assert_eq!(status, 404);
-    let (status, _) = call(&app, "DELETE", "/api/rooms/1", &owner, None).await;
+    let (status, _) = rest(&app, "DELETE", "/api/rooms/1", &owner, None).await;
     assert_eq!(status, 403, "room 1 has no owner and stays");
 }
 
@@ -341,7 +315,7 @@ async fn roles_owner_appoints_admins_who_add_members() {
     let (admin_id, admin) = app.register("admin").await;
     let (member_id, member) = app.register("member").await;
     let room = create_room(&app, &owner, "roles", true).await;
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "POST",
         &format!("/api/rooms/{room}/members"),
@@ -350,7 +324,7 @@ async fn roles_owner_appoints_admins_who_add_members() {
     )
     .await;
     assert_eq!(status, 201);
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "POST",
         &format!("/api/rooms/{room}/members"),
@@ -359,7 +333,7 @@ async fn roles_owner_appoints_admins_who_add_members() {
     )
     .await;
     assert_eq!(status, 201);
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "POST",
         &format!("/api/rooms/{room}/members"),
@@ -368,7 +342,7 @@ async fn roles_owner_appoints_admins_who_add_members() {
     )
     .await;
     assert_eq!(status, 403, "members cannot add");
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "PATCH",
         &format!("/api/rooms/{room}/members/{member_id}"),
@@ -377,7 +351,7 @@ async fn roles_owner_appoints_admins_who_add_members() {
     )
     .await;
     assert_eq!(status, 403, "only the owner changes roles");
-    let (status, body) = call(
+    let (status, body) = rest(
         &app,
         "PATCH",
         &format!("/api/rooms/{room}/members/{member_id}"),
@@ -386,7 +360,7 @@ async fn roles_owner_appoints_admins_who_add_members() {
     )
     .await;
     assert_eq!((status, body["role"].as_str()), (200, Some("admin")));
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "PATCH",
         &format!("/api/rooms/{room}/members/{member_id}"),
@@ -395,7 +369,7 @@ async fn roles_owner_appoints_admins_who_add_members() {
     )
     .await;
     assert_eq!(status, 422);
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "POST",
         &format!("/api/rooms/{room}/leave"),
@@ -404,7 +378,7 @@ async fn roles_owner_appoints_admins_who_add_members() {
     )
     .await;
     assert_eq!(status, 409, "the owner cannot leave");
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "POST",
         &format!("/api/rooms/{room}/leave"),
@@ -421,7 +395,7 @@ async fn history_pages_newest_first_and_rest_posts_reach_websockets() {
     let (_, t) = app.register("historian").await;
     let mut c = app.ws_in_general(&t).await;
     for i in 0..7 {
-        let (status, m) = call(
+        let (status, m) = rest(
             &app,
             "POST",
             "/api/rooms/1/messages",
@@ -434,7 +408,7 @@ async fn history_pages_newest_first_and_rest_posts_reach_websockets() {
         let live = c.recv_type("message").await;
         assert_eq!(live["data"], m, "REST and WebSocket see the same message");
     }
-    let (_, p1) = call(&app, "GET", "/api/rooms/1/messages?limit=3", &t, None).await;
+    let (_, p1) = rest(&app, "GET", "/api/rooms/1/messages?limit=3", &t, None).await;
     let contents = |p: &Value| {
         p["messages"]
             .as_array()
@@ -445,7 +419,7 @@ async fn history_pages_newest_first_and_rest_posts_reach_websockets() {
     };
     assert_eq!(contents(&p1), vec!["h6", "h5", "h4"]);
     let before = p1["next_before_id"].as_i64().unwrap();
-    let (_, p2) = call(
+    let (_, p2) = rest(
         &app,
         "GET",
         &format!("/api/rooms/1/messages?limit=3&before_id={before}"),
@@ -455,7 +429,7 @@ async fn history_pages_newest_first_and_rest_posts_reach_websockets() {
     .await;
     assert_eq!(contents(&p2), vec!["h3", "h2", "h1"]);
     let before = p2["next_before_id"].as_i64().unwrap();
-    let (_, p3) = call(
+    let (_, p3) = rest(
         &app,
         "GET",
         &format!("/api/rooms/1/messages?limit=3&before_id={before}"),
@@ -465,7 +439,7 @@ async fn history_pages_newest_first_and_rest_posts_reach_websockets() {
     .await;
     assert_eq!(contents(&p3), vec!["h0"]);
     assert!(p3["next_before_id"].is_null());
-    let (status, err) = call(
+    let (status, err) = rest(
         &app,
         "POST",
         "/api/rooms/1/messages",
@@ -483,12 +457,12 @@ async fn history_pages_newest_first_and_rest_posts_reach_websockets() {
 async fn users_me_reads_and_renames() {
     let app = spawn_app().await;
     let (id, t) = app.register("renamer").await;
-    let (status, me) = call(&app, "GET", "/api/users/me", &t, None).await;
+    let (status, me) = rest(&app, "GET", "/api/users/me", &t, None).await;
     assert_eq!(
         (status, me["id"].as_i64(), me["nickname"].as_str()),
         (200, Some(id), Some("renamer"))
     );
-    let (status, me) = call(
+    let (status, me) = rest(
         &app,
         "PATCH",
         "/api/users/me",
@@ -497,7 +471,7 @@ async fn users_me_reads_and_renames() {
     )
     .await;
     assert_eq!((status, me["nickname"].as_str()), (200, Some("New Name")));
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "PATCH",
         "/api/users/me",
@@ -526,7 +500,7 @@ async fn history_reads_the_same_from_the_cache_and_from_sql() {
         c.recv_type("message").await;
     }
     // A rename after the fact: both paths must show the current profile.
-    let (status, _) = call(
+    let (status, _) = rest(
         &app,
         "PATCH",
         "/api/users/me",
