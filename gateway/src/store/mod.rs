@@ -135,7 +135,7 @@ impl Store {
     ///
     /// `url`: `"sqlite://path/file.db?mode=rwc"`, `"sqlite::memory:"` or
     /// `"postgres://..."`. For a SQLite file the parent directory is created
-    /// if missing, and every pooled connection gets WAL, `foreign_keys=ON`
+    /// if missing, and every pooled connection gets WAL with `synchronous=NORMAL`, `foreign_keys=ON`
     /// and a 5 s busy timeout. An in-memory SQLite database lives only as
     /// long as its connections, so it always gets exactly one connection
     /// that is never recycled (`max_connections` is ignored).
