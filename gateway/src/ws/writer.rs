@@ -166,9 +166,10 @@ impl Writer {
     }
 
     /// A room message in `seq` order. An `echo` goes out even when the room
-    /// is no longer tracked (it answers the client's own send); ahead of the
-    /// cursor it is dropped instead of filling a gap, since the broadcast
-    /// copy follows the messages before it.
+    /// is no longer tracked (it answers the client's own send). Ahead of the
+    /// cursor it fills the gap like any other message: the client's answer
+    /// must not depend on the broadcast copy arriving (the copy is dropped
+    /// as a duplicate then).
     async fn message(
         &mut self,
         cursors: &mut Cursors,
@@ -183,7 +184,6 @@ impl Writer {
                 self.write(frame).await
             }
             Decision::NotTracked if echo => self.write(frame).await,
-            Decision::Gap { .. } if echo => true,
             Decision::Drop | Decision::NotTracked => true,
             Decision::Gap { after } => {
                 crate::metrics::metrics().bus_gaps_filled.inc();
