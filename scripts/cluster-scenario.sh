@@ -1,7 +1,9 @@
 # Shared by the scripts that run a scenario against a local three-node
 # cluster (scripts/rolling-restart.sh, scripts/soak.sh). Source it after
 # setting SCENARIO (the name in log lines and the temp directory) and
-# KEEP_VAR (the variable that, set to 1, keeps the cluster's directory); it
+# KEEP_VAR (the variable that, set to 1, keeps the cluster's directory), and
+# optionally ARTIFACTS (a directory the node and HAProxy logs are copied to
+# when the scenario ends, passed or failed); it
 # parses --no-build / --help, defines `log`, finds or builds the gateway
 # ($GATEWAY_BIN, else ${CARGO_TARGET_DIR:-target}/debug/gateway), makes
 # CLUSTER_DIR and ENV_FILE, and installs the EXIT trap that prints the last
@@ -46,6 +48,12 @@ cleanup() {
                 echo "---- last lines of $f ----"
                 tail -n 15 "$f"
             done
+        fi
+        if [ -n "${ARTIFACTS:-}" ]; then
+            mkdir -p "$ARTIFACTS"
+            cp "$CLUSTER_DIR"/node-*.log "$ARTIFACTS"/ 2>/dev/null || true
+            cp "$CLUSTER_DIR/haproxy/haproxy.log" "$ARTIFACTS"/ 2>/dev/null || true
+            log "cluster logs kept in $ARTIFACTS"
         fi
         log "stopping the cluster"
         local keep=()

@@ -89,12 +89,13 @@ class WebSocket:
         self.closed = None  # close code once the server closed
 
     @classmethod
-    async def connect(cls, host, port, path, timeout=10):
+    async def connect(cls, host, port, path, timeout=10, headers=None):
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         key = base64.b64encode(os.urandom(16)).decode()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         writer.write((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                      f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+                      f"Sec-WebSocket-Version: 13\r\n{extra}\r\n").encode())
         await writer.drain()
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
         lines = head.decode("latin-1").split("\r\n")

@@ -55,6 +55,7 @@ sent message that never came back (each client's own messages are echoed).
 import asyncio
 import collections
 import importlib.util
+import itertools
 import json
 import os
 import random
@@ -68,6 +69,8 @@ _spec = importlib.util.spec_from_file_location("e2e_cluster", os.path.join(HERE,
 e2e = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(e2e)
 WebSocket, Closed, Fail, mint_token, read_env = e2e.WebSocket, e2e.Closed, e2e.Fail, e2e.mint_token, e2e.read_env
+sys.path.insert(0, HERE)
+import soak_checks as checks  # noqa: E402 - after the path it lives on
 
 
 def env_num(name, default):
@@ -90,6 +93,11 @@ RSS_SLACK_MIB = env_num("SOAK_RSS_SLACK_MIB", 8)
 RSS_SLACK_PCT = env_num("SOAK_RSS_SLACK_PCT", 10)
 STARTED = time.monotonic()
 RUN = os.urandom(4).hex()
+# Numbers every client of the run, warm-up and soak alike: a client's
+# client_msg_ids (soak-RUN-N-K) must never repeat another's. When each phase
+# counted from 0, a soak client drawing the same user as the warm-up client
+# of its number resent the warm-up's ids: retries, to the node (issue 19).
+LIVES = itertools.count()
 GAUGES = ["connections", "rooms", "presence_users", "bus_subscribed_channels"]
 
 
@@ -133,11 +141,21 @@ class Stats:
     def __init__(self):
         self.c = collections.Counter()
         self.failures = []
+        self.failed = []            # Connections to report, at most checks.REPORTS
+        self.ledger = checks.Ledger()
 
     def fail(self, what):
         self.c["failures"] += 1
         if len(self.failures) < 20:
             self.failures.append(what)
+
+    def done(self, conn, echoes):
+        """A life ended: its failures count, its stays go to the ledger."""
+        for f in conn.failures:
+            self.fail(f"client {conn.n}: {f}")
+        if conn.failures and len(self.failed) < checks.REPORTS:
+            self.failed.append(conn)
+        self.ledger.add(conn, echoes)
 
 
 class Life:
@@ -151,34 +169,39 @@ class Life:
         uid = 20000 + random.randrange(USERS)
         token = mint_token(self.env["JWT_SECRET"], uid, f"soak{uid}", f"Soak {uid}", ttl=86400)
         room = random.choice(self.rooms)
+        conn = checks.Connection(self.n, uid, room, f"soak-{RUN}-{self.n}", time.monotonic())
         try:
             ws = await WebSocket.connect("127.0.0.1", int(self.env["LB_PORT"]),
-                                         f"/ws?room_id={room}&token={token}", timeout=10)
+                                         f"/ws?room_id={room}&token={token}", timeout=10,
+                                         headers={"X-Request-Id": conn.request_id})
         except Exception as e:  # noqa: BLE001 - counted and reported
             st.fail(f"upgrade failed: {e!r}"[:200])
             await asyncio.sleep(0.5)
             return
         st.c["connects"] += 1
-        waiting = {}  # client_msg_id -> sent at
         in_rooms = {room}
         closed_by_server = []
+        echoes = {}  # client_msg_id -> (stored at, echoed at), wall clock
 
         async def pump():
             try:
                 while True:
-                    frame = json.loads(await ws.recv())
-                    t = frame.get("type")
-                    st.c[f"frames_{t}"] += 1
-                    if t == "message":
-                        cmid = frame["data"].get("client_msg_id")
-                        if cmid in waiting:
-                            del waiting[cmid]
-                    elif t == "error":
-                        st.fail(f"error frame {frame.get('data')}")
+                    text = await ws.recv()
+                    now = time.monotonic()
+                    frame = json.loads(text)
+                    st.c[f"frames_{frame.get('type')}"] += 1
+                    cmid = conn.received(now, text)
+                    if cmid:
+                        echoes[cmid] = (checks.created_at(frame["data"]), checks.wall(now))
             except Closed as e:
                 closed_by_server.append(e.code)
             except (asyncio.IncompleteReadError, ConnectionError, OSError):
                 closed_by_server.append("dropped")
+
+        async def send(frame, **what):
+            text = json.dumps(frame)
+            conn.sent(time.monotonic(), text, **what)
+            await ws.send_text(text)
 
         reader = asyncio.ensure_future(pump())
         end = time.monotonic() + random.expovariate(1 / LIFE)
@@ -197,32 +220,32 @@ class Life:
                 if r < 0.15 and extra is None:
                     extra = random.choice([x for x in self.rooms if x not in in_rooms] or [room])
                     if extra not in in_rooms:
-                        await ws.send_text(json.dumps({"type": "join_room", "room_id": extra}))
+                        await send({"type": "join_room", "room_id": extra})
                         in_rooms.add(extra)
                         st.c["joins"] += 1
                     else:
                         extra = None
                 elif r < 0.25 and extra is not None:
-                    await ws.send_text(json.dumps({"type": "leave_room", "room_id": extra}))
+                    await send({"type": "leave_room", "room_id": extra}, leave=extra)
                     in_rooms.discard(extra)
                     extra = None
                     st.c["leaves"] += 1
                 else:
                     k += 1
                     cmid = f"soak-{RUN}-{self.n}-{k}"
-                    waiting[cmid] = time.monotonic()
-                    await ws.send_text(json.dumps({"type": "message", "room_id": room,
-                                                   "content": f"soak {k}", "client_msg_id": cmid}))
+                    await send({"type": "message", "room_id": room, "content": f"soak {k}",
+                                "client_msg_id": cmid}, cmid=cmid)
                     st.c["sent"] += 1
             if not reader.done():
                 # Give the last messages their echo before leaving.
-                deadline = time.monotonic() + 5
-                while waiting and time.monotonic() < deadline and not reader.done():
+                deadline = time.monotonic() + checks.ECHO_WAIT
+                while conn.waiting() and time.monotonic() < deadline and not reader.done():
                     await asyncio.sleep(0.05)
-                for cmid in waiting:
-                    st.fail(f"no echo for {cmid}")
+                for cmid in conn.waiting():
+                    conn.fail(f"no echo for {cmid} within {checks.ECHO_WAIT:g} s")
+            conn.closing(time.monotonic())
             if closed_by_server:
-                st.fail(f"closed by the server: {closed_by_server[0]}")
+                conn.fail(f"closed by the server: {closed_by_server[0]}")
             elif random.randrange(ABORT_ONE_IN) == 0:
                 ws.writer.transport.abort()
                 st.c["aborts"] += 1
@@ -231,23 +254,24 @@ class Life:
                 try:
                     await asyncio.wait_for(asyncio.shield(reader), 5)
                 except asyncio.TimeoutError:
-                    st.fail("no close frame from the server within 5 s")
+                    conn.fail("no close frame from the server within 5 s")
                 st.c["closes"] += 1
         except (ConnectionError, OSError) as e:
-            st.fail(f"send failed: {e!r}"[:200])
+            conn.fail(f"send failed: {e!r}"[:200])
         finally:
             reader.cancel()
             ws.writer.close()
+            conn.closing(time.monotonic())
+            st.done(conn, echoes)
 
 
 async def churn(env, rooms, stats, secs, progress=None):
     """CLIENTS lives at a time for `secs` seconds; then every client leaves."""
     stop = asyncio.Event()
-    counter = iter(range(1 << 62))
 
     async def slot():
         while not stop.is_set():
-            await Life(next(counter), env, rooms, stats).run(stop)
+            await Life(next(LIVES), env, rooms, stats).run(stop)
 
     slots = [asyncio.ensure_future(slot()) for _ in range(CLIENTS)]
     end = time.monotonic() + secs
@@ -279,6 +303,12 @@ async def quiet(nodes):
     return [await loop.run_in_executor(None, sample, *n) for n in nodes]
 
 
+def print_reports(stats, cluster_dir, lb_url, token):
+    """What each failed client saw and what its node logged (at most checks.REPORTS)."""
+    for conn in stats.failed:
+        print("\n".join(checks.report(conn, cluster_dir, lb_url, token)), flush=True)
+
+
 def mib(kib):
     return f"{kib / 1024:7.1f}"
 
@@ -296,7 +326,7 @@ def table(start, end):
     return "\n".join(lines)
 
 
-async def scenario(env):
+async def scenario(env, cluster_dir):
     lb_url = env["LB_URL"]
     names = env["NODE_NAMES_LIST"].split()
     nodes = [(n, int(env[f"NODE_{n}_PID"]), env[f"NODE_{n}_URL"]) for n in names]
@@ -313,6 +343,7 @@ async def scenario(env):
     log("warm-up")
     await churn(env, rooms, stats, WARMUP)
     if stats.failures:
+        print_reports(stats, cluster_dir, lb_url, admin)
         raise Fail(f"failures during the warm-up: {stats.failures}")
     log(f"warm-up done ({stats.c['connects']} connections); every client left; waiting for the nodes to be quiet")
     start = await quiet(nodes)
@@ -343,6 +374,12 @@ async def scenario(env):
     print(table(start, end), flush=True)
 
     failures = list(stats.failures)
+    missed, examples = stats.ledger.missed()
+    if missed:
+        failures.append(f"{missed} deliveries missed: a message echoed to its sender never reached "
+                        f"a connection that was in the room (first {len(examples)} below)")
+        failures += examples
+    print_reports(stats, cluster_dir, lb_url, admin)
     for a, b in zip(start, end):
         n = a["node"]
         for g in GAUGES:
@@ -365,10 +402,11 @@ def main():
     if len(sys.argv) != 2:
         print(f"usage: {sys.argv[0]} CLUSTER_DIR", file=sys.stderr)
         return 2
-    env = read_env(os.path.join(os.path.abspath(sys.argv[1]), "cluster.env"))
+    cluster_dir = os.path.abspath(sys.argv[1])
+    env = read_env(os.path.join(cluster_dir, "cluster.env"))
     limit = WARMUP + SOAK_SECS + 180
     try:
-        failures = asyncio.run(asyncio.wait_for(scenario(env), limit))
+        failures = asyncio.run(asyncio.wait_for(scenario(env, cluster_dir), limit))
     except Fail as e:
         failures = [str(e)]
     except asyncio.TimeoutError:

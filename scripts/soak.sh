@@ -26,14 +26,24 @@
 # stop, two quiet periods); bounded (hard limits: 300 s for the cluster's
 # start, SOAK_SECS + SOAK_WARMUP_SECS + 240 s for the rest).
 #
+# A failed client is reported with every frame it received, the node and
+# connection that served it, the room's seqs (stored and delivered) and that
+# connection's log lines (scripts/soak_checks.py); the node and HAProxy logs
+# are copied to target/artifacts/soak/ either way.
+#
 # Environment: SOAK_SECS (default 600), GATEWAY_BIN (the binary with
-# --no-build), SOAK_KEEP_DIR=1 keeps the cluster's directory (logs); the
-# caller's CHAT__* variables reach the nodes.
+# --no-build), SOAK_KEEP_DIR=1 keeps the cluster's directory; the caller's
+# CHAT__* variables reach the nodes (CHAT__LOG__LEVEL defaults to
+# gateway::ws=debug,info here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCENARIO=soak
 KEEP_VAR=SOAK_KEEP_DIR
+ARTIFACTS=target/artifacts/soak
+# The connection-level lines a failure report quotes (connects, entries,
+# sends, the writer's cursors at close): a few per connection.
+export CHAT__LOG__LEVEL=${CHAT__LOG__LEVEL:-gateway::ws=debug,info}
 # shellcheck source=scripts/cluster-scenario.sh
 source scripts/cluster-scenario.sh
 
