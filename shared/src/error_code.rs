@@ -31,6 +31,9 @@ pub enum ErrorCode {
     InvalidContent,
     /// `client_msg_id` is empty or longer than 64 characters.
     InvalidClientMsgId,
+    /// `client_msg_id` names another of the sender's messages (another room,
+    /// or other content) sent within the deduplication window.
+    ClientMsgIdReused,
     /// The connection is already in the maximum number of rooms.
     TooManyRooms,
     /// Too many frames too fast.
@@ -57,6 +60,7 @@ impl ErrorCode {
             ErrorCode::ContentTooLong => "content_too_long",
             ErrorCode::InvalidContent => "invalid_content",
             ErrorCode::InvalidClientMsgId => "invalid_client_msg_id",
+            ErrorCode::ClientMsgIdReused => "client_msg_id_reused",
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
@@ -90,6 +94,7 @@ mod tests {
             ErrorCode::ContentTooLong,
             ErrorCode::InvalidContent,
             ErrorCode::InvalidClientMsgId,
+            ErrorCode::ClientMsgIdReused,
             ErrorCode::TooManyRooms,
             ErrorCode::RateLimited,
             ErrorCode::Unavailable,

@@ -71,6 +71,12 @@ pub enum SendError {
     Body(BodyError),
     #[error("client_msg_id must be 1 to 64 printable ASCII characters")]
     ClientMsgId,
+    /// The id names another message of the sender's (another room, or other
+    /// content) within the deduplication window: this is not a retry.
+    #[error(
+        "client_msg_id was used within the last 10 minutes for a different message (another room or other content); send it with a new id"
+    )]
+    ClientMsgIdReused,
     #[error("room not found")]
     RoomNotFound,
     #[error("the message could not be stored or sent, try again")]
@@ -86,6 +92,7 @@ impl SendError {
             SendError::Body(BodyError::TooLong { .. }) => ErrorCode::ContentTooLong,
             SendError::Body(BodyError::ControlCharacters) => ErrorCode::InvalidContent,
             SendError::ClientMsgId => ErrorCode::InvalidClientMsgId,
+            SendError::ClientMsgIdReused => ErrorCode::ClientMsgIdReused,
             SendError::RoomNotFound => ErrorCode::RoomNotFound,
             SendError::Unavailable => ErrorCode::Unavailable,
             SendError::Internal => ErrorCode::Internal,
@@ -160,7 +167,7 @@ impl Node {
             if let Some(id) = &client_msg_id
                 && let Some(original) = self.claimed(user, id).await?
             {
-                return Ok(self.duplicate(original, user).await);
+                return self.retry(original, user, room, &body).await;
             }
             return Err(SendError::Unavailable);
         }
@@ -179,7 +186,7 @@ impl Node {
             match crate::metrics::timed(&m.db_seconds, "insert_message", insert).await {
                 Err(StoreError::Conflict) if !released && let Some(id) = &client_msg_id => {
                     match self.claimed(user, id).await? {
-                        Some(original) => return Ok(self.duplicate(original, user).await),
+                        Some(original) => return self.retry(original, user, room, &body).await,
                         // The earlier use is outside the window and was released: store anew.
                         None => released = true,
                     }
@@ -222,17 +229,30 @@ impl Node {
 }
 
 impl Node {
-    /// A retry of a stored message: the original goes back to the sender and
-    /// out on the bus again, in case its first publish never happened (the
-    /// node died after the commit): in a quiet room no later message would
-    /// reveal the gap to the other members.
-    async fn duplicate(&self, original: MessageRecord, user: &UserPublic) -> Posted {
+    /// A send whose `client_msg_id` is taken by `original`. A retry repeats
+    /// the original's room and content: then the original goes back to the
+    /// sender and out on the bus again, in case its first publish never
+    /// happened (the node died after the commit): in a quiet room no later
+    /// message would reveal the gap to the other members. Anything else is a
+    /// reused id, refused: answering it with the original would report a
+    /// message sent that was not, and the original belongs to another room's
+    /// sequence (a connection's cursor for this room must never see its seq).
+    async fn retry(
+        &self,
+        original: MessageRecord,
+        user: &UserPublic,
+        room: RoomId,
+        body: &MessageBody,
+    ) -> Result<Posted, SendError> {
+        if original.room_id != room || original.content != body.as_str() {
+            return Err(SendError::ClientMsgIdReused);
+        }
         let message = message_data(original, user);
         self.publish_stored(&message).await;
-        Posted {
+        Ok(Posted {
             message,
             duplicate: true,
-        }
+        })
     }
 }
 

@@ -97,6 +97,7 @@ pub(super) struct PostMessage {
         (status = 403, description = "Not a member of the room", body = ErrorBody),
         (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 409, description = "`client_msg_id_reused`: the id names another of the caller's messages of the last 10 minutes (another room or other content)", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
         (status = 422, description = "The content or `client_msg_id` breaks a rule", body = ErrorBody),
         (status = 503, description = "A backend is unavailable", body = ErrorBody),
@@ -136,6 +137,7 @@ pub(super) async fn post(
                 shared::error_code::ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 shared::error_code::ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 shared::error_code::ErrorCode::RoomNotFound => StatusCode::NOT_FOUND,
+                shared::error_code::ErrorCode::ClientMsgIdReused => StatusCode::CONFLICT,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
             ApiError::new(status, e.code().as_str(), e.message())

@@ -21,6 +21,7 @@
 //! `recovery_partial` and should reload the history instead.
 
 use crate::history::History;
+use crate::store::StoreError;
 use bytestring::ByteString;
 use shared::ids::RoomId;
 use shared::server_frame::{RecoveryPartialData, ServerFrame};
@@ -79,6 +80,17 @@ pub struct Cursors {
     /// Per room, the seq this connection entered after: what is at or below
     /// it was never delivered on this connection.
     entered: HashMap<RoomId, i64>,
+    /// Rooms whose last fill could not read the history (the database
+    /// away, a pool timeout): failures in a row, and whether a `Fill` is
+    /// due. While one is due, messages that would need a fill are left to
+    /// it: one history read per delay, not one per live message.
+    deferred: Vec<Deferred>,
+}
+
+struct Deferred {
+    room: RoomId,
+    failures: u32,
+    due: bool,
 }
 
 impl Cursors {
@@ -94,6 +106,43 @@ impl Cursors {
         self.rooms.remove(&room);
         self.held.remove(&room);
         self.entered.remove(&room);
+        self.deferred.retain(|d| d.room != room);
+    }
+
+    /// A fill of `room` could not read the history: how long to wait
+    /// before the `Fill` that tries again (250 ms doubling to 8 s), or
+    /// `None` when one is due already.
+    pub fn defer(&mut self, room: RoomId) -> Option<std::time::Duration> {
+        let entry = match self.deferred.iter_mut().position(|d| d.room == room) {
+            Some(i) => &mut self.deferred[i],
+            None => {
+                self.deferred.push(Deferred {
+                    room,
+                    failures: 0,
+                    due: false,
+                });
+                self.deferred.last_mut().expect("just pushed")
+            }
+        };
+        if entry.due {
+            return None;
+        }
+        entry.due = true;
+        entry.failures += 1;
+        let ms = 250u64 << (entry.failures - 1).min(5);
+        Some(std::time::Duration::from_millis(ms))
+    }
+
+    /// A `Fill` of `room` is being handled: the one due, if any, arrived.
+    pub fn filling(&mut self, room: RoomId) {
+        if let Some(d) = self.deferred.iter_mut().find(|d| d.room == room) {
+            d.due = false;
+        }
+    }
+
+    /// A fill of `room` read the history.
+    pub fn filled(&mut self, room: RoomId) {
+        self.deferred.retain(|d| d.room != room);
     }
 
     /// A presence event of `room`: `Some` to send now; `None` when it is
@@ -127,6 +176,10 @@ impl Cursors {
             Some(Cursor::Joining(_)) => Decision::Drop,
             Some(Cursor::At(last)) if seq <= *last => Decision::Drop,
             Some(Cursor::At(last)) if seq == last + 1 => Decision::Send,
+            // The fill due reads it.
+            Some(Cursor::At(_)) if self.deferred.iter().any(|d| d.room == room && d.due) => {
+                Decision::Drop
+            }
             Some(Cursor::At(last)) => Decision::Gap { after: *last },
         }
     }
@@ -142,6 +195,21 @@ impl Cursors {
             Some(Cursor::At(last)) if seq <= *last => Retry::Skip,
             Some(Cursor::At(_)) => Retry::InOrder,
         }
+    }
+
+    /// Each tracked room's cursor, for diagnostics: `(room, last seq,
+    /// still joining)`.
+    pub fn snapshot(&self) -> Vec<(RoomId, i64, bool)> {
+        let mut rooms: Vec<_> = self
+            .rooms
+            .iter()
+            .map(|(room, c)| match c {
+                Cursor::Joining(seq) => (*room, *seq, true),
+                Cursor::At(seq) => (*room, *seq, false),
+            })
+            .collect();
+        rooms.sort_unstable();
+        rooms
     }
 
     /// Record that everything up to `seq` went out (never moves backwards;
@@ -162,32 +230,26 @@ pub struct CatchUp {
 }
 
 /// Read the missing messages from the history, at most `window` of them.
+/// A failed read delivers nothing and leaves the cursor where it was: the
+/// caller tries again later (see [`Cursors::defer`]). Skipping ahead instead
+/// would drop messages for good, the sender's own echo among them.
 pub async fn catch_up(
     history: &History,
     room: RoomId,
     after: i64,
     until: Option<i64>,
     window: u64,
-) -> CatchUp {
+) -> Result<CatchUp, StoreError> {
     let mut frames = Vec::new();
     let target = match until {
         Some(t) => t,
-        None => match history.last_seq(room).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(room = %room, error = %e, "cannot read the history to catch up");
-                return CatchUp {
-                    frames: vec![partial(room, after, after + 1)],
-                    last: after,
-                };
-            }
-        },
+        None => history.last_seq(room).await?,
     };
     if target <= after {
-        return CatchUp {
+        return Ok(CatchUp {
             frames,
             last: after,
-        };
+        });
     }
     let mut from = after;
     if (target - after) as u64 > window {
@@ -195,21 +257,12 @@ pub async fn catch_up(
         frames.push(partial(room, after, from + 1));
     }
     while from < target {
-        let page = match history
+        let page = history
             .after_seq(room, from, (target - from).min(100) as u64)
-            .await
-        {
-            Ok(page) if !page.is_empty() => page,
-            Ok(_) => break,
-            Err(e) => {
-                tracing::warn!(room = %room, error = %e, "cannot read the history to fill a gap");
-                frames.push(partial(room, from, target + 1));
-                return CatchUp {
-                    frames,
-                    last: target,
-                };
-            }
-        };
+            .await?;
+        if page.is_empty() {
+            break;
+        }
         for m in page {
             from = m.seq;
             frames.push(ByteString::from(
@@ -221,10 +274,10 @@ pub async fn catch_up(
             ));
         }
     }
-    CatchUp {
+    Ok(CatchUp {
         frames,
         last: from.max(after),
-    }
+    })
 }
 
 fn partial(room: RoomId, since_seq: i64, resumed_at_seq: i64) -> ByteString {
@@ -284,8 +337,41 @@ mod tests {
         c.delivered(r, 7);
         assert_eq!(c.retry(r, 6), Retry::Skip, "already delivered here");
         assert_eq!(c.retry(r, 3), Retry::Write);
-        assert_eq!(c.retry(r, 8), Retry::InOrder, "never published: now, in order");
+        assert_eq!(
+            c.retry(r, 8),
+            Retry::InOrder,
+            "never published: now, in order"
+        );
         assert_eq!(c.retry(r, 10), Retry::InOrder, "after the gap is filled");
+    }
+
+    #[test]
+    fn a_failed_fill_is_due_again_with_backoff_and_covers_the_gaps_meanwhile() {
+        let mut c = Cursors::default();
+        let r = RoomId(2);
+        c.track(r, 4);
+        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis());
+        assert_eq!(ms(c.defer(r)), Some(250), "first failure");
+        assert_eq!(c.defer(r), None, "one Fill due at a time");
+        assert_eq!(c.decide(r, 9), Decision::Drop, "joining: the fill reads it");
+        c.filling(r);
+        assert_eq!(ms(c.defer(r)), Some(500), "failed again: twice as long");
+        c.filling(r);
+        c.filled(r);
+        c.delivered(r, 6);
+        assert_eq!(c.decide(r, 9), Decision::Gap { after: 6 });
+        assert_eq!(ms(c.defer(r)), Some(250), "a success resets the backoff");
+        assert_eq!(c.decide(r, 9), Decision::Drop, "the Fill due reads it");
+        assert_eq!(c.decide(r, 7), Decision::Send, "in order: no fill needed");
+        for _ in 0..10 {
+            c.filling(r);
+            c.defer(r);
+        }
+        c.filling(r);
+        assert_eq!(ms(c.defer(r)), Some(8_000), "capped");
+        c.untrack(r);
+        c.track(r, 0);
+        assert_eq!(ms(c.defer(r)), Some(250), "a new entry starts over");
     }
 
     #[test]
@@ -296,13 +382,20 @@ mod tests {
         c.track(r, 0);
         assert_eq!(c.presence(r, "joined".into()), None);
         assert_eq!(c.presence(r, "left".into()), None);
-        assert_eq!(c.release_held(r), [ByteString::from("joined"), "left".into()]);
+        assert_eq!(
+            c.release_held(r),
+            [ByteString::from("joined"), "left".into()]
+        );
         assert_eq!(c.presence(r, "later".into()), Some("later".into()));
         c.track(r, 0);
         for i in 0..MAX_HELD + 5 {
             c.presence(r, i.to_string().into());
         }
         let held = c.release_held(r);
-        assert_eq!((held.len(), held[0].as_ref()), (MAX_HELD, "5"), "bounded, oldest dropped");
+        assert_eq!(
+            (held.len(), held[0].as_ref()),
+            (MAX_HELD, "5"),
+            "bounded, oldest dropped"
+        );
     }
 }

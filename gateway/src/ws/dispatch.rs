@@ -107,7 +107,12 @@ async fn join(state: &AppState, conn: &ConnHandle, room: RoomId, since: Option<i
             .send_online_users(conn, room)
             .await
             .map_err(Into::into),
-        (since, _) => state.node.enter(conn, room, since.unwrap_or(last_seq)).await,
+        (since, _) => {
+            state
+                .node
+                .enter(conn, room, since.unwrap_or(last_seq))
+                .await
+        }
     };
     if let Err(e) = entered {
         tracing::warn!(room = %room, error = %e, "could not enter room");
@@ -148,13 +153,22 @@ async fn send(state: &AppState, conn: &ConnHandle, m: SendMessage) {
     // already stored gets the original back, once per connection: the
     // original is published again, and a connection that already has it (or
     // gets it from that broadcast) must not see it twice.
-    match state
+    let started = std::time::Instant::now();
+    let posted = state
         .node
         .post_message(conn.user(), room, &m.content, m.client_msg_id.as_deref())
-        .await
-    {
+        .await;
+    tracing::debug!(
+        conn = %conn.key(),
+        room = %room,
+        seq = posted.as_ref().map_or(-1, |p| p.message.seq),
+        ms = started.elapsed().as_millis() as u64,
+        "message handled"
+    );
+    match posted {
         Ok(posted) => {
-            let seq = posted.message.seq;
+            // The stored message's own room: its seq belongs to that room's sequence.
+            let (room, seq) = (posted.message.room_id, posted.message.seq);
             let frame = ServerFrame::Message {
                 room_id: posted.message.room_id,
                 data: posted.message,

@@ -74,7 +74,10 @@ pub async fn run(parts: SessionParts) {
     // The session future lives as long as the connection: the rare, large
     // sub-futures (database, Redis) are boxed so that it stays small
     // (memory per idle connection).
-    if let Err(e) = Box::pin(state.node.enter(&conn, first_room, after_seq)).await {
+    let entering = Instant::now();
+    let entered = Box::pin(state.node.enter(&conn, first_room, after_seq)).await;
+    tracing::debug!(conn = %conn.key(), room = %first_room, ok = entered.is_ok(), ms = entering.elapsed().as_millis() as u64, "entered the first room");
+    if let Err(e) = entered {
         tracing::warn!(room = %first_room, error = %e, "could not enter the first room");
         conn.send(&ServerFrame::error(
             Some(first_room),
@@ -142,7 +145,15 @@ pub async fn run(parts: SessionParts) {
     tracing::debug!(conn = %conn.key(), code = reason.code, "closed");
     if let Ok(out) = writer.await {
         let wait_for_client = !client_closed;
-        Box::pin(closing_handshake(out, &mut reader, reason, wait_for_client, ws.write_timeout(), slot)).await;
+        Box::pin(closing_handshake(
+            out,
+            &mut reader,
+            reason,
+            wait_for_client,
+            ws.write_timeout(),
+            slot,
+        ))
+        .await;
     }
 }
 

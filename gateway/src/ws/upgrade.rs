@@ -91,6 +91,17 @@ async fn upgrade(
             .await;
         return;
     }
+    // The client's request id (`X-Request-Id`, as a proxy or a test sets it)
+    // ties its log lines to this connection; bounded and printable only, as
+    // it is the client's input.
+    tracing::debug!(
+        conn = %admitted.key,
+        user_id = %admitted.user.id,
+        room = %admitted.first_room,
+        after_seq = admitted.after_seq,
+        request_id = request_id(head).unwrap_or("-"),
+        "upgraded"
+    );
     let parts = framed.into_parts();
     // Frames are batched per write already: Nagle would only add latency.
     let _ = parts.io.set_nodelay(true);
@@ -114,6 +125,12 @@ async fn upgrade(
     // Its own task on this worker: the HTTP dispatcher of the handshake is
     // done and freed.
     actix_rt::spawn(session::run(parts));
+}
+
+/// `X-Request-Id`, if it is 1 to 64 printable ASCII characters.
+fn request_id(head: &actix_http::RequestHead) -> Option<&str> {
+    let id = head.headers.get("x-request-id")?.to_str().ok()?;
+    (!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic())).then_some(id)
 }
 
 /// The HTTP dispatcher's task polled this stream, so the stream's readiness

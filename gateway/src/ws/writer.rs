@@ -30,6 +30,18 @@ const COALESCE_ENOUGH: usize = 16;
 /// Write out early once this much is encoded (a long catch-up from the history).
 const FLUSH_AT: usize = 64 * 1024;
 
+/// What a fill did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filled {
+    /// Caught up (or nothing to do).
+    Written,
+    /// The history could not be read: nothing written, the cursor
+    /// unchanged, a `Fill` is due later.
+    Deferred,
+    /// The socket did not take the frames in time.
+    Broken,
+}
+
 pub struct Writer {
     pub conn: ConnHandle,
     pub out: FrameWriter,
@@ -79,6 +91,7 @@ impl Writer {
                 return;
             }
         }
+        tracing::debug!(conn = %self.conn.key(), cursors = ?cursors.snapshot(), "writer done (room, last seq, joining)");
         let clean = self.conn.close_reason().is_some_and(|r| {
             r != close_codes::SLOW_CONSUMER && r != close_codes::HEARTBEAT_TIMEOUT
         });
@@ -100,12 +113,7 @@ impl Writer {
     /// Handle `first` and whatever else is queued already, in one go: the
     /// frames are encoded back to back and leave in one write, and the loop
     /// above runs once per batch. False when the socket did not take them.
-    async fn drain(
-        &mut self,
-        cursors: &mut Cursors,
-        queue: &mut Inbox,
-        first: Outbound,
-    ) -> bool {
+    async fn drain(&mut self, cursors: &mut Cursors, queue: &mut Inbox, first: Outbound) -> bool {
         let mut item = first;
         for _ in 0..BATCH {
             if !self.handle(cursors, item).await {
@@ -152,9 +160,12 @@ impl Writer {
             // Normally after the snapshot; should the snapshot have failed,
             // the held presence events go out here at the latest.
             Outbound::Fill { room } => {
+                cursors.filling(room);
                 self.release_held(cursors, room).await
                     && match cursors.position(room) {
-                        Some(after) => self.fill(cursors, room, after, None).await,
+                        Some(after) => {
+                            self.fill(cursors, room, after, None).await != Filled::Broken
+                        }
                         None => true,
                     }
             }
@@ -184,12 +195,22 @@ impl Writer {
                 self.write(frame).await
             }
             Decision::NotTracked if echo => self.write(frame).await,
+            Decision::Drop if echo => {
+                // Normal when the fill or the broadcast copy got there first.
+                tracing::debug!(conn = %self.conn.key(), room = %room, seq, cursor = ?cursors.snapshot(), "echo already delivered");
+                true
+            }
             Decision::Drop | Decision::NotTracked => true,
             Decision::Gap { after } => {
                 crate::metrics::metrics().bus_gaps_filled.inc();
-                self.fill(cursors, room, after, Some(seq - 1)).await && {
-                    cursors.delivered(room, seq);
-                    self.write(frame).await
+                match self.fill(cursors, room, after, Some(seq - 1)).await {
+                    Filled::Written => {
+                        cursors.delivered(room, seq);
+                        self.write(frame).await
+                    }
+                    // This message is in the history the deferred fill reads.
+                    Filled::Deferred => true,
+                    Filled::Broken => false,
                 }
             }
         }
@@ -210,9 +231,9 @@ impl Writer {
         room: RoomId,
         after: i64,
         until: Option<i64>,
-    ) -> bool {
+    ) -> Filled {
         // Boxed: the history read is large and rare; the writer lives long.
-        let caught = Box::pin(catch_up(
+        let read = Box::pin(catch_up(
             &self.history,
             room,
             after,
@@ -220,19 +241,35 @@ impl Writer {
             self.recovery_window,
         ))
         .await;
+        let caught = match read {
+            Ok(caught) => caught,
+            Err(e) => {
+                // Nothing delivered, the cursor unchanged: try again later.
+                if let Some(delay) = cursors.defer(room) {
+                    tracing::warn!(conn = %self.conn.key(), room = %room, error = %e, retry_ms = delay.as_millis() as u64, "cannot read the history to catch up; trying again");
+                    let conn = self.conn.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        conn.push(Outbound::Fill { room });
+                    });
+                }
+                return Filled::Deferred;
+            }
+        };
+        cursors.filled(room);
         // Evicted while this fill was queued or reading (its `Untrack` is
         // still behind it in the queue): what it read may be newer than the
         // removal. Everything read before this check was stored before it.
         if !self.conn.in_room(room) {
-            return true;
+            return Filled::Written;
         }
         for frame in caught.frames {
             if !self.write(frame).await {
-                return false;
+                return Filled::Broken;
             }
         }
         cursors.delivered(room, caught.last);
-        true
+        Filled::Written
     }
 
     /// Encode a frame; it is written with the rest of the batch.

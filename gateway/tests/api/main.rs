@@ -2,6 +2,7 @@
 //! to them over real HTTP and WebSockets.
 
 mod auth;
+mod deferred_fills;
 mod delivery;
 mod drain;
 mod handshake;

@@ -209,3 +209,127 @@ async fn a_client_msg_id_older_than_the_window_may_be_used_again() {
     assert_ne!(fresh["id"].as_i64(), Some(old.id.0));
     assert_eq!(fresh["client_msg_id"], "reused");
 }
+
+/// The sends the soak saw go unanswered (issue 19). Its client_msg_ids were
+/// `soak-RUN-N-K` with N counted from 0 in each phase, so when the warm-up's
+/// client N and the soak's client N drew the same user, the soak's sends
+/// reused the warm-up's ids, in another room. The node took each for a retry
+/// and answered with the stored original: `Outbound::Retried` carrying the
+/// room the client addressed (Y) and the original's seq, from room X's
+/// sequence. The writer judged X's seq against Y's cursor:
+/// - after the connection entered Y and at or below Y's cursor: "already
+///   delivered here", skipped. No answer at all, for the first send and
+///   every one after it (the soak's `no echo for soak-…-81-1`, `-81-2`);
+/// - beyond Y's cursor: delivered "in order" as Y's message of that seq, so
+///   Y's real messages up to it were dropped as duplicates.
+///
+/// A retry repeats the original's room and content; any other send with a
+/// taken id is refused (`client_msg_id_reused`, 409 over REST), and a room's
+/// cursor only ever sees that room's seqs.
+#[tokio::test]
+async fn an_id_reused_for_another_message_is_refused_and_no_room_loses_a_message() {
+    let app = crate::helpers::spawn_app().await;
+    let (_, alice) = app.register("alice").await;
+    let (_, bob) = app.register("bob").await;
+    let (y, z) = (
+        new_room(&app, &alice, "y").await,
+        new_room(&app, &alice, "z").await,
+    );
+    let mut a = app.ws_in_general(&alice).await;
+    let mut b = app.ws_in_general(&bob).await;
+    for (i, id) in [(0, "first"), (1, "id-1")] {
+        a.send_json(json!({"type": "message", "room_id": 1, "content": format!("x{i}"), "client_msg_id": id}))
+            .await;
+    }
+    a.recv_type("message").await;
+    let original = a.recv_type("message").await;
+    assert_eq!(original["data"]["seq"], 2, "room 1's seq 2 carries id-1");
+    for room in [y, z] {
+        for c in [&mut a, &mut b] {
+            c.send_json(json!({"type": "join_room", "room_id": room}))
+                .await;
+            c.recv_type("online_users").await;
+        }
+    }
+    // Room y: three messages, so alice's cursor there is at 3, past seq 2.
+    for i in 0..3 {
+        b.send_json(json!({"type": "message", "room_id": y, "content": format!("y{i}")}))
+            .await;
+    }
+    let seqs: Vec<_> = messages_until_quiet(&mut a, Duration::from_millis(500))
+        .await
+        .iter()
+        .map(|m| {
+            (
+                m["room_id"].as_i64().unwrap(),
+                m["data"]["seq"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seqs, [(y, 1), (y, 2), (y, 3)]);
+
+    // The same id for a message to room y (skipped as delivered before the
+    // fix), to room z (taking the place of z's seq 2 before the fix), and
+    // to room 1 with other content: each answered, with the refusal.
+    for (room, content) in [(y, "x1"), (z, "x1"), (1, "other")] {
+        a.send_json(json!({"type": "message", "room_id": room, "content": content, "client_msg_id": "id-1"}))
+            .await;
+        let answer = a.recv_json().await;
+        assert_eq!(answer["type"], "error", "room {room}: {answer}");
+        assert_eq!(answer["room_id"], room, "{answer}");
+        assert_eq!(answer["data"]["code"], "client_msg_id_reused", "{answer}");
+        assert_eq!(answer["data"]["ref"], "id-1", "{answer}");
+    }
+    // Nothing of room 1's sequence leaked into z's: its first two messages arrive.
+    for i in 0..2 {
+        b.send_json(json!({"type": "message", "room_id": z, "content": format!("z{i}")}))
+            .await;
+    }
+    let got: Vec<_> = messages_until_quiet(&mut a, Duration::from_millis(500))
+        .await
+        .iter()
+        .map(|m| {
+            (
+                m["room_id"].as_i64().unwrap(),
+                m["data"]["seq"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [(z, 1), (z, 2)]);
+    // Over REST: 409. A real retry (same room, same content) still gets the original.
+    let (status, body) = crate::helpers::rest(
+        &app,
+        "POST",
+        &format!("/api/rooms/{y}/messages"),
+        &alice,
+        Some(json!({"content": "x1", "client_msg_id": "id-1"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "client_msg_id_reused");
+    a.send_json(json!({"type": "message", "room_id": 1, "content": "x1", "client_msg_id": "id-1"}))
+        .await;
+    a.expect_silence(300).await;
+    let (status, body) = crate::helpers::rest(
+        &app,
+        "POST",
+        "/api/rooms/1/messages",
+        &alice,
+        Some(json!({"content": "x1", "client_msg_id": "id-1"})),
+    )
+    .await;
+    assert_eq!((status, &body), (200, &original["data"]));
+}
+
+async fn new_room(app: &crate::helpers::TestApp, token: &str, name: &str) -> i64 {
+    let (status, room) = crate::helpers::rest(
+        app,
+        "POST",
+        "/api/rooms",
+        token,
+        Some(json!({"name": name})),
+    )
+    .await;
+    assert_eq!(status, 201, "{room}");
+    room["id"].as_i64().unwrap()
+}
