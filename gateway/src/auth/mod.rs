@@ -43,9 +43,9 @@ pub async fn resolve_user(store: &Store, claims: &Claims) -> Result<UserRecord, 
                 crate::clock::now(),
             )
             .await
-            .inspect(|u| {
-                tracing::info!(user_id = %u.id, "user first seen through an external token")
-            })?,
+            .inspect(
+                |u| tracing::info!(user_id = %u.id, "user first seen through an external token"),
+            )?,
     };
     if user.deleted {
         return Err(ResolveError::Deleted);

@@ -49,7 +49,10 @@ async fn forward(redis: RedisConn, tx: mpsc::Sender<BusEnvelope>, lost: Arc<Noti
             Err(RecvError::Lagged(n)) => {
                 // A later message of the same room would reveal the gap; the
                 // last ones of a room would wait for it: catch up now.
-                tracing::error!(missed = n, "bus receiver lagged; every connection catches up from the history");
+                tracing::error!(
+                    missed = n,
+                    "bus receiver lagged; every connection catches up from the history"
+                );
                 crate::metrics::metrics().bus_gaps_filled.inc();
                 lost.notify_one();
                 continue;

@@ -198,11 +198,7 @@ mod tests {
     use shared::ids::{ConnKey, NodeId, UserId};
     use shared::server_frame::UserPublic;
 
-    fn conn(
-        id: u64,
-        user: i64,
-        queue: usize,
-    ) -> (ConnHandle, crate::ws::outbox::Inbox) {
+    fn conn(id: u64, user: i64, queue: usize) -> (ConnHandle, crate::ws::outbox::Inbox) {
         let u = UserPublic {
             id: UserId(user),
             username: format!("u{user}"),
@@ -268,7 +264,9 @@ mod tests {
         hub.join(RoomId(65), &c); // same shard as room 1
         let d = hub.broadcast(RoomId(1), &"hello".into(), None, Some(b.id()));
         assert_eq!(d, Delivery { queued: 1, slow: 0 });
-        assert!(matches!(ra.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "hello"));
+        assert!(
+            matches!(ra.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "hello")
+        );
         assert!(rb.try_recv().is_err());
         assert!(rc.try_recv().is_err());
     }

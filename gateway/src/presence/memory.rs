@@ -133,8 +133,17 @@ mod tests {
         assert!(p.add(room, &key(1), &user(5)).await.unwrap());
         assert!(!p.add(room, &key(2), &user(5)).await.unwrap(), "second tab");
         assert!(p.add(room, &key(3), &user(2)).await.unwrap());
-        assert_eq!(p.users(room, 10).await.unwrap().users, vec![user(2), user(5)]);
-        assert_eq!(p.users(room, 1).await.unwrap(), OnlineList { users: vec![user(2)], total: 2 });
+        assert_eq!(
+            p.users(room, 10).await.unwrap().users,
+            vec![user(2), user(5)]
+        );
+        assert_eq!(
+            p.users(room, 1).await.unwrap(),
+            OnlineList {
+                users: vec![user(2)],
+                total: 2
+            }
+        );
         assert!(!p.remove(room, &key(1), UserId(5)).await.unwrap());
         assert!(p.remove(room, &key(2), UserId(5)).await.unwrap());
         assert!(

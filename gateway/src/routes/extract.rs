@@ -8,8 +8,8 @@
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
-use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use std::ops::Deref;
 
 /// A JSON request body.
@@ -99,7 +99,10 @@ mod tests {
     #[test]
     fn wrong_types_name_their_field() {
         assert!(json_error(r#"{"name": 42}"#).starts_with("name: invalid type"));
-        assert!(json_error(r#"{"name": "a", "is_private": "yes"}"#).starts_with("is_private: invalid type"));
+        assert!(
+            json_error(r#"{"name": "a", "is_private": "yes"}"#)
+                .starts_with("is_private: invalid type")
+        );
         assert!(json_error(r#"{"name": "a", "colour": 1}"#).contains("unknown field `colour`"));
         assert!(json_error(r#"{}"#).contains("missing field `name`"));
     }
@@ -111,7 +114,9 @@ mod tests {
         struct Page {
             limit: Option<u32>,
         }
-        let e = web::Query::<Named<Page>>::from_query("limit=abc").err().unwrap();
+        let e = web::Query::<Named<Page>>::from_query("limit=abc")
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("limit: "), "{e}");
     }
 }

@@ -1,8 +1,8 @@
 //! The one place routes are listed.
 
 mod auth;
-mod extract;
 mod evictions;
+mod extract;
 mod health;
 mod members;
 mod messages;

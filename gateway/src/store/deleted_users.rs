@@ -26,9 +26,15 @@ impl Store {
     ) -> Result<Vec<RoomId>, StoreError> {
         let txn = self.db.begin().await?;
         let marked = user::Entity::update_many()
-            .col_expr(user::Column::Username, Expr::value(format!("deleted_{}", id.0)))
+            .col_expr(
+                user::Column::Username,
+                Expr::value(format!("deleted_{}", id.0)),
+            )
             .col_expr(user::Column::Nickname, Expr::value(DELETED_NICKNAME))
-            .col_expr(user::Column::PasswordHash, Expr::value(Option::<String>::None))
+            .col_expr(
+                user::Column::PasswordHash,
+                Expr::value(Option::<String>::None),
+            )
             .col_expr(user::Column::IsOnline, Expr::value(false))
             .col_expr(user::Column::DeletedAt, Expr::value(now))
             .filter(user::Column::Id.eq(id.0))
@@ -70,7 +76,10 @@ mod tests {
             let s = &t.store;
             let now = now_ms();
             let u = s.create_user("gone", "hash", "Gone", now).await.unwrap();
-            let room = s.create_room_with_owner("mine", "", false, u.id, now).await.unwrap();
+            let room = s
+                .create_room_with_owner("mine", "", false, u.id, now)
+                .await
+                .unwrap();
             s.add_member(RoomId(1), u.id, "member", now).await.unwrap();
             let mut rooms = s.delete_user(u.id, now).await.unwrap();
             rooms.sort();
@@ -81,8 +90,13 @@ mod tests {
             assert_eq!(row.password_hash, None);
             assert_eq!(s.member_role(RoomId(1), u.id).await.unwrap(), None);
             assert_eq!(s.find_room(room.id).await.unwrap().unwrap().owner_id, None);
-            s.create_user("gone", "h", "New", now).await.expect("the name is free");
-            assert!(matches!(s.delete_user(u.id, now).await, Err(StoreError::NotFound)));
+            s.create_user("gone", "h", "New", now)
+                .await
+                .expect("the name is free");
+            assert!(matches!(
+                s.delete_user(u.id, now).await,
+                Err(StoreError::NotFound)
+            ));
             t.cleanup().await;
         }
     }

@@ -12,8 +12,8 @@
 //! stored and returned unchanged (PostgreSQL keeps microseconds, SQLite
 //! nanoseconds, so millisecond values round-trip exactly on both).
 
-mod entities;
 mod deleted_users;
+mod entities;
 mod error;
 mod external_users;
 mod group_commit;
@@ -37,8 +37,8 @@ use sea_orm::{
 use shared::ids::{MessageId, RoomId, UserId};
 
 pub use error::StoreError;
-pub use group_commit::NewMessage;
 use error::fk_violation_is_not_found;
+pub use group_commit::NewMessage;
 
 /// How long a caller waits for a pooled connection (or a new one) before the
 /// store reports [`StoreError::Unavailable`]. Also bounds `connect` when the
@@ -125,7 +125,11 @@ impl Store {
     /// store. One writer on SQLite (which takes one at a time anyway), four
     /// on PostgreSQL.
     pub fn with_group_commit(mut self) -> Store {
-        let writers = if self.backend_name() == "sqlite" { 1 } else { 4 };
+        let writers = if self.backend_name() == "sqlite" {
+            1
+        } else {
+            4
+        };
         let batcher = group_commit::GroupCommit::start(self.clone(), writers);
         self.group_commit = Some(std::sync::Arc::new(batcher));
         self
@@ -271,7 +275,12 @@ mod tests {
             let applied = migrations::Migrator::get_applied_migrations(&t.store.db)
                 .await
                 .unwrap();
-            assert_eq!(applied.len(), migrations::Migrator::migrations().len(), "{}", t.label);
+            assert_eq!(
+                applied.len(),
+                migrations::Migrator::migrations().len(),
+                "{}",
+                t.label
+            );
             assert_eq!(
                 entities::room::Entity::find()
                     .count(&t.store.db)
@@ -317,7 +326,12 @@ mod tests {
                 async move {
                     let txn = sea_orm::TransactionTrait::begin(&db).await.unwrap();
                     let mut out = Vec::new();
-                    for p in ["journal_mode", "foreign_keys", "busy_timeout", "synchronous"] {
+                    for p in [
+                        "journal_mode",
+                        "foreign_keys",
+                        "busy_timeout",
+                        "synchronous",
+                    ] {
                         let row = txn
                             .query_one_raw(sea_orm::Statement::from_string(
                                 DbBackend::Sqlite,

@@ -69,6 +69,9 @@ mod tests {
         assert!(r.claim(u, &key(3), 2).await.unwrap());
         r.release(u, &key(2)).await;
         r.release(u, &key(3)).await;
-        assert!(r.users.lock().unwrap().get(&u).is_none(), "no empty entries left");
+        assert!(
+            r.users.lock().unwrap().get(&u).is_none(),
+            "no empty entries left"
+        );
     }
 }

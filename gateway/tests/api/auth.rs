@@ -217,7 +217,13 @@ async fn a_deleted_account_is_refused_everywhere() {
         &serde_json::json!({"sub": id.to_string(), "exp": crate::helpers::now_secs() + 600}),
         crate::helpers::SECRET,
     );
-    assert_eq!(a.try_ws(&format!("token={minted}")).await.err().map(|e| e.0), Some(401));
+    assert_eq!(
+        a.try_ws(&format!("token={minted}"))
+            .await
+            .err()
+            .map(|e| e.0),
+        Some(401)
+    );
     let login = a
         .post(
             "/api/auth/login",

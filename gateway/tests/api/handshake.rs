@@ -214,7 +214,10 @@ async fn only_get_ws_upgrades_and_a_plain_get_is_refused_with_the_flat_shape() {
     let url = format!("http://127.0.0.1:{}/ws", app.port);
     let resp = app.http.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(flat_error(&resp.text().await.unwrap()), "User not authenticated");
+    assert_eq!(
+        flat_error(&resp.text().await.unwrap()),
+        "User not authenticated"
+    );
     let resp = app
         .http
         .get(format!("{url}?token={token}"))
@@ -222,7 +225,10 @@ async fn only_get_ws_upgrades_and_a_plain_get_is_refused_with_the_flat_shape() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    assert_eq!(flat_error(&resp.text().await.unwrap()), "Not a WebSocket handshake");
+    assert_eq!(
+        flat_error(&resp.text().await.unwrap()),
+        "Not a WebSocket handshake"
+    );
     // Nothing was left claimed by the refused attempts: a real upgrade works.
     app.ws_in_general(&token).await;
 }

@@ -4,8 +4,8 @@
 //! A private room a client is not in, and a deleted room, must look exactly
 //! like a room that never existed.
 
-pub use crate::helpers::rest;
 use crate::helpers::TestApp;
+pub use crate::helpers::rest;
 use crate::isolation_model::Client;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -44,7 +44,6 @@ impl Room {
         !self.deleted && (!self.private || self.members.contains(&c))
     }
 }
-
 
 /// The ids of the clients `users` names (a list of user objects).
 fn clients_in(users: &Value, clients_by_id: &dyn Fn(i64) -> Option<usize>) -> HashSet<usize> {

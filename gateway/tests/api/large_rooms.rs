@@ -32,7 +32,10 @@ async fn large_rooms_get_a_bounded_snapshot_and_batched_presence() {
     // Two members here: still the seed's single event.
     let joined = next_presence(&mut first).await;
     assert_eq!(
-        (joined["type"].as_str(), joined["data"]["user"]["id"].as_i64()),
+        (
+            joined["type"].as_str(),
+            joined["data"]["user"]["id"].as_i64()
+        ),
         (Some("user_joined"), Some(ids[1]))
     );
 
@@ -46,7 +49,11 @@ async fn large_rooms_get_a_bounded_snapshot_and_batched_presence() {
     // The snapshot is cut at `snapshot_max_users`, with the full count.
     let mut fourth = app.ws(&tokens[3], "").await;
     let online = fourth.recv_type("online_users").await;
-    assert_eq!(online["data"]["users"].as_array().unwrap().len(), 2, "{online}");
+    assert_eq!(
+        online["data"]["users"].as_array().unwrap().len(),
+        2,
+        "{online}"
+    );
     assert_eq!(online["data"]["online_count"], 4);
 
     // A departure and an arrival within one batch: one frame, latest states.

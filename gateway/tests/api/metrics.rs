@@ -84,7 +84,13 @@ async fn the_admin_port_serves_metrics_and_health_only() {
     };
     let metrics = get("/metrics").await;
     assert_eq!(metrics.status(), 200);
-    assert!(metrics.text().await.unwrap().contains("chat_gateway_connections_accepted_total"));
+    assert!(
+        metrics
+            .text()
+            .await
+            .unwrap()
+            .contains("chat_gateway_connections_accepted_total")
+    );
     assert_eq!(get("/healthz").await.status(), 200);
     assert_eq!(get("/readyz").await.status(), 200);
     let api = get("/api/rooms").await;
@@ -110,7 +116,15 @@ async fn presence_as_read_from_the_store_is_exported_in_cluster_mode() {
     // The keeper runs every TTL/3 = 1 s.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let text = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let conns = value(&text, "chat_gateway_presence_store_connections");
         let users = value(&text, "chat_gateway_presence_store_users");
         if (conns, users) == (3.0, 2.0) {

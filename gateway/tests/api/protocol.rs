@@ -413,11 +413,13 @@ async fn a_send_followed_at_once_by_leave_room_is_still_answered() {
         .0;
     let mut c = app.ws_in_general(&t).await;
     for i in 0..20 {
-        c.send_json(serde_json::json!({"type": "join_room", "room_id": room})).await;
+        c.send_json(serde_json::json!({"type": "join_room", "room_id": room}))
+            .await;
         c.recv_type("online_users").await;
         c.send_json(serde_json::json!({"type": "message", "room_id": room, "content": format!("bye {i}"), "client_msg_id": format!("m{i}")}))
             .await;
-        c.send_json(serde_json::json!({"type": "leave_room", "room_id": room})).await;
+        c.send_json(serde_json::json!({"type": "leave_room", "room_id": room}))
+            .await;
         let mut answered = false;
         loop {
             let f = c.recv_json().await;

@@ -3,7 +3,6 @@
 use crate::helpers::{TestApp, rest, spawn_app};
 use serde_json::{Value, json};
 
-
 async fn create_room(app: &TestApp, token: &str, name: &str, private: bool) -> i64 {
     let (status, body) = rest(
         app,

@@ -17,9 +17,7 @@ impl Args {
             let name = key
                 .strip_prefix("--")
                 .ok_or_else(|| format!("expected --option, got {key:?}"))?;
-            let value = it
-                .next()
-                .ok_or_else(|| format!("--{name} needs a value"))?;
+            let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
             values.insert(name.to_string(), value.clone());
         }
         Ok(Args {

@@ -56,7 +56,10 @@ impl Options {
         } else {
             conns.div_ceil(room_size)
         };
-        let secret = a.string("secret", &std::env::var("CHAT_JWT_SECRET").unwrap_or_default());
+        let secret = a.string(
+            "secret",
+            &std::env::var("CHAT_JWT_SECRET").unwrap_or_default(),
+        );
         if secret.is_empty() {
             eprintln!("loadgen: give the gateway's JWT secret with --secret or CHAT_JWT_SECRET");
             std::process::exit(2);
@@ -77,10 +80,17 @@ impl Options {
             concurrency: a.get("concurrency", 256).max(1),
             sources: net::parse_sources(&a.string("sources", "127.0.0.1")),
             user_base: a.get("user-base", 1_000_000),
-            pids: a.list("gateway-pid").iter().map(|p| p.parse().expect("--gateway-pid")).collect(),
+            pids: a
+                .list("gateway-pid")
+                .iter()
+                .map(|p| p.parse().expect("--gateway-pid"))
+                .collect(),
             settle: a.get("settle", 3.0),
             passes: a.get("passes", if fanout { 1 } else { 2 }).max(1),
-            worker: a.get("worker", usize::MAX).lt(&usize::MAX).then(|| a.get("worker", 0)),
+            worker: a
+                .get("worker", usize::MAX)
+                .lt(&usize::MAX)
+                .then(|| a.get("worker", 0)),
         }
     }
 
@@ -138,7 +148,10 @@ impl Worker {
 
 async fn ask_all(workers: &mut [Worker], cmd: &str) -> Vec<Value> {
     for w in workers.iter_mut() {
-        w.stdin.write_all(format!("{cmd}\n").as_bytes()).await.expect("worker stdin");
+        w.stdin
+            .write_all(format!("{cmd}\n").as_bytes())
+            .await
+            .expect("worker stdin");
     }
     let mut out = Vec::new();
     for w in workers.iter_mut() {
@@ -167,10 +180,19 @@ pub async fn drive(o: Options, passthrough: Vec<String>) -> i32 {
     let mut summary = json!({"scenario": o.scenario, "nodes": o.urls.len(), "procs": o.procs});
     say(format!(
         "{}: {} connections in {} rooms of {} over {} node(s), {} worker process(es)",
-        o.scenario, o.conns, o.rooms, o.room_size, o.urls.len(), o.procs
+        o.scenario,
+        o.conns,
+        o.rooms,
+        o.room_size,
+        o.urls.len(),
+        o.procs
     ));
     let rooms = setup::create_rooms(&o.urls[0], &minter, o.user_base - 1, o.rooms).await;
-    let room_list = rooms.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let room_list = rooms
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let exe = std::env::current_exe().expect("own path");
     let mut workers = Vec::new();
     for i in 0..o.procs {
@@ -186,7 +208,11 @@ pub async fn drive(o: Options, passthrough: Vec<String>) -> i32 {
             .expect("spawn a worker");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut w = Worker { _child: child, stdin, stdout };
+        let mut w = Worker {
+            _child: child,
+            stdin,
+            stdout,
+        };
         w.answer().await;
         workers.push(w);
     }
@@ -195,7 +221,12 @@ pub async fn drive(o: Options, passthrough: Vec<String>) -> i32 {
     for pass in 1..=o.passes {
         let answers = ask_all(&mut workers, "CONNECT").await;
         let (connected, failed) = (sum(&answers, "connected"), sum(&answers, "failed"));
-        let ms = answers.iter().map(|a| a["ms"].as_u64().unwrap_or(0)).max().unwrap_or(0).max(1);
+        let ms = answers
+            .iter()
+            .map(|a| a["ms"].as_u64().unwrap_or(0))
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let rate = connected as f64 * 1000.0 / ms as f64;
         bad += failed;
         say(format!(
@@ -214,7 +245,8 @@ pub async fn drive(o: Options, passthrough: Vec<String>) -> i32 {
             tokio::time::sleep(Duration::from_secs_f64(o.settle)).await;
             if !o.pids.is_empty() {
                 let now = proc_stats::sample(&o.pids);
-                let per = (now.rss_kib.saturating_sub(baseline.rss_kib)) as f64 / connected.max(1) as f64;
+                let per =
+                    (now.rss_kib.saturating_sub(baseline.rss_kib)) as f64 / connected.max(1) as f64;
                 say(format!(
                     "gateway: RSS {} → {} MiB = {per:.2} KiB per connection; {} open files, {} threads",
                     baseline.rss_kib / 1024,

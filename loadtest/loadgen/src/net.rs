@@ -34,11 +34,7 @@ pub fn target(base: &str) -> SocketAddr {
         .unwrap_or_else(|_| panic!("{base}: give an address as http://IP:PORT"))
 }
 
-pub async fn connect(
-    source: IpAddr,
-    addr: SocketAddr,
-    path_and_query: &str,
-) -> Result<Ws, String> {
+pub async fn connect(source: IpAddr, addr: SocketAddr, path_and_query: &str) -> Result<Ws, String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     socket
         .bind(SocketAddr::new(source, 0))

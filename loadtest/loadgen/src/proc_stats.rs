@@ -33,7 +33,8 @@ fn one(pid: u32) -> std::io::Result<Sample> {
     let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+    let ticks: u64 =
+        fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
     let threads = fields[17].parse().unwrap_or(0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss_kib = status

@@ -104,7 +104,10 @@ async fn connect_all(
     let failures = Rc::new(RefCell::new(Vec::<String>::new()));
     let mut opening = JoinSet::new();
     for i in 0..plans.len() {
-        let permit = std::sync::Arc::clone(&gate).acquire_owned().await.expect("semaphore");
+        let permit = std::sync::Arc::clone(&gate)
+            .acquire_owned()
+            .await
+            .expect("semaphore");
         let plans = Rc::clone(plans);
         let totals = Rc::clone(totals);
         let rx = phase.subscribe();
@@ -117,7 +120,10 @@ async fn connect_all(
             match result {
                 Ok(ws) => {
                     *connected.borrow_mut() += 1;
-                    let plan = Plan { token: String::new(), ..plan.clone() };
+                    let plan = Plan {
+                        token: String::new(),
+                        ..plan.clone()
+                    };
                     Some(tokio::task::spawn_local(conn::run(ws, plan, totals, rx)))
                 }
                 Err(e) => {
