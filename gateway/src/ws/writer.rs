@@ -38,6 +38,8 @@ enum Filled {
     /// The history could not be read: nothing written, the cursor
     /// unchanged, a `Fill` is due later.
     Deferred,
+    /// The connection is no longer in the room: nothing written.
+    Left,
     /// The socket did not take the frames in time.
     Broken,
 }
@@ -189,7 +191,23 @@ impl Writer {
         frame: ByteString,
         echo: bool,
     ) -> bool {
-        match cursors.decide(room, seq) {
+        let decision = match cursors.decide(room, seq) {
+            Decision::Gap { after } => {
+                crate::metrics::metrics().bus_gaps_filled.inc();
+                match self.fill(cursors, room, after, Some(seq - 1)).await {
+                    Filled::Written => Decision::Send,
+                    // This message is in the history the deferred fill reads.
+                    Filled::Deferred => Decision::Drop,
+                    // Out of the room (its `Untrack` is behind in the
+                    // queue): as if untracked, or the client would get
+                    // this message without the ones before it.
+                    Filled::Left => Decision::NotTracked,
+                    Filled::Broken => return false,
+                }
+            }
+            decided => decided,
+        };
+        match decision {
             Decision::Send => {
                 cursors.delivered(room, seq);
                 self.write(frame).await
@@ -200,19 +218,7 @@ impl Writer {
                 tracing::debug!(conn = %self.conn.key(), room = %room, seq, cursor = ?cursors.snapshot(), "echo already delivered");
                 true
             }
-            Decision::Drop | Decision::NotTracked => true,
-            Decision::Gap { after } => {
-                crate::metrics::metrics().bus_gaps_filled.inc();
-                match self.fill(cursors, room, after, Some(seq - 1)).await {
-                    Filled::Written => {
-                        cursors.delivered(room, seq);
-                        self.write(frame).await
-                    }
-                    // This message is in the history the deferred fill reads.
-                    Filled::Deferred => true,
-                    Filled::Broken => false,
-                }
-            }
+            Decision::Drop | Decision::NotTracked | Decision::Gap { .. } => true,
         }
     }
 
@@ -257,11 +263,11 @@ impl Writer {
             }
         };
         cursors.filled(room);
-        // Evicted while this fill was queued or reading (its `Untrack` is
-        // still behind it in the queue): what it read may be newer than the
-        // removal. Everything read before this check was stored before it.
+        // Out of the room while this fill was queued or reading (a leave,
+        // an eviction, the connection closing; its `Untrack` is still behind
+        // in the queue): what it read may be newer than the removal.
         if !self.conn.in_room(room) {
-            return Filled::Written;
+            return Filled::Left;
         }
         for frame in caught.frames {
             if !self.write(frame).await {
@@ -284,5 +290,103 @@ impl Writer {
             timeout(self.write_timeout, self.out.flush()).await,
             Ok(Ok(()))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use shared::ids::{ConnId, ConnKey, NodeId};
+    use shared::server_frame::UserPublic;
+    use tokio::io::AsyncReadExt;
+
+    /// The next text frame the server wrote (unmasked, as servers send).
+    async fn next_text(client: &mut tokio::net::TcpStream) -> String {
+        loop {
+            let mut head = [0u8; 2];
+            client.read_exact(&mut head).await.unwrap();
+            let len = match head[1] & 0x7F {
+                126 => client.read_u16().await.unwrap() as usize,
+                127 => client.read_u64().await.unwrap() as usize,
+                n => n as usize,
+            };
+            let mut payload = vec![0; len];
+            client.read_exact(&mut payload).await.unwrap();
+            if head[0] & 0x0F == 0x1 {
+                return String::from_utf8(payload).unwrap();
+            }
+        }
+    }
+
+    fn message_frame(room: RoomId, seq: i64) -> ByteString {
+        ByteString::from(format!(r#"{{"type":"message","room_id":{room},"seq":{seq}}}"#))
+    }
+
+    /// A connection left a room (the soak: it closed, and its cleanup left
+    /// every room) while the room's next message was still queued, and the
+    /// message before that one was not delivered yet (a gap). The fill
+    /// found the connection out of the room and delivered nothing, but the
+    /// message itself still went out: the client saw seq 285 after 283.
+    /// Out of the room, the live message is dropped like any untracked one.
+    #[tokio::test]
+    async fn a_gap_found_after_leaving_the_room_delivers_nothing_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/chat.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let now = crate::clock::now();
+        let user = store.create_user("w", "h", "W", now).await.unwrap();
+        let room = RoomId(1);
+        for i in 1..=2 {
+            store.insert_message(room, user.id, &format!("m{i}"), None, now).await.unwrap();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_read, write) = server.into_split();
+        let public = UserPublic {
+            id: user.id,
+            username: "w".into(),
+            nickname: "W".into(),
+        };
+        let key = ConnKey {
+            node: NodeId("n".into()),
+            conn: ConnId(1),
+        };
+        let (conn, inbox) = ConnHandle::new(key, public, 64);
+        conn.add_room(room);
+        let writer = Writer {
+            conn: conn.clone(),
+            out: FrameWriter::new(write),
+            history: History::new(store.clone(), None),
+            ping_every: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(5),
+            recovery_window: 1000,
+        };
+        tokio::spawn(writer.run(inbox));
+        conn.push(Outbound::Track { room, since: 1 });
+        conn.push(Outbound::Fill { room });
+        assert!(next_text(&mut client).await.contains(r#""seq":2"#));
+        // Seq 3 stored, not yet arrived; the connection leaves; seq 4 arrives.
+        store.insert_message(room, user.id, "m3", None, now).await.unwrap();
+        conn.remove_room(room);
+        conn.push(Outbound::Message {
+            room,
+            seq: 4,
+            frame: message_frame(room, 4),
+        });
+        conn.push(Outbound::Untrack { room });
+        conn.push(Outbound::Frame("after".into()));
+        assert_eq!(next_text(&mut client).await, "after", "nothing of the room past the gap");
+        // An echo is the answer to the client's own send: it still goes out.
+        conn.push(Outbound::Echo {
+            room,
+            seq: 5,
+            frame: message_frame(room, 5),
+        });
+        assert!(next_text(&mut client).await.contains(r#""seq":5"#));
     }
 }
