@@ -36,6 +36,13 @@ pub struct ServerSettings {
     /// In the environment: a comma-separated list.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub allowed_origins: Vec<String>,
+    /// Load balancers and proxies (CIDRs, e.g. `10.0.0.0/8`, or single
+    /// addresses) whose `X-Forwarded-For` names the client: from these peers
+    /// the client address (per-IP limits, logs) is the right-most address of
+    /// that header that is not itself a trusted proxy. Empty: the TCP peer is
+    /// the client. In the environment: a comma-separated list.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub trusted_proxies: Vec<String>,
     /// How long a stopping node waits for its connections to close.
     pub shutdown_timeout_secs: u64,
     /// A stopping node closes its connections (1012) at random moments over
@@ -128,6 +135,21 @@ pub struct LimitsSettings {
     /// WebSocket upgrade attempts per second per client IP (burst: twice as
     /// many); 0 turns the limit off (load tests from one address).
     pub connect_rate_per_ip: u32,
+    /// Frames of every kind (data, continuation, ping, pong, close) read per
+    /// second per connection (burst: twice as many); past it the socket is
+    /// read no faster. 0 turns the limit off (benchmarks).
+    pub frame_rate: u32,
+    /// Bytes read per second per connection (burst: twice as many, at least
+    /// two largest frames); past it the socket is read no faster. 0: off.
+    pub read_bytes_rate: u32,
+    /// Registrations and logins per second per client address (burst: twice
+    /// as many); beyond it 429. 0 turns the limit off (tests, load tests).
+    pub auth_rate_per_ip: u32,
+    /// REST writes other than messages (rooms, memberships, profile) per
+    /// second per user (burst: four times as many); beyond it 429. 0: off.
+    pub rest_write_rate: u32,
+    /// Rooms one user may own (create); beyond it 403 `too_many_rooms`.
+    pub max_rooms_per_user: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -166,6 +188,7 @@ impl Default for ServerSettings {
             port: 8080,
             workers: 0,
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             shutdown_timeout_secs: 10,
             drain_window_secs: 5,
             admin_port: None,
@@ -216,6 +239,11 @@ impl Default for LimitsSettings {
             msg_burst: 40,
             max_connections_per_user: 20,
             connect_rate_per_ip: 20,
+            frame_rate: 100,
+            read_bytes_rate: 128 * 1024,
+            auth_rate_per_ip: 5,
+            rest_write_rate: 5,
+            max_rooms_per_user: 50,
         }
     }
 }
@@ -420,6 +448,7 @@ impl Settings {
                 limits.max_connections_per_user,
             ),
             ("limits.msg_burst", limits.msg_burst as usize),
+            ("limits.max_rooms_per_user", limits.max_rooms_per_user),
         ] {
             if value == 0 {
                 return bad(name, "must be > 0");
@@ -427,6 +456,13 @@ impl Settings {
         }
         if limits.max_frame_bytes < 128 {
             return bad("limits.max_frame_bytes", "must be at least 128");
+        }
+        for cidr in &self.server.trusted_proxies {
+            if crate::limits::client_ip::parse_cidr(cidr).is_none() {
+                return Err(ConfigError(format!(
+                    "server.trusted_proxies (CHAT__SERVER__TRUSTED_PROXIES): {cidr:?} is not an address or a CIDR"
+                )));
+            }
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be > 0");
@@ -547,11 +583,42 @@ mod tests {
                 "ping_interval_secs",
             ),
             (&[("CHAT__LOG__FORMAT", "xml")], "xml"),
+            (
+                &[("CHAT__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,haproxy")],
+                "trusted_proxies",
+            ),
+            (
+                &[("CHAT__LIMITS__MAX_ROOMS_PER_USER", "0")],
+                "max_rooms_per_user",
+            ),
         ];
         for (vars, needle) in cases {
             let err = load(None, env(vars)).expect_err(needle).to_string();
             assert!(err.to_lowercase().contains(needle), "{vars:?}: {err}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_comma_separated_list() {
+        let s = load(
+            None,
+            env(&[("CHAT__SERVER__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")]),
+        )
+        .unwrap();
+        assert_eq!(s.server.trusted_proxies, ["10.0.0.0/8", "127.0.0.1"]);
+        let d = load(None, env(&[])).unwrap();
+        assert!(
+            d.server.trusted_proxies.is_empty(),
+            "no proxy trusted by default"
+        );
+        assert_eq!(
+            (
+                d.limits.frame_rate,
+                d.limits.auth_rate_per_ip,
+                d.limits.max_rooms_per_user
+            ),
+            (100, 5, 50)
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! - [`admission`]: who may enter which room.
 //! - [`ws`]: WebSocket sessions: connection handle, dispatch, socket loops, connection cap.
 //! - [`history`]: a room's message pages (Redis recent cache when it provably matches SQL, else SQL).
+//! - [`limits`]: per-client limits (address, user) and the trusted proxies that name the client.
+//! - [`memory`]: process-wide allocator settings (large blocks go back to the system).
 //! - [`metrics`]: Prometheus metrics (`/metrics`).
 //! - [`hub`]: this node's connections by room; non-blocking fan-out.
 //! - [`node`]: entering/leaving rooms, posting messages, routing bus events to the hub.
@@ -34,6 +36,8 @@ pub mod domain;
 pub mod error;
 pub mod history;
 pub mod hub;
+pub mod limits;
+pub mod memory;
 pub mod metrics;
 pub mod node;
 pub mod presence;

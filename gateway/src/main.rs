@@ -4,8 +4,12 @@ use anyhow::Context;
 use gateway::{config, startup::Application, store::Store, telemetry};
 use std::path::PathBuf;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    gateway::memory::tune();
+    tokio::runtime::Runtime::new()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut migrate_only = false;
     let mut file: Option<PathBuf> = None;

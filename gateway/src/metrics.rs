@@ -18,6 +18,7 @@ pub struct Metrics {
     pub connections_accepted: IntCounter,
     pub connections_closed: IntCounterVec,
     pub upgrades_refused: IntCounterVec,
+    pub limited: IntCounterVec,
     pub rooms: IntGauge,
     pub presence_users: IntGauge,
     pub presence_store_connections: IntGauge,
@@ -95,6 +96,11 @@ impl Metrics {
                 "upgrades_refused_total",
                 "WebSocket upgrades refused, by reason",
                 &["reason"]
+            )),
+            limited: reg!(counter_vec(
+                "limited_total",
+                "Things a per-client limit refused or slowed down, by limit (see deploy/OPERATIONS.md, Limits and abuse)",
+                &["limit"]
             )),
             rooms: reg!(IntGauge::new(
                 name("rooms"),

@@ -150,17 +150,10 @@ impl Application {
             tokens: Arc::new(tokens),
             history,
             limiter: ConnectionLimiter::new(settings.limits.max_connections),
-            connect_rate: std::num::NonZeroU32::new(settings.limits.connect_rate_per_ip).map(
-                |rate| {
-                    let burst = rate.saturating_mul(std::num::NonZeroU32::new(2).expect("2 > 0"));
-                    governor::RateLimiter::keyed(
-                        governor::Quota::per_second(rate).allow_burst(burst),
-                    )
-                },
-            ),
+            limits: crate::limits::Limits::new(&settings),
         });
 
-        tokio::spawn(forget_idle_ips(state.clone(), background.clone()));
+        tokio::spawn(forget_idle_keys(state.clone(), background.clone()));
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
                 format!(
@@ -299,16 +292,13 @@ async fn watch_bus(node: Arc<Node>, stop: CancellationToken) {
     }
 }
 
-/// The per-IP upgrade limiter remembers every address it saw: forget the idle ones.
-async fn forget_idle_ips(state: web::Data<AppState>, stop: CancellationToken) {
+/// The keyed limiters remember every address and user they saw: forget the idle ones.
+async fn forget_idle_keys(state: web::Data<AppState>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Some(limiter) = &state.connect_rate {
-                    limiter.retain_recent();
-                    limiter.shrink_to_fit();
-                }
+                state.limits.forget_idle();
             }
             _ = stop.cancelled() => return,
         }

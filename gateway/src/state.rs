@@ -15,8 +15,8 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     pub history: History,
     pub limiter: ConnectionLimiter,
-    /// Upgrade attempts per client IP; `None` when `limits.connect_rate_per_ip` is 0.
-    pub connect_rate: Option<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// Per client address and per user (see `limits`).
+    pub limits: crate::limits::Limits,
 }
 
 impl AppState {

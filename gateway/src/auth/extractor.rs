@@ -48,3 +48,25 @@ impl FromRequest for AuthenticatedUser {
         })
     }
 }
+
+/// A REST caller about to change something (rooms, memberships, the
+/// profile): authenticated, and within the user's write budget
+/// (`limits.rest_write_rate`; beyond it 429 with `Retry-After`).
+pub struct WritingUser(pub UserRecord);
+
+impl FromRequest for WritingUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let user = AuthenticatedUser::from_request(req, payload);
+        Box::pin(async move {
+            let AuthenticatedUser(user) = user.await?;
+            let state = state.ok_or_else(ApiError::internal)?;
+            crate::limits::keyed::check(&state.limits.rest_writes, &user.id)
+                .map_err(ApiError::rate_limited)?;
+            Ok(WritingUser(user))
+        })
+    }
+}

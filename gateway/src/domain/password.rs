@@ -7,6 +7,9 @@ use std::fmt;
 pub struct Password(String);
 
 impl Password {
+    /// The longest password accepted (and so the longest a login can match).
+    pub const MAX_CHARS: usize = 128;
+
     pub fn parse(raw: String) -> Result<Self, ValidationError> {
         let len = raw.chars().count();
         if len < 8 {
@@ -15,7 +18,7 @@ impl Password {
                 "must be at least 8 characters",
             ));
         }
-        if len > 128 {
+        if len > Self::MAX_CHARS {
             return Err(ValidationError::new(
                 "password",
                 "must be at most 128 characters",

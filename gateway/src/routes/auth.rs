@@ -1,8 +1,10 @@
 //! `POST /api/auth/register` and `POST /api/auth/login`: a user and a token.
 
+use super::extract::ClientIp;
 use crate::auth::password_hash;
 use crate::domain::{Nickname, Password, Username};
 use crate::error::{ApiError, ErrorBody};
+use crate::limits::keyed::check;
 use crate::state::AppState;
 use crate::store::{StoreError, UserRecord};
 use actix_web::http::StatusCode;
@@ -70,14 +72,17 @@ fn with_token(state: &AppState, status: StatusCode, user: &UserRecord) -> HttpRe
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many registrations and logins from this address (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or every password-hashing slot is busy (`busy`, `Retry-After`)", body = ErrorBody),
     )
 )]
 #[post("/api/auth/register")]
 pub(super) async fn register(
     state: web::Data<AppState>,
+    ClientIp(client): ClientIp,
     body: super::extract::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
+    check(&state.limits.auth, &client).map_err(ApiError::rate_limited)?;
     let RegisterBody {
         username,
         password,
@@ -89,9 +94,18 @@ pub(super) async fn register(
         None => Nickname::parse(username.as_str())?,
     };
     let password = Password::parse(password)?;
-    let hash = password_hash::hash(password)
-        .await
-        .map_err(|_| ApiError::internal())?;
+    // A taken name is answered before any hashing: a hash is the costly
+    // part, and asking for a taken name costs the asker nothing. (The
+    // insert's unique index still decides a race.)
+    if state
+        .store
+        .find_user_by_username(username.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::conflict("username is taken"));
+    }
+    let hash = password_hash::hash(password).await.map_err(hash_error)?;
     let user = state
         .store
         .create_user(
@@ -105,7 +119,7 @@ pub(super) async fn register(
             StoreError::Conflict => ApiError::conflict("username is taken"),
             other => other.into(),
         })?;
-    tracing::info!(user_id = %user.id, "registered");
+    tracing::info!(user_id = %user.id, client = %client, "registered");
     Ok(with_token(&state, StatusCode::CREATED, &user))
 }
 
@@ -120,30 +134,46 @@ pub(super) async fn register(
         (status = 401, description = "Wrong username or password", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many registrations and logins from this address (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or every password-hashing slot is busy (`busy`, `Retry-After`)", body = ErrorBody),
     )
 )]
 #[post("/api/auth/login")]
 pub(super) async fn login(
     state: web::Data<AppState>,
+    ClientIp(client): ClientIp,
     body: super::extract::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
+    check(&state.limits.auth, &client).map_err(ApiError::rate_limited)?;
     let LoginBody { username, password } = body.into_inner();
     let wrong = || ApiError::unauthorized("wrong username or password");
-    // No stored username holds a NUL, and PostgreSQL refuses one in a query
-    // parameter (which would surface as a 500).
-    if username.contains('\0') {
+    // No password longer than registration allows can be right: refused
+    // without hashing what could be megabytes. No stored username holds a
+    // NUL, and PostgreSQL refuses one in a query parameter (a 500).
+    if password.chars().count() > Password::MAX_CHARS || username.contains('\0') {
         return Err(wrong());
     }
-    let user = state
-        .store
-        .find_user_by_username(username.trim())
-        .await?
-        .ok_or_else(wrong)?;
-    // Users created from external tokens have no password and cannot log in here.
-    let stored = user.password_hash.clone().ok_or_else(wrong)?;
-    if !password_hash::verify(password, stored).await {
-        return Err(wrong());
+    let user = state.store.find_user_by_username(username.trim()).await?;
+    // An unknown user (or one created from an external token, who has no
+    // password) is checked against a decoy hash: a login takes as long
+    // whether or not the username exists, so its time does not tell.
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let known = stored.is_some();
+    let stored = stored.unwrap_or_else(|| password_hash::decoy().to_owned());
+    let matches = password_hash::verify(password, stored)
+        .await
+        .map_err(hash_error)?;
+    match user {
+        Some(user) if known && matches => Ok(with_token(&state, StatusCode::OK, &user)),
+        _ => Err(wrong()),
     }
-    Ok(with_token(&state, StatusCode::OK, &user))
+}
+
+fn hash_error(e: password_hash::HashError) -> ApiError {
+    match e {
+        password_hash::HashError::Busy => {
+            ApiError::busy("too many logins and registrations at once, retry in a second")
+        }
+        password_hash::HashError::Failed => ApiError::internal(),
+    }
 }

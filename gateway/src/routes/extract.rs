@@ -15,6 +15,26 @@ use std::ops::Deref;
 /// A JSON request body.
 pub struct Json<T>(pub T);
 
+/// The client's address: the TCP peer, or behind a trusted proxy the one
+/// `X-Forwarded-For` names (see `limits::client_ip`).
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl FromRequest for ClientIp {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let peer = req
+            .peer_addr()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        let client = match req.app_data::<web::Data<crate::state::AppState>>() {
+            Some(state) => state.limits.trusted_proxies.client(peer, req.headers()),
+            None => peer,
+        };
+        std::future::ready(Ok(ClientIp(client)))
+    }
+}
+
 /// A query string.
 pub struct Query<T>(pub T);
 

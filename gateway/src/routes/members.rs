@@ -4,7 +4,7 @@
 
 use super::evictions::evict;
 use super::rooms::{RoomView, forbidden, visible_room};
-use crate::auth::extractor::AuthenticatedUser;
+use crate::auth::extractor::{AuthenticatedUser, WritingUser};
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -60,13 +60,14 @@ pub struct Membership {
         (status = 200, description = "The room, with the caller's role", body = RoomView),
         (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
 )]
 #[post("/api/rooms/{id}/join")]
 pub(super) async fn join(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
+    WritingUser(user): WritingUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
@@ -95,13 +96,14 @@ pub(super) async fn join(
         (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
         (status = 409, description = "Not a member, or the owner (who cannot leave)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable; or the caller left but other nodes could not be told", body = ErrorBody),
     )
 )]
 #[post("/api/rooms/{id}/leave")]
 pub(super) async fn leave(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
+    WritingUser(user): WritingUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
@@ -191,13 +193,14 @@ pub(super) struct AddMember {
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
         (status = 422, description = "Not an assignable role", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
 )]
 #[post("/api/rooms/{id}/members")]
 pub(super) async fn add(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
+    WritingUser(user): WritingUser,
     id: web::Path<i64>,
     body: super::extract::Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
@@ -275,13 +278,14 @@ pub(super) struct SetRole {
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
         (status = 422, description = "Not an assignable role, or the owner's own role", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
 )]
 #[patch("/api/rooms/{id}/members/{user_id}")]
 pub(super) async fn set_role(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
+    WritingUser(user): WritingUser,
     path: web::Path<(i64, i64)>,
     body: super::extract::Json<SetRole>,
 ) -> Result<HttpResponse, ApiError> {
@@ -331,13 +335,14 @@ pub(super) async fn set_role(
         (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 403, description = "Not allowed to remove this member", body = ErrorBody),
         (status = 404, description = "No such room or member, or a private room the caller is not in (a non-member's connections are still told to leave, so retrying a kick that answered 503 is safe)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable; or the member was removed but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]
 #[delete("/api/rooms/{id}/members/{user_id}")]
 pub(super) async fn kick(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
+    WritingUser(user): WritingUser,
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
     let (room_id, target) = path.into_inner();

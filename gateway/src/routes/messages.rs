@@ -100,6 +100,7 @@ pub(super) struct PostMessage {
         (status = 409, description = "`client_msg_id_reused`: the id names another of the caller's messages of the last 10 minutes (another room or other content)", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
         (status = 422, description = "The content or `client_msg_id` breaks a rule", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's sends (WebSocket and REST together) are over `limits.msg_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "A backend is unavailable", body = ErrorBody),
     )
 )]
@@ -118,6 +119,7 @@ pub(super) async fn post(
             "join the room before posting to it",
         ));
     }
+    crate::limits::keyed::check(&state.limits.sends, &user.id).map_err(ApiError::rate_limited)?;
     let author = UserPublic {
         id: user.id,
         username: user.username,

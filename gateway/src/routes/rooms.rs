@@ -4,7 +4,7 @@
 //! every room route answers 404, as if it did not exist.
 
 use super::evictions::close_room;
-use crate::auth::extractor::AuthenticatedUser;
+use crate::auth::extractor::{AuthenticatedUser, WritingUser};
 use crate::domain::{Description, Role, RoomName};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -128,20 +128,33 @@ pub(super) struct CreateRoom {
         (status = 201, description = "The new room", body = RoomView),
         (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
         (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "`too_many_rooms`: the caller owns `limits.max_rooms_per_user` rooms", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
 )]
 #[post("/api/rooms")]
 pub(super) async fn create(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
+    WritingUser(user): WritingUser,
     body: super::extract::Json<CreateRoom>,
 ) -> Result<HttpResponse, ApiError> {
     let name = RoomName::parse(&body.name)?;
     let description = Description::parse(body.description.as_deref().unwrap_or(""))?;
+    // Checked, not locked: two creations at the same instant may both pass
+    // at the cap; what the cap stops is a flood.
+    let max = state.settings.limits.max_rooms_per_user;
+    if state.store.rooms_owned(user.id).await? >= max as u64 {
+        crate::limits::Limit::RoomsPerUser.hit();
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "too_many_rooms",
+            format!("a user may own at most {max} rooms; delete one first"),
+        ));
+    }
     let room = state
         .store
         .create_room_with_owner(
@@ -290,13 +303,14 @@ pub(super) struct EditRoom {
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
 )]
 #[patch("/api/rooms/{id}")]
 pub(super) async fn edit(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
+    WritingUser(user): WritingUser,
     id: web::Path<i64>,
     body: super::extract::Json<EditRoom>,
 ) -> Result<HttpResponse, ApiError> {
@@ -335,13 +349,14 @@ pub(super) async fn edit(
         (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 403, description = "Not the owner, or room 1", body = ErrorBody),
         (status = 404, description = "No such room (any connections still in it are told to leave again, so retrying a deletion that answered 503 is safe), or a private room the caller is not in", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable; or the room was deleted but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]
 #[delete("/api/rooms/{id}")]
 pub(super) async fn remove(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
+    WritingUser(user): WritingUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = RoomId(*id);

@@ -1,6 +1,6 @@
 //! The caller's own profile.
 
-use crate::auth::extractor::AuthenticatedUser;
+use crate::auth::extractor::{AuthenticatedUser, WritingUser};
 use crate::domain::Nickname;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -70,13 +70,14 @@ pub(super) struct EditMe {
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )
 )]
 #[patch("/api/users/me")]
 pub(super) async fn edit_me(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
+    WritingUser(user): WritingUser,
     body: super::extract::Json<EditMe>,
 ) -> Result<HttpResponse, ApiError> {
     let nickname = Nickname::parse(&body.nickname)?;
@@ -95,13 +96,14 @@ pub(super) async fn edit_me(
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable (nothing deleted); or deleted, but other nodes could not be told", body = ErrorBody),
     )
 )]
 #[delete("/api/users/me")]
 pub(super) async fn delete_me(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
+    WritingUser(user): WritingUser,
 ) -> Result<HttpResponse, ApiError> {
     let rooms = state
         .store

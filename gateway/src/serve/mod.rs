@@ -1,11 +1,14 @@
 //! The main listener's server: actix-web serves HTTP (the REST API, health,
 //! metrics, the page), and a request carrying `Upgrade: websocket` is handed,
 //! with its TCP stream, to [`crate::ws::upgrade`]. This is what
-//! `actix_web::HttpServer` builds, plus that upgrade hook, which it does not offer.
+//! `actix_web::HttpServer` builds, plus that upgrade hook, which it does not offer,
+//! and a deadline on every request head ([`head_deadline`]), which it does not keep.
+
+pub mod head_deadline;
 
 use crate::routes;
 use crate::state::AppState;
-use actix_service::IntoServiceFactory;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt};
 use actix_web::dev::{AppConfig, Server};
 use actix_web::{App, web};
 use std::net::TcpListener;
@@ -47,7 +50,7 @@ pub fn main_server(
                 |_| AppConfig::default(),
             );
             let stopping = stopping.clone();
-            actix_http::HttpService::build()
+            let http = actix_http::HttpService::build()
                 .graceful_shutdown_signal(move || {
                     let stopping = stopping.clone();
                     async move { stopping.notified().await }
@@ -57,8 +60,17 @@ pub fn main_server(
                 .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
                 .local_addr(addr)
                 .upgrade(crate::ws::upgrade::service(app_state))
-                .finish(app)
-                .tcp()
+                .finish(app);
+            // What `.tcp()` does, with every request head timed.
+            actix_service::fn_service(|io: tokio::net::TcpStream| {
+                let peer = io.peer_addr().ok();
+                std::future::ready(Ok((
+                    head_deadline::HeadDeadline::new(io),
+                    actix_http::Protocol::Http1,
+                    peer,
+                )))
+            })
+            .and_then(http)
         })?
         .run();
     Ok(server)

@@ -99,6 +99,14 @@ impl Store {
         }
     }
 
+    /// How many rooms `owner` owns (for `limits.max_rooms_per_user`).
+    pub async fn rooms_owned(&self, owner: UserId) -> Result<u64, StoreError> {
+        Ok(room::Entity::find()
+            .filter(room::Column::OwnerId.eq(owner.0))
+            .count(&self.db)
+            .await?)
+    }
+
     pub async fn find_room(&self, id: RoomId) -> Result<Option<RoomRecord>, StoreError> {
         Ok(room::Entity::find_by_id(id.0)
             .one(&self.db)

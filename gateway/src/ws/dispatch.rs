@@ -6,6 +6,7 @@ use crate::admission::admit;
 use crate::state::AppState;
 use crate::ws::conn::ConnHandle;
 use crate::ws::outbound::Outbound;
+use crate::ws::replay::ReplayBudget;
 use shared::client_frame::{ClientFrame, SendMessage};
 use shared::close_codes::{self, Close};
 use shared::error_code::ErrorCode;
@@ -19,7 +20,12 @@ pub enum Flow {
     Close(Close),
 }
 
-pub async fn handle_text(state: &AppState, conn: &ConnHandle, text: &str) -> Flow {
+pub async fn handle_text(
+    state: &AppState,
+    conn: &ConnHandle,
+    replays: &mut ReplayBudget,
+    text: &str,
+) -> Flow {
     let frame = match ClientFrame::decode(text) {
         Ok(frame) => frame,
         Err(e) => {
@@ -45,7 +51,9 @@ pub async fn handle_text(state: &AppState, conn: &ConnHandle, text: &str) -> Flo
             conn.send(&ServerFrame::Pong);
         }
         ClientFrame::Message(m) => send(state, conn, m).await,
-        ClientFrame::JoinRoom { room_id, since_seq } => join(state, conn, room_id, since_seq).await,
+        ClientFrame::JoinRoom { room_id, since_seq } => {
+            join(state, conn, replays, room_id, since_seq).await
+        }
         ClientFrame::LeaveRoom {
             room_id: Some(room),
         } => {
@@ -75,7 +83,13 @@ fn reject(
     conn.send(&ServerFrame::error(room, code, message, reference));
 }
 
-async fn join(state: &AppState, conn: &ConnHandle, room: RoomId, since: Option<i64>) {
+async fn join(
+    state: &AppState,
+    conn: &ConnHandle,
+    replays: &mut ReplayBudget,
+    room: RoomId,
+    since: Option<i64>,
+) {
     if since.is_some_and(|s| s < 0) {
         return reject(
             conn,
@@ -99,6 +113,15 @@ async fn join(state: &AppState, conn: &ConnHandle, room: RoomId, since: Option<i
         Ok(last_seq) => last_seq,
         Err(e) => return reject(conn, Some(room), e.code(), e.to_string(), None),
     };
+    if let Some(since) = since
+        && let Err(wait) = replays.take(last_seq.saturating_sub(since).max(0) as u64)
+    {
+        let why = format!(
+            "resuming too often: retry in {} s (or without since_seq, reading the history API)",
+            wait.as_secs().max(1)
+        );
+        return reject(conn, Some(room), ErrorCode::RateLimited, why, None);
+    }
     // Re-joining a room the connection is in only resumes with an explicit
     // since_seq; without one it repeats `online_users`.
     let entered = match (since, conn.in_room(room)) {
@@ -147,6 +170,12 @@ async fn send(state: &AppState, conn: &ConnHandle, m: SendMessage) {
             }
         },
     };
+    // One send budget per user, shared with REST posts (and the user's
+    // other connections on this node).
+    if let Err(wait) = crate::limits::keyed::check(&state.limits.sends, &conn.user().id) {
+        let why = format!("sending too fast, retry in {} ms", wait.as_millis().max(1));
+        return reject(conn, Some(room), ErrorCode::RateLimited, why, reference);
+    }
     // The sender's answer is the stored message. A new one also reaches it
     // through the room broadcast; the writer keeps one of the two, and the
     // echo alone if the connection left the room meanwhile. A retry of one

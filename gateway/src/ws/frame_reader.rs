@@ -1,11 +1,27 @@
 //! The incoming half of an upgraded socket: bytes → WebSocket frames (actix-http's
-//! RFC 6455 parser: masking, lengths, control frames, the size cap) → whole
-//! messages (fragments joined, under the same cap, text checked to be UTF-8).
+//! RFC 6455 parser: masking, lengths, control frames, close payloads) → whole
+//! messages (fragments joined, under the size cap, text checked to be UTF-8).
 //!
-//! Memory: nothing is buffered while the client is quiet. A read lands in a
-//! scratch array on the stack and only what is left of an unfinished frame
-//! is kept on the heap, so an idle connection holds no read buffer.
+//! What a client can make it spend is bounded:
+//! - memory: each frame's header is checked before its payload is read: a
+//!   declared length over the cap (or a fragment that would take the message
+//!   over it) is refused with 1009 at once, and a read never takes more than
+//!   the frame being assembled still needs, so the buffer holds at most the
+//!   cap plus one frame header. A fragmented message holds at most the cap;
+//! - CPU: every frame and every byte is paid for from the connection's
+//!   [`ReadBudget`]; past it the socket is not read until the budget refills
+//!   (TCP pushes back on the client). And the reader gives its worker back
+//!   every [`YIELD_EVERY`] steps, so a client with a full socket cannot keep
+//!   the other connections of its thread (or `/healthz`) waiting;
+//! - the log: a fragmented control frame is refused here (1002) before
+//!   actix-http's parser would log it at ERROR; nothing a client sends logs
+//!   above DEBUG.
+//!
+//! Memory while idle: nothing is buffered while the client is quiet. A read
+//! lands in a scratch array on the stack and only what is left of an
+//! unfinished frame is kept on the heap.
 
+use super::read_budget::ReadBudget;
 use actix_http::ws::{Codec, Frame, Item, ProtocolError};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
@@ -17,7 +33,7 @@ use tokio_util::codec::Decoder;
 #[derive(Debug)]
 pub enum Incoming {
     Text(ByteString),
-    Binary,
+    Binary(Bytes),
     Ping(Bytes),
     Pong,
     Close,
@@ -27,8 +43,16 @@ pub enum Incoming {
 enum Partial {
     None,
     Text(BytesMut),
-    /// Binary messages are refused whole; only their size is tracked.
-    Binary(usize),
+    Binary(BytesMut),
+}
+
+impl Partial {
+    fn len(&self) -> usize {
+        match self {
+            Partial::None => 0,
+            Partial::Text(b) | Partial::Binary(b) => b.len(),
+        }
+    }
 }
 
 pub struct FrameReader {
@@ -37,66 +61,113 @@ pub struct FrameReader {
     buf: BytesMut,
     partial: Partial,
     max_message: usize,
+    budget: ReadBudget,
+    /// Frames decoded and reads made since the reader last gave its worker back.
+    steps: u32,
 }
 
-/// Bytes taken from the socket per read; more than one full-size frame
-/// rarely arrives at once.
+/// Bytes taken from the socket per read, at most.
 const SCRATCH: usize = 4096;
+/// The longest frame header: 2 bytes, 8 of extended length, 4 of mask.
+const MAX_HEADER: usize = 14;
+/// Give the worker back after this many frames or reads in a row.
+const YIELD_EVERY: u32 = 64;
+
+/// What one step of decoding gave.
+enum Step {
+    Message(Incoming),
+    /// A frame that completes nothing yet (a fragment).
+    Fragment,
+    /// The buffer holds no whole frame.
+    NeedBytes,
+}
 
 impl FrameReader {
     /// `already_read`: bytes the HTTP parser read past the handshake (a client
-    /// that sent frames before it saw the 101).
-    pub fn new(io: OwnedReadHalf, already_read: BytesMut, max_message: usize) -> Self {
+    /// that sent frames before it saw the 101). `budget`: how fast it may send.
+    pub fn new(
+        io: OwnedReadHalf,
+        already_read: BytesMut,
+        max_message: usize,
+        budget: ReadBudget,
+    ) -> Self {
         FrameReader {
             io,
             codec: Codec::new().max_size(max_message),
             buf: already_read,
             partial: Partial::None,
             max_message,
+            budget,
+            steps: 0,
         }
     }
 
     /// The next whole message. `Err` carries the close code to end the
     /// connection with: a protocol error, or `NORMAL` when the peer went away.
-    /// Cancel-safe: the only `.await` is waiting for the socket to be readable.
+    /// Cancel-safe: at each `.await` (the budget's pause, the worker handed
+    /// back, the socket's readiness) no frame is held outside `self`.
     pub async fn next(&mut self) -> Result<Incoming, Close> {
         loop {
-            if let Some(message) = self.decode()? {
-                return Ok(message);
+            if let Some(at) = self.budget.resume_at() {
+                crate::limits::Limit::ReadBudget.hit();
+                tokio::time::sleep_until(at).await;
             }
-            if self.buf.is_empty() {
-                // Give the allocation back while the client is quiet.
-                self.buf = BytesMut::new();
+            self.steps += 1;
+            if self.steps >= YIELD_EVERY {
+                self.steps = 0;
+                tokio::task::yield_now().await;
             }
-            self.io.readable().await.map_err(|_| close_codes::NORMAL)?;
-            let mut scratch = [0u8; SCRATCH];
-            match self.io.try_read(&mut scratch) {
-                Ok(0) => return Err(close_codes::NORMAL),
-                Ok(n) => self.buf.extend_from_slice(&scratch[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return Err(close_codes::NORMAL),
+            match self.decode()? {
+                Step::Message(message) => return Ok(message),
+                Step::Fragment => continue,
+                Step::NeedBytes => self.read().await?,
             }
         }
     }
 
-    /// A whole message from the buffered bytes, if there is one.
-    fn decode(&mut self) -> Result<Option<Incoming>, Close> {
-        loop {
-            let Some(frame) = self.codec.decode(&mut self.buf).map_err(protocol_close)? else {
-                return Ok(None);
-            };
-            let message = match frame {
-                Frame::Text(bytes) => Some(text(bytes)?),
-                Frame::Binary(_) => Some(Incoming::Binary),
-                Frame::Ping(bytes) => Some(Incoming::Ping(bytes)),
-                Frame::Pong(_) => Some(Incoming::Pong),
-                Frame::Close(_) => Some(Incoming::Close),
-                Frame::Continuation(item) => self.fragment(item)?,
-            };
-            if message.is_some() {
-                return Ok(message);
-            }
+    /// Read what the frame being assembled still needs (at most [`SCRATCH`]).
+    async fn read(&mut self) -> Result<(), Close> {
+        if self.buf.is_empty() {
+            // Give the allocation back while the client is quiet.
+            self.buf = BytesMut::new();
         }
+        // A buffered frame is at most the cap plus its header (`check_header`):
+        // never read past that.
+        let room = (self.max_message + MAX_HEADER).saturating_sub(self.buf.len());
+        let want = room.clamp(1, SCRATCH);
+        self.io.readable().await.map_err(|_| close_codes::NORMAL)?;
+        let mut scratch = [0u8; SCRATCH];
+        match self.io.try_read(&mut scratch[..want]) {
+            Ok(0) => Err(close_codes::NORMAL),
+            Ok(n) => {
+                self.budget.bytes(n);
+                self.buf.extend_from_slice(&scratch[..n]);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(_) => Err(close_codes::NORMAL),
+        }
+    }
+
+    /// One frame from the buffered bytes, if a whole one is there.
+    fn decode(&mut self) -> Result<Step, Close> {
+        check_header(&self.buf, self.partial.len(), self.max_message)?;
+        let Some(frame) = self.codec.decode(&mut self.buf).map_err(protocol_close)? else {
+            return Ok(Step::NeedBytes);
+        };
+        self.budget.frame();
+        let message = match frame {
+            Frame::Text(bytes) => text(bytes)?,
+            Frame::Binary(bytes) => Incoming::Binary(bytes),
+            Frame::Ping(bytes) => Incoming::Ping(bytes),
+            Frame::Pong(_) => Incoming::Pong,
+            Frame::Close(_) => Incoming::Close,
+            Frame::Continuation(item) => match self.fragment(item)? {
+                Some(message) => message,
+                None => return Ok(Step::Fragment),
+            },
+        };
+        Ok(Step::Message(message))
     }
 
     fn fragment(&mut self, item: Item) -> Result<Option<Incoming>, Close> {
@@ -106,32 +177,27 @@ impl FrameReader {
                 (bytes, false)
             }
             Item::FirstBinary(bytes) => {
-                self.partial = Partial::Binary(0);
+                self.partial = Partial::Binary(BytesMut::new());
                 (bytes, false)
             }
             Item::Continue(bytes) => (bytes, false),
             Item::Last(bytes) => (bytes, true),
         };
-        let size = match &mut self.partial {
+        match &mut self.partial {
             Partial::None => return Err(close_codes::PROTOCOL_ERROR),
-            Partial::Text(joined) => {
+            Partial::Text(joined) | Partial::Binary(joined) => {
+                if joined.len() + bytes.len() > self.max_message {
+                    return Err(close_codes::MESSAGE_TOO_BIG);
+                }
                 joined.extend_from_slice(&bytes);
-                joined.len()
             }
-            Partial::Binary(size) => {
-                *size += bytes.len();
-                *size
-            }
-        };
-        if size > self.max_message {
-            return Err(close_codes::MESSAGE_TOO_BIG);
         }
         if !last {
             return Ok(None);
         }
         match std::mem::replace(&mut self.partial, Partial::None) {
             Partial::Text(joined) => Ok(Some(text(joined.freeze())?)),
-            Partial::Binary(_) => Ok(Some(Incoming::Binary)),
+            Partial::Binary(joined) => Ok(Some(Incoming::Binary(joined.freeze()))),
             Partial::None => Err(close_codes::PROTOCOL_ERROR),
         }
     }
@@ -145,6 +211,36 @@ impl FrameReader {
             }
         }
     }
+}
+
+/// The header of the frame at the start of `buf`, checked before its
+/// payload is read (RFC 6455 §5.2, §5.4, §5.5, §10.4): a control frame must
+/// be final and carry at most 125 bytes; a data frame, or a continuation
+/// added to the `continuing` bytes already joined, must fit `max`.
+fn check_header(buf: &[u8], continuing: usize, max: usize) -> Result<(), Close> {
+    let [b0, b1, rest @ ..] = buf else {
+        return Ok(());
+    };
+    let opcode = b0 & 0x0F;
+    let len7 = b1 & 0x7F;
+    if opcode >= 0x8 {
+        // Control frames: FIN set, 125 bytes at most.
+        if b0 & 0x80 == 0 || len7 > 125 {
+            return Err(close_codes::PROTOCOL_ERROR);
+        }
+        return Ok(());
+    }
+    let declared = match len7 {
+        126 if rest.len() >= 2 => u64::from(u16::from_be_bytes([rest[0], rest[1]])),
+        127 if rest.len() >= 8 => u64::from_be_bytes(rest[..8].try_into().expect("eight bytes")),
+        126 | 127 => return Ok(()),
+        n => u64::from(n),
+    };
+    let joined = if opcode == 0x0 { continuing as u64 } else { 0 };
+    if declared.saturating_add(joined) > max as u64 {
+        return Err(close_codes::MESSAGE_TOO_BIG);
+    }
+    Ok(())
 }
 
 fn text(bytes: Bytes) -> Result<Incoming, Close> {
@@ -187,7 +283,7 @@ mod tests {
         // The bytes stay readable after the peer is gone; then the end.
         drop(peer);
         let (read, _) = server.into_split();
-        FrameReader::new(read, BytesMut::new(), max)
+        FrameReader::new(read, BytesMut::new(), max, ReadBudget::new(0, 0, 0))
     }
 
     #[tokio::test]
@@ -229,5 +325,76 @@ mod tests {
         assert_eq!(r.next().await.unwrap_err(), close_codes::PROTOCOL_ERROR);
         let mut r = reader(vec![0x81, 0x01, b'x'], 64).await;
         assert_eq!(r.next().await.unwrap_err(), close_codes::PROTOCOL_ERROR);
+    }
+
+    /// A header declaring more than the cap is refused as soon as it is
+    /// read: the payload it announces is never waited for nor buffered.
+    #[tokio::test]
+    async fn a_declared_length_over_the_cap_is_refused_before_its_payload() {
+        for header in [
+            vec![0x81, 0x80 | 127, 0, 0, 1, 0, 0, 0, 0, 0], // 2^40 bytes
+            vec![0x82, 0x80 | 126, 0x10, 0x01],             // 4097 bytes
+        ] {
+            let mut bytes = header;
+            bytes.extend_from_slice(&[0, 0, 0, 0]); // the mask
+            bytes.extend_from_slice(&[b'a'; 100]); // the start of the payload
+            let mut r = reader(bytes, 4096).await;
+            let refused = tokio::time::timeout(std::time::Duration::from_secs(1), r.next()).await;
+            assert_eq!(
+                refused.expect("at once").unwrap_err(),
+                close_codes::MESSAGE_TOO_BIG
+            );
+        }
+        // Fragments whose running total would pass the cap: refused at the
+        // header of the one that would.
+        let mut parts = frame(false, 0x1, &[b'a'; 100]);
+        parts.extend_from_slice(&[0x00, 0x80 | 126, 0x0F, 0xA0, 0, 0, 0, 0]); // 4000 more
+        let mut r = reader(parts, 4096).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::MESSAGE_TOO_BIG);
+    }
+
+    #[tokio::test]
+    async fn fragmented_or_oversized_control_frames_are_protocol_errors() {
+        let mut r = reader(frame(false, 0x9, b"p"), 64).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::PROTOCOL_ERROR);
+        let mut r = reader(frame(false, 0xA, b""), 64).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::PROTOCOL_ERROR);
+        let mut r = reader(vec![0x89, 0x80 | 126, 0, 200], 4096).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::PROTOCOL_ERROR);
+    }
+
+    #[tokio::test]
+    async fn binary_messages_keep_their_bytes() {
+        let mut bytes = frame(false, 0x2, &[1, 2]);
+        bytes.extend(frame(true, 0x0, &[3]));
+        let mut r = reader(bytes, 64).await;
+        assert!(matches!(r.next().await, Ok(Incoming::Binary(b)) if b[..] == [1, 2, 3]));
+    }
+
+    /// Many empty fragments (each completes nothing) are paid for from the
+    /// frame budget: the reader pauses instead of spinning through them.
+    #[tokio::test(start_paused = true)]
+    async fn every_frame_is_paid_for_from_the_budget() {
+        let mut bytes = frame(false, 0x1, b"");
+        for _ in 0..99 {
+            bytes.extend(frame(false, 0x0, b""));
+        }
+        bytes.extend(frame(true, 0x0, b"x"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        peer.write_all(&bytes).await.unwrap();
+        let (read, _) = server.into_split();
+        // 10 frames a second, bursts of 20: 101 frames take about 8 s.
+        let mut r = FrameReader::new(read, BytesMut::new(), 64, ReadBudget::new(10, 0, 0));
+        let started = tokio::time::Instant::now();
+        assert!(matches!(r.next().await, Ok(Incoming::Text(t)) if t == "x"));
+        let took = started.elapsed();
+        assert!(
+            took >= std::time::Duration::from_secs(7),
+            "paced by the budget: {took:?}"
+        );
     }
 }

@@ -16,6 +16,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 
 /// Opcodes of the frames the gateway sends.
 const TEXT: u8 = 0x1;
+const BINARY: u8 = 0x2;
 const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
 const PONG: u8 = 0xA;
@@ -46,6 +47,12 @@ impl FrameWriter {
     /// Append a text frame (the payload is UTF-8 already: it is JSON we encoded).
     pub fn text(&mut self, payload: &[u8]) {
         self.frame(TEXT, payload);
+    }
+
+    /// Append a binary frame (the gateway itself sends none; the conformance
+    /// echo endpoint does).
+    pub fn binary(&mut self, payload: &[u8]) {
+        self.frame(BINARY, payload);
     }
 
     pub fn ping(&mut self) {

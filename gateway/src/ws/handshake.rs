@@ -71,9 +71,11 @@ pub struct Admitted {
     pub first_room: RoomId,
     /// Deliver the first room after this seq: `since_seq`, else the room's newest.
     pub after_seq: i64,
+    /// The client's address (behind a trusted proxy, from `X-Forwarded-For`).
+    pub client: Option<std::net::IpAddr>,
 }
 
-/// Check a handshake. `head.peer_addr` is the client's address.
+/// Check a handshake. `head.peer_addr` is the TCP peer (the client, or a proxy).
 pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Refusal> {
     if state.draining() {
         return Err(Refusal::new(
@@ -84,9 +86,14 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
     if !origin_allowed(&head.headers, &state.settings.server.allowed_origins) {
         return Err(Refusal::new(S::FORBIDDEN, "Origin not allowed"));
     }
-    if let Some(limiter) = &state.connect_rate
-        && let Some(peer) = head.peer_addr
-        && limiter.check_key(&peer.ip()).is_err()
+    let client = head.peer_addr.map(|peer| {
+        state
+            .limits
+            .trusted_proxies
+            .client(peer.ip(), &head.headers)
+    });
+    if let Some(client) = client
+        && crate::limits::keyed::check(&state.limits.connect, &client).is_err()
     {
         return Err(Refusal::new(
             S::TOO_MANY_REQUESTS,
@@ -170,6 +177,7 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
         slot,
         first_room,
         after_seq: since.unwrap_or(last_seq),
+        client,
     })
 }
 

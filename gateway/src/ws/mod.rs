@@ -16,7 +16,9 @@
 //! - [`outbox`]: the queue itself (bounded, many pushers, one reader).
 //! - [`delivery`]: per-room exactly-once, in-order delivery (dedupe by `seq`, gap fill, resume).
 //! - [`limiter`]: the node's connection cap.
-//! - [`rate`]: per-connection flood control.
+//! - [`rate`]: per-connection flood control of client messages.
+//! - [`replay`]: how much history a connection may have replayed.
+//! - [`read_budget`]: how fast a connection's socket is read (every frame, every byte).
 
 pub mod conn;
 pub mod delivery;
@@ -28,6 +30,8 @@ pub mod limiter;
 pub mod outbound;
 pub mod outbox;
 pub mod rate;
+pub mod read_budget;
+pub mod replay;
 pub mod session;
 pub mod upgrade;
 pub mod writer;

@@ -17,6 +17,7 @@ use crate::ws::frame_writer::FrameWriter;
 use crate::ws::limiter::Slot;
 use crate::ws::outbound::Outbound;
 use crate::ws::rate::{FrameLimiter, Verdict};
+use crate::ws::replay::ReplayBudget;
 use crate::ws::writer::Writer;
 use actix_web::web;
 use shared::close_codes::{self, Close};
@@ -89,10 +90,13 @@ pub async fn run(parts: SessionParts) {
     }
 
     let mut last_heard = Instant::now();
-    // Set when the client ended the conversation (close frame or end of
-    // stream): the closing handshake then does not wait for it.
+    // Set when there is nothing to wait for after our close frame: the
+    // client ended the conversation (close frame or end of stream), or broke
+    // the protocol, which fails the connection: TCP closes at once after
+    // the close frame (RFC 6455 §7.1.7), no lingering for an answer.
     let mut client_closed = false;
     let mut flood = FrameLimiter::new(limits.msg_rate, limits.msg_burst);
+    let mut replays = ReplayBudget::new(ws.recovery_window);
     // Set when the node starts draining: this connection's turn to close.
     let mut drain_at: Option<Instant> = None;
     let drain_window = Duration::from_secs(state.settings.server.drain_window_secs);
@@ -107,13 +111,13 @@ pub async fn run(parts: SessionParts) {
                 last_heard = Instant::now();
                 match msg {
                     Ok(Incoming::Text(text)) if !admit(&mut flood, &conn, Some(&text)) => {}
-                    Ok(Incoming::Binary) if !admit(&mut flood, &conn, None) => {}
+                    Ok(Incoming::Binary(_)) if !admit(&mut flood, &conn, None) => {}
                     Ok(Incoming::Text(text)) => {
-                        if let Flow::Close(reason) = Box::pin(dispatch::handle_text(&state, &conn, &text)).await {
+                        if let Flow::Close(reason) = Box::pin(dispatch::handle_text(&state, &conn, &mut replays, &text)).await {
                             conn.close(reason);
                         }
                     }
-                    Ok(Incoming::Binary) => {
+                    Ok(Incoming::Binary(_)) => {
                         conn.send(&ServerFrame::error(None, ErrorCode::BinaryNotSupported, "protocol v1 takes JSON in text frames", None));
                     }
                     Ok(Incoming::Ping(bytes)) => {
@@ -125,7 +129,10 @@ pub async fn run(parts: SessionParts) {
                         conn.close(close_codes::NORMAL);
                     }
                     Err(reason) => {
-                        client_closed = reason == close_codes::NORMAL;
+                        if reason == close_codes::MESSAGE_TOO_BIG {
+                            crate::limits::Limit::FrameSize.hit();
+                        }
+                        client_closed = true;
                         conn.close(reason);
                     }
                 }
@@ -198,6 +205,7 @@ fn admit(flood: &mut FrameLimiter, conn: &ConnHandle, text: Option<&str>) -> boo
     match flood.check() {
         Verdict::Allow => true,
         Verdict::Refuse => {
+            crate::limits::Limit::MessageRate.hit();
             let (room, reference) = names_of(text);
             conn.send(&ServerFrame::error(
                 room,

@@ -10,9 +10,12 @@ use super::conn::ConnHandle;
 use super::frame_reader::FrameReader;
 use super::frame_writer::FrameWriter;
 use super::handshake::{self, Refusal};
+use super::read_budget::ReadBudget;
 use super::session::{self, SessionParts};
+use crate::serve::head_deadline::HeadDeadline;
 use crate::state::AppState;
 use actix_codec::Framed;
+use actix_http::RequestHead;
 use actix_http::body::BodySize;
 use actix_http::h1::{self, Message};
 use actix_http::header::{self, HeaderValue};
@@ -20,12 +23,17 @@ use actix_http::{ConnectionType, Method, Request, Response, StatusCode};
 use actix_service::{ServiceFactory, fn_service};
 use actix_web::web;
 use bytes::Bytes;
+use bytes::BytesMut;
 use futures_util::SinkExt;
 use std::task::{Context, Waker};
+use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::timeout;
 
-type Upgrading = (Request, Framed<TcpStream, h1::Codec>);
+/// The connection as actix-http hands it over: the request, and the stream
+/// with what its HTTP parser read past the request.
+pub type Upgrading = (Request, Framed<HeadDeadline, h1::Codec>);
 
 /// The upgrade service for actix-http's `HttpService::upgrade`.
 pub fn service(
@@ -54,7 +62,7 @@ pub fn service(
 async fn upgrade(
     state: web::Data<AppState>,
     req: Request,
-    mut framed: Framed<TcpStream, h1::Codec>,
+    framed: Framed<HeadDeadline, h1::Codec>,
 ) {
     let write_timeout = state.settings.ws.write_timeout();
     let head = req.head();
@@ -73,24 +81,14 @@ async fn upgrade(
         Ok(admitted) => admitted,
         Err(refusal) => return refuse(framed, refusal).await,
     };
-    let accepted = match actix_http::ws::handshake_response(head).message_body(()) {
-        Ok(response) => {
-            let sent = timeout(
-                write_timeout,
-                framed.send(Message::Item((response, BodySize::None))),
-            );
-            matches!(sent.await, Ok(Ok(())))
-        }
-        Err(_) => false,
-    };
-    if !accepted {
+    let Some(socket) = accept(framed, head, write_timeout).await else {
         state
             .node
             .user_conns
             .release(admitted.user.id, &admitted.key)
             .await;
         return;
-    }
+    };
     // The client's request id (`X-Request-Id`, as a proxy or a test sets it)
     // ties its log lines to this connection; bounded and printable only, as
     // it is the client's input.
@@ -99,22 +97,20 @@ async fn upgrade(
         user_id = %admitted.user.id,
         room = %admitted.first_room,
         after_seq = admitted.after_seq,
+        client = ?admitted.client,
         request_id = request_id(head).unwrap_or("-"),
         "upgraded"
     );
-    let parts = framed.into_parts();
-    // Frames are batched per write already: Nagle would only add latency.
-    let _ = parts.io.set_nodelay(true);
-    forget_dispatcher_wakers(&parts.io);
-    let (read, write) = parts.io.into_split();
-    let (conn, queue) = ConnHandle::new(
-        admitted.key,
-        admitted.user,
-        state.settings.limits.outbound_queue,
-    );
+    let limits = &state.settings.limits;
+    let (conn, queue) = ConnHandle::new(admitted.key, admitted.user, limits.outbound_queue);
     let parts = SessionParts {
-        reader: FrameReader::new(read, parts.read_buf, state.settings.limits.max_frame_bytes),
-        writer: FrameWriter::new(write),
+        reader: FrameReader::new(
+            socket.read,
+            socket.read_buf,
+            limits.max_frame_bytes,
+            read_budget(limits),
+        ),
+        writer: FrameWriter::new(socket.write),
         state,
         conn,
         queue,
@@ -125,6 +121,56 @@ async fn upgrade(
     // Its own task on this worker: the HTTP dispatcher of the handshake is
     // done and freed.
     actix_rt::spawn(session::run(parts));
+}
+
+/// A socket past its 101: its two halves, and the bytes the HTTP parser
+/// read past the request (a client that sent frames before it saw the 101).
+pub struct Accepted {
+    pub read: OwnedReadHalf,
+    pub read_buf: BytesMut,
+    pub write: OwnedWriteHalf,
+}
+
+/// Answer the handshake in `head` with its 101 and take the bare stream
+/// over; `None` when the headers are no WebSocket handshake or the client
+/// is gone. The one way a socket becomes a WebSocket here (the Autobahn echo
+/// endpoint of the conformance run takes it too).
+pub async fn accept(
+    mut framed: Framed<HeadDeadline, h1::Codec>,
+    head: &RequestHead,
+    write_timeout: Duration,
+) -> Option<Accepted> {
+    let response = actix_http::ws::handshake_response(head)
+        .message_body(())
+        .ok()?;
+    let sent = timeout(
+        write_timeout,
+        framed.send(Message::Item((response, BodySize::None))),
+    );
+    if !matches!(sent.await, Ok(Ok(()))) {
+        return None;
+    }
+    let parts = framed.into_parts();
+    let io = parts.io.into_inner();
+    // Frames are batched per write already: Nagle would only add latency.
+    let _ = io.set_nodelay(true);
+    forget_dispatcher_wakers(&io);
+    let (read, write) = io.into_split();
+    Some(Accepted {
+        read,
+        read_buf: parts.read_buf,
+        write,
+    })
+}
+
+/// How fast a connection's socket is read: `limits.frame_rate` frames and
+/// `limits.read_bytes_rate` bytes per second.
+fn read_budget(limits: &crate::config::LimitsSettings) -> ReadBudget {
+    ReadBudget::new(
+        limits.frame_rate,
+        limits.read_bytes_rate,
+        2 * limits.max_frame_bytes,
+    )
 }
 
 /// `X-Request-Id`, if it is 1 to 64 printable ASCII characters.
@@ -145,7 +191,7 @@ fn forget_dispatcher_wakers(io: &TcpStream) {
 }
 
 /// Answer with the refusal and close the connection.
-async fn refuse(mut framed: Framed<TcpStream, h1::Codec>, refusal: Refusal) {
+async fn refuse(mut framed: Framed<HeadDeadline, h1::Codec>, refusal: Refusal) {
     let body = Bytes::from(refusal.body());
     let mut response = Response::with_body(refusal.status, ());
     response.headers_mut().insert(

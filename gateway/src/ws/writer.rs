@@ -320,7 +320,9 @@ mod tests {
     }
 
     fn message_frame(room: RoomId, seq: i64) -> ByteString {
-        ByteString::from(format!(r#"{{"type":"message","room_id":{room},"seq":{seq}}}"#))
+        ByteString::from(format!(
+            r#"{{"type":"message","room_id":{room},"seq":{seq}}}"#
+        ))
     }
 
     /// A connection left a room (the soak: it closed, and its cleanup left
@@ -339,7 +341,10 @@ mod tests {
         let user = store.create_user("w", "h", "W", now).await.unwrap();
         let room = RoomId(1);
         for i in 1..=2 {
-            store.insert_message(room, user.id, &format!("m{i}"), None, now).await.unwrap();
+            store
+                .insert_message(room, user.id, &format!("m{i}"), None, now)
+                .await
+                .unwrap();
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
@@ -371,7 +376,10 @@ mod tests {
         conn.push(Outbound::Fill { room });
         assert!(next_text(&mut client).await.contains(r#""seq":2"#));
         // Seq 3 stored, not yet arrived; the connection leaves; seq 4 arrives.
-        store.insert_message(room, user.id, "m3", None, now).await.unwrap();
+        store
+            .insert_message(room, user.id, "m3", None, now)
+            .await
+            .unwrap();
         conn.remove_room(room);
         conn.push(Outbound::Message {
             room,
@@ -380,7 +388,11 @@ mod tests {
         });
         conn.push(Outbound::Untrack { room });
         conn.push(Outbound::Frame("after".into()));
-        assert_eq!(next_text(&mut client).await, "after", "nothing of the room past the gap");
+        assert_eq!(
+            next_text(&mut client).await,
+            "after",
+            "nothing of the room past the gap"
+        );
         // An echo is the answer to the client's own send: it still goes out.
         conn.push(Outbound::Echo {
             room,

@@ -44,6 +44,8 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     // limits are switched on by the tests that are about them.
     s.limits.msg_rate = 0;
     s.limits.connect_rate_per_ip = 0;
+    s.limits.auth_rate_per_ip = 0;
+    s.limits.rest_write_rate = 0;
     s
 }
 

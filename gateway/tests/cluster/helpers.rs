@@ -836,6 +836,8 @@ impl GatewayNode {
             // flood limits have tests of their own.
             .env("CHAT__LIMITS__MSG_RATE", "0")
             .env("CHAT__LIMITS__CONNECT_RATE_PER_IP", "0")
+            .env("CHAT__LIMITS__AUTH_RATE_PER_IP", "0")
+            .env("CHAT__LIMITS__REST_WRITE_RATE", "0")
             .env("CHAT__SERVER__DRAIN_WINDOW_SECS", "1")
             .env(
                 "CHAT__LOG__LEVEL",
