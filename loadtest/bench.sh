@@ -58,6 +58,9 @@ trap cleanup EXIT
 
 export CHAT__LIMITS__CONNECT_RATE_PER_IP=0
 export CHAT__LIMITS__MSG_RATE=0
+export CHAT__LIMITS__AUTH_RATE_PER_IP=0
+export CHAT__LIMITS__FRAME_RATE=0
+export CHAT__LIMITS__READ_BYTES_RATE=0
 export CHAT__LIMITS__MAX_CONNECTIONS=20000
 export CHAT__LOG__LEVEL=warn
 SECRET=bench-secret-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')

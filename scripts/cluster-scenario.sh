@@ -75,6 +75,7 @@ trap 'exit 143' TERM
 
 # Every client comes from the balancer's address: no per-IP connect limit.
 export CHAT__LIMITS__CONNECT_RATE_PER_IP=0
+export CHAT__LIMITS__AUTH_RATE_PER_IP=0
 
 # start_cluster [NOTE]: the cluster on free loopback ports, in CLUSTER_DIR.
 start_cluster() {

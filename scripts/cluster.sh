@@ -45,9 +45,11 @@
 # directory: configs, logs, data, cluster.env; absent or empty; default a new
 # /tmp/chat-cluster.XXXXXX); --any-ports (free ports for everything instead of
 # 8080-8083, 8404 and 9090); --keep-dir (leave DIR behind when stopping).
-# The nodes also get the caller's CHAT__* variables: behind the balancer every
-# client has the balancer's IP, so e.g. CHAT__LIMITS__CONNECT_RATE_PER_IP=0 for
-# load tests. Browser origins: CHAT__SERVER__ALLOWED_ORIGINS, default `*`
+# The nodes also get the caller's CHAT__* variables. HAProxy is their trusted
+# proxy (CHAT__SERVER__TRUSTED_PROXIES=127.0.0.1: the client address comes
+# from X-Forwarded-For); every local client is still 127.0.0.1, so load tests
+# turn the per-address limits off (CHAT__LIMITS__CONNECT_RATE_PER_IP=0,
+# CHAT__LIMITS__AUTH_RATE_PER_IP=0). Browser origins: CHAT__SERVER__ALLOWED_ORIGINS, default `*`
 # here; set it empty for the gateway's own default (same origin only).
 set -euo pipefail
 CALLER_PWD=$PWD
@@ -230,6 +232,7 @@ launch_node() {
         CHAT__REDIS__URL="$TEST_REDIS_URL" \
         CHAT__AUTH__JWT_SECRET="$JWT_SECRET" \
         CHAT__SERVER__ALLOWED_ORIGINS="${CHAT__SERVER__ALLOWED_ORIGINS-*}" \
+        CHAT__SERVER__TRUSTED_PROXIES="${CHAT__SERVER__TRUSTED_PROXIES-127.0.0.1}" \
         CHAT__LOG__LEVEL="${CHAT__LOG__LEVEL:-info}" \
             "$BIN" &
         child=$!

@@ -16,7 +16,7 @@
 # duplicate messages, latency percentiles), so a broken threshold fails the
 # smoke: e.g. `P95_MS=1 bash scripts/k6-smoke.sh --no-build` must fail. All
 # clients come from 127.0.0.1, so the nodes run with
-# CHAT__LIMITS__CONNECT_RATE_PER_IP=0 (the per-connection message rate stays
+# CHAT__LIMITS__CONNECT_RATE_PER_IP=0 and CHAT__LIMITS__AUTH_RATE_PER_IP=0 (the per-connection message rate stays
 # at its default; the scenarios send below it).
 #
 # Options: --no-build; --release (the release binary; builds it unless
@@ -219,6 +219,7 @@ if [ "$RUN_SINGLE" = 1 ]; then
         CHAT__DATABASE__URL="sqlite://$WORK/chat.db?mode=rwc" \
         CHAT__AUTH__JWT_SECRET="$SECRET" \
         CHAT__LIMITS__CONNECT_RATE_PER_IP=0 \
+        CHAT__LIMITS__AUTH_RATE_PER_IP=0 \
         CHAT__LOG__LEVEL="${CHAT__LOG__LEVEL:-info}" \
         "$BIN" </dev/null >"$WORK/node.log" 2>&1 &
     NODE_PID=$!
@@ -246,7 +247,7 @@ if [ "$RUN_CLUSTER" = 1 ]; then
     CLUSTER_DIR=$(mktemp -d /tmp/chat-k6-cluster.XXXXXX)
     log "starting the local cluster in $CLUSTER_DIR (scripts/cluster.sh)"
     # Bounded: a first run may also apt-get install PostgreSQL, Redis, HAProxy and Prometheus.
-    CHAT__LIMITS__CONNECT_RATE_PER_IP=0 GATEWAY_BIN=$BIN timeout --foreground 300 \
+    CHAT__LIMITS__CONNECT_RATE_PER_IP=0 CHAT__LIMITS__AUTH_RATE_PER_IP=0 GATEWAY_BIN=$BIN timeout --foreground 300 \
         bash scripts/cluster.sh --background --no-build --any-ports --dir "$CLUSTER_DIR" >"$WORK/cluster.start.log" 2>&1 \
         || { cat "$WORK/cluster.start.log"; log "the cluster did not start"; exit 1; }
     grep '^==>' "$WORK/cluster.start.log" | sed 's/^/    /'

@@ -23,16 +23,22 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 log "building the workspace and its tests"
-cargo build --workspace --tests --locked 2>&1 | grep -E '^(error|warning: unused)|Finished|Compiling (gateway|chat-shared|migrations)' || true
-cargo build --workspace --tests --locked --quiet
+cargo build --workspace --tests --examples --locked 2>&1 | grep -E '^(error|warning: unused)|Finished|Compiling (gateway|chat-shared|migrations)' || true
+cargo build --workspace --tests --examples --locked --quiet
 
 nextest() { cargo nextest run --locked --no-fail-fast --failure-output final --status-level fail --final-status-level slow "$@"; }
 
-log "1/2 every test: unit, store (SQLite and PostgreSQL), API scenarios on the embedded default, cluster scenarios"
-nextest --workspace
+log "1/3 every test: unit, store (SQLite and PostgreSQL), API scenarios on the embedded default, cluster scenarios"
+nextest --workspace -E 'not binary(attacks)'
 
-log "2/2 the same API scenarios in cluster mode (Redis bus and presence, PostgreSQL)"
+log "2/3 the same API scenarios in cluster mode (Redis bus and presence, PostgreSQL)"
 TEST_BACKEND=redis nextest -p gateway --test api
+
+log "3/3 the attack battery: one hostile client at a time against a gateway process, alone (timings)"
+nextest -p gateway --test attacks --test-threads 1
+
+log "RFC 6455 conformance: Autobahn|Testsuite against the gateway's own transport"
+bash scripts/autobahn.sh --no-build
 
 log "end-to-end: three nodes behind HAProxy, scraped by a real Prometheus"
 bash scripts/e2e-cluster.sh --no-build
