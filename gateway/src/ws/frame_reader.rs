@@ -274,6 +274,11 @@ mod tests {
 
     /// A reader over a real socket pair, fed `bytes` by the peer.
     async fn reader(bytes: Vec<u8>, max: usize) -> FrameReader {
+        paced_reader(bytes, max, ReadBudget::new(0, 0, 0)).await
+    }
+
+    /// The same, reading within `budget`.
+    async fn paced_reader(bytes: Vec<u8>, max: usize, budget: ReadBudget) -> FrameReader {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
@@ -283,7 +288,7 @@ mod tests {
         // The bytes stay readable after the peer is gone; then the end.
         drop(peer);
         let (read, _) = server.into_split();
-        FrameReader::new(read, BytesMut::new(), max, ReadBudget::new(0, 0, 0))
+        FrameReader::new(read, BytesMut::new(), max, budget)
     }
 
     #[tokio::test]
@@ -380,15 +385,8 @@ mod tests {
             bytes.extend(frame(false, 0x0, b""));
         }
         bytes.extend(frame(true, 0x0, b"x"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        peer.write_all(&bytes).await.unwrap();
-        let (read, _) = server.into_split();
         // 10 frames a second, bursts of 20: 101 frames take about 8 s.
-        let mut r = FrameReader::new(read, BytesMut::new(), 64, ReadBudget::new(10, 0, 0));
+        let mut r = paced_reader(bytes, 64, ReadBudget::new(10, 0, 0)).await;
         let started = tokio::time::Instant::now();
         assert!(matches!(r.next().await, Ok(Incoming::Text(t)) if t == "x"));
         let took = started.elapsed();

@@ -256,16 +256,7 @@ async fn an_id_reused_for_another_message_is_refused_and_no_room_loses_a_message
         b.send_json(json!({"type": "message", "room_id": y, "content": format!("y{i}")}))
             .await;
     }
-    let seqs: Vec<_> = messages_until_quiet(&mut a, Duration::from_millis(500))
-        .await
-        .iter()
-        .map(|m| {
-            (
-                m["room_id"].as_i64().unwrap(),
-                m["data"]["seq"].as_i64().unwrap(),
-            )
-        })
-        .collect();
+    let seqs = room_seqs(&mut a).await;
     assert_eq!(seqs, [(y, 1), (y, 2), (y, 3)]);
 
     // The same id for a message to room y (skipped as delivered before the
@@ -285,16 +276,7 @@ async fn an_id_reused_for_another_message_is_refused_and_no_room_loses_a_message
         b.send_json(json!({"type": "message", "room_id": z, "content": format!("z{i}")}))
             .await;
     }
-    let got: Vec<_> = messages_until_quiet(&mut a, Duration::from_millis(500))
-        .await
-        .iter()
-        .map(|m| {
-            (
-                m["room_id"].as_i64().unwrap(),
-                m["data"]["seq"].as_i64().unwrap(),
-            )
-        })
-        .collect();
+    let got = room_seqs(&mut a).await;
     assert_eq!(got, [(z, 1), (z, 2)]);
     // Over REST: 409. A real retry (same room, same content) still gets the original.
     let (status, body) = crate::helpers::rest(
@@ -332,4 +314,18 @@ async fn new_room(app: &crate::helpers::TestApp, token: &str, name: &str) -> i64
     .await;
     assert_eq!(status, 201, "{room}");
     room["id"].as_i64().unwrap()
+}
+
+/// The (room, seq) of every message until the connection is quiet.
+async fn room_seqs(c: &mut crate::helpers::WsClient) -> Vec<(i64, i64)> {
+    messages_until_quiet(c, Duration::from_millis(500))
+        .await
+        .iter()
+        .map(|m| {
+            (
+                m["room_id"].as_i64().unwrap(),
+                m["data"]["seq"].as_i64().unwrap(),
+            )
+        })
+        .collect()
 }
