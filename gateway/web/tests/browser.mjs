@@ -232,7 +232,12 @@ try {
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body: JSON.stringify({ content: `history ${i}` }),
       });
-      if (res.status !== 201) throw new Error(`POST message: ${res.status}`);
+      // The user's send budget (REST and WebSocket share it): wait as told.
+      if (res.status === 429) {
+        const wait = Number(res.headers.get('retry-after') ?? '1');
+        await new Promise((r) => setTimeout(r, wait * 1000));
+        i -= 1;
+      } else if (res.status !== 201) throw new Error(`POST message: ${res.status}`);
     }
   }, roomId);
   await seen(pageA, 'history 60');
