@@ -187,12 +187,18 @@ export function api(base, token, method, path, body, name) {
     return http.request(method, `${httpBase(base)}${path}`, body === undefined ? null : JSON.stringify(body), params);
 }
 
-// Creates `count` public rooms owned by load-test user `ownerIndex`; returns their ids.
+// Rooms one load-test user creates before the next one takes over: within
+// the gateway's per-user REST write burst (20) and its rooms-per-user cap (50).
+const ROOMS_PER_OWNER = 10;
+
+// Creates `count` public rooms owned by load-test users from `ownerIndex` on
+// (ten each); returns their ids.
 export function createRooms(base, count, prefix, ownerIndex) {
-    const token = tokenFor(ownerIndex === undefined ? 0 : ownerIndex, base);
+    const first = ownerIndex === undefined ? 0 : ownerIndex;
     const tag = Date.now().toString(36);
     const ids = [];
     for (let i = 0; i < count; i++) {
+        const token = tokenFor(first + Math.floor(i / ROOMS_PER_OWNER), base);
         const res = api(base, token, 'POST', '/api/rooms', {
             name: `${prefix}-${tag}-${i}`.slice(0, 64),
             description: 'created by a k6 load test (loadtest/k6)',
