@@ -218,8 +218,15 @@ def cmd_dashboard(args) -> int:
 def compose_interpolations(text: str) -> list[tuple[str, str | None]]:
     out = []
     for m in re.finditer(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}", text):
-        out.append((m.group(1), m.group(3) if m.group(2) in (":-", "-") else None))
+        out.append((m.group(1), m.group(2), m.group(3)))
     return out
+
+
+# Secrets compose must be given (`${VAR:?why}`): a default in a public
+# repository is a known secret (anyone could mint tokens, or log in to Grafana).
+REQUIRED_SECRETS = {"CHAT_JWT_SECRET", "GRAFANA_ADMIN_PASSWORD"}
+# The one port compose publishes to the world: the chat entry on HAProxy.
+PUBLIC_PORT = "8080"
 
 
 def cmd_compose(_args) -> int:
@@ -231,10 +238,15 @@ def cmd_compose(_args) -> int:
     p.check(bool(services), "no services")
     declared_volumes = set((doc.get("volumes") or {}).keys())
 
-    for var, default in compose_interpolations(text):
-        p.check(default is not None, f"${{{var}}} has no default: `docker compose up` would need a .env")
+    for var, op, value in compose_interpolations(text):
+        if var in REQUIRED_SECRETS:
+            p.check(op == ":?" and bool(value), f"${{{var}}} must be required (${{{var}:?why}}), never defaulted")
+        else:
+            p.check(op in (":-", "-"), f"${{{var}}} has no default: `docker compose up` would need a .env")
+    for var in REQUIRED_SECRETS:
+        p.check(var in text, f"${{{var}}} is not used")
     documented = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", (DEPLOY / "env.example").read_text(), re.M))
-    for var in {v for v, _ in compose_interpolations(text)}:
+    for var in {v for v, _, _ in compose_interpolations(text)}:
         p.check(var in documented, f"${{{var}}} is not in deploy/env.example")
 
     host_ports = []
@@ -262,7 +274,12 @@ def cmd_compose(_args) -> int:
             elif src:
                 p.check(src in declared_volumes, f"{name}: volume {src} not declared under volumes:")
         for port in svc.get("ports") or []:
-            host_ports.append(str(port).split(":")[0])
+            parts = str(port).split(":")
+            host = parts[-2] if len(parts) >= 2 else parts[0]
+            host_ports.append(host)
+            if host != PUBLIC_PORT:
+                p.check(len(parts) == 3 and parts[0] == "127.0.0.1",
+                        f"{name}: port {port} must be bound to 127.0.0.1 (only {PUBLIC_PORT}, the chat, is public)")
     p.check(len(host_ports) == len(set(host_ports)), f"host port published twice: {host_ports}")
 
     gateways = {n: s for n, s in services.items() if "deploy/Dockerfile" in json.dumps(s.get("build", ""))}
