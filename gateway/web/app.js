@@ -18,6 +18,7 @@ const FRIENDLY = {
   content_too_long: 'Message too long',
   invalid_content: 'The message has characters that are not allowed.',
   too_many_rooms: 'You are in too many rooms on this connection.',
+  client_msg_id_reused: 'That message id was already used for another message.',
   unavailable: 'The service is having trouble. Try again shortly.',
   timeout: 'No answer from the server: the message may not have been sent.',
   closed: 'Disconnected.',
@@ -297,15 +298,102 @@ function select(roomId) {
   renderRooms();
   renderMessages();
   renderOnline(client?.onlineUsers(roomId) ?? [], client?.onlineCount(roomId));
+  if ($('members-box').open) loadMembers();
   scrollToBottom();
 }
+
+// --- Members and bans (owner and admins ban from here) --------------------------------
+
+/** The room's members; owners and admins get a Ban button and the bans in force. */
+async function loadMembers() {
+  const roomId = active;
+  const list = $('members');
+  const bans = $('bans');
+  $('members-error').textContent = '';
+  if (roomId === null) return list.replaceChildren();
+  const myRole = myRooms.get(roomId)?.role;
+  const moderator = myRole === 'owner' || myRole === 'admin';
+  try {
+    const { members } = await api('GET', `/api/rooms/${roomId}/members`);
+    if (roomId !== active) return;
+    list.replaceChildren(...members.map((m) => {
+      const li = document.createElement('li');
+      const who = document.createElement('span');
+      who.className = 'who';
+      who.textContent = m.user.nickname;
+      who.title = `@${m.user.username}`;
+      const role = document.createElement('span');
+      role.className = 'hint';
+      role.textContent = m.role === 'member' ? '' : ` ${m.role}`;
+      li.append(who, role);
+      const bannable = m.role === 'member' || (m.role === 'admin' && myRole === 'owner');
+      if (moderator && bannable && m.user.id !== session.user.id) {
+        const ban = document.createElement('button');
+        ban.type = 'button';
+        ban.className = 'secondary ban';
+        ban.textContent = 'Ban';
+        ban.setAttribute('aria-label', `Ban ${m.user.nickname}`);
+        ban.addEventListener('click', () => banUser(roomId, m.user));
+        li.append(ban);
+      }
+      return li;
+    }));
+    bans.replaceChildren();
+    $('bans-title').hidden = !moderator;
+    if (!moderator) return;
+    const { bans: inForce } = await api('GET', `/api/rooms/${roomId}/bans`);
+    bans.replaceChildren(...inForce.map((b) => {
+      const li = document.createElement('li');
+      const who = document.createElement('span');
+      who.className = 'who';
+      who.textContent = b.user.nickname || `user ${b.user.id}`;
+      const until = document.createElement('span');
+      until.className = 'hint';
+      until.textContent = b.expires_at ? ` until ${new Date(b.expires_at).toLocaleString()}` : ' for good';
+      const lift = document.createElement('button');
+      lift.type = 'button';
+      lift.className = 'secondary';
+      lift.textContent = 'Lift';
+      lift.setAttribute('aria-label', `Lift the ban of ${b.user.nickname}`);
+      lift.addEventListener('click', async () => {
+        try {
+          await api('DELETE', `/api/rooms/${roomId}/bans/${b.user.id}`);
+          await loadMembers();
+        } catch (err) {
+          $('members-error').textContent = errorText(err);
+        }
+      });
+      li.append(who, until, lift);
+      return li;
+    }));
+  } catch (err) {
+    $('members-error').textContent = errorText(err);
+  }
+}
+
+async function banUser(roomId, user) {
+  if (!window.confirm(`Ban ${user.nickname} from this room? They leave it now and cannot come back until the ban is lifted.`)) return;
+  try {
+    await api('POST', `/api/rooms/${roomId}/bans`, { user_id: user.id });
+    await loadMembers();
+  } catch (err) {
+    $('members-error').textContent = errorText(err);
+  }
+}
+
+$('members-box').addEventListener('toggle', () => {
+  if ($('members-box').open) loadMembers();
+});
 
 function onLeft({ roomId, reason }) {
   if (reason === 'left') return;
   const room = myRooms.get(roomId);
   myRooms.delete(roomId);
   views.delete(roomId);
-  const why = reason === 'kicked' ? 'You were removed from' : 'This room was deleted:';
+  const why = {
+    kicked: 'You were removed from',
+    banned: 'You were banned from',
+  }[reason] ?? 'This room was deleted:';
   $('rooms-error').textContent = `${why} ${room?.name ?? `room ${roomId}`}.`;
   if (active === roomId) select([...myRooms.keys()][0]);
   else renderRooms();
@@ -329,6 +417,9 @@ function messageElement(m) {
   header.append(author, time);
   const content = document.createElement('p');
   content.className = 'content';
+  // Direction controls in the text stay in it (isolated by the CSS), so
+  // they cannot reorder the author, the time or the next message.
+  content.dir = 'auto';
   content.textContent = m.content;
   li.append(header, content);
   return li;

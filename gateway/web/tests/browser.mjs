@@ -281,6 +281,28 @@ try {
     });
   log('Bob logged out: Alice saw him leave');
 
+  // --- Bans: the owner bans from the member list; the banned user sees why ----------------
+  const malloryCtx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const pageM = await openPage(malloryCtx, `${env.NODE_B_URL}/`, 'mallory@B');
+  await pageM.getByLabel('Username').fill(`mallory_${suffix}`);
+  await pageM.getByLabel('Password').fill(password);
+  await pageM.getByLabel(/Nickname/).fill('Mallory \u202Eevil');
+  await pageM.getByRole('button', { name: 'Register' }).click();
+  await pageM.locator('#auth-error', { hasText: 'nickname' }).waitFor({ timeout: WAIT });
+  await signIn(pageM, 'register', `mallory_${suffix}`, 'Mallory');
+  await pageM.locator('summary', { hasText: 'Public rooms' }).click();
+  await pageM.getByRole('button', { name: `Join ${roomName}` }).click();
+  await pageM.locator('#room-title', { hasText: roomName }).waitFor({ timeout: WAIT });
+  await pageA.locator('summary', { hasText: 'Members' }).click();
+  pageA.once('dialog', (dialog) => dialog.accept());
+  await pageA.getByRole('button', { name: 'Ban Mallory' }).click();
+  await pageA.locator('#bans li', { hasText: 'Mallory' }).waitFor({ timeout: WAIT });
+  await pageM.locator('#rooms-error', { hasText: `You were banned from ${roomName}` }).waitFor({ timeout: WAIT });
+  await pageM.locator('summary', { hasText: 'Public rooms' }).click();
+  await pageM.getByRole('button', { name: `Join ${roomName}` }).click();
+  await pageM.locator('#rooms-error', { hasText: 'banned from this room' }).waitFor({ timeout: WAIT });
+  log('Alice banned Mallory from the member list: Mallory was told, and her join is refused with the reason');
+
   assert.deepEqual(problems, [], 'the pages reported errors');
 } catch (err) {
   failed = true;
