@@ -1,6 +1,9 @@
 //! May this user enter this room? The same rule for `room_id` at connect and
-//! for `join_room`: the room must exist; a public room admits anyone and
-//! records a `member` row as in the seed; a private room needs a row already.
+//! for `join_room`: the room must exist; a banned user is refused until the
+//! ban ends; a public room admits anyone and records a `member` row as in
+//! the seed; a private room needs a row already, and to anyone else looks
+//! like a room that does not exist (404 on every route, the handshake and
+//! `join_room` included).
 
 use crate::store::{Store, StoreError};
 use shared::error_code::ErrorCode;
@@ -10,8 +13,11 @@ use shared::ids::{RoomId, UserId};
 pub enum AdmitError {
     #[error("room not found")]
     NotFound,
-    #[error("you are not a member of this private room")]
-    Forbidden,
+    /// Banned until then (`None`: for good).
+    #[error("you are banned from this room {}", until.map_or("for good".to_owned(), |t| format!("until {}", crate::clock::rfc3339(t))))]
+    Banned {
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
     #[error("the database is unavailable, try again")]
     Unavailable,
     #[error("internal error")]
@@ -22,7 +28,7 @@ impl AdmitError {
     pub fn code(self) -> ErrorCode {
         match self {
             AdmitError::NotFound => ErrorCode::RoomNotFound,
-            AdmitError::Forbidden => ErrorCode::Forbidden,
+            AdmitError::Banned { .. } => ErrorCode::Banned,
             AdmitError::Unavailable => ErrorCode::Unavailable,
             AdmitError::Internal => ErrorCode::Internal,
         }
@@ -49,14 +55,18 @@ impl From<StoreError> for AdmitError {
 /// subscribes: delivery starts right after it (see `ws::delivery`).
 pub async fn admit(store: &Store, user: UserId, room: RoomId) -> Result<i64, AdmitError> {
     let record = store.find_room(room).await?.ok_or(AdmitError::NotFound)?;
+    let now = crate::clock::now();
+    if let Some(ban) = store.active_ban(room, user, now).await? {
+        return Err(AdmitError::Banned {
+            until: ban.expires_at,
+        });
+    }
     if store.member_role(room, user).await?.is_some() {
         return Ok(record.last_seq);
     }
     if record.is_private {
-        return Err(AdmitError::Forbidden);
+        return Err(AdmitError::NotFound);
     }
-    store
-        .add_member(room, user, "member", crate::clock::now())
-        .await?;
+    store.add_member(room, user, "member", now).await?;
     Ok(record.last_seq)
 }

@@ -95,6 +95,16 @@ pub struct AuthSettings {
     pub token_ttl_secs: u64,
     /// Clock skew tolerated on `exp`/`nbf`.
     pub leeway_secs: u64,
+    /// The `iss` of the tokens this gateway issues; a token with this `iss`
+    /// names a local user by id.
+    pub issuer: String,
+    /// Issuers whose tokens name users of their own: `(iss, sub)` is mapped
+    /// to a local user (created on first sight). Tokens of any other issuer
+    /// are refused. In the environment: a comma-separated list.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub external_issuers: Vec<String>,
+    /// When set, every token must carry this `aud` (and issued tokens do).
+    pub audience: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -211,6 +221,9 @@ impl Default for AuthSettings {
             jwt_secret: None,
             token_ttl_secs: 24 * 3600,
             leeway_secs: 5,
+            issuer: "chat-gateway".into(),
+            external_issuers: Vec::new(),
+            audience: None,
         }
     }
 }
@@ -415,6 +428,12 @@ impl Settings {
             return bad(
                 "auth.jwt_secret (CHAT__AUTH__JWT_SECRET)",
                 "must be at least 16 bytes",
+            );
+        }
+        if self.auth.issuer.is_empty() || self.auth.external_issuers.contains(&self.auth.issuer) {
+            return bad(
+                "auth.issuer (CHAT__AUTH__ISSUER)",
+                "must be non-empty and not one of auth.external_issuers",
             );
         }
         if self.ws.ping_interval_secs == 0

@@ -19,6 +19,9 @@ mod m20261126_000002_create_rooms;
 mod m20261126_000003_create_room_members;
 mod m20261126_000004_create_messages;
 mod m20261126_000005_add_users_deleted_at;
+mod m20261203_000006_add_users_username_key;
+mod m20261203_000007_create_external_identities;
+mod m20261203_000008_create_room_bans;
 
 /// All migrations of the chat-gateway schema, oldest first.
 pub struct Migrator;
@@ -32,6 +35,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_create_room_members::Migration),
             Box::new(m20261126_000004_create_messages::Migration),
             Box::new(m20261126_000005_add_users_deleted_at::Migration),
+            Box::new(m20261203_000006_add_users_username_key::Migration),
+            Box::new(m20261203_000007_create_external_identities::Migration),
+            Box::new(m20261203_000008_create_room_bans::Migration),
         ]
     }
 }
@@ -41,7 +47,14 @@ mod tests {
     use super::*;
     use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
-    const TABLES: [&str; 4] = ["users", "rooms", "room_members", "messages"];
+    const TABLES: [&str; 6] = [
+        "users",
+        "rooms",
+        "room_members",
+        "messages",
+        "external_identities",
+        "room_bans",
+    ];
 
     async fn up_down_up(db: &DatabaseConnection) {
         Migrator::up(db, None).await.expect("first up");

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     RoomNotFound,
     /// The user may not enter that room.
     Forbidden,
+    /// The user is banned from that room (until the message says).
+    Banned,
     /// The content is empty once trimmed (or only invisible characters).
     ContentEmpty,
     /// The content is longer than the configured limit.
@@ -56,6 +58,7 @@ impl ErrorCode {
             ErrorCode::NotInRoom => "not_in_room",
             ErrorCode::RoomNotFound => "room_not_found",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Banned => "banned",
             ErrorCode::ContentEmpty => "content_empty",
             ErrorCode::ContentTooLong => "content_too_long",
             ErrorCode::InvalidContent => "invalid_content",
@@ -90,6 +93,7 @@ mod tests {
             ErrorCode::NotInRoom,
             ErrorCode::RoomNotFound,
             ErrorCode::Forbidden,
+            ErrorCode::Banned,
             ErrorCode::ContentEmpty,
             ErrorCode::ContentTooLong,
             ErrorCode::InvalidContent,

@@ -117,6 +117,9 @@ pub enum LeaveReason {
     RoomDeleted,
     /// The user deleted their account (the connection then closes with 4001).
     AccountDeleted,
+    /// A room owner or admin banned the user: no join or connect until the
+    /// ban ends.
+    Banned,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -39,11 +39,11 @@ impl FromRequest for AuthenticatedUser {
         Box::pin(async move {
             let state = state.ok_or_else(ApiError::internal)?;
             let token = token.ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-            let claims = state
+            let verified = state
                 .tokens
                 .verify(&token)
                 .map_err(|e| ApiError::unauthorized(e.to_string()))?;
-            let user = crate::auth::resolve_user(&state.store, &claims).await?;
+            let user = crate::auth::resolve_user(&state.store, &verified).await?;
             Ok(AuthenticatedUser(user))
         })
     }

@@ -7,7 +7,7 @@ pub mod token;
 
 use crate::error::ApiError;
 use crate::store::{Store, StoreError, UserRecord};
-use token::Claims;
+use token::{Subject, Verified};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -27,25 +27,33 @@ impl From<ResolveError> for ApiError {
     }
 }
 
-/// The user a verified token names. A user first seen through a token minted
-/// elsewhere (same secret) is created from the token's claims, so the gateway
-/// can sit behind an external identity provider.
-/// A deleted account stays deleted: its row is kept, so a token minted
-/// elsewhere for the same id cannot create it again.
-pub async fn resolve_user(store: &Store, claims: &Claims) -> Result<UserRecord, ResolveError> {
-    let user = match store.find_user(claims.user_id()).await? {
-        Some(user) => user,
-        None => store
-            .ensure_external_user(
-                claims.user_id(),
-                claims.username.as_deref(),
-                claims.nickname.as_deref(),
-                crate::clock::now(),
-            )
-            .await
-            .inspect(
-                |u| tracing::info!(user_id = %u.id, "user first seen through an external token"),
-            )?,
+/// The user a verified token names. A user first seen through a token
+/// minted elsewhere (same secret) is created from the token's claims, which
+/// go through the same rules as a registration (cleaned, else `user{id}`),
+/// so the gateway can sit behind an external identity provider: by local id
+/// for tokens without `iss` (or with the gateway's own), by `(iss, sub)` for
+/// an external issuer's. A deleted account stays deleted: its row is kept,
+/// so a token for it cannot create it again.
+pub async fn resolve_user(store: &Store, token: &Verified) -> Result<UserRecord, ResolveError> {
+    let claims = &token.claims;
+    let (username, nickname) = (claims.username.as_deref(), claims.nickname.as_deref());
+    let now = crate::clock::now();
+    let user = match &token.subject {
+        Subject::Local(id) => match store.find_user(*id).await? {
+            Some(user) => user,
+            None => {
+                let user = store
+                    .ensure_local_user(*id, username, nickname, now)
+                    .await?;
+                tracing::info!(user_id = %user.id, "user first seen through a token minted elsewhere");
+                user
+            }
+        },
+        Subject::External { iss, sub } => {
+            store
+                .ensure_external_identity(iss, sub, username, nickname, now)
+                .await?
+        }
     };
     if user.deleted {
         return Err(ResolveError::Deleted);

@@ -96,20 +96,26 @@ pub async fn hash(password: Password) -> Result<String, HashError> {
 }
 
 /// `Ok(false)` for a wrong password and for an unreadable stored hash.
-pub async fn verify(password: String, stored: String) -> Result<bool, HashError> {
+/// Without a stored hash (an unknown user) the password is checked against
+/// [`decoy`] and `false` returned, in the same time.
+pub async fn verify(password: String, stored: Option<String>) -> Result<bool, HashError> {
     gated(move || {
-        PasswordHash::new(&stored).is_ok_and(|h| {
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| decoy().to_owned());
+        let matches = PasswordHash::new(&stored).is_ok_and(|h| {
             Argon2::default()
                 .verify_password(password.as_bytes(), &h)
                 .is_ok()
-        })
+        });
+        known && matches
     })
     .await
 }
 
 /// A hash of no one's password, verified against when the username is
 /// unknown, so that a login takes as long whether or not the user exists.
-pub fn decoy() -> &'static str {
+/// Made on the first unknown login, on the blocking pool like every hash.
+fn decoy() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| {
         Argon2::default()

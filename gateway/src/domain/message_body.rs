@@ -12,6 +12,8 @@ pub enum BodyError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageBody(String);
 
+use super::display_text::is_invisible;
+
 impl MessageBody {
     pub fn parse(raw: &str, max_chars: usize) -> Result<Self, BodyError> {
         let s = raw.trim();
@@ -30,15 +32,6 @@ impl MessageBody {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-/// Whitespace and the zero-width / formatting characters that render as nothing.
-fn is_invisible(c: char) -> bool {
-    c.is_whitespace()
-        || matches!(
-            c,
-            '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{180E}' | '\u{00AD}' | '\u{034F}'
-        )
 }
 
 #[cfg(test)]

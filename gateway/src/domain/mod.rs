@@ -3,6 +3,7 @@
 
 mod client_msg_id;
 mod description;
+mod display_text;
 mod message_body;
 mod nickname;
 mod password;

@@ -1,4 +1,5 @@
-//! A display name: 1–64 characters once trimmed, no control characters.
+//! A display name: 1–64 characters once trimmed, visible, no control or
+//! direction control characters (see `display_text`).
 
 use super::ValidationError;
 
@@ -7,21 +8,13 @@ pub struct Nickname(String);
 
 impl Nickname {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let s = raw.trim();
-        let len = s.chars().count();
-        if !(1..=64).contains(&len) {
-            return Err(ValidationError::new(
-                "nickname",
-                "must be 1 to 64 characters",
-            ));
-        }
-        if s.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "nickname",
-                "must not contain control characters",
-            ));
-        }
-        Ok(Nickname(s.to_owned()))
+        super::display_text::name(raw, "nickname", 64).map(Nickname)
+    }
+
+    /// From a token minted elsewhere: cleaned (see `display_text::sanitize`)
+    /// and parsed; `None` if nothing usable is left.
+    pub fn from_claim(raw: &str) -> Option<Self> {
+        Self::parse(&super::display_text::sanitize(raw, 64)).ok()
     }
 
     pub fn as_str(&self) -> &str {
@@ -39,5 +32,14 @@ mod tests {
         assert!(Nickname::parse("   ").is_err());
         assert!(Nickname::parse(&"n".repeat(65)).is_err());
         assert!(Nickname::parse("a\u{7}b").is_err());
+        assert!(Nickname::parse("\u{200B}").is_err(), "invisible");
+        assert!(Nickname::parse("Bob\u{202E}").is_err(), "direction control");
+        assert_eq!(
+            Nickname::from_claim("\u{1b}Bob\u{202E}\u{7}")
+                .unwrap()
+                .as_str(),
+            "Bob"
+        );
+        assert!(Nickname::from_claim("\u{200B}\u{0}").is_none());
     }
 }

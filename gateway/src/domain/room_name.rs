@@ -1,4 +1,5 @@
-//! A room's name: 1–64 characters once trimmed, no control characters.
+//! A room's name: 1–64 characters once trimmed, visible, no control or
+//! direction control characters (see `display_text`).
 
 use super::ValidationError;
 
@@ -7,17 +8,7 @@ pub struct RoomName(String);
 
 impl RoomName {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let s = raw.trim();
-        if !(1..=64).contains(&s.chars().count()) {
-            return Err(ValidationError::new("name", "must be 1 to 64 characters"));
-        }
-        if s.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "name",
-                "must not contain control characters",
-            ));
-        }
-        Ok(RoomName(s.to_owned()))
+        super::display_text::name(raw, "name", 64).map(RoomName)
     }
 
     pub fn as_str(&self) -> &str {
@@ -38,6 +29,8 @@ mod tests {
         assert!(RoomName::parse("").is_err());
         assert!(RoomName::parse("   ").is_err());
         assert!(RoomName::parse(&"r".repeat(65)).is_err());
+        assert!(RoomName::parse("\u{2066}general").is_err());
+        assert!(RoomName::parse("\u{200B}\u{200B}").is_err());
         assert!(RoomName::parse(&"r".repeat(64)).is_ok());
         assert!(RoomName::parse("a\nb").is_err());
     }

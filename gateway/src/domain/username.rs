@@ -30,6 +30,22 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The form usernames are unique in and logins are matched by: Unicode
+    /// NFKC, then lower case (`Alice_x` is `alice_x`; a full-width `Ａｌｉｃｅ`
+    /// typed at login is `alice`). Migration `m20261203_000006` keeps a
+    /// frozen copy of this function.
+    pub fn key(raw: &str) -> String {
+        use unicode_normalization::UnicodeNormalization;
+        raw.trim().nfkc().collect::<String>().to_lowercase()
+    }
+
+    /// From a token minted elsewhere: cleaned (control and direction
+    /// characters dropped, trimmed) and parsed; `None` if that is no valid
+    /// username.
+    pub fn from_claim(raw: &str) -> Option<Self> {
+        Self::parse(&super::display_text::sanitize(raw, 32)).ok()
+    }
 }
 
 #[cfg(test)]
@@ -57,5 +73,12 @@ mod tests {
             );
         }
         assert_eq!(Username::parse(" bob ").unwrap().as_str(), "bob");
+        assert_eq!(Username::key("Alice_X"), Username::key("alice_x"));
+        assert_eq!(Username::key("ＡＬＩＣＥ"), "alice");
+        assert!(Username::from_claim("<b>Admin</b> ").is_none());
+        assert_eq!(
+            Username::from_claim(" carol\u{7} ").unwrap().as_str(),
+            "carol"
+        );
     }
 }

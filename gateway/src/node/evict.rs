@@ -113,7 +113,10 @@ impl Node {
             Ok(Some(_)) => return true,
             Ok(None) => match self.store.find_room(room).await {
                 Ok(None) => LeaveReason::RoomDeleted,
-                _ => LeaveReason::Kicked,
+                _ => match self.store.active_ban(room, user, crate::clock::now()).await {
+                    Ok(Some(_)) => LeaveReason::Banned,
+                    _ => LeaveReason::Kicked,
+                },
             },
             Err(e) => {
                 tracing::warn!(room = %room, error = %e, "could not re-check the membership after entering");

@@ -59,6 +59,7 @@ pub struct Membership {
     responses(
         (status = 200, description = "The room, with the caller's role", body = RoomView),
         (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "`banned`: the caller is banned from the room (the message says until when)", body = ErrorBody),
         (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
@@ -75,6 +76,20 @@ pub(super) async fn join(
         Some(role) => role,
         // Visible but not a member: a public room (private ones answered 404).
         None => {
+            if let Some(ban) = state
+                .store
+                .active_ban(room.id, user.id, crate::clock::now())
+                .await?
+            {
+                let admit = crate::admission::AdmitError::Banned {
+                    until: ban.expires_at,
+                };
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "banned",
+                    admit.to_string(),
+                ));
+            }
             state
                 .store
                 .add_member(room.id, user.id, Role::Member.as_str(), crate::clock::now())
@@ -188,7 +203,7 @@ pub(super) struct AddMember {
         (status = 200, description = "Already a member (the role is unchanged)", body = Membership),
         (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
         (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 403, description = "Not the owner or an admin; or an admin appointing an admin", body = ErrorBody),
+        (status = 403, description = "Not the owner or an admin; or an admin appointing an admin; or the user is banned from the room (`banned`)", body = ErrorBody),
         (status = 404, description = "No such room or user, or a private room the caller is not in", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
@@ -232,6 +247,18 @@ pub(super) async fn add(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("user {} not found", body.user_id),
+        ));
+    }
+    if state
+        .store
+        .active_ban(room.id, target, crate::clock::now())
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "banned",
+            "this user is banned from the room; lift the ban first",
         ));
     }
     let inserted = state

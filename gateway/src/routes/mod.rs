@@ -1,6 +1,7 @@
 //! The one place routes are listed.
 
 mod auth;
+mod bans;
 mod evictions;
 mod extract;
 mod health;
@@ -40,6 +41,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(members::add)
         .service(members::set_role)
         .service(members::kick)
+        .service(bans::create)
+        .service(bans::lift)
+        .service(bans::list)
         .service(messages::history)
         .service(messages::post)
         .service(ws::upgrade)

@@ -2,7 +2,7 @@
 //! generated from the handlers' `#[utoipa::path]` annotations and the types
 //! they return, so it cannot drift from the code. Built once, on first use.
 
-use super::{auth, health, members, messages, metrics, rooms, users, ws};
+use super::{auth, bans, health, members, messages, metrics, rooms, users, ws};
 use actix_web::{HttpResponse, get, http::header::ContentType};
 use std::sync::LazyLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -40,6 +40,9 @@ use utoipa::{Modify, OpenApi};
         members::add,
         members::set_role,
         members::kick,
+        bans::create,
+        bans::lift,
+        bans::list,
         messages::history,
         messages::post,
         ws::upgrade,

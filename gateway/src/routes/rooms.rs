@@ -298,7 +298,7 @@ pub(super) struct EditRoom {
         (status = 200, description = "The updated room", body = RoomView),
         (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
         (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 403, description = "Not the owner or an admin", body = ErrorBody),
+        (status = 403, description = "Not the owner or an admin; or an admin changing `is_private` (the owner only)", body = ErrorBody),
         (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
@@ -317,6 +317,13 @@ pub(super) async fn edit(
     let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
     if !role.is_some_and(Role::moderates) {
         return Err(forbidden("only the room's owner or an admin may edit it"));
+    }
+    // Who may read a room is the owner's decision: an admin making a
+    // private room public would open its history to everyone.
+    if body.is_private.is_some_and(|p| p != room.is_private) && role != Some(Role::Owner) {
+        return Err(forbidden(
+            "only the owner may change whether the room is private",
+        ));
     }
     let name = body.name.as_deref().map(RoomName::parse).transpose()?;
     let description = body

@@ -1,6 +1,6 @@
 //! Deleting an account. The row stays (its messages keep their author id,
 //! shown as "Deleted user"), renamed so the username is free again and with
-//! no password; its memberships go, and rooms it owned lose their owner
+//! no password (`deleted:{id}`, a name no one can register first); its memberships go, and rooms it owned lose their owner
 //! (their admins keep managing them). `users.deleted_at` marks it, so every
 //! token for it is refused and a token minted elsewhere cannot recreate it.
 
@@ -15,6 +15,13 @@ use super::{Store, StoreError};
 /// The nickname a deleted account's messages show.
 pub const DELETED_NICKNAME: &str = "Deleted user";
 
+/// What a deleted account is renamed to, freeing its name: a form no
+/// username can take (':' is refused), so no one can claim it first and
+/// block the deletion (`deleted_{id}` could be registered by anyone).
+fn freed_name(id: UserId) -> String {
+    format!("deleted:{}", id.0)
+}
+
 impl Store {
     /// Delete `id`'s account; returns the rooms it was a member of (to tell
     /// its open connections). `StoreError::NotFound` if there is no such
@@ -26,10 +33,8 @@ impl Store {
     ) -> Result<Vec<RoomId>, StoreError> {
         let txn = self.db.begin().await?;
         let marked = user::Entity::update_many()
-            .col_expr(
-                user::Column::Username,
-                Expr::value(format!("deleted_{}", id.0)),
-            )
+            .col_expr(user::Column::Username, Expr::value(freed_name(id)))
+            .col_expr(user::Column::UsernameKey, Expr::value(freed_name(id)))
             .col_expr(user::Column::Nickname, Expr::value(DELETED_NICKNAME))
             .col_expr(
                 user::Column::PasswordHash,

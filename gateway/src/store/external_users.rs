@@ -1,18 +1,30 @@
-//! Users first seen through a JWT minted by another service: created on
-//! first sight with the token's own id, a username derived from its claims
-//! and no password.
+//! Users first seen through a JWT minted by another service, created on
+//! first sight with no password:
+//! - by local id ([`Store::ensure_local_user`]): a token without `iss` (or
+//!   with the gateway's own) names the id itself, bounded by
+//!   `auth::token::MAX_LOCAL_ID`; the id sequence is raised past it;
+//! - by `(iss, sub)` ([`Store::ensure_external_identity`]): an external
+//!   issuer's token gets a local user with an id from the sequence, linked
+//!   through `external_identities`.
+//!
+//! The claims go through the registration rules: the username claim is
+//! cleaned (`Username::from_claim`) and used if valid and free, else
+//! `user{id}`, else `user{id}_{n}`; the nickname claim likewise, else the
+//! username.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, TransactionTrait};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+};
 use shared::ids::UserId;
 
-use super::entities::user;
+use super::entities::{external_identity, user};
 use super::{Store, StoreError, UserRecord};
+use crate::domain::{Nickname, Username};
+use sea_orm::sea_query::Expr;
 
-/// Column widths of `users` (PostgreSQL enforces them).
-const USERNAME_MAX_CHARS: usize = 32;
-const NICKNAME_MAX_CHARS: usize = 64;
-/// Usernames tried for one external user before giving up.
+/// Usernames tried for one user before giving up.
 const MAX_USERNAME_ATTEMPTS: usize = 64;
 
 /// Raises the users id sequence to MAX(id), never lowering it (a concurrent
@@ -21,87 +33,178 @@ const PG_BUMP_USERS_SEQUENCE: &str = "SELECT setval(pg_get_serial_sequence('user
      FROM (SELECT MAX(id) AS m FROM users) t \
      WHERE t.m > COALESCE(pg_sequence_last_value(pg_get_serial_sequence('users', 'id')::regclass), 0)";
 
-/// At most `max` characters of `s`.
-fn truncate_chars(s: &str, max: usize) -> &str {
-    s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
+/// The usernames to try, in order: the cleaned claim, `{fallback}`, `{fallback}_1`, ...
+fn candidates(claim: Option<&str>, fallback: String) -> impl Iterator<Item = String> {
+    claim
+        .and_then(Username::from_claim)
+        .map(|u| u.as_str().to_owned())
+        .into_iter()
+        .chain(std::iter::once(fallback.clone()))
+        .chain((1..).map(move |n| format!("{fallback}_{n}")))
+        .take(MAX_USERNAME_ATTEMPTS)
+}
+
+fn nickname(claim: Option<&str>, username: &str) -> String {
+    claim
+        .and_then(Nickname::from_claim)
+        .map_or_else(|| username.to_owned(), |n| n.as_str().to_owned())
+}
+
+fn new_user(
+    id: Option<UserId>,
+    username: String,
+    nickname: String,
+    now: DateTime<Utc>,
+) -> user::ActiveModel {
+    user::ActiveModel {
+        id: id.map_or(NotSet, |id| Set(id.0)),
+        username_key: Set(Some(Username::key(&username))),
+        username: Set(username),
+        password_hash: Set(None),
+        nickname: Set(nickname),
+        is_online: Set(false),
+        last_seen: Set(None),
+        created_at: Set(now),
+        deleted_at: Set(None),
+    }
 }
 
 impl Store {
-    /// A user first seen through a JWT minted elsewhere: returns the existing
-    /// row for `id`, or creates it with that explicit id, the claimed
-    /// `username` if valid (1..=32 characters) and free, else `user{id}`,
-    /// else `user{id}_{n}`; nickname = claim (cut to 64 characters) or the
-    /// username; no password. Concurrent calls for one id all return the
-    /// same row. On PostgreSQL the id sequence is raised past the new id in
-    /// the same transaction, so later registrations do not collide.
-    pub async fn ensure_external_user(
+    /// The user with local id `id`, created from the claims if it does not
+    /// exist yet. Concurrent calls for one id all return the same row. On
+    /// PostgreSQL the id sequence is raised past the new id in the same
+    /// transaction, so later registrations do not collide.
+    pub async fn ensure_local_user(
         &self,
         id: UserId,
         username: Option<&str>,
-        nickname: Option<&str>,
+        nickname_claim: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<UserRecord, StoreError> {
         if let Some(existing) = self.find_user(id).await? {
             return Ok(existing);
         }
-        let claim = username.filter(|u| !u.is_empty() && u.chars().count() <= USERNAME_MAX_CHARS);
-        let fallback = format!("user{}", id.0);
-        let candidates = claim
-            .map(str::to_owned)
-            .into_iter()
-            .chain(std::iter::once(fallback.clone()))
-            .chain((1..).map(|n| format!("{fallback}_{n}")))
-            .take(MAX_USERNAME_ATTEMPTS);
-
-        for candidate in candidates {
+        for candidate in candidates(username, format!("user{}", id.0)) {
             if self.find_user_by_username(&candidate).await?.is_some() {
                 continue;
             }
-            let nick = match nickname {
-                Some(n) if !n.is_empty() => truncate_chars(n, NICKNAME_MAX_CHARS).to_owned(),
-                _ => candidate.clone(),
-            };
-            match self.insert_external_user(id, candidate, nick, now).await {
-                Ok(created) => return Ok(created),
+            let nick = nickname(nickname_claim, &candidate);
+            let txn = self.begin_write().await?;
+            let inserted = user::Entity::insert(new_user(Some(id), candidate, nick, now))
+                .exec_with_returning(&txn)
+                .await;
+            match inserted {
+                Ok(created) => {
+                    if txn.get_database_backend() == DbBackend::Postgres {
+                        txn.execute_unprepared(PG_BUMP_USERS_SEQUENCE).await?;
+                    }
+                    txn.commit().await?;
+                    return Ok(created.into());
+                }
                 // Either the id was created concurrently (return that row) or
                 // the username was just taken (try the next one).
-                Err(StoreError::Conflict) => {
-                    if let Some(existing) = self.find_user(id).await? {
-                        return Ok(existing);
+                Err(e) => match StoreError::from(e) {
+                    StoreError::Conflict => {
+                        drop(txn);
+                        if let Some(existing) = self.find_user(id).await? {
+                            return Ok(existing);
+                        }
                     }
-                }
-                Err(e) => return Err(e),
+                    other => return Err(other),
+                },
             }
         }
-        Err(StoreError::Other(format!(
-            "no free username for external user {id}"
-        )))
+        Err(StoreError::Other(format!("no free username for user {id}")))
     }
 
-    async fn insert_external_user(
+    /// The local user linked to `(iss, sub)`, created (with an id from the
+    /// sequence) and linked on first sight. Concurrent first sightings all
+    /// return the same user: the one whose link went in first.
+    pub async fn ensure_external_identity(
         &self,
-        id: UserId,
-        username: String,
-        nickname: String,
+        iss: &str,
+        sub: &str,
+        username: Option<&str>,
+        nickname_claim: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<UserRecord, StoreError> {
-        let row = user::ActiveModel {
-            id: Set(id.0),
-            username: Set(username),
-            password_hash: Set(None),
-            nickname: Set(nickname),
-            is_online: Set(false),
-            last_seen: Set(None),
-            created_at: Set(now),
-            deleted_at: Set(None),
-        };
-        let txn = self.db.begin().await?;
-        let created = user::Entity::insert(row).exec_with_returning(&txn).await?;
-        if txn.get_database_backend() == DbBackend::Postgres {
-            txn.execute_unprepared(PG_BUMP_USERS_SEQUENCE).await?;
+        for _ in 0..MAX_USERNAME_ATTEMPTS {
+            if let Some(user) = self.identity_user(iss, sub).await? {
+                return Ok(user);
+            }
+            // A conflict: the same identity linked concurrently, or the
+            // chosen name taken meanwhile. Either way, look again.
+            match self
+                .link_new_user(iss, sub, username, nickname_claim, now)
+                .await
+            {
+                Err(StoreError::Conflict) => continue,
+                done => return done,
+            }
         }
+        Err(StoreError::Other(format!("could not link {iss} {sub}")))
+    }
+
+    /// One attempt: a new user, named, and its link, in one transaction.
+    async fn link_new_user(
+        &self,
+        iss: &str,
+        sub: &str,
+        username: Option<&str>,
+        nickname_claim: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<UserRecord, StoreError> {
+        // The fallback name needs the id: a placeholder no username can be
+        // (':' is refused) until the row has one.
+        let placeholder = format!("pending:{:016x}", rand::random::<u64>());
+        let txn = self.begin_write().await?;
+        let created = user::Entity::insert(new_user(None, placeholder, String::new(), now))
+            .exec_with_returning(&txn)
+            .await?;
+        let id = UserId(created.id);
+        let mut named = None;
+        for candidate in candidates(username, format!("user{}", id.0)) {
+            let taken = user::Entity::find()
+                .filter(user::Column::UsernameKey.eq(Username::key(&candidate)))
+                .one(&txn)
+                .await?
+                .is_some();
+            if !taken {
+                named = Some(candidate);
+                break;
+            }
+        }
+        let Some(name) = named else {
+            return Err(StoreError::Other(format!("no free username for user {id}")));
+        };
+        let nick = nickname(nickname_claim, &name);
+        user::Entity::update_many()
+            .col_expr(user::Column::UsernameKey, Expr::value(Username::key(&name)))
+            .col_expr(user::Column::Username, Expr::value(name))
+            .col_expr(user::Column::Nickname, Expr::value(nick))
+            .filter(user::Column::Id.eq(id.0))
+            .exec(&txn)
+            .await?;
+        let link = external_identity::ActiveModel {
+            iss: Set(iss.to_owned()),
+            sub: Set(sub.to_owned()),
+            user_id: Set(id.0),
+            created_at: Set(now),
+        };
+        external_identity::Entity::insert(link).exec(&txn).await?;
         txn.commit().await?;
-        Ok(created.into())
+        tracing::info!(user_id = %id, "user first seen through an external issuer's token");
+        self.find_user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn identity_user(&self, iss: &str, sub: &str) -> Result<Option<UserRecord>, StoreError> {
+        let link = external_identity::Entity::find_by_id((iss.to_owned(), sub.to_owned()))
+            .one(&self.db)
+            .await?;
+        match link {
+            Some(link) => self.find_user(UserId(link.user_id)).await,
+            None => Ok(None),
+        }
     }
 }
 
@@ -111,12 +214,12 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn external_users() {
+    async fn users_first_seen_by_local_id() {
         for t in backends(4).await {
             let s = &t.store;
             let now = now_ms();
             let ext = s
-                .ensure_external_user(UserId(500), Some("carol"), None, now)
+                .ensure_local_user(UserId(500), Some("carol"), None, now)
                 .await
                 .unwrap();
             assert_eq!(
@@ -126,16 +229,16 @@ mod tests {
             assert_eq!(ext.password_hash, None);
             // Idempotent, even with different claims.
             let again = s
-                .ensure_external_user(UserId(500), Some("x"), Some("X"), now_ms())
+                .ensure_local_user(UserId(500), Some("x"), Some("X"), now_ms())
                 .await
                 .unwrap();
             assert_eq!(again, ext);
             // Registrations after an explicit id do not collide with it.
             let reg = s.create_user("dave", "h", "Dave", now).await.unwrap();
             assert!(reg.id.0 > 500, "{}: got {}", t.label, reg.id);
-            // Claimed username taken -> user{id}; that taken too -> user{id}_1.
+            // Claimed username taken (in any case) -> user{id}; that taken too -> user{id}_1.
             let e2 = s
-                .ensure_external_user(UserId(42), Some("dave"), Some("D"), now)
+                .ensure_local_user(UserId(42), Some("DAVE"), Some("D"), now)
                 .await
                 .unwrap();
             assert_eq!(
@@ -144,31 +247,41 @@ mod tests {
             );
             s.create_user("user43", "h", "squatter", now).await.unwrap();
             let e3 = s
-                .ensure_external_user(UserId(43), Some("dave"), None, now)
+                .ensure_local_user(UserId(43), Some("dave"), None, now)
                 .await
                 .unwrap();
             assert_eq!(
                 (e3.username.as_str(), e3.nickname.as_str()),
                 ("user43_1", "user43_1")
             );
-            // Over-long claims are not used as username; nickname is cut.
-            let long = "n".repeat(100);
+            // Claims through the registration rules: cleaned, else the fallback.
             let e4 = s
-                .ensure_external_user(UserId(44), Some(&long), Some(&long), now)
+                .ensure_local_user(
+                    UserId(44),
+                    Some("<b>Admin</b> "),
+                    Some("\u{1b}[1mBoss\u{7}\u{202E}"),
+                    now,
+                )
                 .await
                 .unwrap();
-            assert_eq!((e4.username.as_str(), e4.nickname.len()), ("user44", 64));
+            assert_eq!(
+                (e4.username.as_str(), e4.nickname.as_str()),
+                ("user44", "[1mBoss")
+            );
+            let e5 = s
+                .ensure_local_user(UserId(45), Some(" erin\u{0} "), Some("\u{200B}"), now)
+                .await
+                .unwrap();
+            assert_eq!(
+                (e5.username.as_str(), e5.nickname.as_str()),
+                ("erin", "erin")
+            );
             // Concurrent first sightings of one id all get the same row.
             let calls = (0..8).map(|i| {
                 let s = s.clone();
                 tokio::spawn(async move {
-                    s.ensure_external_user(
-                        UserId(7000),
-                        Some(&format!("racer{}", i % 2)),
-                        None,
-                        now,
-                    )
-                    .await
+                    s.ensure_local_user(UserId(7000), Some(&format!("racer{}", i % 2)), None, now)
+                        .await
                 })
             });
             let rows: Vec<_> = futures_util::future::join_all(calls)
@@ -180,8 +293,75 @@ mod tests {
                 rows.iter().all(|r| r == &rows[0] && r.id == UserId(7000)),
                 "{rows:?}"
             );
-            let next = s.create_user("erin", "h", "Erin", now).await.unwrap();
+            let next = s.create_user("frank", "h", "Frank", now).await.unwrap();
             assert!(next.id.0 > 7000, "{}: got {}", t.label, next.id);
+            t.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn external_identities_get_ids_of_their_own() {
+        for t in backends(4).await {
+            let s = &t.store;
+            let now = now_ms();
+            let reg = s.create_user("first", "h", "First", now).await.unwrap();
+            let a = s
+                .ensure_external_identity(
+                    "https://idp",
+                    "9223372036854775807",
+                    Some("ann"),
+                    None,
+                    now,
+                )
+                .await
+                .unwrap();
+            assert_eq!(a.username, "ann");
+            assert!(
+                a.id.0 > reg.id.0 && a.id.0 < 1000,
+                "{}: from the sequence: {}",
+                t.label,
+                a.id
+            );
+            let again = s
+                .ensure_external_identity(
+                    "https://idp",
+                    "9223372036854775807",
+                    Some("x"),
+                    None,
+                    now,
+                )
+                .await
+                .unwrap();
+            assert_eq!(again.id, a.id);
+            // The same sub from another issuer is someone else; a taken name falls back.
+            let b = s
+                .ensure_external_identity(
+                    "https://other",
+                    "9223372036854775807",
+                    Some("Ann"),
+                    None,
+                    now,
+                )
+                .await
+                .unwrap();
+            assert_ne!(b.id, a.id);
+            assert_eq!(b.username, format!("user{}", b.id));
+            // Registrations carry on from the sequence.
+            let next = s.create_user("second", "h", "Second", now).await.unwrap();
+            assert!(next.id.0 > b.id.0);
+            let calls = (0..8).map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.ensure_external_identity("https://idp", "race", Some("racer"), None, now)
+                        .await
+                })
+            });
+            let rows: Vec<_> = futures_util::future::join_all(calls)
+                .await
+                .into_iter()
+                .map(|r| r.unwrap().unwrap())
+                .collect();
+            assert!(rows.iter().all(|r| r.id == rows[0].id), "{rows:?}");
             t.cleanup().await;
         }
     }

@@ -12,6 +12,7 @@
 //! stored and returned unchanged (PostgreSQL keeps microseconds, SQLite
 //! nanoseconds, so millisecond values round-trip exactly on both).
 
+mod bans;
 mod deleted_users;
 mod entities;
 mod error;
@@ -36,6 +37,7 @@ use sea_orm::{
 };
 use shared::ids::{MessageId, RoomId, UserId};
 
+pub use bans::BanRecord;
 pub use error::StoreError;
 use error::fk_violation_is_not_found;
 pub use group_commit::NewMessage;

@@ -12,6 +12,7 @@ use shared::ids::UserId;
 
 use super::entities::user;
 use super::{Store, StoreError, UserRecord};
+use crate::domain::Username;
 
 /// Ids per `IN (..)` query, well below every backend's bind-parameter limit.
 const FIND_USERS_CHUNK: usize = 500;
@@ -31,7 +32,8 @@ impl From<user::Model> for UserRecord {
 }
 
 impl Store {
-    /// Registers a user (offline, never seen). A taken username gives
+    /// Registers a user (offline, never seen). A taken username (compared
+    /// by `Username::key`: case and width do not make another name) gives
     /// `StoreError::Conflict`. Callers validate lengths (username ≤ 32,
     /// nickname ≤ 64 characters).
     pub async fn create_user(
@@ -44,6 +46,7 @@ impl Store {
         let row = user::ActiveModel {
             id: NotSet,
             username: Set(username.to_owned()),
+            username_key: Set(Some(Username::key(username))),
             password_hash: Set(Some(password_hash.to_owned())),
             nickname: Set(nickname.to_owned()),
             is_online: Set(false),
@@ -69,7 +72,7 @@ impl Store {
         username: &str,
     ) -> Result<Option<UserRecord>, StoreError> {
         let found = user::Entity::find()
-            .filter(user::Column::Username.eq(username))
+            .filter(user::Column::UsernameKey.eq(Username::key(username)))
             .one(&self.db)
             .await?;
         Ok(found.map(Into::into))

@@ -39,6 +39,7 @@ impl Refusal {
             (400, _) => "bad_request",
             (404, _) => "not_found",
             (403, "Origin not allowed") => "origin",
+            (403, "Banned from this room") => "banned",
             (403, _) => "forbidden",
             (503, "Too many connections") => "capacity",
             (429, "Too many connection attempts") => "rate_limited",
@@ -103,7 +104,7 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
     let query = query_pairs(head.uri.query().unwrap_or(""));
     let token =
         crate::auth::extractor::bearer_in(&head.headers).or_else(|| query_param(&query, "token"));
-    let Some(claims) = token.and_then(|t| state.tokens.verify(t).ok()) else {
+    let Some(verified) = token.and_then(|t| state.tokens.verify(t).ok()) else {
         return Err(Refusal::new(S::UNAUTHORIZED, "User not authenticated"));
     };
     let first_room = match query_param(&query, "room_id") {
@@ -126,7 +127,7 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
     let Some(slot) = state.limiter.try_acquire() else {
         return Err(Refusal::new(S::SERVICE_UNAVAILABLE, "Too many connections"));
     };
-    let user = match crate::auth::resolve_user(&state.store, &claims).await {
+    let user = match crate::auth::resolve_user(&state.store, &verified).await {
         Ok(user) => user,
         Err(crate::auth::ResolveError::Deleted) => {
             return Err(Refusal::new(S::UNAUTHORIZED, "Account deleted"));
@@ -143,7 +144,7 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
         .await
         .map_err(|e| match e {
             AdmitError::NotFound => Refusal::new(S::NOT_FOUND, "Room not found"),
-            AdmitError::Forbidden => Refusal::new(S::FORBIDDEN, "Not a member of this room"),
+            AdmitError::Banned { .. } => Refusal::new(S::FORBIDDEN, "Banned from this room"),
             AdmitError::Unavailable => Refusal::new(S::SERVICE_UNAVAILABLE, "Database unavailable"),
             AdmitError::Internal => Refusal::new(S::INTERNAL_SERVER_ERROR, "Internal error"),
         })?;

@@ -2,6 +2,7 @@
 //! to them over real HTTP and WebSockets.
 
 mod auth;
+mod bans;
 mod deferred_fills;
 mod delivery;
 mod drain;
@@ -9,6 +10,7 @@ mod handshake;
 mod health;
 mod helpers;
 mod hostile;
+mod identity;
 mod isolation;
 mod isolation_model;
 mod isolation_reads;

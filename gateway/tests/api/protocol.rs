@@ -353,7 +353,7 @@ pub async fn create_public_room(app: &crate::helpers::TestApp, name: &str) -> i6
 }
 
 #[tokio::test]
-async fn private_rooms_need_a_membership() {
+async fn private_rooms_need_a_membership_and_look_missing_to_outsiders() {
     let app = spawn_app().await;
     let (owner_id, owner) = app.register("owner").await;
     let (_, other) = app.register("other").await;
@@ -379,17 +379,30 @@ async fn private_rooms_need_a_membership() {
         .await
         .unwrap();
 
-    let (status, body) = app
-        .try_ws(&format!("token={other}&room_id={}", room.0))
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(status, 403, "{body}");
+    // To an outsider a private room is a missing one, as on every REST
+    // route: the same 404 and body at the handshake, the same error frame.
+    let refused = |room: i64| {
+        let (app, other) = (&app, &other);
+        async move {
+            app.try_ws(&format!("token={other}&room_id={room}"))
+                .await
+                .err()
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        refused(room.0).await,
+        (404, r#"{"error":"Room not found"}"#.to_owned())
+    );
+    assert_eq!(refused(room.0).await, refused(999_999).await);
     let mut c = app.ws_in_general(&other).await;
-    c.send_json(json!({"type": "join_room", "room_id": room.0}))
-        .await;
-    let e: Value = c.recv_type("error").await;
-    assert_eq!(e["data"]["code"], "forbidden");
+    for id in [room.0, 999_999] {
+        c.send_json(json!({"type": "join_room", "room_id": id}))
+            .await;
+        let e: Value = c.recv_type("error").await;
+        assert_eq!(e["data"]["code"], "room_not_found", "{e}");
+        assert_eq!(e["data"]["message"], "room not found", "{e}");
+    }
 
     let mut o = app.ws(&owner, &format!("&room_id={}", room.0)).await;
     assert_eq!(o.recv_type("online_users").await["room_id"], room.0);

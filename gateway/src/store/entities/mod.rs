@@ -4,7 +4,9 @@
 //! to the store: the rest of the gateway only sees the record types in
 //! `store/mod.rs`.
 
+pub mod external_identity;
 pub mod message;
 pub mod room;
+pub mod room_ban;
 pub mod room_member;
 pub mod user;

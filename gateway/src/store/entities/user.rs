@@ -9,6 +9,9 @@ pub struct Model {
     pub id: i64,
     #[sea_orm(unique)]
     pub username: String,
+    /// `Username::key(username)`: unique (migration `m20261203_000006`);
+    /// logins and the "taken" check compare this.
+    pub username_key: Option<String>,
     /// NULL for users created from an external JWT.
     #[sea_orm(column_type = "Text", nullable)]
     pub password_hash: Option<String>,

@@ -1,0 +1,233 @@
+//! Room bans: an owner or admin keeps a user out of a room, for a time or
+//! for good. Banning removes the membership and takes the user's
+//! connections out of the room on every node (`left_room` `banned`), as a
+//! kick does; until the ban ends the user's joins (REST and `join_room`)
+//! and connects to the room are refused (403 / `banned`). An admin cannot
+//! ban the owner or another admin; nobody bans themselves.
+
+use super::evictions::evict;
+use super::rooms::{forbidden, visible_room};
+use crate::auth::extractor::{AuthenticatedUser, WritingUser};
+use crate::domain::Role;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::store::BanRecord;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, delete, get, post, web};
+use serde::{Deserialize, Serialize};
+use shared::ids::{RoomId, UserId};
+use shared::server_frame::{LeaveReason, UserPublic};
+use utoipa::ToSchema;
+
+/// The longest ban with a duration (ten years); without one, a ban is for good.
+const MAX_DURATION_SECS: u64 = 10 * 365 * 24 * 3600;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BanBody {
+    /// Who to ban.
+    user_id: UserId,
+    /// How long, 1 s to ten years; left out: for good.
+    #[schema(minimum = 1, maximum = 315360000)]
+    duration_secs: Option<u64>,
+}
+
+/// A ban in force.
+#[derive(Serialize, ToSchema)]
+pub struct Ban {
+    room_id: RoomId,
+    user: UserPublic,
+    /// Who banned (absent once that account is gone).
+    banned_by: Option<UserId>,
+    /// RFC 3339, UTC.
+    created_at: String,
+    /// When it ends (RFC 3339, UTC); absent: for good.
+    expires_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BanList {
+    room_id: RoomId,
+    bans: Vec<Ban>,
+}
+
+async fn view(state: &AppState, ban: BanRecord) -> Result<Ban, ApiError> {
+    let user = state
+        .store
+        .find_user(ban.user_id)
+        .await?
+        .map(|u| UserPublic {
+            id: u.id,
+            username: u.username,
+            nickname: u.nickname,
+        })
+        .unwrap_or(UserPublic {
+            id: ban.user_id,
+            username: String::new(),
+            nickname: String::new(),
+        });
+    Ok(Ban {
+        room_id: ban.room_id,
+        user,
+        banned_by: ban.banned_by,
+        created_at: crate::clock::rfc3339(ban.created_at),
+        expires_at: ban.expires_at.map(crate::clock::rfc3339),
+    })
+}
+
+/// The caller's role if it may manage bans in the room.
+async fn moderator(
+    state: &AppState,
+    user: &crate::store::UserRecord,
+    room: RoomId,
+) -> Result<(RoomId, Role), ApiError> {
+    let (room, role) = visible_room(state, user, room).await?;
+    match role.filter(|r| r.moderates()) {
+        Some(role) => Ok((room.id, role)),
+        None => Err(forbidden(
+            "only the room's owner or an admin may manage bans",
+        )),
+    }
+}
+
+/// Ban a user from the room (owner or admin).
+#[utoipa::path(
+    operation_id = "ban_user",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id", description = "Room id")),
+    request_body = BanBody,
+    responses(
+        (status = 201, description = "Banned: no longer a member, connections out of the room on every node", body = Ban),
+        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "Not the owner or an admin; or the target is the owner, an admin (for an admin), or the caller", body = ErrorBody),
+        (status = 404, description = "No such room or user, or a private room the caller is not in", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "`duration_secs` out of range", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; or banned but other nodes could not be told (retry)", body = ErrorBody),
+    )
+)]
+#[post("/api/rooms/{id}/bans")]
+pub(super) async fn create(
+    state: web::Data<AppState>,
+    WritingUser(user): WritingUser,
+    id: web::Path<i64>,
+    body: super::extract::Json<BanBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (room, role) = moderator(&state, &user, RoomId(*id)).await?;
+    let target = body.user_id;
+    if target == user.id {
+        return Err(forbidden("you cannot ban yourself"));
+    }
+    let duration = match body.duration_secs {
+        None => None,
+        Some(secs) if (1..=MAX_DURATION_SECS).contains(&secs) => {
+            Some(chrono::TimeDelta::seconds(secs as i64))
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "duration_secs: must be 1 to 315360000 (ten years); leave it out for a ban for good",
+            ));
+        }
+    };
+    match state
+        .store
+        .member_role(room, target)
+        .await?
+        .and_then(|r| Role::parse(&r).ok())
+    {
+        Some(Role::Owner) => return Err(forbidden("the owner cannot be banned")),
+        Some(Role::Admin) if role != Role::Owner => {
+            return Err(forbidden("only the owner may ban an admin"));
+        }
+        _ => {}
+    }
+    let now = crate::clock::now();
+    let record = state
+        .store
+        .ban(room, target, user.id, duration.map(|d| now + d), now)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such user")
+            }
+            other => other.into(),
+        })?;
+    tracing::info!(room = %room, user_id = %target, by = %user.id, "banned");
+    evict(&state, room, target, LeaveReason::Banned).await?;
+    Ok(HttpResponse::Created().json(view(&state, record).await?))
+}
+
+/// Lift a ban (owner or admin).
+#[utoipa::path(
+    operation_id = "lift_ban",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id", description = "Room id"), ("user_id", description = "The banned user's id")),
+    responses(
+        (status = 204, description = "Lifted: the user may join again"),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "Not the owner or an admin", body = ErrorBody),
+        (status = 404, description = "No such room, no ban in force, or a private room the caller is not in", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
+#[delete("/api/rooms/{id}/bans/{user_id}")]
+pub(super) async fn lift(
+    state: web::Data<AppState>,
+    WritingUser(user): WritingUser,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let (room_id, target) = path.into_inner();
+    let (room, _) = moderator(&state, &user, RoomId(room_id)).await?;
+    if state
+        .store
+        .lift_ban(room, UserId(target), crate::clock::now())
+        .await?
+    {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no ban in force for this user",
+        ))
+    }
+}
+
+/// The bans in force (owner or admin), newest first.
+#[utoipa::path(
+    operation_id = "list_bans",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id", description = "Room id")),
+    responses(
+        (status = 200, description = "The bans in force", body = BanList),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "Not the owner or an admin", body = ErrorBody),
+        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    )
+)]
+#[get("/api/rooms/{id}/bans")]
+pub(super) async fn list(
+    state: web::Data<AppState>,
+    AuthenticatedUser(user): AuthenticatedUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (room, _) = moderator(&state, &user, RoomId(*id)).await?;
+    let mut bans = Vec::new();
+    for ban in state.store.bans(room, crate::clock::now()).await? {
+        bans.push(view(&state, ban).await?);
+    }
+    Ok(HttpResponse::Ok().json(BanList {
+        room_id: room,
+        bans,
+    }))
+}
