@@ -81,6 +81,63 @@ mod tests {
         assert_eq!(Migrator::get_pending_migrations(db).await.unwrap().len(), 0);
     }
 
+    /// Usernames that differ only by case, from before `username_key`: the
+    /// oldest keeps its name, the later one is renamed `{name}-{id}`.
+    async fn duplicates_by_case_are_renamed(db: &DatabaseConnection) {
+        use sea_orm_migration::sea_orm::Statement;
+        Migrator::up(db, Some(5))
+            .await
+            .expect("up to users.deleted_at");
+        for name in ["Alice_x", "alice_x", "bob"] {
+            db.execute_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!(
+                    "INSERT INTO users (username, nickname, is_online, created_at) \
+                     VALUES ('{name}', '{name}', false, CURRENT_TIMESTAMP)"
+                ),
+            ))
+            .await
+            .unwrap();
+        }
+        Migrator::up(db, None).await.expect("the rest");
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT id, username, username_key FROM users ORDER BY id",
+            ))
+            .await
+            .unwrap();
+        let got: Vec<(i64, String, String)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get("", "id").unwrap(),
+                    r.try_get("", "username").unwrap(),
+                    r.try_get("", "username_key").unwrap(),
+                )
+            })
+            .collect();
+        let second = got[1].0;
+        assert_eq!(got[0].1, "Alice_x", "the oldest keeps its name");
+        assert_eq!(got[1].1, format!("alice_x-{second}"));
+        assert_eq!(got[1].2, format!("alice_x-{second}"));
+        assert_eq!((got[2].1.as_str(), got[2].2.as_str()), ("bob", "bob"));
+        let dup = db
+            .execute_raw(Statement::from_string(
+                db.get_database_backend(),
+                "INSERT INTO users (username, username_key, nickname, is_online, created_at) \
+                 VALUES ('ALICE_X', 'alice_x', 'x', false, CURRENT_TIMESTAMP)",
+            ))
+            .await;
+        assert!(dup.is_err(), "the key is unique from now on");
+    }
+
+    #[tokio::test]
+    async fn sqlite_duplicates_by_case_are_renamed() {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        duplicates_by_case_are_renamed(&db).await;
+    }
+
     #[tokio::test]
     async fn sqlite_up_down_up() {
         let db = Database::connect("sqlite::memory:").await.unwrap();
@@ -108,6 +165,8 @@ mod tests {
             .await
             .unwrap();
         up_down_up(&db).await;
+        Migrator::down(&db, None).await.unwrap();
+        duplicates_by_case_are_renamed(&db).await;
         db.close().await.unwrap();
         admin
             .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
