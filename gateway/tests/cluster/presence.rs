@@ -142,7 +142,7 @@ async fn users_of_a_killed_node_leave_after_the_presence_ttl() {
         cluster.user("uma"),
         cluster.user("carol"),
         cluster.user("dan"),
-        cluster.user("mo"),
+        cluster.user("moe"),
     );
     let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
     let (mut c, _) = cluster.connect(2, &carol, ROOM).await;
