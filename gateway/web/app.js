@@ -397,6 +397,9 @@ function onLeft({ roomId, reason }) {
   $('rooms-error').textContent = `${why} ${room?.name ?? `room ${roomId}`}.`;
   if (active === roomId) select([...myRooms.keys()][0]);
   else renderRooms();
+  // The room may be listed among the public ones again (to join, or to be
+  // told why not).
+  loadRooms().catch(() => {});
 }
 
 // --- Messages --------------------------------------------------------------------

@@ -298,8 +298,7 @@ try {
   await pageA.getByRole('button', { name: 'Ban Mallory' }).click();
   await pageA.locator('#bans li', { hasText: 'Mallory' }).waitFor({ timeout: WAIT });
   await pageM.locator('#rooms-error', { hasText: `You were banned from ${roomName}` }).waitFor({ timeout: WAIT });
-  await pageM.locator('summary', { hasText: 'Public rooms' }).click();
-  await pageM.getByRole('button', { name: `Join ${roomName}` }).click();
+  await pageM.getByRole('button', { name: `Join ${roomName}` }).click({ timeout: WAIT });
   await pageM.locator('#rooms-error', { hasText: 'banned from this room' }).waitFor({ timeout: WAIT });
   log('Alice banned Mallory from the member list: Mallory was told, and her join is refused with the reason');
 
