@@ -59,6 +59,9 @@ trap cleanup EXIT
 export CHAT__LIMITS__CONNECT_RATE_PER_IP=0
 export CHAT__LIMITS__MSG_RATE=0
 export CHAT__LIMITS__AUTH_RATE_PER_IP=0
+# loadgen's setup creates every room as one user, through REST.
+export CHAT__LIMITS__REST_WRITE_RATE=0
+export CHAT__LIMITS__MAX_ROOMS_PER_USER=1000000
 export CHAT__LIMITS__FRAME_RATE=0
 export CHAT__LIMITS__READ_BYTES_RATE=0
 export CHAT__LIMITS__MAX_CONNECTIONS=20000

@@ -70,130 +70,135 @@ pub enum Retry {
 /// that follows is newer than nearly all of them).
 const MAX_HELD: usize = 256;
 
+/// Per connection, per room it is in. One map (the writer's, held by
+/// every connection for its life: an empty map costs its inline size only).
 #[derive(Default)]
 pub struct Cursors {
-    rooms: HashMap<RoomId, Cursor>,
-    /// Rooms whose `online_users` has not gone out yet, with the presence
-    /// events that arrived meanwhile. They go out right after it, in order:
-    /// applied to the snapshot as set updates they end in the latest state.
-    held: HashMap<RoomId, VecDeque<ByteString>>,
-    /// Per room, the seq this connection entered after: what is at or below
-    /// it was never delivered on this connection.
-    entered: HashMap<RoomId, i64>,
-    /// Rooms whose last fill could not read the history (the database
-    /// away, a pool timeout): failures in a row, and whether a `Fill` is
-    /// due. While one is due, messages that would need a fill are left to
-    /// it: one history read per delay, not one per live message.
-    deferred: Vec<Deferred>,
+    rooms: HashMap<RoomId, Room>,
 }
 
-struct Deferred {
-    room: RoomId,
+struct Room {
+    cursor: Cursor,
+    /// The seq this connection entered after: what is at or below it was
+    /// never delivered on this connection.
+    entered: i64,
+    /// Until the room's `online_users` has gone out, the presence events
+    /// that arrived meanwhile. They go out right after it, in order: applied
+    /// to the snapshot as set updates they end in the latest state.
+    held: Option<VecDeque<ByteString>>,
+    /// The last fill could not read the history (the database away, a pool
+    /// timeout): failures in a row, and whether a `Fill` is due. While one
+    /// is due, messages that would need a fill are left to it: one history
+    /// read per delay, not one per live message.
     failures: u32,
-    due: bool,
+    fill_due: bool,
 }
 
 impl Cursors {
     /// Enter `room` after `seq`: nothing is delivered until the first fill,
     /// and presence events wait for the room's `online_users`.
     pub fn track(&mut self, room: RoomId, after: i64) {
-        self.rooms.insert(room, Cursor::Joining(after));
-        self.held.insert(room, VecDeque::new());
-        self.entered.insert(room, after);
+        self.rooms.insert(
+            room,
+            Room {
+                cursor: Cursor::Joining(after),
+                entered: after,
+                held: Some(VecDeque::new()),
+                failures: 0,
+                fill_due: false,
+            },
+        );
     }
 
     pub fn untrack(&mut self, room: RoomId) {
         self.rooms.remove(&room);
-        self.held.remove(&room);
-        self.entered.remove(&room);
-        self.deferred.retain(|d| d.room != room);
     }
 
     /// A fill of `room` could not read the history: how long to wait
     /// before the `Fill` that tries again (250 ms doubling to 8 s), or
-    /// `None` when one is due already.
+    /// `None` when one is due already (or the room is not tracked).
     pub fn defer(&mut self, room: RoomId) -> Option<std::time::Duration> {
-        let entry = match self.deferred.iter_mut().position(|d| d.room == room) {
-            Some(i) => &mut self.deferred[i],
-            None => {
-                self.deferred.push(Deferred {
-                    room,
-                    failures: 0,
-                    due: false,
-                });
-                self.deferred.last_mut().expect("just pushed")
-            }
-        };
-        if entry.due {
+        let r = self.rooms.get_mut(&room)?;
+        if r.fill_due {
             return None;
         }
-        entry.due = true;
-        entry.failures += 1;
-        let ms = 250u64 << (entry.failures - 1).min(5);
+        r.fill_due = true;
+        r.failures += 1;
+        let ms = 250u64 << (r.failures - 1).min(5);
         Some(std::time::Duration::from_millis(ms))
     }
 
     /// A `Fill` of `room` is being handled: the one due, if any, arrived.
     pub fn filling(&mut self, room: RoomId) {
-        if let Some(d) = self.deferred.iter_mut().find(|d| d.room == room) {
-            d.due = false;
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.fill_due = false;
         }
     }
 
     /// A fill of `room` read the history.
     pub fn filled(&mut self, room: RoomId) {
-        self.deferred.retain(|d| d.room != room);
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.failures = 0;
+            r.fill_due = false;
+        }
     }
 
     /// A presence event of `room`: `Some` to send now; `None` when it is
     /// held for after the snapshot, or the connection left the room.
     pub fn presence(&mut self, room: RoomId, frame: ByteString) -> Option<ByteString> {
-        if let Some(held) = self.held.get_mut(&room) {
-            if held.len() == MAX_HELD {
-                held.pop_front();
+        let r = self.rooms.get_mut(&room)?;
+        match &mut r.held {
+            Some(held) => {
+                if held.len() == MAX_HELD {
+                    held.pop_front();
+                }
+                held.push_back(frame);
+                None
             }
-            held.push_back(frame);
-            return None;
+            None => Some(frame),
         }
-        self.rooms.contains_key(&room).then_some(frame)
     }
 
     /// The room's snapshot went out: the held presence events follow it.
     pub fn release_held(&mut self, room: RoomId) -> VecDeque<ByteString> {
-        self.held.remove(&room).unwrap_or_default()
+        self.rooms
+            .get_mut(&room)
+            .and_then(|r| r.held.take())
+            .unwrap_or_default()
     }
 
     /// The seq a fill starts after.
     pub fn position(&self, room: RoomId) -> Option<i64> {
-        match self.rooms.get(&room)? {
-            Cursor::Joining(seq) | Cursor::At(seq) => Some(*seq),
+        match self.rooms.get(&room)?.cursor {
+            Cursor::Joining(seq) | Cursor::At(seq) => Some(seq),
         }
     }
 
     pub fn decide(&mut self, room: RoomId, seq: i64) -> Decision {
-        match self.rooms.get(&room) {
-            None => Decision::NotTracked,
-            Some(Cursor::Joining(_)) => Decision::Drop,
-            Some(Cursor::At(last)) if seq <= *last => Decision::Drop,
-            Some(Cursor::At(last)) if seq == last + 1 => Decision::Send,
+        let Some(r) = self.rooms.get(&room) else {
+            return Decision::NotTracked;
+        };
+        match r.cursor {
+            Cursor::Joining(_) => Decision::Drop,
+            Cursor::At(last) if seq <= last => Decision::Drop,
+            Cursor::At(last) if seq == last + 1 => Decision::Send,
             // The fill due reads it.
-            Some(Cursor::At(_)) if self.deferred.iter().any(|d| d.room == room && d.due) => {
-                Decision::Drop
-            }
-            Some(Cursor::At(last)) => Decision::Gap { after: *last },
+            Cursor::At(_) if r.fill_due => Decision::Drop,
+            Cursor::At(last) => Decision::Gap { after: last },
         }
     }
 
     /// How to answer a retried send with its stored original of `seq`.
     pub fn retry(&self, room: RoomId, seq: i64) -> Retry {
-        let entered = self.entered.get(&room).copied().unwrap_or(i64::MAX);
-        match self.rooms.get(&room) {
-            None => Retry::Write,
-            Some(_) if seq <= entered => Retry::Write,
+        let Some(r) = self.rooms.get(&room) else {
+            return Retry::Write;
+        };
+        match r.cursor {
+            _ if seq <= r.entered => Retry::Write,
             // The first fill reads everything after `entered`.
-            Some(Cursor::Joining(_)) => Retry::Skip,
-            Some(Cursor::At(last)) if seq <= *last => Retry::Skip,
-            Some(Cursor::At(_)) => Retry::InOrder,
+            Cursor::Joining(_) => Retry::Skip,
+            Cursor::At(last) if seq <= last => Retry::Skip,
+            Cursor::At(_) => Retry::InOrder,
         }
     }
 
@@ -203,9 +208,9 @@ impl Cursors {
         let mut rooms: Vec<_> = self
             .rooms
             .iter()
-            .map(|(room, c)| match c {
-                Cursor::Joining(seq) => (*room, *seq, true),
-                Cursor::At(seq) => (*room, *seq, false),
+            .map(|(room, r)| match r.cursor {
+                Cursor::Joining(seq) => (*room, seq, true),
+                Cursor::At(seq) => (*room, seq, false),
             })
             .collect();
         rooms.sort_unstable();
@@ -215,9 +220,9 @@ impl Cursors {
     /// Record that everything up to `seq` went out (never moves backwards;
     /// ends the joining state).
     pub fn delivered(&mut self, room: RoomId, seq: i64) {
-        if let Some(c) = self.rooms.get_mut(&room) {
-            let (Cursor::Joining(last) | Cursor::At(last)) = *c;
-            *c = Cursor::At(last.max(seq));
+        if let Some(r) = self.rooms.get_mut(&room) {
+            let (Cursor::Joining(last) | Cursor::At(last)) = r.cursor;
+            r.cursor = Cursor::At(last.max(seq));
         }
     }
 }

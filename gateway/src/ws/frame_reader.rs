@@ -110,7 +110,9 @@ impl FrameReader {
         loop {
             if let Some(at) = self.budget.resume_at() {
                 crate::limits::Limit::ReadBudget.hit();
-                tokio::time::sleep_until(at).await;
+                // Boxed: a timer is large, and this future is held by every
+                // connection for its whole life; few ever pause.
+                Box::pin(tokio::time::sleep_until(at)).await;
             }
             self.steps += 1;
             if self.steps >= YIELD_EVERY {

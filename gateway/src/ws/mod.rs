@@ -35,3 +35,36 @@ pub mod replay;
 pub mod session;
 pub mod upgrade;
 pub mod writer;
+
+#[cfg(test)]
+mod sizes {
+    /// Every idle connection holds these for its whole life (the idle
+    /// memory per connection: `loadtest/BENCHMARKS.md`): growing one is a
+    /// decision, not an accident. Sizes on 64-bit targets.
+    #[test]
+    fn what_every_connection_holds_stays_small() {
+        use std::mem::size_of;
+        let sizes = [
+            (
+                "FrameReader",
+                size_of::<super::frame_reader::FrameReader>(),
+                176,
+            ),
+            (
+                "FrameWriter",
+                size_of::<super::frame_writer::FrameWriter>(),
+                48,
+            ),
+            ("Cursors", size_of::<super::delivery::Cursors>(), 48),
+            ("ReplayBudget", size_of::<super::replay::ReplayBudget>(), 16),
+            (
+                "ReadBudget",
+                size_of::<super::read_budget::ReadBudget>(),
+                64,
+            ),
+        ];
+        for (name, size, max) in sizes {
+            assert!(size <= max, "{name} is {size} bytes (was at most {max})");
+        }
+    }
+}

@@ -12,31 +12,33 @@ use crate::limits::{Limit, gcra::Gcra};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Boxed and made at the first resume: every connection carries one, few
+/// ever use it.
 pub struct ReplayBudget {
-    budget: Option<Gcra>,
-    window: u64,
+    budget: Option<Box<Gcra>>,
+    window: u32,
 }
 
 impl ReplayBudget {
     /// For a recovery window of `window` messages.
     pub fn new(window: u64) -> Self {
-        let window = window.clamp(1, u32::MAX as u64 / 2);
         ReplayBudget {
-            budget: Gcra::new((window / 10).max(1) as u32, 2 * window as u32),
-            window,
+            budget: None,
+            window: window.clamp(1, u32::MAX as u64 / 2) as u32,
         }
     }
 
     /// Pay for replaying `messages` (capped at the window): refused, and
     /// counted, with how long until the budget holds them.
     pub fn take(&mut self, messages: u64) -> Result<(), Duration> {
-        let Some(budget) = &mut self.budget else {
-            return Ok(());
-        };
-        let units = messages.min(self.window) as u32;
+        let units = messages.min(u64::from(self.window)) as u32;
         if units == 0 {
             return Ok(());
         }
+        let window = self.window;
+        let budget = self.budget.get_or_insert_with(|| {
+            Box::new(Gcra::new((window / 10).max(1), 2 * window).expect("a rate of at least 1"))
+        });
         budget
             .try_charge(units, Instant::now())
             .inspect_err(|_| Limit::Replay.hit())
