@@ -16,6 +16,7 @@
 //! - [`history`]: a room's message pages (Redis recent cache when it provably matches SQL, else SQL).
 //! - [`limits`]: per-client limits (address, user) and the trusted proxies that name the client.
 //! - [`memory`]: process-wide allocator settings (large blocks go back to the system).
+//! - [`open_files`]: the open-files limit, raised at start and watched.
 //! - [`metrics`]: Prometheus metrics (`/metrics`).
 //! - [`hub`]: this node's connections by room; non-blocking fan-out.
 //! - [`node`]: entering/leaving rooms, posting messages, routing bus events to the hub.
@@ -40,6 +41,7 @@ pub mod limits;
 pub mod memory;
 pub mod metrics;
 pub mod node;
+pub mod open_files;
 pub mod presence;
 pub mod redis;
 pub mod routes;

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
     gateway::memory::tune();
-    tokio::runtime::Runtime::new()?.block_on(run())
+    let open_files = gateway::open_files::raise();
+    tokio::runtime::Runtime::new()?.block_on(run(open_files))
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(open_files: Option<gateway::open_files::OpenFiles>) -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut migrate_only = false;
     let mut file: Option<PathBuf> = None;
@@ -28,6 +29,7 @@ async fn run() -> anyhow::Result<()> {
     }
     let settings = config::load(file.as_deref(), std::env::vars())?;
     telemetry::init(&settings.log);
+    gateway::open_files::report(open_files, settings.limits.max_connections);
     if migrate_only {
         let store = Store::connect(settings.database.url.expose(), 1).await?;
         store.migrate().await?;

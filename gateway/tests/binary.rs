@@ -59,8 +59,18 @@ fn command(dir: &Path, port: u16, env: &[(&str, &str)], args: &[&str]) -> (Comma
 impl Gateway {
     /// Start serving and wait for `/readyz` = 200.
     async fn start(dir: &Path, env: &[(&str, &str)]) -> Gateway {
+        Self::start_with(dir, env, |_| {}).await
+    }
+
+    /// [`start`](Self::start), with the command adjusted first.
+    async fn start_with(
+        dir: &Path,
+        env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Gateway {
         let port = free_port();
         let (mut cmd, log) = command(dir, port, env, &[]);
+        adjust(&mut cmd);
         let mut g = Gateway {
             child: cmd.spawn().expect("start the gateway binary"),
             port,
@@ -291,4 +301,73 @@ async fn no_password_or_token_reaches_the_logs() {
     ] {
         assert!(!out.contains(secret), "{what} appears in the logs:\n{out}");
     }
+}
+
+/// Issue 16: a pod may start with a soft open-files limit of 1,024 (or a
+/// shell's `ulimit -n 256`), and every connection is a descriptor. The node
+/// raises its soft limit to the hard one at start, logs both, and warns
+/// when they cannot hold `limits.max_connections` plus a margin.
+#[tokio::test]
+async fn the_open_files_limit_is_raised_to_the_hard_limit_and_reported() {
+    use std::os::unix::process::CommandExt;
+    fn nofile(soft: u64, hard: u64) -> impl FnOnce(&mut Command) {
+        move |cmd: &mut Command| {
+            // SAFETY: setrlimit is async-signal-safe; only the child's limits change.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: soft as libc::rlim_t,
+                        rlim_max: hard as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+    }
+    fn event(out: &str, message: &str) -> Option<Value> {
+        out.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| {
+                v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            })
+    }
+    let json = ("CHAT__LOG__FORMAT", "json");
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gateway::start_with(dir.path(), &[json], nofile(256, 4096)).await;
+    let out = g.stop().await;
+    let limit = event(&out, "open-files limit").unwrap_or_else(|| panic!("not logged:\n{out}"));
+    assert_eq!(
+        (
+            limit["soft"].as_u64(),
+            limit["hard"].as_u64(),
+            limit["raised_from"].as_u64()
+        ),
+        (Some(4096), Some(4096), Some(256))
+    );
+    let warning =
+        event(&out, "the open-files limit is below").expect("4,096 cannot hold 10,000 connections");
+    assert_eq!(warning["level"], "WARN");
+
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gateway::start_with(
+        dir.path(),
+        &[json, ("CHAT__LIMITS__MAX_CONNECTIONS", "100")],
+        nofile(256, 512),
+    )
+    .await;
+    let out = g.stop().await;
+    assert_eq!(
+        event(&out, "open-files limit").unwrap()["soft"].as_u64(),
+        Some(512)
+    );
+    assert!(
+        event(&out, "the open-files limit is below").is_none(),
+        "512 holds 100 connections:\n{out}"
+    );
 }
