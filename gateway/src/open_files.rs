@@ -23,6 +23,8 @@ pub struct OpenFiles {
 
 /// Raise the soft limit to the hard limit. Call once, before the runtime
 /// starts threads. `None` where there is no such limit to read.
+// `rlim_t` is u64 here but not on every target: the casts stay.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise() -> Option<OpenFiles> {
     #[cfg(unix)]
     {
