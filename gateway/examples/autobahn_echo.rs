@@ -11,7 +11,7 @@
 use actix_codec::Framed;
 use actix_http::{HttpService, Protocol, Request, Response, StatusCode, h1};
 use actix_service::{ServiceFactoryExt, fn_service};
-use gateway::serve::head_deadline::HeadDeadline;
+use gateway::limits::head_deadline::HeadDeadline;
 use gateway::ws::frame_reader::{FrameReader, Incoming};
 use gateway::ws::frame_writer::FrameWriter;
 use gateway::ws::read_budget::ReadBudget;

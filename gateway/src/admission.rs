@@ -52,7 +52,7 @@ impl From<StoreError> for AdmitError {
 }
 
 /// On success, the room's newest `seq` as read now, before the connection
-/// subscribes: delivery starts right after it (see `ws::delivery`).
+/// subscribes: delivery starts right after it (see `conn::delivery`).
 pub async fn admit(store: &Store, user: UserId, room: RoomId) -> Result<i64, AdmitError> {
     let record = store.find_room(room).await?.ok_or(AdmitError::NotFound)?;
     let now = crate::clock::now();

@@ -477,7 +477,7 @@ impl Settings {
             return bad("limits.max_frame_bytes", "must be at least 128");
         }
         for cidr in &self.server.trusted_proxies {
-            if crate::limits::client_ip::parse_cidr(cidr).is_none() {
+            if parse_cidr(cidr).is_none() {
                 return Err(ConfigError(format!(
                     "server.trusted_proxies (CHAT__SERVER__TRUSTED_PROXIES): {cidr:?} is not an address or a CIDR"
                 )));
@@ -497,6 +497,14 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `10.0.0.0/8`, `::1/128`, or a single address (`server.trusted_proxies`).
+pub fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 #[cfg(test)]

@@ -1,38 +1,41 @@
 //! chat-gateway: a horizontally scaled WebSocket chat gateway.
 //!
 //! # Layout
-//! - [`config`]: settings (defaults → file → `CHAT__*` env) and their validation.
-//! - [`telemetry`]: logging setup.
-//! - [`startup`]: builds a node (backends, tasks, HTTP server) and stops it gracefully.
-//! - [`shutdown`]: the stop signal.
-//! - [`state`]: what handlers and sessions share.
-//! - [`routes`]: the HTTP routes (health, auth, `/ws`), listed in one place.
-//! - [`serve`]: the main listener's server: actix-web for HTTP, plus the hook that hands WebSocket upgrades to [`ws::upgrade`].
-//! - [`error`]: the REST error body.
-//! - [`auth`]: JWTs, password hashing, the authenticated-user extractor.
-//! - [`domain`]: validated input types (username, message body, ...).
-//! - [`admission`]: who may enter which room.
-//! - [`ws`]: WebSocket sessions: connection handle, dispatch, socket loops, connection cap.
-//! - [`history`]: a room's message pages (Redis recent cache when it provably matches SQL, else SQL).
-//! - [`limits`]: per-client limits (address, user) and the trusted proxies that name the client.
-//! - [`memory`]: process-wide allocator settings (large blocks go back to the system).
-//! - [`open_files`]: the open-files limit, raised at start and watched.
-//! - [`metrics`]: Prometheus metrics (`/metrics`).
-//! - [`hub`]: this node's connections by room; non-blocking fan-out.
-//! - [`node`]: entering/leaving rooms, posting messages, routing bus events to the hub.
-//! - [`bus`]: cross-node fan-out behind a trait (in-process; Redis in cluster mode).
-//! - [`presence`]: who is in which room, behind a trait (in-process; Redis hashes with TTL).
-//! - [`redis`]: the cluster-mode Redis connection and key names.
-//! - [`store`]: SQL persistence through sea-orm (SQLite or PostgreSQL).
-//! - [`user_status`]: `users.is_online` / `last_seen`, written off the hot path.
-//! - [`user_conns`]: the per-user connection cap, behind a trait (node-local; cluster-wide in Redis).
-//! - [`clock`]: timestamps as stored and sent.
+//! Modules depend one way, from the bottom up (no import cycles between
+//! them; `tests/layers.rs` checks it):
+//!
+//! 1. Foundations: [`config`] (settings: defaults → file → `CHAT__*` env,
+//!    validated), [`clock`] (timestamps as stored and sent), [`metrics`]
+//!    (Prometheus, `/metrics`), [`domain`] (validated input types),
+//!    [`telemetry`] (logging), [`memory`] (allocator settings),
+//!    [`open_files`] (the open-files limit), [`shutdown`] (the stop signal).
+//! 2. Backends: [`store`] (SQL through sea-orm: SQLite or PostgreSQL),
+//!    [`redis`] (the cluster-mode connection and key names), [`bus`]
+//!    (cross-node fan-out behind a trait), [`presence`] (who is in which
+//!    room, behind a trait), [`user_conns`] (the per-user connection cap),
+//!    [`user_status`] (`is_online` / `last_seen`, off the hot path),
+//!    [`history`] (a room's message pages), [`limits`] (per-client limits,
+//!    the connection cap, request-head deadlines, trusted proxies),
+//!    [`auth`] (JWTs, password hashing), [`admission`] (who may enter which
+//!    room), [`error`] (the REST error body).
+//! 3. [`conn`]: one connection's outgoing side (handle, queue, delivery
+//!    cursors), without its socket.
+//! 4. [`hub`]: this node's connections by room; non-blocking fan-out.
+//! 5. [`node`]: entering and leaving rooms, posting messages, routing bus
+//!    events to the hub.
+//! 6. [`state`]: what handlers and sessions share.
+//! 7. [`ws`] (WebSocket transport and sessions) and [`routes`] (the HTTP
+//!    routes, listed in one place).
+//! 8. [`serve`] (the main listener: actix-web for HTTP, plus the hook that
+//!    hands upgrades to [`ws::upgrade`]) and [`startup`] (builds a node and
+//!    stops it gracefully).
 
 pub mod admission;
 pub mod auth;
 pub mod bus;
 pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod domain;
 pub mod error;
 pub mod history;

@@ -3,9 +3,9 @@
 use crate::auth::token::TokenService;
 use crate::config::Settings;
 use crate::history::History;
+use crate::limits::connections::ConnectionLimiter;
 use crate::node::Node;
 use crate::store::Store;
-use crate::ws::limiter::ConnectionLimiter;
 use std::sync::Arc;
 
 pub struct AppState {

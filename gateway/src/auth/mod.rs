@@ -1,7 +1,7 @@
 //! Who is calling: JWTs ([`token`]), password hashing ([`password_hash`]) and
-//! turning a verified token into a user row ([`resolve_user`]).
+//! turning a verified token into a user row ([`resolve_user`]). The REST
+//! extractors built on them are `routes::extractor`.
 
-pub mod extractor;
 pub mod password_hash;
 pub mod token;
 
@@ -59,4 +59,17 @@ pub async fn resolve_user(store: &Store, token: &Verified) -> Result<UserRecord,
         return Err(ResolveError::Deleted);
     }
     Ok(user)
+}
+
+/// The bearer token in these headers, if any. Never logged.
+pub fn bearer_in(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }

@@ -6,8 +6,8 @@
 //! I/O. A broadcast hands the same refcounted bytes to every member. Rooms
 //! that empty are removed, so the maps never only grow.
 
-use crate::ws::conn::{ConnHandle, Push};
-use crate::ws::outbound::Outbound;
+use crate::conn::outbound::Outbound;
+use crate::conn::{ConnHandle, Push};
 use bytestring::ByteString;
 use shared::ids::{ConnId, RoomId};
 use std::collections::HashMap;
@@ -198,7 +198,7 @@ mod tests {
     use shared::ids::{ConnKey, NodeId, UserId};
     use shared::server_frame::UserPublic;
 
-    fn conn(id: u64, user: i64, queue: usize) -> (ConnHandle, crate::ws::outbox::Inbox) {
+    fn conn(id: u64, user: i64, queue: usize) -> (ConnHandle, crate::conn::outbox::Inbox) {
         let u = UserPublic {
             id: UserId(user),
             username: format!("u{user}"),

@@ -6,6 +6,7 @@
 //! the address it received from; addresses further left are the client's
 //! own claims and can be forged). From any other peer the header is ignored.
 
+use crate::config::parse_cidr;
 use actix_http::header::HeaderMap;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -13,14 +14,6 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies {
     nets: Vec<IpNet>,
-}
-
-/// `10.0.0.0/8`, `::1/128`, or a single address.
-pub fn parse_cidr(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 impl TrustedProxies {

@@ -9,13 +9,15 @@
 //! - per user, here: sends (WebSocket and REST share one budget), other REST
 //!   writes; rooms owned, at creation (`routes::rooms`);
 //! - per node: password hashes at once (`auth::password_hash`), connections
-//!   (`ws::limiter`), request heads (`serve::head_deadline`).
+//!   ([`connections`]), request heads ([`head_deadline`]).
 //!
 //! Behind a load balancer the client address comes from `X-Forwarded-For`
 //! when the peer is a trusted proxy ([`client_ip`]).
 
 pub mod client_ip;
+pub mod connections;
 pub mod gcra;
+pub mod head_deadline;
 pub mod keyed;
 
 use crate::config::Settings;

@@ -14,8 +14,8 @@
 //! between neither subscribes twice nor loses the subscription).
 
 use super::Node;
-use crate::ws::conn::ConnHandle;
-use crate::ws::outbound::Outbound;
+use crate::conn::ConnHandle;
+use crate::conn::outbound::Outbound;
 use shared::bus_envelope::BusEvent;
 use shared::ids::{RoomId, UserId};
 use shared::server_frame::{LeaveReason, LeftRoomData, ServerFrame};

@@ -65,7 +65,7 @@ async fn fixture() -> Fixture {
     }
 }
 
-fn connection(f: &Fixture) -> (ConnHandle, crate::ws::outbox::Inbox) {
+fn connection(f: &Fixture) -> (ConnHandle, crate::conn::outbox::Inbox) {
     let key = ConnKey {
         node: f.node.id().clone(),
         conn: f.node.next_conn_id(),
@@ -73,7 +73,7 @@ fn connection(f: &Fixture) -> (ConnHandle, crate::ws::outbox::Inbox) {
     ConnHandle::new(key, f.guest.clone(), 64)
 }
 
-fn drain(rx: &mut crate::ws::outbox::Inbox) -> Vec<Outbound> {
+fn drain(rx: &mut crate::conn::outbox::Inbox) -> Vec<Outbound> {
     std::iter::from_fn(|| rx.try_recv().ok()).collect()
 }
 

@@ -33,7 +33,7 @@
 //!    with it; those clients resume elsewhere with `since_seq` and get
 //!    everything after it from SQL.
 //! 5. **Written to each socket** in `seq` order, duplicates dropped (see
-//!    `ws::delivery`). A death between the write and the client reading it
+//!    `conn::delivery`). A death between the write and the client reading it
 //!    is the same for the client as one before it: it resumes with the last
 //!    `seq` it saw, and a sender without its acknowledgement retries.
 //!

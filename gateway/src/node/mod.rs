@@ -20,13 +20,13 @@ pub use messages::{DEDUP_WINDOW, Posted, SendError};
 
 use crate::bus::{Bus, BusError};
 use crate::config::PresenceSettings;
+use crate::conn::ConnHandle;
+use crate::conn::outbound::Outbound;
 use crate::hub::Hub;
 use crate::presence::{Presence, PresenceError};
 use crate::store::Store;
 use crate::user_conns::UserConns;
 use crate::user_status::UserStatus;
-use crate::ws::conn::ConnHandle;
-use crate::ws::outbound::Outbound;
 use presence_batch::PendingBatch;
 use room_locks::RoomLocks;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
@@ -111,7 +111,7 @@ impl Node {
     /// it gets `online_users`, then every message after `after` (the last
     /// seq the client saw, or the room's newest when it joins afresh), then
     /// the live stream, with no gap and no duplicate at the switch-over (see
-    /// `ws::delivery`). Entering a room it is already in resumes from
+    /// `conn::delivery`). Entering a room it is already in resumes from
     /// `after` the same way.
     pub async fn enter(
         self: &Arc<Self>,

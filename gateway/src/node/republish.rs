@@ -9,7 +9,7 @@
 //! (`redis::resubscribe`), and any later message of the room reveals the gap,
 //! so a publish that is given up is still not a lost message while anything
 //! follows it. Publishing a message twice is harmless: each connection's
-//! `seq` cursor (`ws::delivery`) drops the second copy.
+//! `seq` cursor (`conn::delivery`) drops the second copy.
 
 use super::Node;
 use shared::bus_envelope::{BusEnvelope, BusEvent};

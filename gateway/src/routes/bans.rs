@@ -7,9 +7,9 @@
 
 use super::evictions::evict;
 use super::rooms::{forbidden, visible_room};
-use crate::auth::extractor::{AuthenticatedUser, WritingUser};
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::extractor::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
 use crate::store::BanRecord;
 use actix_web::http::StatusCode;

@@ -4,9 +4,9 @@
 
 use super::evictions::evict;
 use super::rooms::{RoomView, forbidden, visible_room};
-use crate::auth::extractor::{AuthenticatedUser, WritingUser};
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::extractor::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};

@@ -2,8 +2,8 @@
 //! over REST, through exactly the same path as a WebSocket `message`.
 
 use super::rooms::{page_limit, visible_room};
-use crate::auth::extractor::AuthenticatedUser;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::extractor::AuthenticatedUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};

@@ -4,6 +4,7 @@ mod auth;
 mod bans;
 mod evictions;
 mod extract;
+mod extractor;
 mod health;
 mod members;
 mod messages;

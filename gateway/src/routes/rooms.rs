@@ -4,9 +4,9 @@
 //! every room route answers 404, as if it did not exist.
 
 use super::evictions::close_room;
-use crate::auth::extractor::{AuthenticatedUser, WritingUser};
 use crate::domain::{Description, Role, RoomName};
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::extractor::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
 use crate::store::{RoomRecord, UserRecord};
 use actix_web::http::StatusCode;

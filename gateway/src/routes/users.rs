@@ -1,8 +1,8 @@
 //! The caller's own profile.
 
-use crate::auth::extractor::{AuthenticatedUser, WritingUser};
 use crate::domain::Nickname;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::extractor::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
 use crate::store::UserRecord;
 use actix_web::http::StatusCode;

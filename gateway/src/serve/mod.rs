@@ -4,8 +4,7 @@
 //! `actix_web::HttpServer` builds, plus that upgrade hook, which it does not offer,
 //! and a deadline on every request head ([`head_deadline`]), which it does not keep.
 
-pub mod head_deadline;
-
+use crate::limits::head_deadline;
 use crate::routes;
 use crate::state::AppState;
 use actix_service::{IntoServiceFactory, ServiceFactoryExt};

@@ -3,9 +3,9 @@
 //! (with the frame's `client_msg_id` as `ref`); nothing is dropped silently.
 
 use crate::admission::admit;
+use crate::conn::ConnHandle;
+use crate::conn::outbound::Outbound;
 use crate::state::AppState;
-use crate::ws::conn::ConnHandle;
-use crate::ws::outbound::Outbound;
 use crate::ws::replay::ReplayBudget;
 use shared::client_frame::{ClientFrame, SendMessage};
 use shared::close_codes::{self, Close};

@@ -8,8 +8,8 @@
 //! only be refused).
 
 use crate::admission::{AdmitError, admit};
+use crate::limits::connections::Slot;
 use crate::state::AppState;
-use crate::ws::limiter::Slot;
 use actix_http::RequestHead;
 use actix_http::StatusCode as S;
 use actix_http::header::{self, HeaderMap};
@@ -102,8 +102,7 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
         ));
     }
     let query = query_pairs(head.uri.query().unwrap_or(""));
-    let token =
-        crate::auth::extractor::bearer_in(&head.headers).or_else(|| query_param(&query, "token"));
+    let token = crate::auth::bearer_in(&head.headers).or_else(|| query_param(&query, "token"));
     let Some(verified) = token.and_then(|t| state.tokens.verify(t).ok()) else {
         return Err(Refusal::new(S::UNAUTHORIZED, "User not authenticated"));
     };

@@ -1,4 +1,5 @@
-//! WebSocket sessions.
+//! WebSocket sessions: the transport and the session. What the rest of the
+//! node holds of a connection (its handle and queue) is [`crate::conn`].
 //!
 //! ```text
 //!  upgrade (handshake::check) ──► session::run ──┬─ reader: frames → dispatch → node / conn queue
@@ -8,27 +9,17 @@
 //! - [`handshake`]: may this `GET /ws` become a WebSocket (token, Origin, limits, room).
 //! - [`upgrade`]: the upgrade below actix-web; the TCP stream becomes the session's.
 //! - [`frame_reader`] / [`frame_writer`]: WebSocket frames on the bare stream.
-//! - [`conn`]: the handle others hold (bounded queue, close request).
 //! - [`dispatch`]: client frame → effect, no socket I/O.
 //! - [`session`]: the reader loop and the cleanup block.
 //! - [`writer`]: queue → socket, pings, exactly-once per room.
-//! - [`outbound`]: what a connection's queue carries.
-//! - [`outbox`]: the queue itself (bounded, many pushers, one reader).
-//! - [`delivery`]: per-room exactly-once, in-order delivery (dedupe by `seq`, gap fill, resume).
-//! - [`limiter`]: the node's connection cap.
 //! - [`rate`]: per-connection flood control of client messages.
 //! - [`replay`]: how much history a connection may have replayed.
 //! - [`read_budget`]: how fast a connection's socket is read (every frame, every byte).
 
-pub mod conn;
-pub mod delivery;
 pub mod dispatch;
 pub mod frame_reader;
 pub mod frame_writer;
 pub mod handshake;
-pub mod limiter;
-pub mod outbound;
-pub mod outbox;
 pub mod rate;
 pub mod read_budget;
 pub mod replay;
@@ -55,7 +46,7 @@ mod sizes {
                 size_of::<super::frame_writer::FrameWriter>(),
                 48,
             ),
-            ("Cursors", size_of::<super::delivery::Cursors>(), 48),
+            ("Cursors", size_of::<crate::conn::delivery::Cursors>(), 48),
             ("ReplayBudget", size_of::<super::replay::ReplayBudget>(), 16),
             (
                 "ReadBudget",

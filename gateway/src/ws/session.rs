@@ -9,13 +9,13 @@
 //!   sends pings. A write that cannot complete within the write timeout means
 //!   the client stopped reading: it is closed as a slow consumer.
 
+use crate::conn::ConnHandle;
+use crate::conn::outbound::Outbound;
+use crate::limits::connections::Slot;
 use crate::state::AppState;
-use crate::ws::conn::ConnHandle;
 use crate::ws::dispatch::{self, Flow};
 use crate::ws::frame_reader::{FrameReader, Incoming};
 use crate::ws::frame_writer::FrameWriter;
-use crate::ws::limiter::Slot;
-use crate::ws::outbound::Outbound;
 use crate::ws::rate::{FrameLimiter, Verdict};
 use crate::ws::replay::ReplayBudget;
 use crate::ws::writer::Writer;
@@ -33,7 +33,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 pub struct SessionParts {
     pub state: web::Data<AppState>,
     pub conn: ConnHandle,
-    pub queue: crate::ws::outbox::Inbox,
+    pub queue: crate::conn::outbox::Inbox,
     pub reader: FrameReader,
     pub writer: FrameWriter,
     pub first_room: RoomId,

@@ -6,13 +6,13 @@
 //! left per connection. A refused one gets the seed's `{"error":"..."}` and
 //! the connection is closed.
 
-use super::conn::ConnHandle;
 use super::frame_reader::FrameReader;
 use super::frame_writer::FrameWriter;
 use super::handshake::{self, Refusal};
 use super::read_budget::ReadBudget;
 use super::session::{self, SessionParts};
-use crate::serve::head_deadline::HeadDeadline;
+use crate::conn::ConnHandle;
+use crate::limits::head_deadline::HeadDeadline;
 use crate::state::AppState;
 use actix_codec::Framed;
 use actix_http::RequestHead;

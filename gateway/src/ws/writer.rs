@@ -1,15 +1,15 @@
 //! The writer half of a session: drains the connection's queue into the
 //! socket, keeps each room's messages exactly-once and in order (see
-//! [`delivery`](super::delivery)), and pings on a timer. Everything queued
+//! [`delivery`](crate::conn::delivery)), and pings on a timer. Everything queued
 //! at a wake-up is encoded into one buffer and leaves in one write. A write
 //! that cannot complete within the write timeout means the client stopped
 //! reading: it is closed as a slow consumer.
 
-use super::conn::ConnHandle;
-use super::delivery::{Cursors, Decision, Retry, catch_up};
 use super::frame_writer::FrameWriter;
-use super::outbound::Outbound;
-use super::outbox::Inbox;
+use crate::conn::ConnHandle;
+use crate::conn::delivery::{Cursors, Decision, Retry, catch_up};
+use crate::conn::outbound::Outbound;
+use crate::conn::outbox::Inbox;
 use crate::history::History;
 use bytestring::ByteString;
 use shared::close_codes;

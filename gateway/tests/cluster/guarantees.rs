@@ -1,7 +1,7 @@
 //! Delivery guarantees under failure, end to end over separate processes:
 //! per-room `seq`, exactly-once in-order delivery per connection, gaps filled
 //! from SQL, resume with `since_seq`, idempotent `client_msg_id` (see
-//! `gateway/src/node/messages.rs` and `gateway/src/ws/delivery.rs`).
+//! `gateway/src/node/messages.rs` and `gateway/src/conn/delivery.rs`).
 //!
 //! The client model the gateway documents is used throughout: a sender sends
 //! one message at a time with a `client_msg_id` and waits for its
@@ -170,7 +170,7 @@ fn describe_seq_diff(got: &[i64], n: i64) -> String {
 /// When every missing seq lies below the first one received: the pattern of
 /// a fresh cursor (a join without `since_seq` starts at the first live
 /// message) overtaken on the bus by a later message, after which the earlier
-/// one is dropped as a "duplicate" (see `ws::delivery`).
+/// one is dropped as a "duplicate" (see `conn::delivery`).
 fn below_first_hint(seqs: &[i64]) -> String {
     let Some(first) = seqs.first().copied() else {
         return String::new();

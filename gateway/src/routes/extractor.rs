@@ -1,6 +1,8 @@
-//! Reading the caller's token: `Authorization: Bearer` on REST routes, or the
-//! `token` query parameter on the WebSocket upgrade (browsers cannot set headers there).
+//! The REST caller, as actix extractors: [`AuthenticatedUser`] (a verified
+//! `Authorization: Bearer` token and its user row) and [`WritingUser`] (the
+//! same, within the user's write budget).
 
+use crate::auth::bearer_in;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::UserRecord;
@@ -11,19 +13,6 @@ use std::pin::Pin;
 /// The bearer token of a request, if any. Never logged.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     bearer_in(req.headers())
-}
-
-/// The bearer token in these headers, if any. Never logged.
-pub fn bearer_in(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(actix_web::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 /// A REST caller with a verified token and a user row.

@@ -1,6 +1,6 @@
 //! What goes through a connection's queue: encoded frames, and the few
 //! instructions the writer needs to deliver each room's messages exactly
-//! once and in `seq` order (see `ws::delivery`).
+//! once and in `seq` order (see `conn::delivery`).
 
 use bytestring::ByteString;
 use shared::ids::RoomId;
@@ -29,7 +29,7 @@ pub enum Outbound {
     /// The stored original answering a retried send: delivered in order if
     /// this connection has not had it, written if it predates the
     /// connection's entry, skipped if already delivered here (see
-    /// `ws::delivery::Retry`).
+    /// `conn::delivery::Retry`).
     Retried {
         room: RoomId,
         seq: i64,
