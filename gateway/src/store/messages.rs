@@ -10,6 +10,7 @@ use sea_orm::{
     QuerySelect,
 };
 use shared::ids::{MessageId, RoomId, UserId};
+use std::collections::{BTreeMap, HashMap};
 
 use super::entities::{message, room};
 use super::{MessageRecord, Store, StoreError, fk_violation_is_not_found};
@@ -102,33 +103,25 @@ impl Store {
     }
 
     /// Several messages in one transaction, each under its room's next seq,
-    /// in order; all or none.
+    /// in order; all or none. However many there are, that is one `UPDATE`
+    /// per room (its `last_seq` moved by the room's count) and one
+    /// multi-row `INSERT`: a statement through sqlx's SQLite driver is a
+    /// round trip to its thread, and per message they were most of the cost.
     pub(super) async fn insert_messages(
         &self,
         messages: &[&super::NewMessage],
     ) -> Result<Vec<MessageRecord>, StoreError> {
         let txn = self.begin_write().await?;
-        let mut stored = Vec::with_capacity(messages.len());
-        for m in messages {
-            let row = message::ActiveModel {
-                id: NotSet,
-                room_id: Set(m.room.0),
-                user_id: Set(m.user.0),
-                seq: NotSet,
-                content: Set(m.content.clone()),
-                client_msg_id: Set(m.client_msg_id.clone()),
-                created_at: Set(m.now),
-            };
-            match insert_with_next_seq(&txn, m.room, row).await {
-                Ok(record) => stored.push(record),
-                Err(e) => {
-                    let _ = txn.rollback().await;
-                    return Err(e);
-                }
+        match insert_in(&txn, messages).await {
+            Ok(stored) => {
+                txn.commit().await?;
+                Ok(stored)
+            }
+            Err(e) => {
+                let _ = txn.rollback().await;
+                Err(e)
             }
         }
-        txn.commit().await?;
-        Ok(stored)
     }
 
     /// Newest-first page of the room's messages with id < `before` (or the
@@ -177,31 +170,68 @@ impl Store {
     }
 }
 
-async fn insert_with_next_seq(
+async fn insert_in(
     txn: &DatabaseTransaction,
-    room: RoomId,
-    mut message: message::ActiveModel,
-) -> Result<MessageRecord, StoreError> {
+    messages: &[&super::NewMessage],
+) -> Result<Vec<MessageRecord>, StoreError> {
     // Scoped: sea-query's blanket `ExprTrait` would shadow `Ord::min` & co.
     use sea_orm::sea_query::ExprTrait;
-    let bump = Query::update()
-        .table(room::Entity)
-        .value(
-            room::Column::LastSeq,
-            Expr::col(room::Column::LastSeq).add(1),
-        )
-        .and_where(room::Column::Id.eq(room.0))
-        .returning_col(room::Column::LastSeq)
-        .to_owned();
-    let Some(row) = txn.query_one(&bump).await? else {
-        return Err(StoreError::NotFound);
-    };
-    message.seq = Set(row.try_get::<i64>("", "last_seq")?);
-    let stored = message::Entity::insert(message)
+    // Each room's messages, counted; taken in ascending room order, so that
+    // transactions of several writers (or nodes) lock rooms in one order.
+    let mut next_seq: BTreeMap<RoomId, i64> = BTreeMap::new();
+    for m in messages {
+        *next_seq.entry(m.room).or_default() += 1;
+    }
+    for (room, next) in next_seq.iter_mut() {
+        let count = *next;
+        let bump = Query::update()
+            .table(room::Entity)
+            .value(
+                room::Column::LastSeq,
+                Expr::col(room::Column::LastSeq).add(count),
+            )
+            .and_where(room::Column::Id.eq(room.0))
+            .returning_col(room::Column::LastSeq)
+            .to_owned();
+        let Some(row) = txn.query_one(&bump).await? else {
+            return Err(StoreError::NotFound);
+        };
+        // The room's messages take last_seq - count + 1 ..= last_seq, in order.
+        *next = row.try_get::<i64>("", "last_seq")? - count + 1;
+    }
+    let mut seqs = Vec::with_capacity(messages.len());
+    let rows = messages.iter().map(|m| {
+        let next = next_seq.get_mut(&m.room).expect("counted above");
+        let seq = *next;
+        *next += 1;
+        seqs.push((m.room, seq));
+        message::ActiveModel {
+            id: NotSet,
+            room_id: Set(m.room.0),
+            user_id: Set(m.user.0),
+            seq: Set(seq),
+            content: Set(m.content.clone()),
+            client_msg_id: Set(m.client_msg_id.clone()),
+            created_at: Set(m.now),
+        }
+    });
+    let rows: Vec<_> = rows.collect();
+    let stored = message::Entity::insert_many(rows)
         .exec_with_returning(txn)
         .await
         .map_err(fk_violation_is_not_found)?;
-    Ok(stored.into())
+    // RETURNING's row order is not promised (SQLite says so): match by seq.
+    let mut by_seq: HashMap<(RoomId, i64), MessageRecord> = stored
+        .into_iter()
+        .map(|m| ((RoomId(m.room_id), m.seq), m.into()))
+        .collect();
+    seqs.iter()
+        .map(|key| {
+            by_seq
+                .remove(key)
+                .ok_or_else(|| StoreError::Unavailable("a stored message was not returned".into()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
