@@ -72,7 +72,9 @@ impl GroupCommit {
 
 async fn write(store: Store, mut queue: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut checkpoints = Checkpoints::new(&store);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        checkpoints.after_a_commit(&store);
         crate::metrics::metrics()
             .db_message_batch
             .observe(batch.len() as f64);
@@ -94,6 +96,52 @@ async fn write(store: Store, mut queue: mpsc::Receiver<Pending>) {
             let stored = store.insert_messages(&[&pending.message]).await;
             let _ = pending.answer.send(stored.map(|mut one| one.remove(0)));
         }
+    }
+}
+
+/// SQLite's WAL checkpoints, off the writer's path. By default the
+/// connection whose commit takes the WAL past 1,000 pages copies them into
+/// the database and fsyncs it, inside that commit: the message writer
+/// stalled for tens of milliseconds every few batches (persist benchmark,
+/// BENCHMARKS.md: 4,500 → 6,300 messages/s without it). The writer's
+/// connections now checkpoint only past 10,000 pages (a backstop), and a
+/// passive checkpoint runs at most once a second on another pooled
+/// connection, which in WAL mode does not block the writer.
+struct Checkpoints {
+    running: Option<tokio::task::JoinHandle<()>>,
+    last: std::time::Instant,
+    sqlite: bool,
+}
+
+impl Checkpoints {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn new(store: &Store) -> Self {
+        Checkpoints {
+            running: None,
+            last: std::time::Instant::now(),
+            sqlite: store.backend_name() == "sqlite",
+        }
+    }
+
+    fn after_a_commit(&mut self, store: &Store) {
+        if !self.sqlite
+            || self.last.elapsed() < Self::EVERY
+            || self.running.as_ref().is_some_and(|t| !t.is_finished())
+        {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let db = store.db.clone();
+        self.running = Some(tokio::spawn(async move {
+            use sea_orm::ConnectionTrait;
+            if let Err(e) = db
+                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                .await
+            {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }));
     }
 }
 
@@ -222,6 +270,51 @@ mod tests {
             let contents: Vec<&str> = page.iter().map(|m| m.content.as_str()).collect();
             assert_eq!(contents, ["before", "b2", "b3"], "{}", t.label);
             t.cleanup().await;
+        }
+    }
+
+    /// The message writer leaves checkpoints to a passive one, at most once
+    /// a second on another connection; they must still happen: the
+    /// messages reach the database file, not only the WAL (whose own
+    /// checkpoint waits for 10,000 pages).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_checkpointed_off_the_writers_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("chat.db");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let plain = Store::connect(&url, 3).await.unwrap();
+        plain.migrate().await.unwrap();
+        let s = plain.clone().with_group_commit();
+        let u = s.create_user("wal", "h", "W", now_ms()).await.unwrap();
+        let db_bytes = || std::fs::metadata(&file).unwrap().len();
+        let before = db_bytes();
+        let content = "x".repeat(2000);
+        let mut tasks = Vec::new();
+        for _ in 0..300 {
+            let (s, content) = (s.clone(), content.clone());
+            tasks.push(tokio::spawn(async move {
+                s.insert_message(RoomId(1), u.id, &content, None, now_ms())
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        // The first commit a second after the last checkpoint starts one.
+        s.insert_message(RoomId(1), u.id, "one more", None, now_ms())
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while db_bytes() < before + 300 * 2000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file is still {} bytes ({} before)",
+                db_bytes(),
+                before
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 

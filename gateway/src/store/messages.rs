@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use shared::ids::{MessageId, RoomId, UserId};
 use std::collections::{BTreeMap, HashMap};
@@ -174,31 +174,12 @@ async fn insert_in(
     txn: &DatabaseTransaction,
     messages: &[&super::NewMessage],
 ) -> Result<Vec<MessageRecord>, StoreError> {
-    // Scoped: sea-query's blanket `ExprTrait` would shadow `Ord::min` & co.
-    use sea_orm::sea_query::ExprTrait;
-    // Each room's messages, counted; taken in ascending room order, so that
-    // transactions of several writers (or nodes) lock rooms in one order.
+    // Each room's messages, counted.
     let mut next_seq: BTreeMap<RoomId, i64> = BTreeMap::new();
     for m in messages {
         *next_seq.entry(m.room).or_default() += 1;
     }
-    for (room, next) in next_seq.iter_mut() {
-        let count = *next;
-        let bump = Query::update()
-            .table(room::Entity)
-            .value(
-                room::Column::LastSeq,
-                Expr::col(room::Column::LastSeq).add(count),
-            )
-            .and_where(room::Column::Id.eq(room.0))
-            .returning_col(room::Column::LastSeq)
-            .to_owned();
-        let Some(row) = txn.query_one(&bump).await? else {
-            return Err(StoreError::NotFound);
-        };
-        // The room's messages take last_seq - count + 1 ..= last_seq, in order.
-        *next = row.try_get::<i64>("", "last_seq")? - count + 1;
-    }
+    bump_seqs(txn, &mut next_seq).await?;
     let mut seqs = Vec::with_capacity(messages.len());
     let rows = messages.iter().map(|m| {
         let next = next_seq.get_mut(&m.room).expect("counted above");
@@ -232,6 +213,54 @@ async fn insert_in(
                 .ok_or_else(|| StoreError::Unavailable("a stored message was not returned".into()))
         })
         .collect()
+}
+
+/// Move each room's `last_seq` on by its count (the value in `counts`),
+/// and leave there the first seq its messages take: they take
+/// `last_seq - count + 1 ..= last_seq`, in order. `NotFound` if a room is gone.
+///
+/// SQLite: one statement for every room (`CASE id WHEN … END … RETURNING`);
+/// its writer is alone, and statements are what cost there. PostgreSQL: one
+/// statement per room in ascending room order, so that transactions of
+/// several writers and nodes take rooms' row locks in one order and cannot
+/// deadlock (an `IN` list's scan order is the planner's choice).
+async fn bump_seqs(
+    txn: &DatabaseTransaction,
+    counts: &mut BTreeMap<RoomId, i64>,
+) -> Result<(), StoreError> {
+    // Scoped: sea-query's blanket `ExprTrait` would shadow `Ord::min` & co.
+    use sea_orm::sea_query::{CaseStatement, ExprTrait};
+    let rooms: Vec<Vec<RoomId>> = if txn.get_database_backend() == DbBackend::Sqlite {
+        vec![counts.keys().copied().collect()]
+    } else {
+        counts.keys().map(|room| vec![*room]).collect()
+    };
+    for group in rooms {
+        let mut by = CaseStatement::new();
+        for room in &group {
+            by = by.case(room::Column::Id.eq(room.0), Expr::val(counts[room]));
+        }
+        let bump = Query::update()
+            .table(room::Entity)
+            .value(
+                room::Column::LastSeq,
+                Expr::col(room::Column::LastSeq).add(by),
+            )
+            .and_where(room::Column::Id.is_in(group.iter().map(|r| r.0)))
+            .returning(Query::returning().columns([room::Column::Id, room::Column::LastSeq]))
+            .to_owned();
+        let rows = txn.query_all(&bump).await?;
+        if rows.len() != group.len() {
+            return Err(StoreError::NotFound);
+        }
+        for row in rows {
+            let id = RoomId(row.try_get::<i64>("", "id")?);
+            let last = row.try_get::<i64>("", "last_seq")?;
+            let count = counts.get_mut(&id).ok_or(StoreError::NotFound)?;
+            *count = last - *count + 1;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -177,6 +177,9 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    // Checkpoints are run off the message writer's path
+                    // (`group_commit`); this is only the backstop (40 MB).
+                    .pragma("wal_autocheckpoint", "10000")
             });
         }
 
