@@ -306,6 +306,9 @@ def cmd_compose(_args) -> int:
     p.check(all(pt == port for _, pt in servers), "haproxy server port differs from CHAT__SERVER__PORT")
     p.check(re.search(r"^\s*balance\s+leastconn", cfg, re.M) is not None, "haproxy: balance leastconn missing")
     p.check(re.search(r"^\s*timeout\s+tunnel\s+", cfg, re.M) is not None, "haproxy: timeout tunnel missing")
+    p.check(re.search(r"^\s*option\s+redispatch", cfg, re.M) is not None
+            and re.search(r"^\s*retry-on\s+.*\bconn-failure\b.*\b503\b", cfg, re.M) is not None,
+            "haproxy: a request refused by a draining node must be retried on another (retries, option redispatch, retry-on)")
     p.check("uri /readyz" in cfg, "haproxy: health check is not on /readyz")
     log_formats = re.findall(r"^\s*log-format\s+(.*)$", cfg, re.M)
     p.check(bool(log_formats) and not re.search(r"^\s*option\s+httplog", cfg, re.M)

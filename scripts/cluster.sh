@@ -623,6 +623,14 @@ frontend stats
 
 backend gateways
     balance roundrobin
+    # A node refuses new requests the moment it starts draining, before the
+    # health checks notice (up to inter x fall): such a request, or one that
+    # finds the node gone, is retried once or twice on another node. Stopping
+    # one of two nodes under upgrades: 34 % failed with 503 for ~2 s without
+    # these lines, 0 of 170 with them (issue 16).
+    retries 2
+    option redispatch 1
+    retry-on conn-failure empty-response response-timeout 503
     option httpchk
     http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost
     http-check expect status 200
