@@ -66,6 +66,7 @@ KNOWN_METRICS = {
     "chat_gateway_http_requests_total",
     "chat_gateway_http_request_duration_seconds",
     "chat_gateway_draining",
+    "chat_gateway_build_info",
 }
 HISTOGRAMS = {
     "chat_gateway_broadcast_latency_seconds",

@@ -7,7 +7,7 @@
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -41,11 +41,19 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_seconds: HistogramVec,
     pub draining: Gauge,
+    /// Always 1; the labels say which build this node runs.
+    pub build_info: IntGaugeVec,
 }
 
+/// Up to 10 s: a database or Redis call that queues behind an outage, or a
+/// message waiting in a full group commit, must not all land in `+Inf`.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// The crate's version and the commit it was built from (`build.rs`).
+pub const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const BUILD_COMMIT: &str = env!("CHAT_GATEWAY_COMMIT");
 
 fn name(n: &str) -> String {
     format!("chat_gateway_{n}")
@@ -193,8 +201,19 @@ impl Metrics {
                 &["route"]
             )),
             draining: reg!(Gauge::new(name("draining"), "1 while the node is draining")),
+            build_info: reg!(IntGaugeVec::new(
+                Opts::new(
+                    name("build_info"),
+                    "1, labelled with the version and the commit this node was built from"
+                ),
+                &["version", "commit"]
+            )),
             registry,
         };
+        metrics
+            .build_info
+            .with_label_values(&[BUILD_VERSION, BUILD_COMMIT])
+            .set(1);
         #[cfg(target_os = "linux")]
         let _ = metrics.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -269,5 +288,27 @@ mod tests {
             );
         }
         assert!(text.contains("chat_gateway_connections_closed_total{reason=\"normal\"}"));
+    }
+
+    #[test]
+    fn the_build_is_labelled_and_latencies_reach_ten_seconds() {
+        let text = metrics().render();
+        let line = format!(
+            "chat_gateway_build_info{{commit=\"{BUILD_COMMIT}\",version=\"{BUILD_VERSION}\"}} 1"
+        );
+        assert!(text.contains(&line), "{line} missing");
+        assert_ne!(BUILD_COMMIT, "", "an empty commit label");
+        metrics()
+            .db_seconds
+            .with_label_values(&["test_op"])
+            .observe(7.0);
+        let text = metrics().render();
+        assert!(
+            text.contains("chat_gateway_db_operation_seconds_bucket{op=\"test_op\",le=\"10\"} 1"),
+            "no 10 s bucket"
+        );
+        assert!(
+            text.contains("chat_gateway_db_operation_seconds_bucket{op=\"test_op\",le=\"5\"} 0")
+        );
     }
 }
