@@ -45,6 +45,10 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<String>,
     /// How long a stopping node waits for its connections to close.
     pub shutdown_timeout_secs: u64,
+    /// Lame duck: for this long after the stop signal `/readyz` answers 503
+    /// (the balancer takes the node out) while requests and upgrades are
+    /// still served; then the drain begins. 0: the drain begins at once.
+    pub lame_duck_secs: u64,
     /// A stopping node closes its connections (1012) at random moments over
     /// this window, so their reconnects spread out. Below the shutdown timeout.
     pub drain_window_secs: u64,
@@ -200,6 +204,7 @@ impl Default for ServerSettings {
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             shutdown_timeout_secs: 10,
+            lame_duck_secs: 0,
             drain_window_secs: 5,
             admin_port: None,
         }
@@ -449,6 +454,9 @@ impl Settings {
                 "server.drain_window_secs",
                 "must be below server.shutdown_timeout_secs",
             );
+        }
+        if self.server.lame_duck_secs > 300 {
+            return bad("server.lame_duck_secs", "must be at most 300");
         }
         if self.ws.write_timeout_secs == 0 {
             return bad("ws.write_timeout_secs", "must be > 0");

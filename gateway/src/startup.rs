@@ -151,6 +151,7 @@ impl Application {
             history,
             limiter: ConnectionLimiter::new(settings.limits.max_connections),
             limits: crate::limits::Limits::new(&settings),
+            stop_signalled: CancellationToken::new(),
         });
 
         tokio::spawn(forget_idle_keys(state.clone(), background.clone()));
@@ -258,10 +259,21 @@ impl Application {
 }
 
 impl Stopper {
-    /// Refuse new upgrades, close every session (1012), wait for them up to
-    /// the grace period, flush the background writers, stop the HTTP server.
+    /// Fail `/readyz` and keep serving for `server.lame_duck_secs` (the
+    /// balancer notices and stops sending clients), then refuse new
+    /// upgrades, close every session (1012), wait for them up to the grace
+    /// period, flush the background writers, stop the HTTP server.
     pub async fn stop(&self) {
         crate::metrics::metrics().draining.set(1.0);
+        self.state.stop_signalled.cancel();
+        let lame_duck = self.state.settings.server.lame_duck_secs;
+        if lame_duck > 0 {
+            tracing::info!(
+                secs = lame_duck,
+                "lame duck: /readyz fails, requests and upgrades are still served"
+            );
+            tokio::time::sleep(Duration::from_secs(lame_duck)).await;
+        }
         self.state.node.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + self.grace;
         while self.state.limiter.open() > 0 && tokio::time::Instant::now() < deadline {

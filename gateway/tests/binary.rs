@@ -371,3 +371,96 @@ async fn the_open_files_limit_is_raised_to_the_hard_limit_and_reported() {
         "512 holds 100 connections:\n{out}"
     );
 }
+
+/// Issue 16: a balancer notices a stopping node only after its next failed
+/// health checks. With `server.lame_duck_secs`, `/readyz` fails at the stop
+/// signal while upgrades are still taken for that long; then the drain
+/// refuses them (503) and closes the connections (1012).
+#[tokio::test]
+async fn a_lame_duck_fails_readiness_first_and_keeps_taking_upgrades() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CHAT__AUTH__JWT_SECRET", SECRET),
+        ("CHAT__SERVER__LAME_DUCK_SECS", "3"),
+    ];
+    let mut g = Gateway::start(dir.path(), &env).await;
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(g.url("/api/auth/register"))
+        .json(&json!({"username": "duck", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().expect("a token").to_owned();
+    let ws_url = format!("ws://127.0.0.1:{}/ws?token={token}", g.port);
+    let (mut before, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+
+    let pid = g.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let signalled = Instant::now();
+    loop {
+        let r = http.get(g.url("/readyz")).send().await.unwrap();
+        if r.status() == 503 {
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["checks"]["draining"], true, "{body}");
+            break;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(2),
+            "/readyz still 200"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Lame duck: a new client still gets in, an open one stays.
+    let (mut during, _) = tokio_tungstenite::connect_async(&ws_url)
+        .await
+        .expect("an upgrade during the lame-duck phase is taken");
+    assert!(signalled.elapsed() < Duration::from_secs(3));
+    let open = tokio::time::timeout(Duration::from_millis(300), before.next()).await;
+    assert!(
+        open.is_err() || matches!(open, Ok(Some(Ok(ref m))) if !m.is_close()),
+        "closed during the lame-duck phase: {open:?}"
+    );
+    // Then the drain: upgrades refused, connections closed with 1012.
+    let refused = loop {
+        match tokio_tungstenite::connect_async(&ws_url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => break r.status().as_u16(),
+            Err(e) => panic!("{e}"),
+            Ok(_) => {}
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(8),
+            "upgrades still taken"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(refused, 503);
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(2900),
+        "the drain began after {:?}",
+        signalled.elapsed()
+    );
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(m)) = during.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = m {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, Some(1012));
+    let status = wait(&mut g.child, Duration::from_secs(20)).await;
+    assert!(status.success(), "{}", g.output());
+}

@@ -28,7 +28,8 @@ pub struct ReadyChecks {
     database: bool,
     /// The bus (Redis in cluster mode) is connected.
     bus: bool,
-    /// The node is stopping.
+    /// The node is stopping: from the stop signal on, the lame-duck phase
+    /// (`server.lame_duck_secs`, upgrades still taken) included.
     draining: bool,
 }
 
@@ -66,7 +67,7 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(Ok(()))
     );
     let bus = state.node.bus_ready().await;
-    let draining = state.draining();
+    let draining = state.stopping();
     let checks = ReadyChecks {
         database,
         bus,
