@@ -221,6 +221,22 @@ impl Metrics {
         metrics
     }
 
+    /// Create these series at 0, so that a rate or an alert on them has a
+    /// series before the first event (labels owned by higher layers are
+    /// passed in by `startup`).
+    pub fn init_labels(&self, refusal_reasons: &[&str], limits: &[&str]) {
+        for code in shared::close_codes::ALL {
+            self.connections_closed
+                .with_label_values(&[close_reason(code.code)]);
+        }
+        for reason in refusal_reasons {
+            self.upgrades_refused.with_label_values(&[reason]);
+        }
+        for limit in limits {
+            self.limited.with_label_values(&[limit]);
+        }
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

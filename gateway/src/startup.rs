@@ -54,6 +54,10 @@ pub struct Stopper {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
+        crate::metrics::metrics().init_labels(
+            &crate::ws::handshake::Refusal::REASONS,
+            &crate::limits::Limit::ALL.map(crate::limits::Limit::label),
+        );
         let store = Store::connect(
             settings.database.url.expose(),
             settings.database.max_connections,

@@ -54,6 +54,21 @@ pub enum Limit {
 }
 
 impl Limit {
+    /// Every limit, for series that exist (at 0) before the first refusal.
+    pub const ALL: [Limit; 11] = [
+        Limit::ReadBudget,
+        Limit::MessageRate,
+        Limit::SendRate,
+        Limit::ConnectRate,
+        Limit::AuthRate,
+        Limit::PasswordHashing,
+        Limit::Replay,
+        Limit::RestWrites,
+        Limit::RoomsPerUser,
+        Limit::FrameSize,
+        Limit::RequestHead,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Limit::ReadBudget => "read_budget",

@@ -33,6 +33,21 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// Every `reason` label of `chat_gateway_upgrades_refused_total`.
+    pub const REASONS: [&'static str; 11] = [
+        "unauthorized",
+        "bad_request",
+        "not_found",
+        "origin",
+        "banned",
+        "forbidden",
+        "capacity",
+        "rate_limited",
+        "user_capacity",
+        "draining",
+        "unavailable",
+    ];
+
     pub fn new(status: S, message: &'static str) -> Self {
         let reason = match (status.as_u16(), message) {
             (401, _) => "unauthorized",

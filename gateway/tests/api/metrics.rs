@@ -137,3 +137,30 @@ async fn presence_as_read_from_the_store_is_exported_in_cluster_mode() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Labelled series exist at 0 from the start (issue 16), so that a rate or
+/// an alert has a series before the first event: every close reason, every
+/// upgrade refusal reason and every limit.
+#[tokio::test]
+async fn labelled_series_exist_before_their_first_event() {
+    let app = spawn_app().await;
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        r#"chat_gateway_connections_closed_total{reason="slow_consumer"}"#,
+        r#"chat_gateway_connections_closed_total{reason="service_restart"}"#,
+        r#"chat_gateway_upgrades_refused_total{reason="capacity"}"#,
+        r#"chat_gateway_upgrades_refused_total{reason="draining"}"#,
+        r#"chat_gateway_limited_total{limit="read_budget"}"#,
+        r#"chat_gateway_limited_total{limit="request_head"}"#,
+    ] {
+        assert_eq!(value(&text, series), 0.0, "{series}");
+    }
+}
