@@ -99,8 +99,7 @@ impl Gateway {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGTERM, wait for the exit (so every log line is written), the output.
-    async fn stop(mut self) -> String {
+    fn sigterm(&self) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -109,6 +108,11 @@ impl Gateway {
                 .unwrap()
                 .success()
         );
+    }
+
+    /// SIGTERM, wait for the exit (so every log line is written), the output.
+    async fn stop(mut self) -> String {
+        self.sigterm();
         let status = wait(&mut self.child, Duration::from_secs(20)).await;
         assert!(
             status.success(),
@@ -399,14 +403,7 @@ async fn a_lame_duck_fails_readiness_first_and_keeps_taking_upgrades() {
     let ws_url = format!("ws://127.0.0.1:{}/ws?token={token}", g.port);
     let (mut before, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
 
-    let pid = g.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    g.sigterm();
     let signalled = Instant::now();
     loop {
         let r = http.get(g.url("/readyz")).send().await.unwrap();

@@ -141,6 +141,13 @@ pub async fn spawn_nodes_with(n: usize, tweak: impl FnOnce(&mut Settings)) -> Ve
 }
 
 impl TestApp {
+    /// The node's `GET /metrics` text.
+    pub async fn metrics(&self) -> String {
+        let r = self.http.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }

@@ -187,15 +187,7 @@ async fn a_login_takes_as_long_whether_or_not_the_user_exists() {
     let app = spawn_app().await;
     app.register("known").await;
     async fn server_seconds(app: &crate::helpers::TestApp) -> (f64, f64) {
-        let text = app
-            .http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics().await;
         let read = |suffix: &str| {
             text.lines()
                 .find(|l| {

@@ -116,15 +116,7 @@ async fn presence_as_read_from_the_store_is_exported_in_cluster_mode() {
     // The keeper runs every TTL/3 = 1 s.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let text = app
-            .http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics().await;
         let conns = value(&text, "chat_gateway_presence_store_connections");
         let users = value(&text, "chat_gateway_presence_store_users");
         if (conns, users) == (3.0, 2.0) {
@@ -144,15 +136,7 @@ async fn presence_as_read_from_the_store_is_exported_in_cluster_mode() {
 #[tokio::test]
 async fn labelled_series_exist_before_their_first_event() {
     let app = spawn_app().await;
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for series in [
         r#"chat_gateway_connections_closed_total{reason="slow_consumer"}"#,
         r#"chat_gateway_connections_closed_total{reason="service_restart"}"#,

@@ -134,15 +134,7 @@ async fn a_hundred_stalled_clients_keep_memory_bounded_and_the_room_fast() {
         slowest < std::time::Duration::from_secs(2),
         "the room kept moving: slowest round trip {slowest:?}"
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let slow_line = metrics
         .lines()
         .find(|l| l.starts_with("chat_gateway_slow_consumer_disconnects_total "))
