@@ -54,19 +54,26 @@ impl From<StoreError> for AdmitError {
 /// On success, the room's newest `seq` as read now, before the connection
 /// subscribes: delivery starts right after it (see `conn::delivery`).
 pub async fn admit(store: &Store, user: UserId, room: RoomId) -> Result<i64, AdmitError> {
-    let record = store.find_room(room).await?.ok_or(AdmitError::NotFound)?;
     let now = crate::clock::now();
-    if let Some(ban) = store.active_ban(room, user, now).await? {
-        return Err(AdmitError::Banned {
-            until: ban.expires_at,
-        });
+    let entry = store
+        .room_entry(room, user, now)
+        .await?
+        .ok_or(AdmitError::NotFound)?;
+    if entry.banned {
+        // Rare: a second read for the ban's end. A ban that ended between
+        // the two reads is no ban.
+        if let Some(ban) = store.active_ban(room, user, now).await? {
+            return Err(AdmitError::Banned {
+                until: ban.expires_at,
+            });
+        }
     }
-    if store.member_role(room, user).await?.is_some() {
-        return Ok(record.last_seq);
+    if entry.role.is_some() {
+        return Ok(entry.last_seq);
     }
-    if record.is_private {
+    if entry.is_private {
         return Err(AdmitError::NotFound);
     }
     store.add_member(room, user, "member", now).await?;
-    Ok(record.last_seq)
+    Ok(entry.last_seq)
 }

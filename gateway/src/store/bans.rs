@@ -34,7 +34,7 @@ impl From<room_ban::Model> for BanRecord {
 }
 
 /// Rows of bans still in force at `now`.
-fn in_force(now: DateTime<Utc>) -> Condition {
+pub(super) fn in_force(now: DateTime<Utc>) -> Condition {
     Condition::any()
         .add(room_ban::Column::ExpiresAt.is_null())
         .add(room_ban::Column::ExpiresAt.gt(now))
@@ -97,7 +97,7 @@ impl Store {
             .filter(room_ban::Column::RoomId.eq(room.0))
             .filter(room_ban::Column::UserId.eq(user.0))
             .filter(in_force(now))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await?;
         Ok(lifted.rows_affected > 0)
     }

@@ -31,7 +31,7 @@ impl Store {
         id: UserId,
         now: DateTime<Utc>,
     ) -> Result<Vec<RoomId>, StoreError> {
-        let txn = self.db.begin().await?;
+        let txn = self.writer.begin().await?;
         let marked = user::Entity::update_many()
             .col_expr(user::Column::Username, Expr::value(freed_name(id)))
             .col_expr(user::Column::UsernameKey, Expr::value(freed_name(id)))

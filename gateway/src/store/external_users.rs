@@ -84,6 +84,19 @@ impl Store {
         if let Some(existing) = self.find_user(id).await? {
             return Ok(existing);
         }
+        self.create_local_user(id, username, nickname_claim, now)
+            .await
+    }
+
+    /// [`Store::ensure_local_user`] for a caller that just found no user
+    /// `id`: the same rules, one read less.
+    pub async fn create_local_user(
+        &self,
+        id: UserId,
+        username: Option<&str>,
+        nickname_claim: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<UserRecord, StoreError> {
         for candidate in candidates(username, format!("user{}", id.0)) {
             if self.find_user_by_username(&candidate).await?.is_some() {
                 continue;

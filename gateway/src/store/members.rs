@@ -69,7 +69,7 @@ impl Store {
             .col_expr(room_member::Column::Role, Expr::value(role))
             .filter(room_member::Column::RoomId.eq(room.0))
             .filter(room_member::Column::UserId.eq(user.0))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await?;
         if updated.rows_affected == 0 {
             return Err(StoreError::NotFound);
@@ -81,7 +81,7 @@ impl Store {
     /// (or either does not exist).
     pub async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool, StoreError> {
         let deleted = room_member::Entity::delete_by_id((room.0, user.0))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await?;
         Ok(deleted.rows_affected > 0)
     }

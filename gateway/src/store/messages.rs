@@ -53,7 +53,7 @@ impl Store {
                 Expr::value(Option::<String>::None),
             )
             .filter(message::Column::Id.eq(id.0))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await?;
         Ok(())
     }

@@ -59,7 +59,7 @@ impl Store {
             ..Default::default()
         };
         let model = room::Entity::insert(row)
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&self.writer)
             .await
             .map_err(fk_violation_is_not_found)?;
         Ok(model.into())
@@ -85,7 +85,7 @@ impl Store {
             created_at: Set(now),
             ..Default::default()
         };
-        let txn = self.db.begin().await?;
+        let txn = self.writer.begin().await?;
         match insert_room_with_owner(&txn, row, owner, now).await {
             Ok(created) => {
                 txn.commit().await?;
@@ -176,7 +176,7 @@ impl Store {
         if let Some(is_private) = is_private {
             update = update.col_expr(room::Column::IsPrivate, Expr::value(is_private));
         }
-        let updated = update.exec_with_returning(&self.db).await?;
+        let updated = update.exec_with_returning(&self.writer).await?;
         updated
             .into_iter()
             .next()
@@ -188,7 +188,7 @@ impl Store {
     /// CASCADE). `StoreError::NotFound` if it does not exist. Policy (who
     /// may delete, keeping room 1 "general") is the caller's.
     pub async fn delete_room(&self, id: RoomId) -> Result<(), StoreError> {
-        let deleted = room::Entity::delete_by_id(id.0).exec(&self.db).await?;
+        let deleted = room::Entity::delete_by_id(id.0).exec(&self.writer).await?;
         if deleted.rows_affected == 0 {
             return Err(StoreError::NotFound);
         }
@@ -235,7 +235,7 @@ impl Store {
         };
         let result = room_member::Entity::insert(row)
             .on_conflict_do_nothing()
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&self.writer)
             .await
             .map_err(fk_violation_is_not_found)?;
         Ok(matches!(result, TryInsertResult::Inserted(n) if n > 0))

@@ -55,7 +55,7 @@ impl Store {
             deleted_at: Set(None),
         };
         Ok(user::Entity::insert(row)
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&self.writer)
             .await?
             .into())
     }
@@ -101,7 +101,7 @@ impl Store {
         let updated = user::Entity::update_many()
             .col_expr(user::Column::Nickname, Expr::value(nickname))
             .filter(user::Column::Id.eq(id.0))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&self.writer)
             .await?;
         updated
             .into_iter()
@@ -124,7 +124,7 @@ impl Store {
         if !online {
             update = update.col_expr(user::Column::LastSeen, Expr::value(now));
         }
-        if update.exec(&self.db).await?.rows_affected == 0 {
+        if update.exec(&self.writer).await?.rows_affected == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
