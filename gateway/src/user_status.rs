@@ -76,11 +76,15 @@ impl UserStatus {
     }
 
     async fn flush(&self, store: &Store) {
-        let batch: Vec<_> = self.pending.lock().expect("status lock").drain().collect();
-        for (user, (online, at)) in batch {
-            if let Err(e) = store.set_user_online(user, online, at).await {
-                tracing::warn!(user_id = %user, error = %e, "could not record online status");
-            }
+        let batch: Vec<_> = {
+            let mut pending = self.pending.lock().expect("status lock");
+            pending.drain().map(|(user, (on, at))| (user, on, at)).collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = store.set_users_online(&batch).await {
+            tracing::warn!(users = batch.len(), error = %e, "could not record online status");
         }
     }
 }

@@ -43,8 +43,10 @@ pub enum Outbound {
     /// Start delivering `room`'s messages after `since`, from the next fill on.
     Track { room: RoomId, since: i64 },
     /// Catch up on `room` from the history now (after entering it, or after
-    /// the bus reconnected).
-    Fill { room: RoomId },
+    /// the bus reconnected), up to `newest` when the caller read the room's
+    /// newest seq after subscribing (the fill then reads nothing when
+    /// nothing is missing), else up to the newest as the fill reads it.
+    Fill { room: RoomId, newest: Option<i64> },
     /// Stop delivering `room`'s messages.
     Untrack { room: RoomId },
 }

@@ -123,7 +123,7 @@ impl Node {
         conn.push(Outbound::Track { room, since: after });
         if conn.in_room(room) {
             let online = self.send_online_users(conn, room).await;
-            conn.push(Outbound::Fill { room });
+            conn.push(Outbound::Fill { room, newest: None });
             return Ok(online?);
         }
         let added = {
@@ -149,13 +149,17 @@ impl Node {
         };
         // Evicted meanwhile (it got its `left_room`), or a removal that
         // committed before the hub join: not in the room, announce nothing.
-        if !self.hub.contains(room, conn.id()) || !self.still_member(conn, room).await {
+        if !self.hub.contains(room, conn.id()) {
             return Ok(());
         }
+        let Some(newest) = self.still_member(conn, room).await else {
+            return Ok(());
+        };
         let online = self.send_online_users(conn, room).await;
         // Subscribed: everything after `after` is now either in the history
-        // or on its way live; the writer merges both.
-        conn.push(Outbound::Fill { room });
+        // (up to `newest`, read after subscribing) or on its way live; the
+        // writer merges both.
+        conn.push(Outbound::Fill { room, newest });
         online?;
         if first {
             let event = BusEvent::UserJoined {
@@ -271,7 +275,7 @@ impl Node {
     pub fn refill_all(&self) {
         for room in self.hub.rooms() {
             for conn in self.hub.members(room) {
-                conn.push(Outbound::Fill { room });
+                conn.push(Outbound::Fill { room, newest: None });
             }
         }
     }

@@ -115,7 +115,7 @@ mod tests {
             s.add_member(RoomId(1), outsider.id, "member", t0)
                 .await
                 .unwrap();
-            s.set_user_online(a.id, true, later).await.unwrap();
+            s.set_users_online(&[(a.id, true, later)]).await.unwrap();
 
             let got = s.members(r).await.unwrap();
             assert_eq!(

@@ -161,12 +161,12 @@ impl Writer {
             }
             // Normally after the snapshot; should the snapshot have failed,
             // the held presence events go out here at the latest.
-            Outbound::Fill { room } => {
+            Outbound::Fill { room, newest } => {
                 cursors.filling(room);
                 self.release_held(cursors, room).await
                     && match cursors.position(room) {
                         Some(after) => {
-                            self.fill(cursors, room, after, None).await != Filled::Broken
+                            self.fill(cursors, room, after, newest).await != Filled::Broken
                         }
                         None => true,
                     }
@@ -256,7 +256,7 @@ impl Writer {
                     let conn = self.conn.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
-                        conn.push(Outbound::Fill { room });
+                        conn.push(Outbound::Fill { room, newest: None });
                     });
                 }
                 return Filled::Deferred;
@@ -319,6 +319,42 @@ mod tests {
         }
     }
 
+    /// A writer for a new connection of `user` in `room`, writing to a
+    /// socket whose other end is returned.
+    async fn writer_on_a_socket(
+        store: &Store,
+        user: shared::ids::UserId,
+        room: RoomId,
+    ) -> (ConnHandle, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_read, write) = server.into_split();
+        let public = UserPublic {
+            id: user,
+            username: "w".into(),
+            nickname: "W".into(),
+        };
+        let key = ConnKey {
+            node: NodeId("n".into()),
+            conn: ConnId(1),
+        };
+        let (conn, inbox) = ConnHandle::new(key, public, 64);
+        conn.add_room(room);
+        let writer = Writer {
+            conn: conn.clone(),
+            out: FrameWriter::new(write),
+            history: History::new(store.clone(), None),
+            ping_every: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(5),
+            recovery_window: 1000,
+        };
+        tokio::spawn(writer.run(inbox));
+        (conn, client)
+    }
+
     fn message_frame(room: RoomId, seq: i64) -> ByteString {
         ByteString::from(format!(
             r#"{{"type":"message","room_id":{room},"seq":{seq}}}"#
@@ -346,34 +382,9 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let (_read, write) = server.into_split();
-        let public = UserPublic {
-            id: user.id,
-            username: "w".into(),
-            nickname: "W".into(),
-        };
-        let key = ConnKey {
-            node: NodeId("n".into()),
-            conn: ConnId(1),
-        };
-        let (conn, inbox) = ConnHandle::new(key, public, 64);
-        conn.add_room(room);
-        let writer = Writer {
-            conn: conn.clone(),
-            out: FrameWriter::new(write),
-            history: History::new(store.clone(), None),
-            ping_every: Duration::from_secs(60),
-            write_timeout: Duration::from_secs(5),
-            recovery_window: 1000,
-        };
-        tokio::spawn(writer.run(inbox));
+        let (conn, mut client) = writer_on_a_socket(&store, user.id, room).await;
         conn.push(Outbound::Track { room, since: 1 });
-        conn.push(Outbound::Fill { room });
+        conn.push(Outbound::Fill { room, newest: None });
         assert!(next_text(&mut client).await.contains(r#""seq":2"#));
         // Seq 3 stored, not yet arrived; the connection leaves; seq 4 arrives.
         store
@@ -400,5 +411,35 @@ mod tests {
             frame: message_frame(room, 5),
         });
         assert!(next_text(&mut client).await.contains(r#""seq":5"#));
+    }
+
+    /// Entering reads the room's newest seq after subscribing, in the same
+    /// statement as the membership check; the fill then goes up to it and
+    /// no further: whatever is newer comes live, behind it in the queue.
+    #[tokio::test]
+    async fn a_fill_with_the_newest_seq_given_stops_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/chat.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let now = crate::clock::now();
+        let user = store.create_user("f", "h", "F", now).await.unwrap();
+        let room = RoomId(1);
+        for i in 1..=3 {
+            store
+                .insert_message(room, user.id, &format!("m{i}"), None, now)
+                .await
+                .unwrap();
+        }
+        let (conn, mut client) = writer_on_a_socket(&store, user.id, room).await;
+        conn.push(Outbound::Track { room, since: 0 });
+        conn.push(Outbound::Fill {
+            room,
+            newest: Some(2),
+        });
+        conn.push(Outbound::Frame("after".into()));
+        assert!(next_text(&mut client).await.contains(r#""seq":1"#));
+        assert!(next_text(&mut client).await.contains(r#""seq":2"#));
+        assert_eq!(next_text(&mut client).await, "after", "seq 3 comes live");
     }
 }
