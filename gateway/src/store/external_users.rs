@@ -97,37 +97,41 @@ impl Store {
         nickname_claim: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<UserRecord, StoreError> {
+        // A taken name or id shows as a conflict on the insert itself (no
+        // read before it: most names are free, and the writer is the
+        // bottleneck of a burst of new users).
         for candidate in candidates(username, format!("user{}", id.0)) {
-            if self.find_user_by_username(&candidate).await?.is_some() {
-                continue;
-            }
             let nick = nickname(nickname_claim, &candidate);
-            let txn = self.begin_write().await?;
-            let inserted = user::Entity::insert(new_user(Some(id), candidate, nick, now))
-                .exec_with_returning(&txn)
-                .await;
-            match inserted {
-                Ok(created) => {
-                    if txn.get_database_backend() == DbBackend::Postgres {
-                        txn.execute_unprepared(PG_BUMP_USERS_SEQUENCE).await?;
-                    }
-                    txn.commit().await?;
-                    return Ok(created.into());
-                }
+            match self.insert_local_user(new_user(Some(id), candidate, nick, now)).await {
+                Ok(created) => return Ok(created),
                 // Either the id was created concurrently (return that row) or
                 // the username was just taken (try the next one).
-                Err(e) => match StoreError::from(e) {
-                    StoreError::Conflict => {
-                        drop(txn);
-                        if let Some(existing) = self.find_user(id).await? {
-                            return Ok(existing);
-                        }
+                Err(StoreError::Conflict) => {
+                    if let Some(existing) = self.find_user(id).await? {
+                        return Ok(existing);
                     }
-                    other => return Err(other),
-                },
+                }
+                Err(other) => return Err(other),
             }
         }
         Err(StoreError::Other(format!("no free username for user {id}")))
+    }
+
+    /// Insert a user row with its id given. On PostgreSQL the id sequence
+    /// is raised past it in the same transaction; SQLite needs no
+    /// transaction (one statement, its own commit).
+    async fn insert_local_user(&self, row: user::ActiveModel) -> Result<UserRecord, StoreError> {
+        if self.writer.get_database_backend() != DbBackend::Postgres {
+            let created = user::Entity::insert(row)
+                .exec_with_returning(&self.writer)
+                .await?;
+            return Ok(created.into());
+        }
+        let txn = self.begin_write().await?;
+        let created = user::Entity::insert(row).exec_with_returning(&txn).await?;
+        txn.execute_unprepared(PG_BUMP_USERS_SEQUENCE).await?;
+        txn.commit().await?;
+        Ok(created.into())
     }
 
     /// The local user linked to `(iss, sub)`, created (with an id from the
