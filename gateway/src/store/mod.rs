@@ -184,25 +184,15 @@ impl Store {
                     })?;
                 }
             }
-            // WAL with synchronous=NORMAL: a commit is in the WAL file (the
-            // OS's page cache) before it returns, so it survives the process
-            // being killed, which is what an acknowledgement promises (see
-            // `node::messages`); only a power cut or an OS crash can lose the
-            // last commits. FULL would add an fsync to every message.
-            opts.map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .foreign_keys(true)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                    // Checkpoints are run off the message writer's path
-                    // (`group_commit`); this is only the backstop (40 MB).
-                    .pragma("wal_autocheckpoint", "10000")
-            });
+            opts.map_sqlx_sqlite_opts(sqlite_options);
         }
 
         let writer_opts = own_writer.then(|| {
             let mut o = opts.clone();
-            o.max_connections(1);
+            // A small page cache: its writes touch few pages, and a
+            // connection's cache is memory kept for the process's life.
+            o.max_connections(1)
+                .map_sqlx_sqlite_opts(|o| sqlite_options(o).pragma("cache_size", "-512"));
             o
         });
         let db = Database::connect(opts)
@@ -265,6 +255,21 @@ impl Store {
             _ => "unknown",
         }
     }
+}
+
+/// Every pooled SQLite connection's settings. WAL with synchronous=NORMAL:
+/// a commit is in the WAL file (the OS's page cache) before it returns, so
+/// it survives the process being killed, which is what an acknowledgement
+/// promises (see `node::messages`); only a power cut or an OS crash can
+/// lose the last commits. FULL would add an fsync to every message.
+fn sqlite_options(o: SqliteConnectOptions) -> SqliteConnectOptions {
+    o.journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        // Checkpoints are run off the message writer's path
+        // (`group_commit`); this is only the backstop (40 MB).
+        .pragma("wal_autocheckpoint", "10000")
 }
 
 #[cfg(test)]
