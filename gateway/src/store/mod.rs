@@ -359,9 +359,10 @@ mod tests {
                 t.cleanup().await;
                 continue;
             }
-            // Check several distinct pooled connections at once.
-            let checks = (0..3).map(|_| {
-                let db = t.store.db.clone();
+            // Check several distinct pooled connections at once, and the
+            // writer's (a pool of its own).
+            let pools = (0..3).map(|_| t.store.db.clone());
+            let checks = pools.chain([t.store.writer.clone()]).map(|db| {
                 async move {
                     let txn = sea_orm::TransactionTrait::begin(&db).await.unwrap();
                     let mut out = Vec::new();
