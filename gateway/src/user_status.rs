@@ -78,7 +78,10 @@ impl UserStatus {
     async fn flush(&self, store: &Store) {
         let batch: Vec<_> = {
             let mut pending = self.pending.lock().expect("status lock");
-            pending.drain().map(|(user, (on, at))| (user, on, at)).collect()
+            pending
+                .drain()
+                .map(|(user, (on, at))| (user, on, at))
+                .collect()
         };
         if batch.is_empty() {
             return;

@@ -104,31 +104,38 @@ impl Node {
     /// After `conn` entered `room`: is its user still a member? A kick (or a
     /// room deletion) that committed between admission and the hub join
     /// found nothing to evict; from the hub join on, every later one finds
-    /// the connection. So a membership gone now is evicted here, and `None`
-    /// returned. Otherwise `Some` of the room's newest seq, read in the same
-    /// statement (after subscribing, so every later message comes live), or
-    /// `Some(None)` when the database could not be asked: that keeps the
-    /// connection (admission just succeeded), and the fill reads the seq.
-    pub(super) async fn still_member(
-        self: &Arc<Self>,
-        conn: &ConnHandle,
-        room: RoomId,
-    ) -> Option<Option<i64>> {
+    /// the connection. So a membership gone now is evicted here.
+    pub(super) async fn still_member(self: &Arc<Self>, conn: &ConnHandle, room: RoomId) -> Recheck {
         let user = conn.user().id;
         let reason = match self.store.room_entry(room, user, crate::clock::now()).await {
-            Ok(Some(entry)) if entry.role.is_some() => return Some(Some(entry.last_seq)),
+            Ok(Some(entry)) if entry.role.is_some() => {
+                return Recheck::Member {
+                    newest: Some(entry.last_seq),
+                };
+            }
             Ok(Some(entry)) if entry.banned => LeaveReason::Banned,
             Ok(Some(_)) => LeaveReason::Kicked,
             Ok(None) => LeaveReason::RoomDeleted,
             Err(e) => {
                 tracing::warn!(room = %room, error = %e, "could not re-check the membership after entering");
-                return Some(None);
+                return Recheck::Member { newest: None };
             }
         };
         let id = conn.id();
         self.evict_where(room, reason, |c| c.id() == id);
-        None
+        Recheck::Evicted
     }
+}
+
+/// What [`Node::still_member`] found.
+pub(super) enum Recheck {
+    /// Still a member. `newest`: the room's newest seq, read in the same
+    /// statement after subscribing (every later message comes live); `None`
+    /// when the database could not be asked, which keeps the connection
+    /// (admission just succeeded) and leaves the fill to read the seq.
+    Member { newest: Option<i64> },
+    /// Gone meanwhile: evicted (it got its `left_room`).
+    Evicted,
 }
 
 #[cfg(test)]

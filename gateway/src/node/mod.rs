@@ -152,7 +152,7 @@ impl Node {
         if !self.hub.contains(room, conn.id()) {
             return Ok(());
         }
-        let Some(newest) = self.still_member(conn, room).await else {
+        let evict::Recheck::Member { newest } = self.still_member(conn, room).await else {
             return Ok(());
         };
         let online = self.send_online_users(conn, room).await;

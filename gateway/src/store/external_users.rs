@@ -102,7 +102,10 @@ impl Store {
         // bottleneck of a burst of new users).
         for candidate in candidates(username, format!("user{}", id.0)) {
             let nick = nickname(nickname_claim, &candidate);
-            match self.insert_local_user(new_user(Some(id), candidate, nick, now)).await {
+            match self
+                .insert_local_user(new_user(Some(id), candidate, nick, now))
+                .await
+            {
                 Ok(created) => return Ok(created),
                 // Either the id was created concurrently (return that row) or
                 // the username was just taken (try the next one).

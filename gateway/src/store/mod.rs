@@ -362,33 +362,31 @@ mod tests {
             // Check several distinct pooled connections at once, and the
             // writer's (a pool of its own).
             let pools = (0..3).map(|_| t.store.db.clone());
-            let checks = pools.chain([t.store.writer.clone()]).map(|db| {
-                async move {
-                    let txn = sea_orm::TransactionTrait::begin(&db).await.unwrap();
-                    let mut out = Vec::new();
-                    for p in [
-                        "journal_mode",
-                        "foreign_keys",
-                        "busy_timeout",
-                        "synchronous",
-                    ] {
-                        let row = txn
-                            .query_one_raw(sea_orm::Statement::from_string(
-                                DbBackend::Sqlite,
-                                format!("PRAGMA {p}"),
-                            ))
-                            .await
-                            .unwrap()
-                            .unwrap();
-                        out.push(
-                            row.try_get_by_index::<String>(0)
-                                .or_else(|_| row.try_get_by_index::<i64>(0).map(|v| v.to_string()))
-                                .unwrap(),
-                        );
-                    }
-                    txn.commit().await.unwrap();
-                    out
+            let checks = pools.chain([t.store.writer.clone()]).map(|db| async move {
+                let txn = sea_orm::TransactionTrait::begin(&db).await.unwrap();
+                let mut out = Vec::new();
+                for p in [
+                    "journal_mode",
+                    "foreign_keys",
+                    "busy_timeout",
+                    "synchronous",
+                ] {
+                    let row = txn
+                        .query_one_raw(sea_orm::Statement::from_string(
+                            DbBackend::Sqlite,
+                            format!("PRAGMA {p}"),
+                        ))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    out.push(
+                        row.try_get_by_index::<String>(0)
+                            .or_else(|_| row.try_get_by_index::<i64>(0).map(|v| v.to_string()))
+                            .unwrap(),
+                    );
                 }
+                txn.commit().await.unwrap();
+                out
             });
             for got in futures_util::future::join_all(checks).await {
                 // synchronous 1 = NORMAL.

@@ -93,14 +93,36 @@ mod tests {
                 banned,
             };
             let entry = |u| s.room_entry(room, u, now);
-            assert_eq!(entry(owner.id).await.unwrap(), Some(seen(Some("owner"), false)), "{}", t.label);
-            assert_eq!(entry(other.id).await.unwrap(), Some(seen(None, false)), "{}", t.label);
+            assert_eq!(
+                entry(owner.id).await.unwrap(),
+                Some(seen(Some("owner"), false)),
+                "{}",
+                t.label
+            );
+            assert_eq!(
+                entry(other.id).await.unwrap(),
+                Some(seen(None, false)),
+                "{}",
+                t.label
+            );
 
             let until = now + TimeDelta::seconds(60);
-            s.ban(room, other.id, owner.id, Some(until), now).await.unwrap();
-            assert_eq!(entry(other.id).await.unwrap(), Some(seen(None, true)), "{}", t.label);
+            s.ban(room, other.id, owner.id, Some(until), now)
+                .await
+                .unwrap();
+            assert_eq!(
+                entry(other.id).await.unwrap(),
+                Some(seen(None, true)),
+                "{}",
+                t.label
+            );
             let later = s.room_entry(room, other.id, until).await.unwrap();
-            assert_eq!(later, Some(seen(None, false)), "ended at {until}: {}", t.label);
+            assert_eq!(
+                later,
+                Some(seen(None, false)),
+                "ended at {until}: {}",
+                t.label
+            );
 
             let missing = s.room_entry(RoomId(room.0 + 100), owner.id, now).await;
             assert_eq!(missing.unwrap(), None, "{}", t.label);

@@ -202,14 +202,20 @@ mod tests {
             assert!(!off.is_online);
             assert_eq!(off.last_seen, Some(t2));
             assert_eq!(
-                s.set_users_online(&[(UserId(123456), true, t2)]).await.unwrap(),
+                s.set_users_online(&[(UserId(123456), true, t2)])
+                    .await
+                    .unwrap(),
                 0
             );
             // Several at once: one goes offline (its own time), one comes
             // online (its last_seen kept), an unknown id is skipped.
             let v = s.create_user("vera", "h", "Vera", t1).await.unwrap();
             let t3 = t2 + chrono::TimeDelta::milliseconds(700);
-            let states = [(u.id, true, t3), (v.id, false, t3), (UserId(123456), false, t1)];
+            let states = [
+                (u.id, true, t3),
+                (v.id, false, t3),
+                (UserId(123456), false, t1),
+            ];
             assert_eq!(s.set_users_online(&states).await.unwrap(), 2, "{}", t.label);
             let u = s.find_user(u.id).await.unwrap().unwrap();
             assert!(u.is_online && u.last_seen == Some(t2), "{}", t.label);
