@@ -311,6 +311,8 @@ def cmd_compose(_args) -> int:
             and re.search(r"^\s*retry-on\s+.*\bconn-failure\b.*\b503\b", cfg, re.M) is not None,
             "haproxy: a request refused by a draining node must be retried on another (retries, option redispatch, retry-on)")
     p.check("uri /readyz" in cfg, "haproxy: health check is not on /readyz")
+    p.check(re.search(r"^\s*http-request\s+deny\b.*\{\s*path,url_dec\b.*/metrics", cfg, re.M) is not None,
+            "haproxy: internal routes must be denied on the decoded path (path,url_dec), or /%6detrics gets through")
     log_formats = re.findall(r"^\s*log-format\s+(.*)$", cfg, re.M)
     p.check(bool(log_formats) and not re.search(r"^\s*option\s+httplog", cfg, re.M)
             and not any(re.search(r"%(\{[^}]*\})?(r|HU)\b", f) for f in log_formats),

@@ -611,7 +611,9 @@ defaults
 frontend chat
     bind 127.0.0.1:$LB_PORT
     # Node internals stay off the balancer (Prometheus scrapes the nodes directly).
-    http-request deny deny_status 404 if { path /metrics } || { path /healthz } || { path /readyz }
+    # Matched on the percent-decoded path, as the node routes it: `/%6detrics`
+    # is `/metrics` too. (Nodes with server.admin_port serve them only there.)
+    http-request deny deny_status 404 if { path,url_dec -m str /metrics /healthz /readyz }
     default_backend gateways
 
 frontend stats

@@ -72,6 +72,14 @@ def http_get(url, timeout=5):
         return r.read().decode()
 
 
+def http_status(url, timeout=5):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 # --- a minimal WebSocket client ----------------------------------------------
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -272,6 +280,14 @@ async def scenario(env):
     clients = []
 
     try:
+        # 0. a node's internals are not reachable through the balancer, however
+        # the path is spelled (the node decodes `%6d` to `m` before routing)
+        for path in ("/metrics", "/%6detrics", "/healthz", "/readyz", "/%72eadyz"):
+            status = http_status(env["LB_URL"] + path)
+            if status != 404:
+                raise Fail(f"GET {path} through the balancer answered {status}, not 404")
+        log("/metrics, /healthz, /readyz (also percent-encoded) refused by the balancer  ok")
+
         # 1. connections through the balancer
         log(f"opening {USERS} WebSockets to room 1 through the load balancer {env['LB_URL']}")
         for i in range(USERS):

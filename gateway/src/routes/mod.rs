@@ -17,14 +17,17 @@ mod ws;
 
 use actix_web::web;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// The main port. `internal`: also `/healthz`, `/readyz` and `/metrics`,
+/// which move to the admin port when `server.admin_port` is set, so that
+/// no path spelling (`/%6detrics`) can reach them through a balancer.
+pub fn configure(cfg: &mut web::ServiceConfig, internal: bool) {
+    if internal {
+        configure_internal(cfg);
+    }
     cfg.default_service(actix_web::web::to(not_found))
         .app_data(crate::error::json_config())
         .app_data(crate::error::query_config())
         .app_data(crate::error::path_config())
-        .service(health::healthz)
-        .service(health::readyz)
-        .service(metrics::metrics)
         .service(auth::register)
         .service(auth::login)
         .service(users::me)
@@ -55,8 +58,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The admin port (`server.admin_port`): metrics and health only.
 pub fn configure_admin(cfg: &mut web::ServiceConfig) {
-    cfg.default_service(actix_web::web::to(not_found))
-        .service(health::healthz)
+    cfg.default_service(actix_web::web::to(not_found));
+    configure_internal(cfg);
+}
+
+/// A node's internals: health, readiness, metrics.
+fn configure_internal(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::healthz)
         .service(health::readyz)
         .service(metrics::metrics);
 }

@@ -26,6 +26,7 @@ pub fn main_server(
     shutdown_timeout_secs: u64,
 ) -> std::io::Result<Server> {
     let addr = listener.local_addr()?;
+    let internal = state.settings.server.admin_port.is_none();
     let builder = actix_server::Server::build();
     // Rung when the server stops: idle keep-alive connections close at once
     // instead of holding the stop up until their timeout.
@@ -39,7 +40,7 @@ pub fn main_server(
             let app = App::new()
                 .app_data(app_state.clone())
                 .wrap(actix_web::middleware::from_fn(routes::http_metrics))
-                .configure(routes::configure)
+                .configure(|cfg| routes::configure(cfg, internal))
                 .into_factory();
             let app = actix_service::map_config(
                 actix_service::ServiceFactoryExt::map_err(app, |e: actix_web::Error| {

@@ -97,9 +97,13 @@ async fn the_admin_port_serves_metrics_and_health_only() {
     assert_eq!(api.status(), 404, "the API stays on the main port");
     let body: serde_json::Value = api.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
-    // The main port keeps its /metrics.
-    let main = app.http.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(main.status(), 200);
+    // The main port no longer serves them, however the path is spelled.
+    for path in ["/metrics", "/%6detrics", "/healthz", "/readyz", "/%72eadyz"] {
+        let main = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(main.status(), 404, "{path} on the main port");
+    }
+    let api = app.http.get(app.url("/api/rooms")).send().await.unwrap();
+    assert_eq!(api.status(), 401, "the API is still there");
 }
 
 #[tokio::test]
