@@ -299,6 +299,8 @@ def cmd_compose(_args) -> int:
         db_host = re.search(r"@([^:/]+)", env.get("CHAT__DATABASE__URL", "") or "")
         p.check(bool(db_host) and db_host.group(1) in services, f"{n}: CHAT__DATABASE__URL names no service")
     port = str(envs[0].get("CHAT__SERVER__PORT", "8080")) if envs else "8080"
+    # Where /metrics and /readyz are served: the admin port when set.
+    admin_port = str(envs[0].get("CHAT__SERVER__ADMIN_PORT", port)) if envs else port
 
     # Services named in the HAProxy and Prometheus configurations.
     cfg = (DEPLOY / "haproxy/haproxy.cfg").read_text(encoding="utf-8")
@@ -311,6 +313,9 @@ def cmd_compose(_args) -> int:
             and re.search(r"^\s*retry-on\s+.*\bconn-failure\b.*\b503\b", cfg, re.M) is not None,
             "haproxy: a request refused by a draining node must be retried on another (retries, option redispatch, retry-on)")
     p.check("uri /readyz" in cfg, "haproxy: health check is not on /readyz")
+    check_ports = re.findall(r"^\s*default-server\b.*\bcheck\s+port\s+(\d+)", cfg, re.M)
+    p.check(check_ports == [admin_port] if admin_port != port else not check_ports,
+            f"haproxy: health checks must go to the nodes' admin port {admin_port} (default-server check port), got {check_ports}")
     p.check(re.search(r"^\s*http-request\s+deny\b.*\{\s*path,url_dec\b.*/metrics", cfg, re.M) is not None,
             "haproxy: internal routes must be denied on the decoded path (path,url_dec), or /%6detrics gets through")
     log_formats = re.findall(r"^\s*log-format\s+(.*)$", cfg, re.M)
@@ -326,7 +331,8 @@ def cmd_compose(_args) -> int:
                 host = target.split(":")[0]
                 p.check(host == "localhost" or host in services, f"prometheus target {target}: no such service")
     gw_targets = {t for sc in jobs.get("chat-gateway", {}).get("static_configs", []) for t in sc["targets"]}
-    p.check(gw_targets == {f"{g}:{port}" for g in gateways}, f"prometheus chat-gateway targets {gw_targets} != gateway services")
+    p.check(gw_targets == {f"{g}:{admin_port}" for g in gateways},
+            f"prometheus chat-gateway targets {gw_targets} != the gateway services' admin port {admin_port}")
     p.check(prom.get("rule_files") == ["alerts.yml"], "prometheus: rule_files should load alerts.yml")
     # Grafana provisioning paths match the mounts.
     prov = load_yaml(DEPLOY / "grafana/provisioning/dashboards/chat-gateway.yml")

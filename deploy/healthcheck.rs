@@ -3,8 +3,9 @@
 //! The runtime image is distroless (no shell, no curl), so the Dockerfile
 //! compiles this file with plain `rustc` (std only, no crates) next to the
 //! gateway. It sends `GET PATH` (default `/healthz`) to 127.0.0.1 on
-//! `CHAT__SERVER__PORT` (default 8080) and exits 0 on a 2xx answer, 1 on
-//! anything else, within about 2 seconds.
+//! `CHAT__SERVER__ADMIN_PORT` if set (the only port serving health then),
+//! else `CHAT__SERVER__PORT` (default 8080), and exits 0 on a 2xx answer, 1
+//! on anything else, within about 2 seconds.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -15,15 +16,18 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let path = std::env::args().nth(1).unwrap_or_else(|| "/healthz".to_owned());
-    let port = match std::env::var("CHAT__SERVER__PORT") {
-        Ok(p) => match p.trim().parse::<u16>() {
+    let setting = ["CHAT__SERVER__ADMIN_PORT", "CHAT__SERVER__PORT"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().map(|value| (name, value)));
+    let port = match setting {
+        Some((name, p)) => match p.trim().parse::<u16>() {
             Ok(p) if p != 0 => p,
             _ => {
-                eprintln!("healthcheck: CHAT__SERVER__PORT={p:?} is not a fixed port");
+                eprintln!("healthcheck: {name}={p:?} is not a fixed port");
                 return ExitCode::FAILURE;
             }
         },
-        Err(_) => 8080,
+        None => 8080,
     };
     match probe(port, &path) {
         Ok(status) if (200..300).contains(&status) => ExitCode::SUCCESS,
