@@ -230,7 +230,9 @@ if [ "$RUN_SINGLE" = 1 ]; then
         sleep 0.2
     done
     log "node ready (pid $NODE_PID)"
-    T=(-e BASE_URL="$BASE" -e JWT_SECRET="$SECRET")
+    # The secret in a file only we can read, never in k6's argv (`ps`).
+    (umask 077 && printf '%s\n' "$SECRET" >"$WORK/jwt-secret")
+    T=(-e BASE_URL="$BASE" -e JWT_SECRET_FILE="$WORK/jwt-secret")
     run_k6 "node/ramp" ramp.js "${T[@]}" "${RAMP[@]}"
     run_k6 "node/fanout" fanout.js "${T[@]}" "${FANOUT[@]}"
     run_k6 "node/chat-mix" chat-mix.js "${T[@]}" "${MIX[@]}"
@@ -253,7 +255,9 @@ if [ "$RUN_CLUSTER" = 1 ]; then
     grep '^==>' "$WORK/cluster.start.log" | sed 's/^/    /'
     # shellcheck disable=SC1091
     source "$CLUSTER_DIR/cluster.env"
-    T=(-e BASE_URL="$LB_URL" -e JWT_SECRET="$JWT_SECRET")
+    # The secret through the environment this time (k6 copies it into __ENV).
+    export JWT_SECRET
+    T=(-e BASE_URL="$LB_URL")
     run_k6 "cluster/ramp" ramp.js "${T[@]}" "${RAMP[@]}"
     run_k6 "cluster/fanout" fanout.js "${T[@]}" "${FANOUT[@]}"
     run_k6 "cluster/chat-mix" chat-mix.js "${T[@]}" "${MIX[@]}"

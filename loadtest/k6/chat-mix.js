@@ -17,7 +17,7 @@
 //
 // Environment (defaults):
 //   BASE_URL        http://127.0.0.1:8080   the deployment (node or load balancer)
-//   JWT_SECRET      (none)                  mint tokens; without it users are registered over REST
+//   JWT_SECRET      (none)                  mint tokens (from the environment, or JWT_SECRET_FILE); without it users are registered over REST
 //   USERS           300                     concurrent users (VUs)
 //   ROOMS           60                      small rooms created by setup()
 //   DURATION_S      60
@@ -29,13 +29,13 @@
 //   MAX_ERROR_FRAMES 0, MAX_LOST 0, CHECKS_RATE 0.99 (see lib/chat.js, README)
 //
 // Example:
-//   k6 run -e BASE_URL=https://chat.example.com -e JWT_SECRET=... -e USERS=2000 -e ROOMS=400 loadtest/k6/chat-mix.js
+//   JWT_SECRET=... k6 run -e BASE_URL=https://chat.example.com -e USERS=2000 -e ROOMS=400 loadtest/k6/chat-mix.js
 
 import exec from 'k6/execution';
 import { check, sleep } from 'k6';
 import { setTimeout } from 'k6/timers';
 import {
-    BASE_URL, envNum, tokenFor, createRooms, api, ChatClient, scenarioAt, chatThresholds, every, cancel, closeWhenAnswered,
+    BASE_URL, envNum, tokenFor, createRooms, deleteRooms, api, ChatClient, scenarioAt, chatThresholds, every, cancel, closeWhenAnswered,
 } from './lib/chat.js';
 
 const USERS = envNum('USERS', 300);
@@ -60,6 +60,11 @@ export const options = {
 
 export function setup() {
     return { rooms: createRooms(BASE_URL, ROOMS, 'k6-mix') };
+}
+
+// What setup() created goes again (the users stay: see deleteRooms).
+export function teardown(data) {
+    deleteRooms(BASE_URL, data.rooms);
 }
 
 const pick = (a) => a[Math.floor(Math.random() * a.length)];

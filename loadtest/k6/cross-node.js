@@ -17,7 +17,7 @@
 //   BASE_URL            http://127.0.0.1:8080   load balancer (REST: rooms, history)
 //   SENDER_URLS         BASE_URL                where senders connect (list)
 //   RECEIVER_URLS       BASE_URL                where receivers connect (list)
-//   JWT_SECRET          (none)                  mint tokens; without it users are registered over REST
+//   JWT_SECRET          (none)                  mint tokens (from the environment, or JWT_SECRET_FILE); without it users are registered over REST
 //   ROOMS               10
 //   RECEIVERS_PER_ROOM  10
 //   RATE                2                       messages per second per sender (one sender per room)
@@ -26,14 +26,14 @@
 //   MAX_ERROR_FRAMES 0, MAX_LOST 0, CHECKS_RATE 0.99 (see lib/chat.js, README)
 //
 // Example (node A sends, nodes B and C receive):
-//   k6 run -e BASE_URL=http://lb:8080 -e JWT_SECRET=... \
+//   JWT_SECRET=... k6 run -e BASE_URL=http://lb:8080 \
 //          -e SENDER_URLS=http://node-a:8081 -e RECEIVER_URLS=http://node-b:8082,http://node-c:8083 \
 //          loadtest/k6/cross-node.js
 
 import exec from 'k6/execution';
 import { setTimeout } from 'k6/timers';
 import {
-    BASE_URL, envNum, envList, httpBase, tokenFor, createRooms, runSender, runReceiver, scenarioAt, chatThresholds,
+    BASE_URL, envNum, envList, httpBase, tokenFor, createRooms, deleteRooms, runSender, runReceiver, scenarioAt, chatThresholds,
 } from './lib/chat.js';
 
 const SENDER_URLS = envList('SENDER_URLS', [BASE_URL]).map(httpBase);
@@ -65,6 +65,11 @@ export const options = {
 export function setup() {
     console.log(`senders on ${SENDER_URLS.join(' ')}; receivers on ${RECEIVER_URLS.join(' ')}`);
     return { rooms: createRooms(BASE_URL, ROOMS, 'k6-cross') };
+}
+
+// What setup() created goes again (the users stay: see deleteRooms).
+export function teardown(data) {
+    deleteRooms(BASE_URL, data.rooms);
 }
 
 export function receiver(data) {

@@ -11,7 +11,7 @@
 //
 // Environment (defaults):
 //   BASE_URL       http://127.0.0.1:8080   the deployment (node or load balancer)
-//   JWT_SECRET     (none)                  mint tokens; without it users are registered over REST
+//   JWT_SECRET     (none)                  mint tokens (from the environment, or JWT_SECRET_FILE); without it users are registered over REST
 //   MEMBERS        200                     receivers in the room
 //   SENDERS        2                       senders (also members)
 //   RATE           5                       messages per second per sender (keep under limits.msg_rate)
@@ -20,12 +20,12 @@
 //   MAX_ERROR_FRAMES 0, MAX_LOST 0, CHECKS_RATE 0.99 (see lib/chat.js, README)
 //
 // Example:
-//   k6 run -e BASE_URL=https://chat.example.com -e JWT_SECRET=... \
+//   JWT_SECRET=... k6 run -e BASE_URL=https://chat.example.com \
 //          -e MEMBERS=1000 -e SENDERS=3 -e RATE=5 loadtest/k6/fanout.js
 
 import exec from 'k6/execution';
 import { setTimeout } from 'k6/timers';
-import { BASE_URL, envNum, tokenFor, createRooms, runSender, runReceiver, scenarioAt, chatThresholds } from './lib/chat.js';
+import { BASE_URL, envNum, tokenFor, createRooms, deleteRooms, runSender, runReceiver, scenarioAt, chatThresholds } from './lib/chat.js';
 
 const MEMBERS = envNum('MEMBERS', 200);
 const SENDERS = envNum('SENDERS', 2);
@@ -52,6 +52,11 @@ export const options = {
 
 export function setup() {
     return { roomId: createRooms(BASE_URL, 1, 'k6-fanout')[0] };
+}
+
+// What setup() created goes again (the users stay: see deleteRooms).
+export function teardown(data) {
+    deleteRooms(BASE_URL, [data.roomId]);
 }
 
 export function receiver(data) {

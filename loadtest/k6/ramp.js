@@ -9,7 +9,7 @@
 //
 // Environment (defaults):
 //   BASE_URL      http://127.0.0.1:8080   the deployment (node or load balancer)
-//   JWT_SECRET    (none)                  mint tokens; without it users are registered over REST
+//   JWT_SECRET    (none)                  mint tokens (from the environment, or JWT_SECRET_FILE); without it users are registered over REST
 //   VUS           1000                    connections at the top of the ramp
 //   ROOMS         20                      rooms created by setup(), clients spread evenly
 //   RAMP_S        60    HOLD_S 30
@@ -20,11 +20,11 @@
 //   MAX_ERROR_FRAMES 0, MAX_LOST 0, CHECKS_RATE 0.99 (see lib/chat.js, README)
 //
 // Example:
-//   k6 run -e BASE_URL=https://chat.example.com -e JWT_SECRET=... -e VUS=5000 -e RAMP_S=120 loadtest/k6/ramp.js
+//   JWT_SECRET=... k6 run -e BASE_URL=https://chat.example.com -e VUS=5000 -e RAMP_S=120 loadtest/k6/ramp.js
 
 import exec from 'k6/execution';
 import { setTimeout } from 'k6/timers';
-import { BASE_URL, envNum, tokenFor, createRooms, ChatClient, scenarioAt, chatThresholds, every, cancel } from './lib/chat.js';
+import { BASE_URL, envNum, tokenFor, createRooms, deleteRooms, ChatClient, scenarioAt, chatThresholds, every, cancel } from './lib/chat.js';
 
 const VUS = envNum('VUS', 1000);
 const ROOMS = envNum('ROOMS', 20);
@@ -47,6 +47,11 @@ export const options = {
 
 export function setup() {
     return { rooms: createRooms(BASE_URL, ROOMS, 'k6-ramp') };
+}
+
+// What setup() created goes again (the users stay: see deleteRooms).
+export function teardown(data) {
+    deleteRooms(BASE_URL, data.rooms);
 }
 
 export function client(data) {

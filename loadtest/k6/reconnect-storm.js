@@ -17,7 +17,7 @@
 //
 // Environment (defaults):
 //   BASE_URL     http://127.0.0.1:8080   the deployment (node or load balancer)
-//   JWT_SECRET   (none)                  mint tokens; without it users are registered over REST
+//   JWT_SECRET   (none)                  mint tokens (from the environment, or JWT_SECRET_FILE); without it users are registered over REST
 //   CLIENTS      500
 //   ROOMS        5                       one sender per room
 //   RATE         5                       messages per second per room
@@ -30,7 +30,7 @@
 //   such a burst from one load generator: turn it off (0) for this test.
 //
 // Example:
-//   k6 run -e BASE_URL=https://chat.example.com -e JWT_SECRET=... -e CLIENTS=5000 -e JITTER_MS=1000 \
+//   JWT_SECRET=... k6 run -e BASE_URL=https://chat.example.com -e CLIENTS=5000 -e JITTER_MS=1000 \
 //          loadtest/k6/reconnect-storm.js
 
 import exec from 'k6/execution';
@@ -38,7 +38,7 @@ import { check } from 'k6';
 import { Trend, Counter } from 'k6/metrics';
 import { setTimeout } from 'k6/timers';
 import {
-    BASE_URL, envNum, tokenFor, createRooms, ChatClient, runSender, roomLastSeq, metrics, scenarioAt, chatThresholds,
+    BASE_URL, envNum, tokenFor, createRooms, deleteRooms, ChatClient, runSender, roomLastSeq, metrics, scenarioAt, chatThresholds,
 } from './lib/chat.js';
 
 const CLIENTS = envNum('CLIENTS', 500);
@@ -75,6 +75,11 @@ export const options = {
 
 export function setup() {
     return { rooms: createRooms(BASE_URL, ROOMS, 'k6-storm') };
+}
+
+// What setup() created goes again (the users stay: see deleteRooms).
+export function teardown(data) {
+    deleteRooms(BASE_URL, data.rooms);
 }
 
 export function client(data) {

@@ -13,7 +13,7 @@ import http from 'k6/http';
 import crypto from 'k6/crypto';
 import encoding from 'k6/encoding';
 import exec from 'k6/execution';
-import { check } from 'k6';
+import { check, sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
 import { WebSocket } from 'k6/experimental/websockets';
 import { setTimeout } from 'k6/timers';
@@ -114,7 +114,16 @@ export const BASE_URL = httpBase(envStr('BASE_URL', 'http://127.0.0.1:8080'));
 // ---------------------------------------------------------------------------
 // Tokens.
 
-const JWT_SECRET = envStr('JWT_SECRET', '');
+// The gateway's JWT secret, to mint tokens: the file JWT_SECRET_FILE (its
+// contents, trimmed; an absolute path, or one relative to this file), else
+// JWT_SECRET from the environment (`JWT_SECRET=... k6 run`: k6 copies the
+// environment into __ENV). Never `-e JWT_SECRET=...`: argv is visible to
+// every user of the machine (`ps`).
+function jwtSecret() {
+    const file = envStr('JWT_SECRET_FILE', '');
+    return file !== '' ? open(file).trim() : envStr('JWT_SECRET', '');
+}
+const JWT_SECRET = jwtSecret();
 const USER_ID_BASE = envNum('USER_ID_BASE', 100000000);
 const TOKEN_TTL_SECS = envNum('TOKEN_TTL_SECS', 3600);
 const USER_PREFIX = envStr('USER_PREFIX', 'k6u');
@@ -208,6 +217,47 @@ export function createRooms(base, count, prefix, ownerIndex) {
         ids.push(res.json('id'));
     }
     return ids;
+}
+
+// Deletes the rooms createRooms made (for teardown()), as their owners: the
+// same owner for each as at creation. Their messages go with them. A room
+// already gone (404) counts as deleted; a 429 is waited out (Retry-After).
+// The load-test users stay: a deleted account stays deleted, and the next
+// run would be refused with the same user ids.
+export function deleteRooms(base, ids, ownerIndex) {
+    const first = ownerIndex === undefined ? 0 : ownerIndex;
+    let deleted = 0;
+    ids.forEach((id, i) => {
+        const token = tokenFor(first + Math.floor(i / ROOMS_PER_OWNER), base);
+        for (let attempt = 0; attempt < 4; attempt++) {
+            const res = http.del(`${httpBase(base)}/api/rooms/${id}`, null, {
+                headers: { authorization: `Bearer ${token}` },
+                tags: { name: 'teardown: delete room' },
+                responseCallback: http.expectedStatuses(204, 404, 429),
+            });
+            if (res.status === 204 || res.status === 404) {
+                deleted++;
+                return;
+            }
+            if (res.status !== 429) {
+                console.warn(`teardown: DELETE /api/rooms/${id}: ${res.status} ${res.body}`);
+                return;
+            }
+            sleep(Math.min(Number(res.headers['Retry-After']) || 1, 5));
+        }
+    });
+    console.log(`teardown: ${deleted} of ${ids.length} rooms deleted`);
+}
+
+// The status a refused handshake answered: the same URL as a plain GET runs
+// the gateway's handshake checks in the same order (token, room, limits), so
+// its status is the refusal's; 400 means only the upgrade itself failed.
+function refusalStatus(url) {
+    const res = http.get(url.replace(/^ws/, 'http'), {
+        tags: { name: 'refused handshake, probed' },
+        responseCallback: http.expectedStatuses({ min: 100, max: 599 }),
+    });
+    return res.status === 0 ? 'network' : String(res.status);
 }
 
 // The room's newest seq (0 when it has no message), from the history API.
@@ -347,7 +397,8 @@ export class ChatClient {
         this.startedAt = Date.now();
         this.liveSince[opts.roomId] = this.startedAt;
         this.joinRequested[opts.roomId] = this.startedAt;
-        const ws = new WebSocket(wsUrl(opts.url, opts.roomId, opts.token, opts.sinceSeq));
+        const url = wsUrl(opts.url, opts.roomId, opts.token, opts.sinceSeq);
+        const ws = new WebSocket(url);
         this.ws = ws;
         const timeout = opts.connectTimeoutMs || envNum('CONNECT_TIMEOUT_MS', 10000);
         this.connectTimer = after(timeout, () => {
@@ -381,9 +432,15 @@ export class ChatClient {
         ws.addEventListener('error', (e) => {
             if (this.closing) return;
             this.failed = true;
-            metrics.wsErrors.add(1, { kind: this.opened ? 'socket' : 'connect' });
-            if (!this.opened) check(false, { 'connected and in the room': (v) => v });
-            logLimited(`websocket error (room ${opts.roomId}, opened ${this.opened}): ${e && e.error}`);
+            if (this.opened) {
+                metrics.wsErrors.add(1, { kind: 'socket' });
+                logLimited(`websocket error (room ${opts.roomId}): ${e && e.error}`);
+                return;
+            }
+            const status = refusalStatus(url);
+            metrics.wsErrors.add(1, { kind: 'connect', status });
+            check(false, { 'connected and in the room': (v) => v });
+            logLimited(`handshake refused (room ${opts.roomId}): ${status}; ${e && e.error}`);
         });
         ws.addEventListener('close', (e) => {
             this.closed = true;
