@@ -106,7 +106,7 @@ dashboard_queries() {
     "$PY" deploy/checks.py dashboard "$WORK/dashboard-queries.yml" \
         && promtool check rules "$WORK/dashboard-queries.yml" | sed "s|$WORK/||"
 }
-check "dashboard: metric names, datasource, every panel query parsed by promtool" dashboard_queries
+check "dashboard: ids, datasource, every panel query parsed by promtool (metric names: against a live /metrics in gateway/tests/api/metrics.rs)" dashboard_queries
 
 # --- HAProxy and compose ----------------------------------------------------------
 haproxy_check() {

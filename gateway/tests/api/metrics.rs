@@ -152,3 +152,79 @@ async fn labelled_series_exist_before_their_first_event() {
         assert_eq!(value(&text, series), 0.0, "{series}");
     }
 }
+
+/// The shipped alerts and dashboard against a live `/metrics`, both ways:
+/// every `chat_gateway_*` name they use is exposed (a histogram's
+/// `_bucket`/`_sum`/`_count` by its family), and every family the gateway
+/// exposes has a panel. The names come from the running gateway, so a
+/// renamed or new metric cannot drift from a hand-kept list.
+#[tokio::test]
+async fn the_shipped_alerts_and_dashboard_match_a_live_metrics_page() {
+    let app = spawn_app().await;
+    // Traffic, so that the labelled families have a series to show.
+    let (_, t) = app.register("charted").await;
+    let mut c = app.ws_in_general(&t).await;
+    c.send_json(json!({"type": "message", "content": "chart me"}))
+        .await;
+    c.recv_type("message").await;
+    let live = app.metrics().await;
+    let families: std::collections::HashMap<&str, &str> = live
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE chat_gateway_"))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    // Only a node with Redis times Redis operations.
+    let absent_here: &[&str] = if app.settings.redis.url.is_none() {
+        &["redis_operation_seconds"]
+    } else {
+        &[]
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let dashboard = read("deploy/grafana/dashboards/chat-gateway.json");
+    let used_in = |text: &str| -> Vec<String> {
+        let mut names: Vec<String> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter_map(|w| w.strip_prefix("chat_gateway_"))
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    for file in [
+        "deploy/prometheus/alerts.yml",
+        "deploy/grafana/dashboards/chat-gateway.json",
+    ] {
+        let text = if file.ends_with(".json") {
+            dashboard.clone()
+        } else {
+            read(file)
+        };
+        for name in used_in(&text) {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s).filter(|base| {
+                        families.get(base) == Some(&"histogram") || absent_here.contains(base)
+                    })
+                })
+                .unwrap_or(&name);
+            assert!(
+                families.contains_key(family) || absent_here.contains(&family),
+                "{file} uses chat_gateway_{name}, which /metrics does not expose"
+            );
+        }
+    }
+    let shown = used_in(&dashboard);
+    for family in families.keys() {
+        assert!(
+            shown
+                .iter()
+                .any(|n| n == family || n.strip_suffix("_bucket") == Some(family)),
+            "chat_gateway_{family} is on no panel of the dashboard"
+        );
+    }
+    assert!(families.len() >= 20, "{} families: {live}", families.len());
+}
