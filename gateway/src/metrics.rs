@@ -35,6 +35,9 @@ pub struct Metrics {
     pub bus_reconnects: IntCounter,
     pub bus_subscribed_channels: IntGauge,
     pub bus_gaps_filled: IntCounter,
+    pub bus_received: IntCounter,
+    pub connection_seconds: Histogram,
+    pub database_up: IntGauge,
     pub db_seconds: HistogramVec,
     pub db_message_batch: Histogram,
     pub redis_seconds: HistogramVec,
@@ -172,6 +175,30 @@ impl Metrics {
             bus_gaps_filled: reg!(counter(
                 "bus_gaps_filled_total",
                 "Gaps in a room's seq filled from the history before delivery"
+            )),
+            bus_received: reg!(counter(
+                "bus_events_received_total",
+                "Room events received from the bus (this node's own publications included)"
+            )),
+            connection_seconds: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    name("connection_duration_seconds"),
+                    "How long WebSocket connections lasted, from the upgrade to the close"
+                )
+                .buckets(vec![
+                    1.0,
+                    10.0,
+                    60.0,
+                    300.0,
+                    900.0,
+                    3600.0,
+                    4.0 * 3600.0,
+                    24.0 * 3600.0
+                ])
+            )),
+            database_up: reg!(IntGauge::new(
+                name("database_up"),
+                "1 while the database answers a ping (checked every 2 s)"
             )),
             db_seconds: reg!(histogram_vec(
                 "db_operation_seconds",

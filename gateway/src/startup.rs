@@ -118,7 +118,11 @@ impl Application {
         let status_writer =
             tokio::spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));
         let history = History::new(store.clone(), redis.clone());
-        tokio::spawn(watch_bus(Arc::clone(&node), background.clone()));
+        tokio::spawn(watch_backends(
+            Arc::clone(&node),
+            store.clone(),
+            background.clone(),
+        ));
         if let Some(redis) = redis {
             // The refill waits for the re-subscription to be confirmed:
             // reading the history before it would miss what is published
@@ -297,12 +301,18 @@ impl Stopper {
     }
 }
 
-/// Keep `chat_gateway_bus_connected` current (it feeds the Redis-unreachable alert).
-async fn watch_bus(node: Arc<Node>, stop: CancellationToken) {
+/// Keep `chat_gateway_bus_connected` (it feeds the Redis-unreachable alert)
+/// and `chat_gateway_database_up` current.
+async fn watch_backends(node: Arc<Node>, store: crate::store::Store, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let m = crate::metrics::metrics();
     loop {
         tokio::select! {
-            _ = tick.tick() => crate::metrics::metrics().bus_connected.set(node.bus_ready().await as i64),
+            _ = tick.tick() => {
+                m.bus_connected.set(node.bus_ready().await as i64);
+                let ping = tokio::time::timeout(Duration::from_secs(1), store.ping()).await;
+                m.database_up.set(matches!(ping, Ok(Ok(()))) as i64);
+            }
             _ = stop.cancelled() => return,
         }
     }

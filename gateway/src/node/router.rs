@@ -18,6 +18,7 @@ impl Node {
     }
 
     pub(super) fn deliver(self: &Arc<Self>, envelope: BusEnvelope) {
+        crate::metrics::metrics().bus_received.inc();
         let room = envelope.room;
         let (frame, skip) = match envelope.event {
             BusEvent::Message(data) => (

@@ -142,10 +142,12 @@ pub async fn run(parts: SessionParts) {
 
     // The one cleanup block.
     let reason = conn.close_reason().unwrap_or(close_codes::NORMAL);
-    crate::metrics::metrics()
-        .connections_closed
+    let m = crate::metrics::metrics();
+    m.connections_closed
         .with_label_values(&[crate::metrics::close_reason(reason.code)])
         .inc();
+    m.connection_seconds
+        .observe(entering.elapsed().as_secs_f64());
     Box::pin(state.node.leave_all(&conn)).await;
     state.node.user_status.disconnected(user);
     Box::pin(state.node.user_conns.release(user, conn.key())).await;

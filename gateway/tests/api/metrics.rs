@@ -70,6 +70,23 @@ async fn metrics_count_connections_messages_and_requests() {
     assert!(value(&text, "chat_gateway_broadcast_latency_seconds_count") >= 1.0);
     assert!(text.contains(r#"chat_gateway_db_operation_seconds_bucket{op="insert_message""#));
     assert!(!text.contains("metered"), "no per-user labels");
+    assert!(value(&text, "chat_gateway_bus_events_received_total") >= 1.0);
+    assert_eq!(value(&text, "chat_gateway_database_up"), 1.0);
+
+    // A closed connection's lifetime is recorded.
+    c.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = app.metrics().await;
+        if value(&text, "chat_gateway_connection_duration_seconds_count") >= 1.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no connection lifetime recorded:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
