@@ -43,7 +43,7 @@ pub async fn resolve_user(store: &Store, token: &Verified) -> Result<UserRecord,
             Some(user) => user,
             None => {
                 let user = store
-                    .create_local_user(*id, username, nickname, now)
+                    .ensure_local_user(*id, username, nickname, now)
                     .await?;
                 tracing::info!(user_id = %user.id, "user first seen through a token minted elsewhere");
                 user

@@ -73,24 +73,10 @@ impl Store {
     /// The user with local id `id`, created from the claims if it does not
     /// exist yet. Concurrent calls for one id all return the same row. On
     /// PostgreSQL the id sequence is raised past the new id in the same
-    /// transaction, so later registrations do not collide.
+    /// transaction, so later registrations do not collide. Meant for a
+    /// caller that just looked the id up and found nothing: an existing
+    /// user is found through the insert's conflict, one round trip more.
     pub async fn ensure_local_user(
-        &self,
-        id: UserId,
-        username: Option<&str>,
-        nickname_claim: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<UserRecord, StoreError> {
-        if let Some(existing) = self.find_user(id).await? {
-            return Ok(existing);
-        }
-        self.create_local_user(id, username, nickname_claim, now)
-            .await
-    }
-
-    /// [`Store::ensure_local_user`] for a caller that just found no user
-    /// `id`: the same rules, one read less.
-    pub async fn create_local_user(
         &self,
         id: UserId,
         username: Option<&str>,

@@ -15,7 +15,7 @@ use super::{Store, StoreError, UserRecord};
 use crate::domain::Username;
 
 /// Ids per `IN (..)` query, well below every backend's bind-parameter limit.
-const FIND_USERS_CHUNK: usize = 500;
+const IDS_PER_STATEMENT: usize = 500;
 impl From<user::Model> for UserRecord {
     fn from(m: user::Model) -> Self {
         UserRecord {
@@ -81,7 +81,7 @@ impl Store {
     /// The users among `ids` that exist, ordered by id (each at most once).
     pub async fn find_users(&self, ids: &[UserId]) -> Result<Vec<UserRecord>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(FIND_USERS_CHUNK) {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let found = user::Entity::find()
                 .filter(user::Column::Id.is_in(chunk.iter().map(|id| id.0)))
                 .order_by_asc(user::Column::Id)
@@ -111,7 +111,7 @@ impl Store {
     }
 
     /// Persists presence for several users in one statement per
-    /// [`FIND_USERS_CHUNK`] users: `(user, online, at)`, where going offline
+    /// [`IDS_PER_STATEMENT`] users: `(user, online, at)`, where going offline
     /// also sets `last_seen = at`. Returns how many users exist of those.
     /// (One `UPDATE` per user was two statements per connection, on
     /// SQLite each its own commit: most of an upgrade's database work.)
@@ -121,7 +121,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         use sea_orm::sea_query::CaseStatement;
         let mut updated = 0;
-        for chunk in states.chunks(FIND_USERS_CHUNK) {
+        for chunk in states.chunks(IDS_PER_STATEMENT) {
             let mut online = CaseStatement::new();
             let mut seen = CaseStatement::new();
             let mut any_offline = false;

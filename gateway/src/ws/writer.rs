@@ -319,6 +319,26 @@ mod tests {
         }
     }
 
+    /// A fresh SQLite store (kept while the directory lives) with one user
+    /// who wrote `count` messages in room 1: seqs 1..=count.
+    async fn store_with_messages(
+        count: i64,
+    ) -> (tempfile::TempDir, Store, crate::store::UserRecord) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/chat.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let now = crate::clock::now();
+        let user = store.create_user("w", "h", "W", now).await.unwrap();
+        for i in 1..=count {
+            store
+                .insert_message(RoomId(1), user.id, &format!("m{i}"), None, now)
+                .await
+                .unwrap();
+        }
+        (dir, store, user)
+    }
+
     /// A writer for a new connection of `user` in `room`, writing to a
     /// socket whose other end is returned.
     async fn writer_on_a_socket(
@@ -369,19 +389,8 @@ mod tests {
     /// Out of the room, the live message is dropped like any untracked one.
     #[tokio::test]
     async fn a_gap_found_after_leaving_the_room_delivers_nothing_past_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/chat.db?mode=rwc", dir.path().display());
-        let store = Store::connect(&url, 2).await.unwrap();
-        store.migrate().await.unwrap();
-        let now = crate::clock::now();
-        let user = store.create_user("w", "h", "W", now).await.unwrap();
-        let room = RoomId(1);
-        for i in 1..=2 {
-            store
-                .insert_message(room, user.id, &format!("m{i}"), None, now)
-                .await
-                .unwrap();
-        }
+        let (_dir, store, user) = store_with_messages(2).await;
+        let (now, room) = (crate::clock::now(), RoomId(1));
         let (conn, mut client) = writer_on_a_socket(&store, user.id, room).await;
         conn.push(Outbound::Track { room, since: 1 });
         conn.push(Outbound::Fill { room, newest: None });
@@ -418,19 +427,8 @@ mod tests {
     /// no further: whatever is newer comes live, behind it in the queue.
     #[tokio::test]
     async fn a_fill_with_the_newest_seq_given_stops_there() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/chat.db?mode=rwc", dir.path().display());
-        let store = Store::connect(&url, 2).await.unwrap();
-        store.migrate().await.unwrap();
-        let now = crate::clock::now();
-        let user = store.create_user("f", "h", "F", now).await.unwrap();
+        let (_dir, store, user) = store_with_messages(3).await;
         let room = RoomId(1);
-        for i in 1..=3 {
-            store
-                .insert_message(room, user.id, &format!("m{i}"), None, now)
-                .await
-                .unwrap();
-        }
         let (conn, mut client) = writer_on_a_socket(&store, user.id, room).await;
         conn.push(Outbound::Track { room, since: 0 });
         conn.push(Outbound::Fill {

@@ -11,14 +11,20 @@ fn value(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
 }
 
+/// A new user, connected to room 1, who sent a message and got it back.
+async fn chat(app: &crate::helpers::TestApp, name: &str) -> crate::helpers::WsClient {
+    let (_, t) = app.register(name).await;
+    let mut c = app.ws_in_general(&t).await;
+    c.send_json(json!({"type": "message", "content": format!("from {name}")}))
+        .await;
+    c.recv_type("message").await;
+    c
+}
+
 #[tokio::test]
 async fn metrics_count_connections_messages_and_requests() {
     let app = spawn_app().await;
-    let (_, t) = app.register("metered").await;
-    let mut c = app.ws_in_general(&t).await;
-    c.send_json(json!({"type": "message", "content": "count me"}))
-        .await;
-    c.recv_type("message").await;
+    let mut c = chat(&app, "metered").await;
     c.send_text("garbage").await;
     c.recv_type("error").await;
     let _ = app.try_ws("token=bad").await;
@@ -179,11 +185,7 @@ async fn labelled_series_exist_before_their_first_event() {
 async fn the_shipped_alerts_and_dashboard_match_a_live_metrics_page() {
     let app = spawn_app().await;
     // Traffic, so that the labelled families have a series to show.
-    let (_, t) = app.register("charted").await;
-    let mut c = app.ws_in_general(&t).await;
-    c.send_json(json!({"type": "message", "content": "chart me"}))
-        .await;
-    c.recv_type("message").await;
+    let _c = chat(&app, "charted").await;
     let live = app.metrics().await;
     let families: std::collections::HashMap<&str, &str> = live
         .lines()
