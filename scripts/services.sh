@@ -38,6 +38,8 @@ ensure_service_binaries() {
     find_pg_bin || { apt_install postgresql && find_pg_bin; } || { echo "PostgreSQL is unavailable" >&2; return 1; }
     command -v redis-server >/dev/null || apt_install redis-server || { echo "Redis is unavailable" >&2; return 1; }
     command -v redis-cli >/dev/null || apt_install redis-tools
+    # Throwaway certificates for the TLS backends of the cluster tests.
+    command -v openssl >/dev/null || apt_install openssl
 }
 
 free_port() {

@@ -70,9 +70,14 @@ pub struct DatabaseSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     /// Unset: single node with the in-process bus and presence. Set: cluster
-    /// mode. `redis://host:port`, or `redis-cluster://host:port?node=host:port`
-    /// for a Redis Cluster.
+    /// mode. `redis://host:port`; `redis-cluster://host:port?node=host:port`
+    /// for a Redis Cluster; `redis-sentinel://sentinel:26379?sentinelServiceName=NAME&node=sentinel2:26379`
+    /// for a primary found through Sentinel. `rediss` instead of `redis`
+    /// (`rediss://`, `rediss-cluster://`, `rediss-sentinel://`) speaks TLS.
     pub url: Option<Secret>,
+    /// PEM file of the CA that signed Redis's certificate (a private CA);
+    /// unset, a `rediss` URL is verified against the system's roots.
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// Use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7) so a Redis Cluster
     /// carries each room's traffic on one shard instead of broadcasting it.
     pub sharded_pubsub: bool,
@@ -84,6 +89,7 @@ impl Default for RedisSettings {
     fn default() -> Self {
         RedisSettings {
             url: None,
+            tls_ca_file: None,
             sharded_pubsub: false,
             key_prefix: "chat".into(),
         }
@@ -380,6 +386,41 @@ pub fn load(
     Ok(settings)
 }
 
+/// What a `redis.url`'s scheme says: how the servers are arranged, and
+/// whether the connection speaks TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RedisScheme {
+    pub topology: RedisTopology,
+    pub tls: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedisTopology {
+    Single,
+    Cluster,
+    Sentinel,
+}
+
+impl RedisScheme {
+    /// `redis`, `redis-cluster` or `redis-sentinel`, each also as `rediss...`
+    /// (TLS); None for anything else.
+    pub fn of(url: &str) -> Option<RedisScheme> {
+        let (scheme, _) = url.split_once("://")?;
+        let (base, topology) = match scheme.split_once('-') {
+            None => (scheme, RedisTopology::Single),
+            Some((base, "cluster")) => (base, RedisTopology::Cluster),
+            Some((base, "sentinel")) => (base, RedisTopology::Sentinel),
+            Some(_) => return None,
+        };
+        let tls = match base {
+            "redis" => false,
+            "rediss" => true,
+            _ => return None,
+        };
+        Some(RedisScheme { topology, tls })
+    }
+}
+
 impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |name: &str, why: &str| Err(ConfigError(format!("{name}: {why}")));
@@ -399,24 +440,29 @@ impl Settings {
                 "must be non-empty, without braces or spaces",
             );
         }
-        if let Some(redis) = &self.redis.url {
-            let r = redis.expose();
-            if !(r.starts_with("redis://")
-                || r.starts_with("rediss://")
-                || r.starts_with("redis-cluster://"))
-            {
-                return bad(
-                    "redis.url (CHAT__REDIS__URL)",
-                    "must start with redis://, rediss:// or redis-cluster://",
-                );
-            }
+        let scheme = match &self.redis.url {
+            Some(url) => match RedisScheme::of(url.expose()) {
+                Some(scheme) => Some(scheme),
+                None => {
+                    return bad(
+                        "redis.url (CHAT__REDIS__URL)",
+                        "must start with redis://, redis-cluster:// or redis-sentinel:// (rediss... for TLS)",
+                    );
+                }
+            },
+            None => None,
+        };
+        if self.redis.tls_ca_file.is_some() && !scheme.is_some_and(|s| s.tls) {
+            return bad(
+                "redis.tls_ca_file (CHAT__REDIS__TLS_CA_FILE)",
+                "needs a TLS URL (redis.url = rediss://...)",
+            );
         }
         // Both combinations would start, but neither is what anyone wants:
         // classic PUBLISH on a Redis Cluster is broadcast to every shard (it
         // does not scale), and sharded pub/sub on one server only adds a
         // Redis 7 requirement. deploy/OPERATIONS.md: keep them together.
-        let cluster_url =
-            matches!(&self.redis.url, Some(u) if u.expose().starts_with("redis-cluster://"));
+        let cluster_url = scheme.is_some_and(|s| s.topology == RedisTopology::Cluster);
         if self.redis.sharded_pubsub && !cluster_url {
             return bad(
                 "redis.sharded_pubsub (CHAT__REDIS__SHARDED_PUBSUB)",
@@ -676,6 +722,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn redis_urls_name_their_topology_and_tls() {
+        use RedisTopology::*;
+        for (url, expected) in [
+            ("redis://h:6379", Some((Single, false))),
+            ("rediss://h:6379", Some((Single, true))),
+            ("redis-cluster://h:7000?node=h:7001", Some((Cluster, false))),
+            ("rediss-cluster://h:7000", Some((Cluster, true))),
+            (
+                "redis-sentinel://h:26379?sentinelServiceName=m",
+                Some((Sentinel, false)),
+            ),
+            (
+                "rediss-sentinel://h:26379?sentinelServiceName=m",
+                Some((Sentinel, true)),
+            ),
+            ("redis-replica://h:6379", None),
+            ("http://h:6379", None),
+            ("h:6379", None),
+        ] {
+            let got = RedisScheme::of(url).map(|s| (s.topology, s.tls));
+            assert_eq!(got, expected, "{url}");
+        }
+        let cluster_tls = [
+            ("CHAT__REDIS__URL", "rediss-cluster://127.0.0.1:7000"),
+            ("CHAT__REDIS__SHARDED_PUBSUB", "true"),
+        ];
+        assert!(load(None, env(&cluster_tls)).is_ok());
+        let ca_without_tls = [
+            ("CHAT__REDIS__URL", "redis://127.0.0.1:6379"),
+            ("CHAT__REDIS__TLS_CA_FILE", "/etc/ca.pem"),
+        ];
+        let err = load(None, env(&ca_without_tls)).unwrap_err();
+        assert!(err.to_string().contains("redis.tls_ca_file"), "{err}");
+        let ca_with_tls = [
+            ("CHAT__REDIS__URL", "rediss://127.0.0.1:6379"),
+            ("CHAT__REDIS__TLS_CA_FILE", "/etc/ca.pem"),
+        ];
+        let s = load(None, env(&ca_with_tls)).unwrap();
+        assert_eq!(
+            s.redis.tls_ca_file.as_deref(),
+            Some(Path::new("/etc/ca.pem"))
+        );
     }
 
     #[test]

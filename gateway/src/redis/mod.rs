@@ -3,12 +3,17 @@
 //! reconnecting forever with backoff, commands bounded by a timeout so
 //! nothing hangs while Redis is down, and key/channel names in one place.
 //!
+//! One server, a Redis Cluster or a primary found through Sentinel, each
+//! over TLS with a `rediss...` URL (`tls`): the URL's scheme says which
+//! (`config::RedisScheme`), fred does the rest.
+//!
 //! Keys and channels carry a hash tag per room (`{room:N}`), so everything
 //! of one room lives on one Redis Cluster slot: Lua scripts over a room's
 //! keys, and sharded pub/sub of its channel, work on a cluster.
 
 pub mod keys;
 pub mod resubscribe;
+pub mod tls;
 
 use crate::config::RedisSettings;
 use fred::clients::SubscriberClient;
@@ -37,8 +42,12 @@ impl RedisConn {
             .as_ref()
             .expect("cluster mode needs redis.url")
             .expose();
-        let config = Config::from_url(url)
+        let scheme = crate::config::RedisScheme::of(url).expect("validated with the settings");
+        let mut config = Config::from_url(&tls::without_tls_scheme(url))
             .map_err(|e| anyhow::anyhow!("redis.url (CHAT__REDIS__URL): {e}"))?;
+        if scheme.tls {
+            config.tls = Some(tls::config(settings.tls_ca_file.as_deref())?);
+        }
         let mut builder = Builder::from_config(config);
         builder
             .with_performance_config(|p: &mut PerformanceConfig| {

@@ -37,6 +37,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub use crate::certs::TestCerts;
+pub use crate::sentinel::SentinelSet;
+
 /// Shared by every node of a test and by the tokens the test mints.
 pub const SECRET: &str = "cluster-test-secret-0123456789abcdef";
 /// How long a test waits for a frame it expects.
@@ -137,7 +140,7 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()));
@@ -203,7 +206,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &str, cmd: &mut Command) -> Proc {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
         let child = cmd
             .stdin(Stdio::null())
             .spawn()
@@ -298,12 +301,23 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    /// Set: TLS only (`--port 0 --tls-port`), with these certificates.
+    tls: Option<TestCerts>,
     proc: Option<Proc>,
 }
 
 impl RedisServer {
     /// Start on a free port with `dir` as its working directory (created).
     pub async fn start(dir: &Path, extra: &[&str]) -> RedisServer {
+        Self::start_with(dir, extra, None).await
+    }
+
+    /// Start one that speaks TLS only: a plain-text client is refused.
+    pub async fn start_tls(dir: &Path, certs: &TestCerts) -> RedisServer {
+        Self::start_with(dir, &[], Some(certs.clone())).await
+    }
+
+    async fn start_with(dir: &Path, extra: &[&str], tls: Option<TestCerts>) -> RedisServer {
         std::fs::create_dir_all(dir).unwrap();
         let mut last_err = String::new();
         for _ in 0..3 {
@@ -311,6 +325,7 @@ impl RedisServer {
                 port: free_port(),
                 dir: dir.to_owned(),
                 extra: extra.iter().map(|s| s.to_string()).collect(),
+                tls: tls.clone(),
                 proc: None,
             };
             match r.spawn().await {
@@ -323,9 +338,17 @@ impl RedisServer {
 
     async fn spawn(&mut self) -> Result<(), String> {
         let mut cmd = Command::new("redis-server");
-        cmd.current_dir(&self.dir)
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1"])
+        cmd.current_dir(&self.dir);
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some(certs) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args(["--tls-cert-file", &certs.cert.display().to_string()])
+                .args(["--tls-key-file", &certs.key.display().to_string()])
+                .args(["--tls-ca-cert-file", &certs.ca.display().to_string()])
+                .args(["--tls-auth-clients", "no"]),
+        };
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--daemonize", "no"])
@@ -360,7 +383,12 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -382,7 +410,11 @@ impl RedisServer {
     /// `redis-cli -p PORT args...`, trimmed stdout.
     pub async fn cli(&self, args: &[&str]) -> Result<String, String> {
         let port = self.port.to_string();
+        let ca = self.tls.as_ref().map(|c| c.ca.display().to_string());
         let mut all = vec!["-h", "127.0.0.1", "-p", &port];
+        if let Some(ca) = &ca {
+            all.extend(["--tls", "--cacert", ca.as_str()]);
+        }
         all.extend_from_slice(args);
         run_cmd("redis-cli", &all)
             .await
@@ -660,6 +692,8 @@ fn postgres_ids() -> (u32, u32) {
 /// as the `postgres` user (it refuses root) and is a direct child.
 pub struct PgServer {
     pub port: u16,
+    /// Set: `ssl=on`, and pg_hba.conf takes TLS connections only.
+    tls: Option<TestCerts>,
     dir: PathBuf,
     bin: PathBuf,
     uid: u32,
@@ -669,6 +703,15 @@ pub struct PgServer {
 
 impl PgServer {
     pub async fn start(dir: &Path) -> PgServer {
+        Self::start_with(dir, None).await
+    }
+
+    /// One with `ssl=on` that refuses connections without TLS.
+    pub async fn start_tls(dir: &Path, certs: &TestCerts) -> PgServer {
+        Self::start_with(dir, Some(certs)).await
+    }
+
+    async fn start_with(dir: &Path, tls: Option<&TestCerts>) -> PgServer {
         let bin = pg_bin_dir();
         let (uid, gid) = postgres_ids();
         std::fs::create_dir_all(dir).unwrap();
@@ -686,9 +729,13 @@ impl PgServer {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some(certs) = tls {
+            enable_ssl(&dir.join("data"), certs, uid, gid);
+        }
         let mut last = String::new();
         for _ in 0..3 {
             let mut pg = PgServer {
+                tls: tls.cloned(),
                 port: free_port(),
                 dir: dir.to_owned(),
                 bin: bin.clone(),
@@ -741,7 +788,14 @@ impl PgServer {
     }
 
     pub fn admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        let url = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
+        match &self.tls {
+            None => url,
+            Some(certs) => format!(
+                "{url}?sslmode=verify-full&sslrootcert={}",
+                certs.ca.display()
+            ),
+        }
     }
 
     /// Fast shutdown (SIGINT to the postmaster), waiting until it has exited.
@@ -758,6 +812,26 @@ impl PgServer {
         assert!(self.proc.is_none(), "postgres is still running");
         self.spawn().await.unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+/// `ssl=on` with the test's certificate (the key readable by `postgres`
+/// only, as PostgreSQL demands), and only TLS connections let in.
+fn enable_ssl(data: &Path, certs: &TestCerts, uid: u32, gid: u32) {
+    for (from, to) in [(&certs.cert, "server.crt"), (&certs.key, "server.key")] {
+        let dest = data.join(to);
+        std::fs::copy(from, &dest).unwrap();
+        std::os::unix::fs::chown(&dest, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let conf = data.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("\nssl = on\n");
+    std::fs::write(&conf, text).unwrap();
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 0.0.0.0/0 reject\n",
+    )
+    .unwrap();
 }
 
 impl Drop for PgServer {
@@ -966,6 +1040,11 @@ pub enum RedisMode {
     Single,
     /// Three masters, sharded pub/sub.
     Cluster,
+    /// One `redis-server` that speaks TLS only (`rediss://`, the CA in
+    /// `CHAT__REDIS__TLS_CA_FILE`).
+    Tls,
+    /// A primary, a replica and a Sentinel watching them (`redis-sentinel://`).
+    Sentinel,
 }
 
 #[derive(Clone, Debug)]
@@ -974,6 +1053,8 @@ pub struct Opts {
     pub redis: RedisMode,
     /// A PostgreSQL server of the test's own (to stop it), instead of `TEST_DATABASE_URL`'s.
     pub own_postgres: bool,
+    /// Make that server take TLS connections only (`sslmode=verify-full`).
+    pub postgres_tls: bool,
     /// `CHAT__PRESENCE__TTL_SECS`; None keeps the default.
     pub presence_ttl_secs: Option<u64>,
     /// `CHAT__REDIS__KEY_PREFIX`; None keeps the default (`chat`).
@@ -986,6 +1067,7 @@ impl Opts {
             nodes: n,
             redis: RedisMode::Single,
             own_postgres: false,
+            postgres_tls: false,
             presence_ttl_secs: None,
             key_prefix: None,
         }
@@ -1013,6 +1095,7 @@ pub struct Cluster {
     pub nodes: Vec<GatewayNode>,
     pub redis: Option<RedisServer>,
     pub redis_cluster: Option<RedisCluster>,
+    pub sentinel: Option<SentinelSet>,
     pub db: TestDb,
     pub pg: Option<PgServer>,
     pub dir: TempDir,
@@ -1035,19 +1118,44 @@ impl Cluster {
         // The postgres user must be able to reach its directory inside.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
 
-        let (pg, db) = if opts.own_postgres {
-            let pg = PgServer::start(&dir.path().join("pg")).await;
+        let certs = (opts.postgres_tls || opts.redis == RedisMode::Tls)
+            .then(|| TestCerts::make(&dir.path().join("certs")));
+        let (pg, db) = if opts.own_postgres || opts.postgres_tls {
+            let pg_dir = dir.path().join("pg");
+            let pg = match &certs {
+                Some(certs) if opts.postgres_tls => PgServer::start_tls(&pg_dir, certs).await,
+                _ => PgServer::start(&pg_dir).await,
+            };
             let db = TestDb::create(&pg.admin_url(), false).await;
             (Some(pg), db)
         } else {
             (None, TestDb::create(&test_database_url(), true).await)
         };
 
+        let mut sentinel = None;
         let (redis, redis_cluster, redis_env) = match opts.redis {
             RedisMode::Single => {
                 let r = RedisServer::start(&dir.path().join("redis"), &[]).await;
                 let env = vec![("CHAT__REDIS__URL".to_owned(), r.url())];
                 (Some(r), None, env)
+            }
+            RedisMode::Tls => {
+                let certs = certs.as_ref().expect("made above");
+                let r = RedisServer::start_tls(&dir.path().join("redis"), certs).await;
+                let env = vec![
+                    ("CHAT__REDIS__URL".to_owned(), r.url()),
+                    (
+                        "CHAT__REDIS__TLS_CA_FILE".to_owned(),
+                        certs.ca.display().to_string(),
+                    ),
+                ];
+                (Some(r), None, env)
+            }
+            RedisMode::Sentinel => {
+                let set = SentinelSet::start(&dir.path().join("sentinel")).await;
+                let env = vec![("CHAT__REDIS__URL".to_owned(), set.url())];
+                sentinel = Some(set);
+                (None, None, env)
             }
             RedisMode::Cluster => {
                 let c = RedisCluster::start(dir.path()).await;
@@ -1079,6 +1187,7 @@ impl Cluster {
             nodes: Vec::new(),
             redis,
             redis_cluster,
+            sentinel,
             db,
             pg,
             prefix: opts.key_prefix.clone().unwrap_or_else(|| "chat".to_owned()),
@@ -1231,6 +1340,10 @@ impl Drop for Cluster {
             if let Some(r) = &self.redis {
                 eprintln!("----- redis (port {}) -----", r.port);
                 eprintln!("{}", tail(&r.log_path(), 20));
+            }
+            if let Some(set) = &self.sentinel {
+                eprintln!("----- sentinel (port {}) -----", set.sentinel_port);
+                eprintln!("{}", set.log_tail(30));
             }
             if let Some(pg) = &self.pg {
                 eprintln!("----- postgres (port {}) -----", pg.port);

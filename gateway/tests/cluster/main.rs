@@ -10,12 +10,15 @@
 //! `TEST_LOG=gateway=debug,info` raises the nodes' log level; a failing test
 //! prints the tail of every node's log.
 
+mod certs;
 mod helpers;
+mod sentinel;
 
 mod evictions;
 mod fanout;
 mod guarantees;
 mod late_subscribe;
+mod managed_backends;
 mod outages;
 mod presence;
 mod publish_cost;
