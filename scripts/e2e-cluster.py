@@ -14,7 +14,11 @@ It reads the cluster's env file (path in argv[1]) and:
      that every client receives every message exactly once, in one seq order;
   4. asks Prometheus: the three chat-gateway targets are `up`, and
      sum(chat_gateway_connections) equals the connections held;
-  5. closes every connection; the nodes and Prometheus then count 0.
+  5. closes every connection; the nodes and Prometheus then count 0;
+  6. freezes Redis (SIGSTOP: every node loses it at once, as in a shared
+     outage): every node's /readyz stays 200 "degraded", HAProxy keeps all
+     three UP past its detection time, and REST answers through it; after
+     SIGCONT every node is "ready" again.
 Each wait is bounded; any failure exits 1 with a message.
 """
 
@@ -25,6 +29,7 @@ import hmac
 import json
 import os
 import re
+import signal
 import struct
 import sys
 import time
@@ -70,6 +75,30 @@ def mint_token(secret, uid, username, nickname, ttl=3600):
 def http_get(url, timeout=5):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read().decode()
+
+
+def http_json(url, token=None, timeout=5):
+    """(status, parsed JSON body) of a GET, error statuses included."""
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read().decode())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode() or "null")
+
+
+def haproxy_states(stats_port):
+    """HAProxy's status (UP, DOWN, ...) of each gateway server, by name."""
+    rows = http_get(f"http://127.0.0.1:{stats_port}/stats;csv").splitlines()
+    head = rows[0].lstrip("# ").split(",")
+    states = {}
+    for row in rows[1:]:
+        cols = dict(zip(head, row.split(",")))
+        if cols.get("svname", "").startswith("node-"):
+            states[cols["svname"]] = cols.get("status")
+    return states
 
 
 def http_status(url, timeout=5):
@@ -382,10 +411,48 @@ async def scenario(env):
                    lambda c: all(v == 0 for v in c.values()), timeout=10, interval=0.2)
         await poll("Prometheus: sum(chat_gateway_connections) == 0", prom_sum, lambda v: v == 0, PROM_WAIT)
         log("after closing: 0 connections on every node and in Prometheus")
+
+        # 6. a shared Redis outage does not empty the balancer
+        await shared_redis_outage(env, node_urls, mint_token(secret, 7001, "e2e_user1", "E2E 1"))
     finally:
         for c in clients:
             c.task.cancel()
             c.ws.writer.close()
+
+
+async def shared_redis_outage(env, node_urls, token):
+    redis_pid = int(env["REDIS_PID"])
+    stats_port = int(env["LB_STATS_PORT"])
+    log(f"freezing Redis (SIGSTOP to pid {redis_pid}): an outage every node shares")
+    os.kill(redis_pid, signal.SIGSTOP)
+    frozen = time.monotonic()
+    try:
+        def readiness():
+            return {n: http_json(u + "/readyz", timeout=5) for n, u in node_urls.items()}
+
+        got = await poll("every node /readyz 200 degraded, bus down", readiness,
+                         lambda r: all(s == 200 and b["status"] == "degraded" and not b["checks"]["bus"]
+                                       for s, b in r.values()), timeout=15)
+        log("every node: /readyz " + ", ".join(f"{n}={s} {b['status']}" for n, (s, b) in got.items())
+            + f" {time.monotonic() - frozen:.1f} s after the freeze")
+        # HAProxy takes a server out after `fall 2` failed checks `inter 2s`
+        # apart: well past that, all three must still be UP.
+        await asyncio.sleep(max(0.0, frozen + 6.0 - time.monotonic()))
+        states = haproxy_states(stats_port)
+        if len(states) != 3 or any(v != "UP" for v in states.values()):
+            raise Fail(f"HAProxy took nodes out during a shared Redis outage: {states}")
+        log(f"HAProxy 6 s into the outage: {states}  ok: nobody taken out")
+        for path in ("/api/rooms", "/api/rooms/1/messages"):
+            status, body = http_json(env["LB_URL"] + path, token, timeout=10)
+            if status != 200:
+                raise Fail(f"GET {path} through the balancer during the outage: {status} {body}")
+        log("REST through the balancer during the outage (room list, history from PostgreSQL): 200  ok")
+    finally:
+        os.kill(redis_pid, signal.SIGCONT)
+    log("Redis resumed (SIGCONT)")
+    await poll("every node /readyz ready again", readiness,
+               lambda r: all(s == 200 and b["status"] == "ready" for s, b in r.values()), timeout=20)
+    log("every node ready again")
 
 
 def main():

@@ -118,9 +118,11 @@ impl Application {
         let status_writer =
             tokio::spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));
         let history = History::new(store.clone(), redis.clone());
+        let backends = Arc::new(crate::state::BackendHealth::new());
         tokio::spawn(watch_backends(
             Arc::clone(&node),
             store.clone(),
+            Arc::clone(&backends),
             background.clone(),
         ));
         if let Some(redis) = redis {
@@ -160,6 +162,7 @@ impl Application {
             limiter: ConnectionLimiter::new(settings.limits.max_connections),
             limits: crate::limits::Limits::new(&settings),
             stop_signalled: CancellationToken::new(),
+            backends,
         });
 
         tokio::spawn(forget_idle_keys(state.clone(), background.clone()));
@@ -301,17 +304,29 @@ impl Stopper {
     }
 }
 
-/// Keep `chat_gateway_bus_connected` (it feeds the Redis-unreachable alert)
-/// and `chat_gateway_database_up` current.
-async fn watch_backends(node: Arc<Node>, store: crate::store::Store, stop: CancellationToken) {
+/// Probe the bus and the database every 2 s: what `/readyz` reports, and
+/// `chat_gateway_bus_connected` and `chat_gateway_database_up` (which feed
+/// the unreachable alerts).
+async fn watch_backends(
+    node: Arc<Node>,
+    store: crate::store::Store,
+    health: Arc<crate::state::BackendHealth>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let m = crate::metrics::metrics();
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                m.bus_connected.set(node.bus_ready().await as i64);
-                let ping = tokio::time::timeout(Duration::from_secs(1), store.ping()).await;
-                m.database_up.set(matches!(ping, Ok(Ok(()))) as i64);
+                // Both probes at once, each bounded by 1 s.
+                let (bus, ping) = tokio::join!(
+                    node.bus_ready(),
+                    tokio::time::timeout(Duration::from_secs(1), store.ping())
+                );
+                let database = matches!(ping, Ok(Ok(())));
+                health.set(database, bus);
+                m.bus_connected.set(bus as i64);
+                m.database_up.set(database as i64);
             }
             _ = stop.cancelled() => return,
         }

@@ -1,6 +1,15 @@
-//! `GET /healthz`: the process is alive. `GET /readyz`: it can serve
-//! (database reachable, bus connected, not draining); 503 otherwise, so a
-//! load balancer stops sending it new clients.
+//! `GET /healthz`: the process is alive. `GET /readyz`: this node takes
+//! traffic; 503 only while it stops (lame duck and drain), so a load
+//! balancer moves new clients elsewhere.
+//!
+//! A backend outage does not make a node unready: Redis and the database
+//! are shared by every node, so an outage of either would turn every node
+//! unready at once and empty the whole Service, taking down what still
+//! works (connections stay open, history reads without Redis, delivery on
+//! one node without the database...). Such a node answers 200 with
+//! `"status":"degraded"` and says which check failed; the outage shows in
+//! `chat_gateway_bus_connected` and `chat_gateway_database_up`, and their
+//! alerts (deploy/OPERATIONS.md, "Readiness").
 
 use crate::state::AppState;
 use actix_web::{HttpResponse, get, web};
@@ -17,7 +26,11 @@ pub struct Health {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadyStatus {
+    /// Every check passed.
     Ready,
+    /// Serving, without a backend: what needs it answers `unavailable`.
+    Degraded,
+    /// Stopping: send new clients elsewhere.
     NotReady,
 }
 
@@ -50,38 +63,36 @@ pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// The node can serve: database reachable, bus connected, not stopping.
+/// The node takes traffic (200) unless it is stopping (503); `status` is
+/// `degraded` while the database or the bus is away.
 #[utoipa::path(
     operation_id = "readyz",
     tag = "health",
     responses(
-        (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "Not ready; `checks` says why", body = Readiness),
+        (status = 200, description = "Taking traffic: `ready`, or `degraded` with a backend away (`checks` says which)", body = Readiness),
+        (status = 503, description = "Stopping (lame duck or drain)", body = Readiness),
     )
 )]
 #[get("/readyz")]
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    // Bounded: a load balancer's probe must not hang on a database that is down.
-    let database = matches!(
-        tokio::time::timeout(std::time::Duration::from_secs(1), state.store.ping()).await,
-        Ok(Ok(()))
-    );
-    let bus = state.node.bus_ready().await;
+    // As last probed in the background: answered at once, even while a
+    // backend hangs (see `state::BackendHealth`).
+    let database = state.backends.database();
+    let bus = state.backends.bus();
     let draining = state.stopping();
     let checks = ReadyChecks {
         database,
         bus,
         draining,
     };
-    if database && bus && !draining {
-        HttpResponse::Ok().json(Readiness {
-            status: ReadyStatus::Ready,
-            checks,
-        })
-    } else {
-        HttpResponse::ServiceUnavailable().json(Readiness {
-            status: ReadyStatus::NotReady,
-            checks,
-        })
-    }
+    let status = match (draining, database && bus) {
+        (true, _) => ReadyStatus::NotReady,
+        (false, true) => ReadyStatus::Ready,
+        (false, false) => ReadyStatus::Degraded,
+    };
+    let mut response = match status {
+        ReadyStatus::NotReady => HttpResponse::ServiceUnavailable(),
+        _ => HttpResponse::Ok(),
+    };
+    response.json(Readiness { status, checks })
 }

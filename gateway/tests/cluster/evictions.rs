@@ -109,7 +109,7 @@ async fn removals_during_a_redis_outage_answer_503_and_a_retry_finishes_them() {
     cluster.redis_mut().kill().await;
     cluster
         .node(0)
-        .wait_readyz(503, Duration::from_secs(10))
+        .wait_bus(false, Duration::from_secs(10))
         .await;
     let kick = format!("{members}/{}", victim.id);
     let (status, body) = rest(&cluster, 0, "DELETE", &kick, &owner.token, None).await;
@@ -123,7 +123,7 @@ async fn removals_during_a_redis_outage_answer_503_and_a_retry_finishes_them() {
 
     cluster.redis_mut().restart().await;
     for i in 0..2 {
-        cluster.node(i).wait_readyz(200, RECOVERY).await;
+        cluster.node(i).wait_bus(true, RECOVERY).await;
     }
     cluster.report("Redis back");
     // The retry: no membership left (404), but node B is told now.
@@ -153,7 +153,7 @@ async fn removals_during_a_redis_outage_answer_503_and_a_retry_finishes_them() {
     cluster.redis_mut().kill().await;
     cluster
         .node(0)
-        .wait_readyz(503, Duration::from_secs(10))
+        .wait_bus(false, Duration::from_secs(10))
         .await;
     let path = format!("/api/rooms/{room}");
     let (status, body) = rest(&cluster, 0, "DELETE", &path, &owner.token, None).await;
@@ -165,7 +165,7 @@ async fn removals_during_a_redis_outage_answer_503_and_a_retry_finishes_them() {
     expect_left(&mut o, room, "room_deleted").await;
     cluster.redis_mut().restart().await;
     for i in 0..2 {
-        cluster.node(i).wait_readyz(200, RECOVERY).await;
+        cluster.node(i).wait_bus(true, RECOVERY).await;
     }
     retry_until_left(
         &cluster,

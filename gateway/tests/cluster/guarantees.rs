@@ -894,7 +894,7 @@ async fn redis_restart_mid_stream_loses_and_duplicates_nothing() {
         cluster.redis().port
     ));
     for node in &cluster.nodes {
-        node.wait_readyz(200, Duration::from_secs(12)).await;
+        node.wait_bus(true, Duration::from_secs(12)).await;
     }
     cluster.wait_numsub(ROOM, 3, Duration::from_secs(10)).await;
     eprintln!(
@@ -950,7 +950,7 @@ async fn client_kill_of_a_subscriber_connection_is_healed() {
         ));
     }
     for node in &cluster.nodes {
-        node.wait_readyz(200, Duration::from_secs(10)).await;
+        node.wait_bus(true, Duration::from_secs(10)).await;
     }
     let missed_live = finish_stream(&cluster, stream, restored_at, "pubsub client kill").await;
     // Otherwise the scenario proved nothing about gap filling.

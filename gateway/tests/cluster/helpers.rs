@@ -935,7 +935,7 @@ impl GatewayNode {
                     tail(&self.log, 40)
                 ));
             }
-            if self.readyz().await == Some(200) {
+            if self.ready_checks().await.is_ok_and(|c| c.ready()) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -975,20 +975,61 @@ impl GatewayNode {
         Ok((status, r.text().await.unwrap_or_default()))
     }
 
-    /// Poll `/readyz` until it answers `status`.
-    pub async fn wait_readyz(&self, status: u16, within: Duration) {
-        eventually(
-            within,
-            &format!("node {} /readyz == {status}", self.name),
-            || async {
-                match self.readyz_body().await {
-                    Ok((s, _)) if s == status => Ok(()),
-                    Ok((s, body)) => Err(format!("{s} {body}")),
-                    Err(e) => Err(e),
-                }
-            },
-        )
-        .await
+    /// `/readyz`'s answer: 200 unless the node is stopping, with the state
+    /// of its backends in the body.
+    pub async fn ready_checks(&self) -> Result<ReadyChecks, String> {
+        let (status, body) = self.readyz_body().await?;
+        let body: Value =
+            serde_json::from_str(&body).map_err(|e| format!("{status} {body}: {e}"))?;
+        let check = |name: &str| {
+            body["checks"][name]
+                .as_bool()
+                .ok_or_else(|| format!("no checks.{name} in {body}"))
+        };
+        Ok(ReadyChecks {
+            http: status,
+            status: body["status"].as_str().unwrap_or_default().to_owned(),
+            database: check("database")?,
+            bus: check("bus")?,
+            draining: check("draining")?,
+        })
+    }
+
+    /// Poll `/readyz` until the node reports its bus (Redis) `up` or not.
+    /// Either way it must still take traffic (200): a backend outage,
+    /// shared by every node, does not make one unready.
+    pub async fn wait_bus(&self, up: bool, within: Duration) {
+        self.wait_checks(within, &format!("bus up = {up}"), |c| c.bus == up)
+            .await
+    }
+
+    /// As [`Self::wait_bus`], for the database.
+    pub async fn wait_database(&self, up: bool, within: Duration) {
+        self.wait_checks(within, &format!("database up = {up}"), |c| c.database == up)
+            .await
+    }
+
+    async fn wait_checks(&self, within: Duration, what: &str, want: impl Fn(&ReadyChecks) -> bool) {
+        let checks = eventually(within, &format!("node {}: {what}", self.name), || async {
+            let c = self.ready_checks().await?;
+            if want(&c) {
+                Ok(c)
+            } else {
+                Err(format!("{c:?}"))
+            }
+        })
+        .await;
+        let expected = if checks.database && checks.bus {
+            "ready"
+        } else {
+            "degraded"
+        };
+        assert_eq!(
+            (checks.http, checks.status.as_str()),
+            (200, expected),
+            "node {}: /readyz with {checks:?}",
+            self.name
+        );
     }
 
     /// `kill -9`: no cleanup at all on the node's side.
@@ -1027,6 +1068,24 @@ impl GatewayNode {
 
     pub fn log_tail(&self, lines: usize) -> String {
         tail(&self.log, lines)
+    }
+}
+
+/// What a node's `/readyz` said.
+#[derive(Debug, Clone)]
+pub struct ReadyChecks {
+    pub http: u16,
+    /// `ready`, `degraded` or `not_ready`.
+    pub status: String,
+    pub database: bool,
+    pub bus: bool,
+    pub draining: bool,
+}
+
+impl ReadyChecks {
+    /// Taking traffic with every backend up.
+    pub fn ready(&self) -> bool {
+        self.http == 200 && self.status == "ready"
     }
 }
 

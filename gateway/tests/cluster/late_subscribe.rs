@@ -76,17 +76,17 @@ async fn the_last_message_after_a_redis_outage_reaches_everyone() {
     cluster.redis_mut().kill().await;
     cluster
         .node(0)
-        .wait_readyz(503, Duration::from_secs(10))
+        .wait_bus(false, Duration::from_secs(10))
         .await;
     cluster
         .node(1)
-        .wait_readyz(503, Duration::from_secs(10))
+        .wait_bus(false, Duration::from_secs(10))
         .await;
     cluster.redis_mut().restart().await;
     cluster.report("Redis restarted; B's SUBSCRIBEs are held");
     cluster
         .node(0)
-        .wait_readyz(200, Duration::from_secs(15))
+        .wait_bus(true, Duration::from_secs(15))
         .await;
     // B's subscriber is back and re-subscribing; give a refill at the
     // reconnect time to run, then send the last message.

@@ -157,7 +157,7 @@ async fn messages_keep_flowing_through_a_sentinel_failover() {
     for i in 0..2 {
         cluster
             .node(i)
-            .wait_readyz(200, Duration::from_secs(20))
+            .wait_bus(true, Duration::from_secs(20))
             .await;
     }
     no_more_messages(&mut a, Duration::from_millis(500)).await;

@@ -1,6 +1,7 @@
 //! Scenarios 5 and 6: a backend (Redis, then PostgreSQL) goes away while the
 //! nodes and their clients stay up, then comes back on the same port. While
-//! it is down `/readyz` is 503 and a chat message is refused with an `error`
+//! it is down `/readyz` stays 200 (`degraded`: a shared outage must not take
+//! every node out of the balancer) and a chat message is refused with an `error`
 //! frame `unavailable` (never silently dropped, never echoed); with
 //! PostgreSQL down, REST reads and writes get 503 `unavailable` too. After it
 //! is back the same three nodes and the same connections work again, without
@@ -55,9 +56,14 @@ async fn expect_next_message(c: &mut WsClient, from: &User, content: &str) {
     );
 }
 
-async fn all_readyz(cluster: &Cluster, status: u16, within: Duration) {
-    futures_util::future::join_all(cluster.nodes.iter().map(|n| n.wait_readyz(status, within)))
-        .await;
+/// Every node reports the bus up (or down), still taking traffic.
+async fn all_bus(cluster: &Cluster, up: bool, within: Duration) {
+    futures_util::future::join_all(cluster.nodes.iter().map(|n| n.wait_bus(up, within))).await;
+}
+
+/// Every node reports the database up (or down), still taking traffic.
+async fn all_database(cluster: &Cluster, up: bool, within: Duration) {
+    futures_util::future::join_all(cluster.nodes.iter().map(|n| n.wait_database(up, within))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,8 +93,8 @@ async fn nodes_ride_out_a_redis_outage() {
     // Redis goes away (SIGKILL: a crash; it comes back empty).
     cluster.redis_mut().kill().await;
     let down = Instant::now();
-    all_readyz(&cluster, 503, Duration::from_secs(10)).await;
-    cluster.report("every node reports 503 with Redis down");
+    all_bus(&cluster, false, Duration::from_secs(10)).await;
+    cluster.report("every node reports the bus down, still taking traffic (degraded)");
 
     // A message sent now is refused, on every node, and not echoed.
     a.send_message(ROOM, "during A", "dA").await;
@@ -100,12 +106,18 @@ async fn nodes_ride_out_a_redis_outage() {
         expect_unavailable(&mut c, "dC", Duration::from_secs(8)),
     );
     for n in &cluster.nodes {
+        let checks = n.ready_checks().await.unwrap();
         assert_eq!(
-            n.readyz().await,
-            Some(503),
+            (checks.http, checks.status.as_str(), checks.bus),
+            (200, "degraded", false),
             "node {} while Redis is still down",
             n.name
         );
+    }
+    // What does not need Redis is still served: the history, from PostgreSQL.
+    for i in 0..cluster.nodes.len() {
+        let (status, body) = get_json(&cluster, i, &alice, "/api/rooms/1/messages").await;
+        assert_eq!(status, 200, "history on node {i} with Redis down: {body}");
     }
 
     // Back after 10 s, on the same port.
@@ -113,7 +125,7 @@ async fn nodes_ride_out_a_redis_outage() {
     cluster.redis_mut().restart().await;
     let up = Instant::now();
     cluster.report("Redis restarted");
-    all_readyz(&cluster, 200, RECOVERY).await;
+    all_bus(&cluster, true, RECOVERY).await;
     // Every node re-subscribed room 1 for its existing connections.
     cluster
         .wait_numsub(ROOM, 3, RECOVERY.saturating_sub(up.elapsed()))
@@ -204,7 +216,7 @@ async fn nodes_ride_out_a_postgres_outage() {
     // A message is refused (it cannot be stored), not echoed.
     a.send_message(ROOM, "during", "d1").await;
     expect_unavailable(&mut a, "d1", RECOVERY).await;
-    all_readyz(&cluster, 503, RECOVERY).await;
+    all_database(&cluster, false, RECOVERY).await;
     let http = reqwest::Client::new();
     let resp = http
         .post(cluster.node(0).url("/api/auth/register"))
@@ -279,7 +291,7 @@ async fn nodes_ride_out_a_postgres_outage() {
     for x in [&mut a, &mut b, &mut c] {
         expect_next_message(x, &carol, "after C").await;
     }
-    all_readyz(&cluster, 200, RECOVERY.saturating_sub(up.elapsed())).await;
+    all_database(&cluster, true, RECOVERY.saturating_sub(up.elapsed())).await;
     let resp = http
         .post(cluster.node(1).url("/api/auth/register"))
         .json(&json!({"username": "newbie", "password": "password123"}))
