@@ -54,15 +54,13 @@ async fn a_message_round_trips_over_tls_to_postgres_and_redis() {
     let base = format!("postgres://postgres@127.0.0.1:{pg_port}/postgres");
     let err = Database::connect(format!("{base}?sslmode=disable"))
         .await
-        .err()
-        .expect("PostgreSQL let a plain-text client in");
+        .expect_err("PostgreSQL let a plain-text client in");
     assert!(err.to_string().contains("no encryption"), "{err}");
     // And the certificate is verified: a client without the private CA
     // (verify-full against the built-in roots) is refused by its own check.
     let err = Database::connect(format!("{base}?sslmode=verify-full"))
         .await
-        .err()
-        .expect("a certificate from an unknown CA was accepted");
+        .expect_err("a certificate from an unknown CA was accepted");
     assert!(
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"
