@@ -1,4 +1,6 @@
-//! Process-wide allocator settings.
+//! Process-wide allocator settings, and the memory limit the process runs
+//! under (its cgroup's), exported so that an alert can compare the resident
+//! size with it.
 //!
 //! glibc's malloc serves a large block (above `M_MMAP_THRESHOLD`) with its
 //! own mapping and unmaps it on free, but raises that threshold to the size
@@ -21,5 +23,34 @@ pub fn tune() {
     // other thread allocates.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
+/// The memory limit of this process's cgroup in bytes (v2 `memory.max`, or
+/// v1 `memory.limit_in_bytes`); None when there is none.
+pub fn cgroup_limit() -> Option<u64> {
+    let v2 = std::fs::read_to_string("/sys/fs/cgroup/memory.max");
+    let v1 = || std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+    v2.or_else(|_| v1())
+        .ok()
+        .and_then(|text| parse_limit(&text))
+}
+
+/// `max` (v2) or a value near `u64::MAX` rounded to pages (v1) mean no limit.
+fn parse_limit(text: &str) -> Option<u64> {
+    let n: u64 = text.trim().parse().ok()?;
+    (n < 1 << 60).then_some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_limit;
+
+    #[test]
+    fn a_cgroup_limit_is_read_and_no_limit_is_none() {
+        assert_eq!(parse_limit("536870912\n"), Some(512 << 20));
+        assert_eq!(parse_limit("max\n"), None);
+        assert_eq!(parse_limit("9223372036854771712\n"), None);
+        assert_eq!(parse_limit(""), None);
     }
 }

@@ -36,6 +36,13 @@ pub struct Metrics {
     pub bus_subscribed_channels: IntGauge,
     pub bus_gaps_filled: IntCounter,
     pub bus_received: IntCounter,
+    pub bus_lag: Histogram,
+    pub ws_received_bytes: IntCounter,
+    pub ws_sent_bytes: IntCounter,
+    pub outbound_queue_depth: Histogram,
+    pub db_pool_connections: IntGaugeVec,
+    pub db_pool_max: IntGauge,
+    pub memory_limit: IntGauge,
     pub connection_seconds: Histogram,
     pub database_up: IntGauge,
     pub db_seconds: HistogramVec,
@@ -179,6 +186,40 @@ impl Metrics {
             bus_received: reg!(counter(
                 "bus_events_received_total",
                 "Room events received from the bus (this node's own publications included)"
+            )),
+            bus_lag: reg!(histogram(
+                "bus_lag_seconds",
+                "From a room event's publish on its node to its receipt here, by the clocks of both (Redis pub/sub lag)"
+            )),
+            ws_received_bytes: reg!(counter(
+                "ws_received_bytes_total",
+                "Bytes read from WebSocket connections (frames as sent, headers included)"
+            )),
+            ws_sent_bytes: reg!(counter(
+                "ws_sent_bytes_total",
+                "Bytes written to WebSocket connections"
+            )),
+            outbound_queue_depth: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    name("outbound_queue_depth"),
+                    "Items a connection's writer found queued each time it woke (a queue near limits.outbound_queue is a slow consumer in the making)"
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0])
+            )),
+            db_pool_connections: reg!(IntGaugeVec::new(
+                Opts::new(
+                    name("db_pool_connections"),
+                    "Connections of the database pool, in_use or idle (sampled every 2 s)"
+                ),
+                &["state"]
+            )),
+            db_pool_max: reg!(IntGauge::new(
+                name("db_pool_max_connections"),
+                "The database pool's size limit (database.max_connections)"
+            )),
+            memory_limit: reg!(IntGauge::new(
+                name("memory_limit_bytes"),
+                "The memory limit of the node's cgroup (container), 0 when it has none"
             )),
             connection_seconds: reg!(Histogram::with_opts(
                 HistogramOpts::new(

@@ -58,6 +58,10 @@ impl Application {
             &crate::ws::handshake::Refusal::REASONS,
             &crate::limits::Limit::ALL.map(crate::limits::Limit::label),
         );
+        let memory_limit = crate::memory::cgroup_limit().unwrap_or(0);
+        crate::metrics::metrics()
+            .memory_limit
+            .set(memory_limit.try_into().unwrap_or(i64::MAX));
         let store = Store::connect(
             settings.database.url.expose(),
             settings.database.max_connections,
@@ -327,6 +331,10 @@ async fn watch_backends(
                 health.set(database, bus);
                 m.bus_connected.set(bus as i64);
                 m.database_up.set(database as i64);
+                let (in_use, idle, max) = store.pool_usage();
+                m.db_pool_connections.with_label_values(&["in_use"]).set(in_use.into());
+                m.db_pool_connections.with_label_values(&["idle"]).set(idle.into());
+                m.db_pool_max.set(max.into());
             }
             _ = stop.cancelled() => return,
         }

@@ -19,6 +19,10 @@ pub struct BusEnvelope {
     pub origin: NodeId,
     pub room: RoomId,
     pub event: BusEvent,
+    /// When the publishing node sent it (Unix ms, its clock): the receiver
+    /// measures the bus's lag from it. Absent from older nodes' envelopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at_ms: Option<i64>,
 }
 
 /// The room events nodes tell each other.
@@ -53,11 +57,16 @@ pub enum BusDecodeError {
 
 impl BusEnvelope {
     pub fn new(origin: NodeId, room: RoomId, event: BusEvent) -> Self {
+        let sent_at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_millis() as i64);
         BusEnvelope {
             v: BUS_VERSION,
             origin,
             room,
             event,
+            sent_at_ms,
         }
     }
 
@@ -124,6 +133,27 @@ mod tests {
             let env = BusEnvelope::new(node.clone(), RoomId(2), event);
             assert_eq!(BusEnvelope::decode(&env.encode()).unwrap(), env);
         }
+    }
+
+    #[test]
+    fn an_envelope_from_a_node_without_the_publish_time_still_decodes() {
+        #[derive(Serialize)]
+        struct Older {
+            v: u8,
+            origin: NodeId,
+            room: RoomId,
+            event: BusEvent,
+        }
+        let older = Older {
+            v: BUS_VERSION,
+            origin: NodeId("old".into()),
+            room: RoomId(3),
+            event: BusEvent::RoomClosed,
+        };
+        let env = BusEnvelope::decode(&rmp_serde::to_vec_named(&older).unwrap()).unwrap();
+        assert_eq!((env.room, env.sent_at_ms), (RoomId(3), None));
+        let new = BusEnvelope::new(NodeId("new".into()), RoomId(3), BusEvent::RoomClosed);
+        assert!(new.sent_at_ms.is_some_and(|ms| ms > 1_700_000_000_000));
     }
 
     #[test]

@@ -104,6 +104,12 @@ impl Inbox {
             self.taken = VecDeque::new();
             let mut queue = self.outbox.queue.lock().expect("outbox lock");
             std::mem::swap(&mut queue.items, &mut self.taken);
+            drop(queue);
+            if !self.taken.is_empty() {
+                crate::metrics::metrics()
+                    .outbound_queue_depth
+                    .observe(self.taken.len() as f64);
+            }
         }
         self.taken.pop_front().ok_or(Empty)
     }

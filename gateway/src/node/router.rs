@@ -18,7 +18,12 @@ impl Node {
     }
 
     pub(super) fn deliver(self: &Arc<Self>, envelope: BusEnvelope) {
-        crate::metrics::metrics().bus_received.inc();
+        let m = crate::metrics::metrics();
+        m.bus_received.inc();
+        if let Some(sent) = envelope.sent_at_ms {
+            let lag_ms = (crate::clock::now().timestamp_millis() - sent).max(0);
+            m.bus_lag.observe(lag_ms as f64 / 1000.0);
+        }
         let room = envelope.room;
         let (frame, skip) = match envelope.event {
             BusEvent::Message(data) => (

@@ -246,6 +246,30 @@ impl Store {
         Ok(())
     }
 
+    /// The read pool's connections: (in use, idle, the limit).
+    pub fn pool_usage(&self) -> (u32, u32, u32) {
+        let (size, idle, max) = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            _ => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+        };
+        let idle = idle as u32;
+        (size.saturating_sub(idle), idle, max)
+    }
+
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
         match self.db.get_database_backend() {

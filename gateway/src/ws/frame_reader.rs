@@ -142,6 +142,7 @@ impl FrameReader {
         match self.io.try_read(&mut scratch[..want]) {
             Ok(0) => Err(close_codes::NORMAL),
             Ok(n) => {
+                crate::metrics::metrics().ws_received_bytes.inc_by(n as u64);
                 self.budget.bytes(n);
                 self.buf.extend_from_slice(&scratch[..n]);
                 Ok(())

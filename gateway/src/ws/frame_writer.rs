@@ -95,7 +95,12 @@ impl FrameWriter {
     /// Write everything appended so far. Cancel-safe: what was written is
     /// gone from the buffer, the rest stays. The emptied buffer is released.
     pub async fn flush(&mut self) -> io::Result<()> {
-        self.io.write_all_buf(&mut self.buf).await?;
+        let queued = self.buf.len();
+        let written = self.io.write_all_buf(&mut self.buf).await;
+        crate::metrics::metrics()
+            .ws_sent_bytes
+            .inc_by((queued - self.buf.len()) as u64);
+        written?;
         self.buf = BytesMut::new();
         Ok(())
     }

@@ -66,22 +66,25 @@ async fn upgrade(
 ) {
     let write_timeout = state.settings.ws.write_timeout();
     let head = req.head();
+    let outcome = Outcome::start(head.uri.path() == "/ws");
     if head.uri.path() != "/ws" {
         let refusal = Refusal::new(
             StatusCode::NOT_FOUND,
             "WebSocket upgrades are served at /ws",
         );
-        return refuse(framed, refusal).await;
+        return refuse(framed, refusal, outcome).await;
     }
     if head.method != Method::GET {
         let refusal = Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "Use GET");
-        return refuse(framed, refusal).await;
+        return refuse(framed, refusal, outcome).await;
     }
     let admitted = match handshake::check(&state, head).await {
         Ok(admitted) => admitted,
-        Err(refusal) => return refuse(framed, refusal).await,
+        Err(refusal) => return refuse(framed, refusal, outcome).await,
     };
-    let Some(socket) = accept(framed, head, write_timeout).await else {
+    let accepted = accept(framed, head, write_timeout).await;
+    outcome.done(if accepted.is_some() { 101 } else { CLIENT_GONE });
+    let Some(socket) = accepted else {
         state
             .node
             .user_conns
@@ -190,8 +193,41 @@ fn forget_dispatcher_wakers(io: &TcpStream) {
     let _ = io.poll_write_ready(&mut noop);
 }
 
+/// The status of an upgrade whose client went away before its 101 was
+/// written (nginx's convention).
+const CLIENT_GONE: u16 = 499;
+
+/// Counts an upgrade in `chat_gateway_http_requests_total{route="/ws",status}`
+/// and its duration, like any REST call: 101, or the refusal's status. So
+/// the error-rate alert and the dashboards see `/ws` too (the upgrade
+/// bypasses actix-web's middleware).
+struct Outcome {
+    route: &'static str,
+    started: std::time::Instant,
+}
+
+impl Outcome {
+    fn start(is_ws: bool) -> Self {
+        Outcome {
+            route: if is_ws { "/ws" } else { "unmatched" },
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn done(self, status: u16) {
+        let m = crate::metrics::metrics();
+        m.http_requests
+            .with_label_values(&[self.route, &status.to_string()])
+            .inc();
+        m.http_seconds
+            .with_label_values(&[self.route])
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
 /// Answer with the refusal and close the connection.
-async fn refuse(mut framed: Framed<HeadDeadline, h1::Codec>, refusal: Refusal) {
+async fn refuse(mut framed: Framed<HeadDeadline, h1::Codec>, refusal: Refusal, outcome: Outcome) {
+    outcome.done(refusal.status.as_u16());
     let body = Bytes::from(refusal.body());
     let mut response = Response::with_body(refusal.status, ());
     response.headers_mut().insert(

@@ -77,6 +77,24 @@ async fn metrics_count_connections_messages_and_requests() {
     assert!(text.contains(r#"chat_gateway_db_operation_seconds_bucket{op="insert_message""#));
     assert!(!text.contains("metered"), "no per-user labels");
     assert!(value(&text, "chat_gateway_bus_events_received_total") >= 1.0);
+    // Upgrades count like requests: route "/ws", 101 or the refusal's status.
+    assert!(
+        value(
+            &text,
+            r#"chat_gateway_http_requests_total{route="/ws",status="101"}"#
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            &text,
+            r#"chat_gateway_http_requests_total{route="/ws",status="401"}"#
+        ) >= 1.0
+    );
+    assert!(value(&text, "chat_gateway_ws_received_bytes_total") > 0.0);
+    assert!(value(&text, "chat_gateway_ws_sent_bytes_total") > 0.0);
+    assert!(value(&text, "chat_gateway_outbound_queue_depth_count") >= 1.0);
+    assert!(value(&text, "chat_gateway_bus_lag_seconds_count") >= 1.0);
+    assert!(value(&text, "chat_gateway_db_pool_max_connections") >= 1.0);
     assert_eq!(value(&text, "chat_gateway_database_up"), 1.0);
 
     // A closed connection's lifetime is recorded.
