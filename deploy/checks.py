@@ -297,6 +297,58 @@ def matches(selector: dict, labels: dict) -> bool:
     return all(labels.get(k) == v for k, v in (selector or {}).items())
 
 
+def check_scaledobject(p, so, names, overlay):
+    """KEDA's ScaledObject: it scales our Deployment on connections per pod."""
+    name = f"ScaledObject/{so['metadata']['name']}"
+    p.check(so.get("apiVersion") == "keda.sh/v1alpha1", f"{name}: apiVersion")
+    spec = so.get("spec", {})
+    ref = spec.get("scaleTargetRef", {})
+    p.check(("Deployment", ref.get("name")) in names and ref.get("kind", "Deployment") == "Deployment",
+            f"{name}: scaleTargetRef {ref} is not a rendered Deployment")
+    if overlay.startswith("prod"):
+        p.check(spec.get("minReplicaCount", 0) >= 3, f"{name}: prod needs minReplicaCount >= 3")
+    p.check(spec.get("maxReplicaCount", 0) >= spec.get("minReplicaCount", 0), f"{name}: max below min")
+    triggers = spec.get("triggers", [])
+    conns = [t for t in triggers if t.get("type") == "prometheus"
+             and "chat_gateway_connections" in t.get("metadata", {}).get("query", "")]
+    p.check(len(conns) == 1, f"{name}: no prometheus trigger on chat_gateway_connections")
+    for t in conns:
+        md = t["metadata"]
+        p.check(t.get("metricType") == "AverageValue", f"{name}: the connections trigger must be AverageValue (per pod)")
+        p.check('job="chat-gateway"' in md["query"], f"{name}: the query must select job=\"chat-gateway\"")
+        threshold = int(md.get("threshold", "0"))
+        p.check(0 < threshold < 10000, f"{name}: threshold {threshold} must be below the per-pod cap (10,000)")
+        p.check(md.get("serverAddress", "").startswith("http"), f"{name}: serverAddress")
+
+
+def check_httproute(p, route, services, routed, hosts):
+    """Gateway API HTTPRoute: public paths only, to our Service, the
+    WebSocket route without a request timeout."""
+    name = f"HTTPRoute/{route['metadata']['name']}"
+    p.check(route.get("apiVersion") == "gateway.networking.k8s.io/v1", f"{name}: apiVersion")
+    spec = route.get("spec", {})
+    p.check(bool(spec.get("parentRefs")), f"{name}: no parentRefs")
+    hosts.update(spec.get("hostnames", []))
+    for rule in spec.get("rules", []):
+        paths = [m["path"]["value"] for m in rule.get("matches", []) if "path" in m]
+        for m in rule.get("matches", []):
+            path = m.get("path", {})
+            everything = path.get("value") == "/" and path.get("type") != "Exact"
+            p.check(not everything and path.get("value") not in ("/metrics", "/healthz", "/readyz"),
+                    f"{name}: {path.get('value')} ({path.get('type')}) must not be public")
+        routed.update(paths)
+        for b in rule.get("backendRefs", []):
+            svc = [s for s in services if s["metadata"]["name"] == b.get("name")]
+            p.check(len(svc) == 1, f"{name}: backend Service {b.get('name')} missing")
+            if svc:
+                p.check(b.get("port") in {pt["port"] for pt in svc[0]["spec"]["ports"]},
+                        f"{name}: Service port {b.get('port')} missing")
+                p.check(b.get("port") != 8081, f"{name}: the admin port must not be routed")
+        if "/ws" in paths:
+            p.check(rule.get("timeouts", {}).get("request") == "0s",
+                    f"{name}: the /ws rule needs timeouts.request: 0s (no request timeout on a WebSocket)")
+
+
 def check_servicemonitor(p: Problems, sm: dict, services: list[dict]):
     """What the ServiceMonitor CRD requires, and that it finds our Service."""
     name = sm.get("metadata", {}).get("name")
@@ -336,8 +388,9 @@ def cmd_k8s(args) -> int:
             external.add(value)
     p = Problems(f"k8s/{overlay}")
     docs = [d for d in yaml.safe_load_all(rendered.read_text(encoding="utf-8")) if d]
-    crds = [d for d in docs if d.get("kind") == "ServiceMonitor"]
-    core = [d for d in docs if d.get("kind") != "ServiceMonitor"]
+    crd_kinds = ("ServiceMonitor", "ScaledObject", "HTTPRoute")
+    crds = [d for d in docs if d.get("kind") in crd_kinds]
+    core = [d for d in docs if d.get("kind") not in crd_kinds]
 
     # 1. Schema validation of every built-in kind, strictly.
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
@@ -355,7 +408,7 @@ def cmd_k8s(args) -> int:
                                       "(a WARN means a kind without schema)")
     print(f"  kubernetes-validate --strict: {len(passed)}/{len(core)} documents valid against Kubernetes "
           f"{passed[0].rsplit(' ', 1)[-1] if passed else '?'}"
-          + (f"; {len(crds)} ServiceMonitor checked below (CRD, no schema)" if crds else ""))
+          + (f"; {len(crds)} custom resources ({', '.join(sorted({d['kind'] for d in crds}))}) checked below (no schema)" if crds else ""))
 
     # 2. Cross-references.
     by_kind: dict[str, list[dict]] = {}
@@ -367,7 +420,7 @@ def cmd_k8s(args) -> int:
     ns_objs = [d["metadata"]["name"] for d in by_kind.get("Namespace", [])]
     p.check(ns_objs == list(namespaces), f"Namespace object {ns_objs} != namespace of the objects {namespaces}")
     services = by_kind.get("Service", [])
-    for sm in crds:
+    for sm in by_kind.get("ServiceMonitor", []):
         check_servicemonitor(p, sm, services)
 
     workloads = by_kind.get("Deployment", []) + by_kind.get("StatefulSet", [])
@@ -428,7 +481,16 @@ def cmd_k8s(args) -> int:
                         p.check(int(ann.get(key, "0")) >= 3600, f"{iname}: {key} should be >= 3600 for WebSockets")
                     p.check(ann.get("nginx.ingress.kubernetes.io/enable-access-log") == "false",
                             f"{iname}: the /ws access log would record ?token= JWTs")
-    if by_kind.get("Ingress"):
+    for route in by_kind.get("HTTPRoute", []):
+        check_httproute(p, route, services, routed, hosts)
+        # The Gateway's namespace is the one the NetworkPolicy lets in.
+        for ref in route["spec"].get("parentRefs", []):
+            peers = {peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                     for np in by_kind.get("NetworkPolicy", []) for rule in np["spec"].get("ingress", [])
+                     for peer in rule.get("from", [])}
+            p.check(ref.get("namespace") in peers,
+                    f"HTTPRoute/{route['metadata']['name']}: the NetworkPolicy does not let in the Gateway's namespace {ref.get('namespace')}")
+    if by_kind.get("Ingress") or by_kind.get("HTTPRoute"):
         p.check({"/ws", "/api", "/", "/web"} <= routed,
                 f"Ingress routes {sorted(routed)}, expected /ws, /api and the page (/ and /web)")
         p.check(len(hosts) == 1, f"Ingresses disagree on the host: {hosts}")
@@ -437,11 +499,15 @@ def cmd_k8s(args) -> int:
             sel = obj["spec"].get("selector", obj["spec"].get("podSelector", {})).get("matchLabels", {})
             hits = [w for w in workloads if matches(sel, w["spec"]["template"]["metadata"].get("labels", {}))]
             p.check(bool(hits), f"{kind}/{obj['metadata']['name']}: selects no workload")
+    scaled = by_kind.get("ScaledObject", [])
+    for so in scaled:
+        check_scaledobject(p, so, names, overlay)
     hpas = by_kind.get("HorizontalPodAutoscaler", [])
+    p.check(not (hpas and scaled), "both an HPA and a KEDA ScaledObject scale the Deployment")
     for hpa in hpas:
         ref = hpa["spec"]["scaleTargetRef"]
         p.check((ref["kind"], ref["name"]) in names, f"HPA: target {ref['kind']}/{ref['name']} missing")
-        p.check(hpa["spec"].get("minReplicas", 1) >= 3 if overlay == "prod" else True, "HPA: prod needs >= 3 replicas")
+        p.check(hpa["spec"].get("minReplicas", 1) >= 3 if overlay.startswith("prod") else True, "HPA: prod needs >= 3 replicas")
 
     # The gateway's secrets file: TOML with the three secret settings, and
     # (where the Secret is rendered) addresses of Services that exist.
@@ -457,7 +523,8 @@ def cmd_k8s(args) -> int:
         redis = conf.get("redis", {}).get("url", "")
         p.check(len(jwt.encode()) >= 16, "secrets.toml: auth.jwt_secret shorter than 16 bytes")
         p.check(db.startswith(("postgres://", "postgresql://")), "secrets.toml: database.url is not postgres://")
-        p.check(redis.startswith(("redis://", "redis-cluster://")), "secrets.toml: redis.url is not redis://")
+        p.check(re.match(r"^rediss?(-cluster|-sentinel)?://", redis) is not None,
+                "secrets.toml: redis.url is not redis:// (or rediss://, -cluster, -sentinel)")
         svc_names = {x["metadata"]["name"] for x in services}
         for url in (db, redis):
             host = re.sub(r"^[a-z-]+://([^@/]*@)?", "", url).split(":")[0].split("/")[0]
@@ -472,8 +539,8 @@ def cmd_k8s(args) -> int:
         d = gw[0]
         spec, pod = d["spec"], d["spec"]["template"]["spec"]
         c = pod["containers"][0]
-        if hpas:
-            p.check("replicas" not in spec, "Deployment sets replicas although an HPA owns the count")
+        if hpas or scaled:
+            p.check("replicas" not in spec, "Deployment sets replicas although an autoscaler owns the count")
         else:
             p.check(1 <= spec.get("replicas", 1) <= 2 if overlay == "dev" else spec.get("replicas", 1) >= 3,
                     f"Deployment replicas {spec.get('replicas')} unexpected for {overlay}")

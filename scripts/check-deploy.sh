@@ -130,7 +130,7 @@ if command -v rustc >/dev/null 2>&1; then
 fi
 
 # --- Kubernetes -----------------------------------------------------------------
-for overlay in dev prod; do
+for overlay in dev prod prod-gateway-api; do
     check "kubectl kustomize k8s/overlays/$overlay" \
         sh -c "'$BIN/kubectl' kustomize k8s/overlays/$overlay > '$WORK/$overlay.yaml' && grep -c '^kind:' '$WORK/$overlay.yaml' | sed 's/\$/ documents/'"
 done
@@ -141,6 +141,8 @@ check "kubernetes-validate --strict (dev) + cross-references" \
     "$PY" deploy/checks.py k8s "$WORK/dev.yaml" dev
 check "kubernetes-validate --strict (prod) + ServiceMonitor + cross-references" \
     "$PY" deploy/checks.py k8s "$WORK/prod.yaml" prod --external-secret chat-gateway-secrets
+check "kubernetes-validate --strict (prod-gateway-api) + HTTPRoutes + ScaledObject + cross-references" \
+    "$PY" deploy/checks.py k8s "$WORK/prod-gateway-api.yaml" prod-gateway-api --external-secret chat-gateway-secrets
 check "kubernetes-validate --strict k8s/base/secret.template.yaml" \
     "$BIN/kubernetes-validate" --strict k8s/base/secret.template.yaml
 
@@ -154,7 +156,7 @@ CHECKOV=("$BIN/checkov" --quiet --compact --skip-download)
 check "checkov -d k8s/ --framework kubernetes" \
     "${CHECKOV[@]}" -d k8s/ --framework kubernetes
 check "checkov on the rendered overlays (what is applied)" \
-    "${CHECKOV[@]}" -f "$WORK/dev.yaml" -f "$WORK/prod.yaml" --framework kubernetes
+    "${CHECKOV[@]}" -f "$WORK/dev.yaml" -f "$WORK/prod.yaml" -f "$WORK/prod-gateway-api.yaml" --framework kubernetes
 check "checkov -f deploy/Dockerfile --framework dockerfile" \
     "${CHECKOV[@]}" -f deploy/Dockerfile --framework dockerfile
 
