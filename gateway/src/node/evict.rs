@@ -24,11 +24,13 @@ use std::sync::Arc;
 impl Node {
     /// Evict this node's connections of `user` from `room`. Returns how many.
     pub fn evict_user(self: &Arc<Self>, room: RoomId, user: UserId, reason: LeaveReason) -> usize {
+        self.entries.evicted(room, user);
         self.evict_where(room, reason, |c| c.user().id == user)
     }
 
     /// Evict every connection of this node from `room`. Returns how many.
     pub fn evict_room(self: &Arc<Self>, room: RoomId, reason: LeaveReason) -> usize {
+        self.entries.closed(room);
         self.evict_where(room, reason, |_| true)
     }
 
@@ -73,6 +75,7 @@ impl Node {
         let removed = {
             let _room = self.room_locks.lock(room).await;
             if self.hub.drop_if_empty(room) {
+                self.entries.forget(room);
                 match self.bus.unsubscribe(room).await {
                     Ok(()) => crate::metrics::metrics().bus_subscribed_channels.dec(),
                     Err(e) => tracing::warn!(room = %room, error = %e, "could not unsubscribe"),
@@ -105,10 +108,25 @@ impl Node {
     /// room deletion) that committed between admission and the hub join
     /// found nothing to evict; from the hub join on, every later one finds
     /// the connection. So a membership gone now is evicted here.
+    ///
+    /// A member this node knows (see `entry_cache`) needs no read: any
+    /// eviction of it heard so far dropped it from the cache, and any heard
+    /// from now on finds the connection in the hub.
     pub(super) async fn still_member(self: &Arc<Self>, conn: &ConnHandle, room: RoomId) -> Recheck {
         let user = conn.user().id;
+        if let Some(newest) = self.entries.member(room, user) {
+            return Recheck::Member {
+                newest: Some(newest),
+            };
+        }
+        let ticket = self.entries.ticket(room);
         let reason = match self.store.room_entry(room, user, crate::clock::now()).await {
             Ok(Some(entry)) if entry.role.is_some() => {
+                if let Some(ticket) = ticket
+                    && !entry.banned
+                {
+                    self.entries.learn(ticket, user, entry.last_seq);
+                }
                 return Recheck::Member {
                     newest: Some(entry.last_seq),
                 };

@@ -199,3 +199,72 @@ async fn a_room_deleted_between_admission_and_entering_says_so() {
     let reasons: Vec<_> = drain(&mut rx).iter().filter_map(left_room_reason).collect();
     assert_eq!(reasons, ["room_deleted"]);
 }
+
+/// Once the node serves the room and knows the member, another connection
+/// of the member is admitted without SQL: here the membership row is gone
+/// behind the node's back (no eviction published), and the node still
+/// admits from what it knows. (A real removal always comes with an
+/// eviction, the next test; and the cache trusts a read for
+/// `entry_cache::TRUST` at most.)
+#[tokio::test]
+async fn a_known_member_enters_a_served_room_without_sql() {
+    let f = fixture().await;
+    let (conn, mut rx) = connection(&f);
+    f.node.enter(&conn, f.room, 0).await.unwrap();
+    drain(&mut rx);
+    f.store.remove_member(f.room, f.guest.id).await.unwrap();
+    assert_eq!(f.node.admit(f.guest.id, f.room).await, Ok(0));
+    let (second, mut rx2) = connection(&f);
+    f.node.enter(&second, f.room, 0).await.unwrap();
+    assert!(
+        f.node.hub.contains(f.room, second.id()),
+        "re-check from the cache"
+    );
+    assert!(
+        drain(&mut rx2)
+            .iter()
+            .all(|o| left_room_reason(o).is_none())
+    );
+}
+
+/// An eviction the node hears drops what it knew: the next admission asks
+/// SQL, which refuses (the room is private).
+#[tokio::test]
+async fn an_eviction_heard_is_never_answered_from_what_the_node_knew() {
+    let f = fixture().await;
+    let (conn, mut rx) = connection(&f);
+    let (stays, _rx_stays) = {
+        // Another member keeps the room served after the guest is kicked.
+        let now = crate::clock::now();
+        let other = f
+            .store
+            .create_user("other", "h", "Other", now)
+            .await
+            .unwrap();
+        f.store
+            .add_member(f.room, other.id, "member", now)
+            .await
+            .unwrap();
+        let key = ConnKey {
+            node: f.node.id().clone(),
+            conn: f.node.next_conn_id(),
+        };
+        let public = UserPublic {
+            id: other.id,
+            username: other.username,
+            nickname: other.nickname,
+        };
+        ConnHandle::new(key, public, 64)
+    };
+    f.node.enter(&stays, f.room, 0).await.unwrap();
+    f.node.enter(&conn, f.room, 0).await.unwrap();
+    drain(&mut rx);
+    assert_eq!(f.node.admit(f.guest.id, f.room).await, Ok(0));
+    f.store.remove_member(f.room, f.guest.id).await.unwrap();
+    f.node.evict_user(f.room, f.guest.id, LeaveReason::Kicked);
+    assert_eq!(
+        f.node.admit(f.guest.id, f.room).await,
+        Err(crate::admission::AdmitError::NotFound)
+    );
+    assert!(f.node.hub.contains(f.room, stays.id()));
+}

@@ -8,6 +8,7 @@
 //! are always *published* and reach local members through the bus like
 //! everyone else's, so every member of a room sees the same order per node.
 
+mod entry_cache;
 mod evict;
 mod messages;
 mod presence_batch;
@@ -18,6 +19,7 @@ mod router;
 
 pub use messages::{DEDUP_WINDOW, Posted, SendError};
 
+use crate::admission::AdmitError;
 use crate::bus::{Bus, BusError};
 use crate::config::PresenceSettings;
 use crate::conn::ConnHandle;
@@ -30,7 +32,7 @@ use crate::user_status::UserStatus;
 use presence_batch::PendingBatch;
 use room_locks::RoomLocks;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
-use shared::ids::{ConnId, NodeId, RoomId};
+use shared::ids::{ConnId, NodeId, RoomId, UserId};
 use shared::server_frame::{LeaveReason, LeftRoomData, OnlineUsersData, ServerFrame};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +57,8 @@ pub struct Node {
     presence_batches: Mutex<HashMap<RoomId, PendingBatch>>,
     /// Stored messages being published again in the background (one task each).
     republishing: republish::InFlight,
+    /// Subscribed rooms' newest seq and known members (see `entry_cache`).
+    entries: entry_cache::EntryCache,
     /// Cancelled when the node stops: every session closes with 1012.
     pub shutdown: CancellationToken,
 }
@@ -91,6 +95,7 @@ impl Node {
             presence_settings,
             presence_batches: Mutex::new(HashMap::new()),
             republishing: Default::default(),
+            entries: Default::default(),
             shutdown: CancellationToken::new(),
         }
     }
@@ -136,6 +141,7 @@ impl Node {
                     return Err(e.into());
                 }
                 crate::metrics::metrics().bus_subscribed_channels.inc();
+                self.entries.open(room);
             }
             conn.add_room(room);
             self.presence.add(room, conn.key(), conn.user()).await
@@ -171,6 +177,21 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// May `user` enter `room` (see `admission`)? The room's newest seq if
+    /// so. A member this node already knows in a room it is subscribed to
+    /// is answered without SQL (see `entry_cache`).
+    pub async fn admit(&self, user: UserId, room: RoomId) -> Result<i64, AdmitError> {
+        if let Some(newest) = self.entries.member(room, user) {
+            return Ok(newest);
+        }
+        let ticket = self.entries.ticket(room);
+        let newest = crate::admission::admit(&self.store, user, room).await?;
+        if let Some(ticket) = ticket {
+            self.entries.learn(ticket, user, newest);
+        }
+        Ok(newest)
     }
 
     /// Send `conn` the users present in `room`.
@@ -220,6 +241,7 @@ impl Node {
             }
             conn.push(Outbound::Untrack { room });
             if self.hub.leave(room, conn.id()) {
+                self.entries.forget(room);
                 match self.bus.unsubscribe(room).await {
                     Ok(()) => crate::metrics::metrics().bus_subscribed_channels.dec(),
                     Err(e) => tracing::warn!(room = %room, error = %e, "could not unsubscribe"),
@@ -273,6 +295,8 @@ impl Node {
     /// Ask every local connection to catch up on its rooms from the history
     /// (after the bus reconnected: what was published meanwhile never came).
     pub fn refill_all(&self) {
+        // Events may have been missed too: evictions among them.
+        self.entries.forget_all();
         for room in self.hub.rooms() {
             for conn in self.hub.members(room) {
                 conn.push(Outbound::Fill { room, newest: None });

@@ -71,7 +71,10 @@ impl Node {
         };
         let bytes = ByteString::from(frame.to_json());
         let seq = match &frame {
-            ServerFrame::Message { data, .. } => Some(data.seq),
+            ServerFrame::Message { data, .. } => {
+                self.entries.saw(room, data.seq);
+                Some(data.seq)
+            }
             _ => None,
         };
         let delivery = self.hub.broadcast(room, &bytes, seq, skip);

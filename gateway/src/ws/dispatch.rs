@@ -2,7 +2,6 @@
 //! enqueued on the connection. Every rejected frame gets an `error` frame
 //! (with the frame's `client_msg_id` as `ref`); nothing is dropped silently.
 
-use crate::admission::admit;
 use crate::conn::ConnHandle;
 use crate::conn::outbound::Outbound;
 use crate::state::AppState;
@@ -109,7 +108,7 @@ async fn join(
             None,
         );
     }
-    let last_seq = match admit(&state.store, conn.user().id, room).await {
+    let last_seq = match state.node.admit(conn.user().id, room).await {
         Ok(last_seq) => last_seq,
         Err(e) => return reject(conn, Some(room), e.code(), e.to_string(), None),
     };

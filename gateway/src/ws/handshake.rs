@@ -7,7 +7,7 @@
 //! `ws::upgrade` service) and a plain GET (the documented route, which can
 //! only be refused).
 
-use crate::admission::{AdmitError, admit};
+use crate::admission::AdmitError;
 use crate::limits::connections::Slot;
 use crate::state::AppState;
 use actix_http::RequestHead;
@@ -154,7 +154,9 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
             return Err(Refusal::new(S::INTERNAL_SERVER_ERROR, "Internal error"));
         }
     };
-    let last_seq = admit(&state.store, user.id, first_room)
+    let last_seq = state
+        .node
+        .admit(user.id, first_room)
         .await
         .map_err(|e| match e {
             AdmitError::NotFound => Refusal::new(S::NOT_FOUND, "Room not found"),
