@@ -46,6 +46,7 @@ pub struct Metrics {
     pub connection_seconds: Histogram,
     pub database_up: IntGauge,
     pub db_seconds: HistogramVec,
+    pub db_statement_seconds: HistogramVec,
     pub db_message_batch: Histogram,
     pub redis_seconds: HistogramVec,
     pub http_requests: IntCounterVec,
@@ -245,6 +246,11 @@ impl Metrics {
                 "db_operation_seconds",
                 "Database operation latency",
                 &["op"]
+            )),
+            db_statement_seconds: reg!(histogram_vec(
+                "db_statement_seconds",
+                "Every SQL statement's latency, by kind (select, insert, update, delete, other) and the table it names first",
+                &["kind", "table"]
             )),
             db_message_batch: reg!(Histogram::with_opts(
                 HistogramOpts::new(

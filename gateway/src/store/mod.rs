@@ -22,6 +22,7 @@ mod members;
 mod messages;
 mod room_entry;
 mod rooms;
+mod statement_metrics;
 #[cfg(test)]
 mod test_support;
 mod users;
@@ -195,13 +196,18 @@ impl Store {
                 .map_sqlx_sqlite_opts(|o| sqlite_options(o).pragma("cache_size", "-512"));
             o
         });
-        let db = Database::connect(opts)
+        let mut db = Database::connect(opts)
             .await
             .map_err(|e| StoreError::from(e).redacting(url))?;
+        statement_metrics::install(&mut db);
         let writer = match writer_opts {
-            Some(o) => Database::connect(o)
-                .await
-                .map_err(|e| StoreError::from(e).redacting(url))?,
+            Some(o) => {
+                let mut writer = Database::connect(o)
+                    .await
+                    .map_err(|e| StoreError::from(e).redacting(url))?;
+                statement_metrics::install(&mut writer);
+                writer
+            }
             None => db.clone(),
         };
         Ok(Store {

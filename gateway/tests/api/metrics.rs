@@ -95,6 +95,19 @@ async fn metrics_count_connections_messages_and_requests() {
     assert!(value(&text, "chat_gateway_outbound_queue_depth_count") >= 1.0);
     assert!(value(&text, "chat_gateway_bus_lag_seconds_count") >= 1.0);
     assert!(value(&text, "chat_gateway_db_pool_max_connections") >= 1.0);
+    // Every SQL statement is timed, by kind and table.
+    assert!(
+        value(
+            &text,
+            r#"chat_gateway_db_statement_seconds_count{kind="insert",table="messages"}"#
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            &text,
+            r#"chat_gateway_db_statement_seconds_count{kind="select",table="users"}"#
+        ) >= 1.0
+    );
     assert_eq!(value(&text, "chat_gateway_database_up"), 1.0);
 
     // A closed connection's lifetime is recorded.
