@@ -118,6 +118,9 @@ impl Application {
         ));
         let background = CancellationToken::new();
         tokio::spawn(Arc::clone(&node).run_router(bus_rx));
+        node.subscribe_node_channel()
+            .await
+            .context("cannot subscribe the node channel on the bus")?;
         tokio::spawn(Arc::clone(&node).run_presence_batcher(background.clone()));
         let status_writer =
             tokio::spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));

@@ -45,6 +45,11 @@ pub enum BusEvent {
     },
     /// The room is gone: every connection leaves it.
     RoomClosed,
+    /// On the node channel (room 0, which every node subscribes to): the
+    /// user's nickname changed or the account was deleted; a node that
+    /// remembers the user reads it again. (A node of an older build cannot
+    /// decode it and ignores it; its cache trusts a read 30 s at most.)
+    UserChanged { user_id: UserId },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +133,7 @@ mod tests {
                 reason: LeaveReason::Kicked,
             },
             BusEvent::RoomClosed,
+            BusEvent::UserChanged { user_id: UserId(9) },
         ];
         for event in events {
             let env = BusEnvelope::new(node.clone(), RoomId(2), event);

@@ -16,10 +16,13 @@ mod presence_keeper;
 mod republish;
 mod room_locks;
 mod router;
+mod user_cache;
 
 pub use messages::{DEDUP_WINDOW, Posted, SendError};
 
 use crate::admission::AdmitError;
+use crate::auth::ResolveError;
+use crate::auth::token::{Subject, Verified};
 use crate::bus::{Bus, BusError};
 use crate::config::PresenceSettings;
 use crate::conn::ConnHandle;
@@ -33,11 +36,15 @@ use presence_batch::PendingBatch;
 use room_locks::RoomLocks;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
 use shared::ids::{ConnId, NodeId, RoomId, UserId};
-use shared::server_frame::{LeaveReason, LeftRoomData, OnlineUsersData, ServerFrame};
+use shared::server_frame::{LeaveReason, LeftRoomData, OnlineUsersData, ServerFrame, UserPublic};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
+
+/// The channel every node subscribes to for events about no room (room
+/// ids start at 1).
+pub const NODE_CHANNEL: RoomId = RoomId(0);
 
 pub struct Node {
     id: NodeId,
@@ -59,6 +66,8 @@ pub struct Node {
     republishing: republish::InFlight,
     /// Subscribed rooms' newest seq and known members (see `entry_cache`).
     entries: entry_cache::EntryCache,
+    /// Users read for upgrades (see `user_cache`).
+    users: user_cache::UserCache,
     /// Cancelled when the node stops: every session closes with 1012.
     pub shutdown: CancellationToken,
 }
@@ -96,6 +105,7 @@ impl Node {
             presence_batches: Mutex::new(HashMap::new()),
             republishing: Default::default(),
             entries: Default::default(),
+            users: Default::default(),
             shutdown: CancellationToken::new(),
         }
     }
@@ -177,6 +187,47 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Subscribe the node channel (every node, at start): where user
+    /// changes are told (see `user_cache`).
+    pub async fn subscribe_node_channel(&self) -> Result<(), BusError> {
+        self.bus.subscribe(NODE_CHANNEL).await?;
+        crate::metrics::metrics().bus_subscribed_channels.inc();
+        Ok(())
+    }
+
+    /// The user a verified token names (see `auth::resolve_user`); a local
+    /// user this node read recently is answered without SQL (see
+    /// `user_cache`). Deleted accounts are refused, always from SQL.
+    pub async fn resolve_user(&self, token: &Verified) -> Result<UserPublic, ResolveError> {
+        let local = match token.subject {
+            Subject::Local(id) => Some(id),
+            Subject::External { .. } => None,
+        };
+        if let Some(user) = local.and_then(|id| self.users.get(id)) {
+            return Ok(user);
+        }
+        let ticket = self.users.ticket();
+        let user = crate::auth::resolve_user(&self.store, token).await?;
+        let public = UserPublic {
+            id: user.id,
+            username: user.username,
+            nickname: user.nickname,
+        };
+        if local.is_some() {
+            self.users.learn(ticket, public.clone());
+        }
+        Ok(public)
+    }
+
+    /// The user's nickname changed or the account was deleted: this node
+    /// forgets the user at once, the others when they get the node
+    /// channel's `UserChanged` (or after `user_cache::TRUST` at the latest).
+    pub async fn user_changed(&self, user: UserId) -> Result<(), BusError> {
+        self.users.changed(user);
+        self.publish(NODE_CHANNEL, BusEvent::UserChanged { user_id: user })
+            .await
     }
 
     /// May `user` enter `room` (see `admission`)? The room's newest seq if
@@ -295,8 +346,9 @@ impl Node {
     /// Ask every local connection to catch up on its rooms from the history
     /// (after the bus reconnected: what was published meanwhile never came).
     pub fn refill_all(&self) {
-        // Events may have been missed too: evictions among them.
+        // Events may have been missed too: evictions and user changes among them.
         self.entries.forget_all();
+        self.users.forget_all();
         for room in self.hub.rooms() {
             for conn in self.hub.members(room) {
                 conn.push(Outbound::Fill { room, newest: None });

@@ -68,6 +68,10 @@ impl Node {
                 self.evict_room(room, LeaveReason::RoomDeleted);
                 return;
             }
+            BusEvent::UserChanged { user_id } => {
+                self.users.changed(user_id);
+                return;
+            }
         };
         let bytes = ByteString::from(frame.to_json());
         let seq = match &frame {

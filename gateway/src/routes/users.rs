@@ -82,6 +82,11 @@ pub(super) async fn edit_me(
 ) -> Result<HttpResponse, ApiError> {
     let nickname = Nickname::parse(&body.nickname)?;
     let updated = state.store.set_nickname(user.id, nickname.as_str()).await?;
+    // New connections on every node show the new nickname (those open keep
+    // the one they started with).
+    if let Err(e) = state.node.user_changed(user.id).await {
+        tracing::warn!(user_id = %user.id, error = %e, "nickname changed but other nodes could not be told: they show the old one for up to 30 s");
+    }
     Ok(HttpResponse::Ok().json(me_json(&updated)))
 }
 
@@ -111,6 +116,8 @@ pub(super) async fn delete_me(
         .await?;
     tracing::info!(user_id = %user.id, rooms = rooms.len(), "account deleted");
     let reason = LeaveReason::AccountDeleted;
+    // No node may admit the account from memory any more (see `user_cache`).
+    let told = state.node.user_changed(user.id).await;
     // This node's connections first: they leave even when the bus is down.
     for room in &rooms {
         state.node.evict_user(*room, user.id, reason);
@@ -129,6 +136,14 @@ pub(super) async fn delete_me(
                 "the account is deleted, but other nodes could not be told: connections there may stay open",
             ));
         }
+    }
+    if let Err(e) = told {
+        tracing::warn!(user_id = %user.id, error = %e, "account deleted but other nodes could not be told");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the account is deleted, but other nodes could not be told: they may admit it for up to 30 s",
+        ));
     }
     Ok(HttpResponse::NoContent().finish())
 }

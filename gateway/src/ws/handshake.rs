@@ -141,7 +141,7 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
     let Some(slot) = state.limiter.try_acquire() else {
         return Err(Refusal::new(S::SERVICE_UNAVAILABLE, "Too many connections"));
     };
-    let user = match crate::auth::resolve_user(&state.store, &verified).await {
+    let user = match state.node.resolve_user(&verified).await {
         Ok(user) => user,
         Err(crate::auth::ResolveError::Deleted) => {
             return Err(Refusal::new(S::UNAUTHORIZED, "Account deleted"));
@@ -185,11 +185,7 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
         }
     }
     Ok(Admitted {
-        user: UserPublic {
-            id: user.id,
-            username: user.username,
-            nickname: user.nickname,
-        },
+        user,
         key,
         slot,
         first_room,

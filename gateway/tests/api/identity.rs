@@ -308,3 +308,40 @@ async fn names_cannot_hide_behind_case_direction_controls_or_invisible_character
     assert_eq!(status, 201, "{m}");
     assert_eq!(m["content"], "abc \u{202E}def");
 }
+
+/// The node remembers the users it admitted (no SQL read on their next
+/// upgrade), and forgets one whose nickname changes: the next connection
+/// shows the new nickname, on every node.
+#[tokio::test]
+async fn a_new_nickname_shows_on_the_next_connection() {
+    let nodes = crate::helpers::spawn_nodes(2).await;
+    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (id, token) = a.register("renamed").await;
+    let (_, friend) = a.register("onlooker").await;
+    let mut watcher = a.ws_in_general(&friend).await;
+    let first = b.ws_in_general(&token).await;
+    let joined = watcher.recv_type("user_joined").await;
+    assert_eq!(joined["data"]["user"]["nickname"], "renamed");
+    first.close().await;
+    watcher.recv_type("user_left").await;
+
+    let (status, body) = rest(
+        a,
+        "PATCH",
+        "/api/users/me",
+        &token,
+        Some(json!({"nickname": "Renamed Again"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let _second = b.ws_in_general(&token).await;
+    let joined = watcher.recv_type("user_joined").await;
+    assert_eq!(
+        (
+            joined["data"]["user"]["id"].as_i64(),
+            joined["data"]["user"]["nickname"].as_str()
+        ),
+        (Some(id), Some("Renamed Again")),
+        "{joined}"
+    );
+}
