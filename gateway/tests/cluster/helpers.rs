@@ -173,15 +173,24 @@ fn log_file(path: &Path) -> (Stdio, Stdio) {
 
 /// Run a short command (redis-cli, pg_isready, ...) with a bound; its stdout.
 pub async fn run_cmd(program: &str, args: &[&str]) -> Result<String, String> {
+    run_cmd_within(Duration::from_secs(10), program, args).await
+}
+
+/// [`run_cmd`] with its own time limit.
+pub async fn run_cmd_within(
+    within: Duration,
+    program: &str,
+    args: &[&str],
+) -> Result<String, String> {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(10), cmd.output())
+    let out = tokio::time::timeout(within, cmd.output())
         .await
-        .map_err(|_| format!("{program} {args:?} took longer than 10 s"))?
+        .map_err(|_| format!("{program} {args:?} took longer than {within:?}"))?
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() {
@@ -466,7 +475,9 @@ impl RedisCluster {
         let mut args = vec!["--cluster", "create"];
         args.extend(addrs.iter().map(String::as_str));
         args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
-        run_cmd("redis-cli", &args)
+        // It waits for the nodes to agree ("Waiting for the cluster to
+        // join", polled every second): several seconds on a loaded machine.
+        run_cmd_within(Duration::from_secs(60), "redis-cli", &args)
             .await
             .unwrap_or_else(|e| panic!("redis-cli --cluster create: {e}"));
         let cluster = RedisCluster { masters };
