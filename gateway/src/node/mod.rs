@@ -191,10 +191,10 @@ impl Node {
 
     /// Subscribe the node channel (every node, at start): where user
     /// changes are told (see `user_cache`).
+    /// Not counted in `chat_gateway_bus_subscribed_channels`, which counts
+    /// room channels (0 on an idle node).
     pub async fn subscribe_node_channel(&self) -> Result<(), BusError> {
-        self.bus.subscribe(NODE_CHANNEL).await?;
-        crate::metrics::metrics().bus_subscribed_channels.inc();
-        Ok(())
+        self.bus.subscribe(NODE_CHANNEL).await
     }
 
     /// The user a verified token names (see `auth::resolve_user`); a local
