@@ -66,11 +66,15 @@ async fn fixture() -> Fixture {
 }
 
 fn connection(f: &Fixture) -> (ConnHandle, crate::conn::outbox::Inbox) {
+    connection_of(f, f.guest.clone())
+}
+
+fn connection_of(f: &Fixture, user: UserPublic) -> (ConnHandle, crate::conn::outbox::Inbox) {
     let key = ConnKey {
         node: f.node.id().clone(),
         conn: f.node.next_conn_id(),
     };
-    ConnHandle::new(key, f.guest.clone(), 64)
+    ConnHandle::new(key, user, 64)
 }
 
 fn drain(rx: &mut crate::conn::outbox::Inbox) -> Vec<Outbound> {
@@ -245,16 +249,12 @@ async fn an_eviction_heard_is_never_answered_from_what_the_node_knew() {
             .add_member(f.room, other.id, "member", now)
             .await
             .unwrap();
-        let key = ConnKey {
-            node: f.node.id().clone(),
-            conn: f.node.next_conn_id(),
-        };
         let public = UserPublic {
             id: other.id,
             username: other.username,
             nickname: other.nickname,
         };
-        ConnHandle::new(key, public, 64)
+        connection_of(&f, public)
     };
     f.node.enter(&stays, f.room, 0).await.unwrap();
     f.node.enter(&conn, f.room, 0).await.unwrap();

@@ -1354,6 +1354,21 @@ impl Cluster {
         (c, online)
     }
 
+    /// GET `path` on node `i` as `user`: the status and the JSON body
+    /// (`Null` when it is not JSON).
+    pub async fn get_json(&self, i: usize, user: &User, path: &str) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .get(self.node(i).url(path))
+            .bearer_auth(&user.token)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} on node {i}: {e}"));
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
     /// The ids in an `online_users` frame, in the order sent.
     pub fn online_ids(frame: &Value) -> Vec<i64> {
         frame["data"]["users"]

@@ -23,16 +23,10 @@ async fn expect_message(c: &mut WsClient, from: &User, content: &str) {
 }
 
 /// GET `path` on node `i` as `user`: the JSON body of a 200.
-async fn get_json(cluster: &Cluster, i: usize, user: &User, path: &str) -> Value {
-    let resp = reqwest::Client::new()
-        .get(cluster.node(i).url(path))
-        .bearer_auth(&user.token)
-        .timeout(Duration::from_secs(20))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path} on node {i}: {e}"));
-    assert_eq!(resp.status().as_u16(), 200, "GET {path} on node {i}");
-    resp.json().await.unwrap()
+async fn get_ok(cluster: &Cluster, i: usize, user: &User, path: &str) -> Value {
+    let (status, body) = cluster.get_json(i, user, path).await;
+    assert_eq!(status, 200, "GET {path} on node {i}: {body}");
+    body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +68,7 @@ async fn a_message_round_trips_over_tls_to_postgres_and_redis() {
     expect_message(&mut a, &alice, "over tls").await;
     expect_message(&mut b, &alice, "over tls").await;
     // Stored through the TLS connection: the other node reads it back.
-    let history = get_json(&cluster, 1, &bob, "/api/rooms/1/messages").await;
+    let history = get_ok(&cluster, 1, &bob, "/api/rooms/1/messages").await;
     assert_eq!(contents(&history), ["over tls"], "{history}");
     cluster.report("a message round-tripped over TLS to PostgreSQL and Redis");
 }
@@ -160,7 +154,7 @@ async fn messages_keep_flowing_through_a_sentinel_failover() {
     }
     no_more_messages(&mut a, Duration::from_millis(500)).await;
     no_more_messages(&mut b, Duration::from_millis(500)).await;
-    let history = get_json(&cluster, 0, &alice, "/api/rooms/1/messages").await;
+    let history = get_ok(&cluster, 0, &alice, "/api/rooms/1/messages").await;
     // Newest first, each once.
     assert_eq!(
         contents(&history),

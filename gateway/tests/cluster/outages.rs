@@ -116,7 +116,7 @@ async fn nodes_ride_out_a_redis_outage() {
     }
     // What does not need Redis is still served: the history, from PostgreSQL.
     for i in 0..cluster.nodes.len() {
-        let (status, body) = get_json(&cluster, i, &alice, "/api/rooms/1/messages").await;
+        let (status, body) = cluster.get_json(i, &alice, "/api/rooms/1/messages").await;
         assert_eq!(status, 200, "history on node {i} with Redis down: {body}");
     }
 
@@ -171,20 +171,6 @@ async fn nodes_ride_out_a_redis_outage() {
     cluster.report("Redis outage scenario done");
 }
 
-/// GET `path` on node `i` as `user`: the status and the JSON body.
-async fn get_json(cluster: &Cluster, i: usize, user: &User, path: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .get(cluster.node(i).url(path))
-        .bearer_auth(&user.token)
-        .timeout(Duration::from_secs(20))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path} on node {i}: {e}"));
-    let status = resp.status().as_u16();
-    let body = resp.json().await.unwrap_or(Value::Null);
-    (status, body)
-}
-
 /// The reads a client makes: a room's history and the room list.
 const READS: [&str; 2] = ["/api/rooms/1/messages", "/api/rooms"];
 
@@ -206,7 +192,7 @@ async fn nodes_ride_out_a_postgres_outage() {
         expect_next_message(x, &alice, "before").await;
     }
     for (i, path) in READS.iter().enumerate() {
-        let (status, body) = get_json(&cluster, i, &bob, path).await;
+        let (status, body) = cluster.get_json(i, &bob, path).await;
         assert_eq!(status, 200, "GET {path} before the outage: {body}");
     }
 
@@ -237,7 +223,7 @@ async fn nodes_ride_out_a_postgres_outage() {
         .flat_map(|i| READS.map(|path| (i, path)))
         .map(|(i, path)| {
             let (cluster, bob) = (&cluster, &bob);
-            async move { (i, path, get_json(cluster, i, bob, path).await) }
+            async move { (i, path, cluster.get_json(i, bob, path).await) }
         });
     for (i, path, (status, body)) in futures_util::future::join_all(reads).await {
         assert_eq!(
@@ -303,10 +289,10 @@ async fn nodes_ride_out_a_postgres_outage() {
     // and after the outage, and nothing that was refused.
     for i in 0..cluster.nodes.len() {
         for path in READS {
-            let (status, body) = get_json(&cluster, i, &bob, path).await;
+            let (status, body) = cluster.get_json(i, &bob, path).await;
             assert_eq!(status, 200, "GET {path} on node {i} after recovery: {body}");
         }
-        let (_, page) = get_json(&cluster, i, &bob, READS[0]).await;
+        let (_, page) = cluster.get_json(i, &bob, READS[0]).await;
         let contents: Vec<&str> = page["messages"]
             .as_array()
             .unwrap_or_else(|| panic!("a history page: {page}"))
