@@ -4,10 +4,12 @@
 Run by scripts/check-deploy.sh (with the tools venv's Python, which has
 PyYAML); each subcommand prints what it checked and exits 1 on any problem:
 
-  checks.py alerts      rules carry summary/description/runbook, runbook anchors
-                        exist in deploy/OPERATIONS.md, every alert is tested
+  checks.py alerts      rules carry summary/description/runbook_url, runbook
+                        anchors exist in deploy/OPERATIONS.md, every alert is tested
                         firing and not firing (their metric names: checked
                         against a live /metrics by gateway/tests/api/metrics.rs)
+  checks.py runbooks    a real Prometheus with the external label runbook_base
+                        renders every alert's runbook_url as an absolute link
   checks.py dashboard RULES_OUT
                         the Grafana dashboard: ids, datasource (metric names:
                         see alerts); writes every panel
@@ -95,12 +97,12 @@ def cmd_alerts(_args) -> int:
     for rule in alerts:
         name = rule["alert"]
         ann = rule.get("annotations", {})
-        for key in ("summary", "description", "runbook"):
+        for key in ("summary", "description", "runbook_url"):
             p.check(bool(ann.get(key)), f"{name}: no {key} annotation")
         p.check(rule.get("labels", {}).get("severity") in ("critical", "warning"),
                 f"{name}: severity label must be critical or warning")
-        want = f"deploy/OPERATIONS.md#{name.lower()}"
-        p.check(ann.get("runbook") == want, f"{name}: runbook should be {want}")
+        want = f"{RUNBOOK_BASE}#{name.lower()}"
+        p.check(ann.get("runbook_url") == want, f"{name}: runbook_url should be {want}")
         p.check(name.lower() in anchors, f"{name}: deploy/OPERATIONS.md has no heading with anchor #{name.lower()}")
         p.check(name in firing, f"{name}: no test where it fires (alerts_test.yml)")
         p.check(name in quiet, f"{name}: no test where it must not fire (alerts_test.yml)")
@@ -109,6 +111,66 @@ def cmd_alerts(_args) -> int:
     names = {r["alert"] for r in alerts}
     p.check(tested <= names, f"tests name alerts that do not exist: {sorted(tested - names)}")
     print(f"  alerts: {len(alerts)} rules, each tested firing and not firing, runbook anchors present")
+    return p.finish()
+
+
+# Every alert's runbook_url starts with this template: the Prometheus
+# server's external label runbook_base, or the repository path without it.
+RUNBOOK_BASE = '{{ or $externalLabels.runbook_base "deploy/OPERATIONS.md" }}'
+
+
+def cmd_runbooks(_args) -> int:
+    """A real Prometheus (Debian's, as promtool) loads alerts.yml with every
+    expression replaced by vector(1), so that every alert fires, and the
+    external label runbook_base set: each runbook_url must come out absolute.
+    promtool 2.42's unit tests cannot set external labels, hence a server."""
+    import shutil
+    import socket
+    import time
+    import urllib.request
+
+    p = Problems("runbook_url")
+    prometheus = shutil.which("prometheus")
+    if not p.check(prometheus is not None, "no prometheus binary (Debian package prometheus)"):
+        return p.finish()
+    base = "https://runbooks.example.com/chat-gateway/OPERATIONS.md"
+    rules = load_yaml(DEPLOY / "prometheus/alerts.yml")
+    names = []
+    for group in rules["groups"]:
+        group["interval"] = "1s"
+        for rule in group["rules"]:
+            rule["expr"], rule["for"] = "vector(1)", "0s"
+            names.append(rule["alert"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "alerts.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
+        Path(tmp, "prometheus.yml").write_text(yaml.safe_dump({
+            "global": {"evaluation_interval": "1s", "external_labels": {"runbook_base": base}},
+            "rule_files": ["alerts.yml"],
+        }), encoding="utf-8")
+        proc = subprocess.Popen([prometheus, f"--config.file={tmp}/prometheus.yml", f"--storage.tsdb.path={tmp}/data",
+                                 f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            urls: dict[str, str] = {}
+            deadline = time.monotonic() + 30
+            while len(urls) < len(names) and time.monotonic() < deadline:
+                time.sleep(0.5)
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=2) as r:
+                        alerts = json.load(r)["data"]["alerts"]
+                except OSError:
+                    continue
+                urls = {a["labels"]["alertname"]: a["annotations"].get("runbook_url", "") for a in alerts}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    for name in names:
+        want = f"{base}#{name.lower()}"
+        p.check(urls.get(name) == want, f"{name}: rendered {urls.get(name)!r}, want {want}")
+    print(f"  runbook_url: {len(urls)} of {len(names)} alerts rendered by a Prometheus with runbook_base={base}")
     return p.finish()
 
 
@@ -602,9 +664,14 @@ def cmd_dockerfile(_args) -> int:
     p.check(len(froms) >= 2, "not multi-stage")
     p.check(any("rust:${RUST_VERSION}-" in l for l in froms) and re.search(r"^ARG RUST_VERSION=\d+\.\d+", text, re.M),
             "the builder must be an official rust image of a pinned version (ARG RUST_VERSION)")
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
     for l in froms:
         image = l.split()[1]
-        p.check(image in stages or (":" in image and not image.endswith(":latest")), f"unpinned base image {image}")
+        if image in stages:
+            continue
+        name, _, digest = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), image).partition("@")
+        p.check(":" in name and not name.endswith(":latest"), f"base image {image}: no pinned tag")
+        p.check(re.fullmatch(r"sha256:[0-9a-f]{64}", digest) is not None, f"base image {image}: not pinned by digest")
     final = froms[-1].split()[1]
     p.check(final.startswith("gcr.io/distroless/") and "nonroot" in final,
             f"runtime image {final}: a distroless nonroot image (no shell)")
@@ -636,12 +703,13 @@ def cmd_dockerfile(_args) -> int:
     p.check("!deploy/healthcheck.rs" in ignore, ".dockerignore must keep deploy/healthcheck.rs")
     p.check(not any(e in ignore for e in ("*.md", "shared/", "gateway/", "migrations/", "Cargo.lock")),
             ".dockerignore drops build inputs (shared/README.md is compiled in)")
-    print(f"  Dockerfile: {len(froms)} stages, runtime {final}")
+    print(f"  Dockerfile: {len(froms)} stages, base images pinned by tag and digest, runtime {final.split('@')[0]}")
     return p.finish()
 
 
 COMMANDS = {
     "alerts": cmd_alerts,
+    "runbooks": cmd_runbooks,
     "dashboard": cmd_dashboard,
     "compose": cmd_compose,
     "k8s": cmd_k8s,

