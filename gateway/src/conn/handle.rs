@@ -7,6 +7,7 @@
 
 use super::outbound::Outbound;
 use super::outbox::{Inbox, Outbox, Pushed};
+use super::worker::WorkerId;
 use bytestring::ByteString;
 use shared::close_codes::{self, Close};
 use shared::ids::{ConnId, ConnKey, RoomId};
@@ -23,6 +24,8 @@ pub struct ConnHandle {
 struct Inner {
     key: ConnKey,
     user: UserPublic,
+    /// The thread that accepted it, where its session and writer run.
+    worker: WorkerId,
     /// Bounded outgoing queue of encoded frames; the session's writer reads it.
     outbox: Arc<Outbox>,
     /// Cancelled when the connection must end, for whatever reason.
@@ -44,13 +47,15 @@ pub enum Push {
 }
 
 impl ConnHandle {
-    /// A handle and the receiving end of its queue (for the session task).
+    /// A handle and the receiving end of its queue (for the session task),
+    /// on the calling thread's worker.
     pub fn new(key: ConnKey, user: UserPublic, queue: usize) -> (Self, Inbox) {
         let outbox = Arc::new(Outbox::new(queue));
         let rx = Inbox::new(outbox.clone());
         let inner = Inner {
             key,
             user,
+            worker: WorkerId::current(),
             outbox,
             closing: CancellationToken::new(),
             reason: OnceLock::new(),
@@ -76,15 +81,16 @@ impl ConnHandle {
         &self.inner.user
     }
 
+    pub fn worker(&self) -> WorkerId {
+        self.inner.worker
+    }
+
     /// Enqueue an encoded frame without waiting.
     pub fn push(&self, item: Outbound) -> Push {
         match self.inner.outbox.push(item) {
             Pushed::Queued => Push::Queued,
             Pushed::Full => {
-                if !self.is_closing() {
-                    crate::metrics::metrics().slow_consumers.inc();
-                }
-                self.close(close_codes::SLOW_CONSUMER);
+                self.close_slow();
                 Push::Slow
             }
             Pushed::Closed => Push::Closed,
@@ -103,6 +109,14 @@ impl ConnHandle {
             .with_label_values(&[frame.kind()])
             .inc();
         self.push_frame(ByteString::from(frame.to_json()))
+    }
+
+    /// Close it as a slow consumer (counted once per connection).
+    pub fn close_slow(&self) {
+        if !self.is_closing() {
+            crate::metrics::metrics().slow_consumers.inc();
+        }
+        self.close(close_codes::SLOW_CONSUMER);
     }
 
     /// Ask the connection to close; the first reason sticks.

@@ -1,14 +1,16 @@
 //! One connection's outgoing side, without its socket: what the hub and the
 //! node hold of a connection ([`ConnHandle`]), the bounded queue they push
-//! onto ([`outbox`]), what the queue carries ([`outbound`]), and the
-//! per-room cursors that make each room's delivery exactly-once and in
-//! order ([`delivery`]). The socket side (reading, writing, the session) is
-//! `ws`'s; this module knows nothing of it, so the hub and the node, which
-//! sit below `ws`, can depend on it.
+//! onto ([`outbox`]), what the queue carries ([`outbound`]), the per-room
+//! cursors that make each room's delivery exactly-once and in order
+//! ([`delivery`]), and which worker thread holds it ([`worker`]). The
+//! socket side (reading, writing, the session) is `ws`'s; this module knows
+//! nothing of it, so the hub and the node, which sit below `ws`, can depend
+//! on it.
 
 pub mod delivery;
 mod handle;
 pub mod outbound;
 pub mod outbox;
+pub mod worker;
 
 pub use handle::{ConnHandle, Push};

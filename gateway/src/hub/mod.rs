@@ -1,45 +1,92 @@
-//! The local hub: which of this node's connections are in which room.
-//!
-//! Sharded by room (64 shards, each its own `RwLock`), so joins in one room
-//! never wait for a broadcast in another. Locks are std locks held only for
-//! map work and non-blocking enqueues: never across an `.await`, never around
-//! I/O. A broadcast hands the same refcounted bytes to every member. Rooms
-//! that empty are removed, so the maps never only grow.
+//! The local hub: which of this node's connections are in which room
+//! ([`rooms`]), and the fan-out of a room broadcast to them, handed to each
+//! worker thread that holds members once ([`workers`]). A broadcast hands
+//! the same refcounted bytes to every member.
 
-use crate::conn::outbound::Outbound;
-use crate::conn::{ConnHandle, Push};
+mod rooms;
+mod workers;
+
+pub use rooms::Delivery;
+pub use workers::QUEUE as WORKER_QUEUE;
+
+use crate::conn::ConnHandle;
 use bytestring::ByteString;
+use rooms::Rooms;
 use shared::ids::{ConnId, RoomId};
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::Arc;
+use workers::{Handed, Workers};
 
-const SHARDS: usize = 64;
-
-type Members = HashMap<ConnId, ConnHandle>;
-
+#[derive(Default)]
 pub struct Hub {
-    shards: Box<[RwLock<HashMap<RoomId, Members>>]>,
+    rooms: Arc<Rooms>,
+    workers: Workers,
 }
 
-/// What one broadcast did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Delivery {
-    pub queued: usize,
-    /// Members whose queue was full; they are being closed as slow consumers.
-    pub slow: usize,
+/// One encoded frame for a room's local members.
+#[derive(Debug)]
+pub struct Broadcast {
+    pub room: RoomId,
+    pub frame: ByteString,
+    /// A chat message's `seq`, so each connection's writer can keep the
+    /// room's order and drop duplicates; `None` for presence.
+    pub seq: Option<i64>,
+    /// The member that must not get it (the one whose arrival it announces).
+    pub skip: Option<ConnId>,
+    /// The frame's `type`, for `chat_gateway_frames_sent_total`.
+    pub kind: &'static str,
 }
 
-impl Default for Hub {
-    fn default() -> Self {
-        Hub {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+impl Broadcast {
+    /// Count what a delivery of it did.
+    fn record(&self, d: Delivery) {
+        if d == Delivery::default() {
+            return;
+        }
+        let m = crate::metrics::metrics();
+        m.frames_sent
+            .with_label_values(&[self.kind])
+            .inc_by(d.queued as u64);
+        if self.seq.is_some() {
+            m.messages_delivered.inc_by(d.queued as u64);
+            m.messages_dropped.inc_by(d.slow as u64);
+        }
+        if d.slow > 0 {
+            // Per broadcast, so debug: a storm would flood the log; the
+            // counter chat_gateway_slow_consumer_disconnects_total has them.
+            tracing::debug!(room = %self.room, slow = d.slow, "slow consumers dropped");
         }
     }
 }
 
 impl Hub {
-    fn shard(&self, room: RoomId) -> &RwLock<HashMap<RoomId, Members>> {
-        &self.shards[(room.0 as u64 % SHARDS as u64) as usize]
+    /// Run the calling worker's fan-out task (once per worker; see
+    /// [`workers`]). Call it on the worker, before its connections join rooms.
+    pub fn attach_worker(&self) {
+        self.workers.attach(&self.rooms);
+    }
+
+    /// Hand `b` to every worker holding members of its room, or deliver it
+    /// to them here when the worker has no fan-out task. Returns what was
+    /// delivered here (the workers count their own).
+    pub fn broadcast(&self, b: Broadcast) -> Delivery {
+        let b = Arc::new(b);
+        let shard = self.rooms.shard(b.room).read().expect("hub shard");
+        let mut here = Delivery::default();
+        let Some(room) = shard.get(&b.room) else {
+            return here;
+        };
+        for group in &room.groups {
+            let d = match self.workers.hand_over(group.worker, &b) {
+                Handed::Queued => continue,
+                Handed::NoTask => group.deliver(&b),
+                Handed::Full => group.overflow(),
+            };
+            here.queued += d.queued;
+            here.slow += d.slow;
+        }
+        drop(shard);
+        b.record(here);
+        here
     }
 
     /// Add a connection to a room. Returns true when the room had no entry
@@ -47,12 +94,9 @@ impl Hub {
     /// empty by [`take`](Self::take) still counts as subscribed: its
     /// eviction cleanup has not unsubscribed yet.
     pub fn join(&self, room: RoomId, conn: &ConnHandle) -> bool {
-        let mut shard = self.shard(room).write().expect("hub shard");
+        let mut shard = self.rooms.shard(room).write().expect("hub shard");
         let first = !shard.contains_key(&room);
-        shard
-            .entry(room)
-            .or_default()
-            .insert(conn.id(), conn.clone());
+        shard.entry(room).or_default().insert(conn);
         if first {
             crate::metrics::metrics().rooms.inc();
         }
@@ -60,26 +104,27 @@ impl Hub {
     }
 
     /// Take the connections `which` selects out of `room` at once, and return
-    /// them: no broadcast after this call reaches them. The room's entry
-    /// stays, even empty, until [`drop_if_empty`](Self::drop_if_empty): the
-    /// bus subscription it stands for is undone later, under the room's lock.
+    /// them: no broadcast after this call reaches them (nor one still on
+    /// its way to their worker). The room's entry stays, even empty, until
+    /// [`drop_if_empty`](Self::drop_if_empty): the bus subscription it
+    /// stands for is undone later, under the room's lock.
     pub fn take(&self, room: RoomId, which: impl Fn(&ConnHandle) -> bool) -> Vec<ConnHandle> {
-        let mut shard = self.shard(room).write().expect("hub shard");
+        let mut shard = self.rooms.shard(room).write().expect("hub shard");
         let Some(members) = shard.get_mut(&room) else {
             return Vec::new();
         };
         let ids: Vec<ConnId> = members
-            .iter()
-            .filter(|(_, c)| which(c))
-            .map(|(id, _)| *id)
+            .members()
+            .filter(|c| which(c))
+            .map(|c| c.id())
             .collect();
-        ids.iter().filter_map(|id| members.remove(id)).collect()
+        ids.iter().filter_map(|id| members.remove(*id)).collect()
     }
 
     /// Remove the room's entry if it has no member left. Returns true when
     /// it did (the node may stop receiving the room).
     pub fn drop_if_empty(&self, room: RoomId) -> bool {
-        let mut shard = self.shard(room).write().expect("hub shard");
+        let mut shard = self.rooms.shard(room).write().expect("hub shard");
         if shard.get(&room).is_some_and(|m| m.is_empty()) {
             shard.remove(&room);
             crate::metrics::metrics().rooms.dec();
@@ -90,18 +135,18 @@ impl Hub {
 
     /// Whether `conn` is in `room` here.
     pub fn contains(&self, room: RoomId, conn: ConnId) -> bool {
-        let shard = self.shard(room).read().expect("hub shard");
-        shard.get(&room).is_some_and(|m| m.contains_key(&conn))
+        let shard = self.rooms.shard(room).read().expect("hub shard");
+        shard.get(&room).is_some_and(|m| m.contains(conn))
     }
 
     /// Remove a connection from a room. Returns true when the room has no
     /// local member left (the node may stop receiving it).
     pub fn leave(&self, room: RoomId, conn: ConnId) -> bool {
-        let mut shard = self.shard(room).write().expect("hub shard");
+        let mut shard = self.rooms.shard(room).write().expect("hub shard");
         let Some(members) = shard.get_mut(&room) else {
             return false;
         };
-        if members.remove(&conn).is_none() {
+        if members.remove(conn).is_none() {
             return false;
         }
         if members.is_empty() {
@@ -112,62 +157,24 @@ impl Hub {
         false
     }
 
-    /// Enqueue `frame` for every local member of `room` except `skip`.
-    /// A chat message carries its `seq` so each connection's writer can keep
-    /// the room's order and drop duplicates.
-    pub fn broadcast(
-        &self,
-        room: RoomId,
-        frame: &ByteString,
-        seq: Option<i64>,
-        skip: Option<ConnId>,
-    ) -> Delivery {
-        let shard = self.shard(room).read().expect("hub shard");
-        let mut d = Delivery::default();
-        let Some(members) = shard.get(&room) else {
-            return d;
-        };
-        for (id, conn) in members {
-            if Some(*id) == skip {
-                continue;
-            }
-            let item = match seq {
-                Some(seq) => Outbound::Message {
-                    room,
-                    seq,
-                    frame: frame.clone(),
-                },
-                None => Outbound::Presence {
-                    room,
-                    frame: frame.clone(),
-                },
-            };
-            match conn.push(item) {
-                Push::Queued => d.queued += 1,
-                Push::Slow => d.slow += 1,
-                Push::Closed => {}
-            }
-        }
-        d
-    }
-
     /// How many local connections are in `room`.
     pub fn member_count(&self, room: RoomId) -> usize {
-        let shard = self.shard(room).read().expect("hub shard");
+        let shard = self.rooms.shard(room).read().expect("hub shard");
         shard.get(&room).map_or(0, |m| m.len())
     }
 
     /// Every local connection in `room`.
     pub fn members(&self, room: RoomId) -> Vec<ConnHandle> {
-        let shard = self.shard(room).read().expect("hub shard");
+        let shard = self.rooms.shard(room).read().expect("hub shard");
         shard
             .get(&room)
-            .map(|m| m.values().cloned().collect())
+            .map(|m| m.members().cloned().collect())
             .unwrap_or_default()
     }
 
     pub fn has_members(&self, room: RoomId) -> bool {
-        self.shard(room)
+        self.rooms
+            .shard(room)
             .read()
             .expect("hub shard")
             .get(&room)
@@ -177,7 +184,7 @@ impl Hub {
     /// The rooms with at least one local member.
     pub fn rooms(&self) -> Vec<RoomId> {
         let mut rooms = Vec::new();
-        for shard in self.shards.iter() {
+        for shard in self.rooms.shards() {
             rooms.extend(shard.read().expect("hub shard").keys().copied());
         }
         rooms
@@ -185,8 +192,8 @@ impl Hub {
 
     /// Rooms with at least one local member.
     pub fn room_count(&self) -> usize {
-        self.shards
-            .iter()
+        self.rooms
+            .shards()
             .map(|s| s.read().expect("hub shard").len())
             .sum()
     }
@@ -195,8 +202,29 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn::outbound::Outbound;
     use shared::ids::{ConnKey, NodeId, UserId};
     use shared::server_frame::UserPublic;
+
+    fn presence(room: i64, frame: &str, skip: Option<ConnId>) -> Broadcast {
+        Broadcast {
+            room: RoomId(room),
+            frame: frame.into(),
+            seq: None,
+            skip,
+            kind: "user_joined",
+        }
+    }
+
+    fn message(room: i64, seq: i64) -> Broadcast {
+        Broadcast {
+            room: RoomId(room),
+            frame: format!("m{seq}").into(),
+            seq: Some(seq),
+            skip: None,
+            kind: "message",
+        }
+    }
 
     fn conn(id: u64, user: i64, queue: usize) -> (ConnHandle, crate::conn::outbox::Inbox) {
         let u = UserPublic {
@@ -239,7 +267,7 @@ mod tests {
         let taken = hub.take(RoomId(3), |c| c.user().id == UserId(1));
         assert_eq!(taken.iter().map(|c| c.id()).collect::<Vec<_>>(), [a.id()]);
         assert!(!hub.contains(RoomId(3), a.id()));
-        hub.broadcast(RoomId(3), &"after".into(), None, None);
+        hub.broadcast(presence(3, "after", None));
         assert!(ra.try_recv().is_err(), "taken out before the broadcast");
         assert_eq!(hub.take(RoomId(3), |_| true).len(), 1);
         assert!(!hub.has_members(RoomId(3)));
@@ -262,7 +290,7 @@ mod tests {
         hub.join(RoomId(1), &a);
         hub.join(RoomId(1), &b);
         hub.join(RoomId(65), &c); // same shard as room 1
-        let d = hub.broadcast(RoomId(1), &"hello".into(), None, Some(b.id()));
+        let d = hub.broadcast(presence(1, "hello", Some(b.id())));
         assert_eq!(d, Delivery { queued: 1, slow: 0 });
         assert!(
             matches!(ra.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "hello")
@@ -278,11 +306,105 @@ mod tests {
         let (b, mut rb) = conn(2, 2, 8);
         hub.join(RoomId(1), &a);
         hub.join(RoomId(1), &b);
-        hub.broadcast(RoomId(1), &"1".into(), None, None);
-        let d = hub.broadcast(RoomId(1), &"2".into(), None, None);
+        hub.broadcast(presence(1, "1", None));
+        let d = hub.broadcast(presence(1, "2", None));
         assert_eq!(d, Delivery { queued: 1, slow: 1 });
         assert!(a.is_closing());
         assert!(matches!(rb.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "1"));
         assert!(matches!(rb.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "2"));
+    }
+
+    fn seq_of(item: Outbound) -> i64 {
+        match item {
+            Outbound::Message { seq, .. } => seq,
+            other => panic!("not a message: {other:?}"),
+        }
+    }
+
+    /// On a worker with a fan-out task, a broadcast is handed over, not
+    /// delivered by the caller; the task delivers it to the members the
+    /// room has when it runs: one taken out meanwhile gets nothing.
+    #[tokio::test]
+    async fn a_worker_delivers_to_its_members_as_they_are_when_it_runs() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let hub = Hub::default();
+                hub.attach_worker();
+                let (a, mut ra) = conn(1, 1, 8);
+                let (b, mut rb) = conn(2, 2, 8);
+                hub.join(RoomId(1), &a);
+                hub.join(RoomId(1), &b);
+                let here = hub.broadcast(message(1, 1));
+                assert_eq!(here, Delivery::default(), "handed to the worker");
+                assert!(ra.try_recv().is_err(), "not delivered yet");
+                hub.take(RoomId(1), |c| c.id() == b.id());
+                let first = tokio::time::timeout(std::time::Duration::from_secs(5), ra.recv());
+                assert_eq!(seq_of(first.await.expect("delivered")), 1);
+                assert!(rb.try_recv().is_err(), "taken out before the worker ran");
+                hub.broadcast(message(1, 2));
+                hub.broadcast(message(1, 3));
+                for seq in [2, 3] {
+                    let next = tokio::time::timeout(std::time::Duration::from_secs(5), ra.recv());
+                    assert_eq!(seq_of(next.await.expect("delivered")), seq, "in order");
+                }
+            })
+            .await;
+    }
+
+    /// Each worker's members get the broadcast from that worker's task;
+    /// a thread without one is delivered to by the caller.
+    #[test]
+    fn each_worker_fans_out_to_its_own_members() {
+        let hub = Arc::new(Hub::default());
+        let (joined_tx, joined_rx) = std::sync::mpsc::channel();
+        let worker = {
+            let hub = Arc::clone(&hub);
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&rt, async move {
+                    hub.attach_worker();
+                    let (a, mut ra) = conn(1, 1, 8);
+                    hub.join(RoomId(1), &a);
+                    joined_tx.send(a.worker()).unwrap();
+                    let got = tokio::time::timeout(std::time::Duration::from_secs(5), ra.recv());
+                    seq_of(got.await.expect("the worker delivered"))
+                })
+            })
+        };
+        let worker_id = joined_rx.recv().unwrap();
+        let (b, mut rb) = conn(2, 2, 8);
+        assert_ne!(b.worker(), worker_id);
+        hub.join(RoomId(1), &b);
+        let here = hub.broadcast(message(1, 7));
+        assert_eq!(here, Delivery { queued: 1, slow: 0 }, "b, directly");
+        assert_eq!(seq_of(rb.try_recv().unwrap()), 7);
+        assert_eq!(worker.join().unwrap(), 7);
+    }
+
+    /// A worker that falls a whole queue behind cannot give its members
+    /// everything in order: they are closed as slow consumers.
+    #[tokio::test]
+    async fn a_worker_too_far_behind_closes_its_members_as_slow() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let hub = Hub::default();
+                hub.attach_worker();
+                let (a, _ra) = conn(1, 1, 8);
+                hub.join(RoomId(1), &a);
+                for seq in 0..WORKER_QUEUE as i64 {
+                    assert_eq!(hub.broadcast(message(1, seq)), Delivery::default());
+                }
+                assert!(!a.is_closing());
+                let d = hub.broadcast(message(1, WORKER_QUEUE as i64));
+                assert_eq!(d, Delivery { queued: 0, slow: 1 });
+                assert!(a.is_closing());
+            })
+            .await;
     }
 }

@@ -10,6 +10,7 @@
 //! later single event can never overtake each other.
 
 use super::Node;
+use crate::hub::Broadcast;
 use bytestring::ByteString;
 use shared::ids::{RoomId, UserId};
 use shared::server_frame::{PresenceBatchData, ServerFrame, UserPublic};
@@ -83,12 +84,13 @@ impl Node {
                     truncated,
                 },
             };
-            let bytes = ByteString::from(frame.to_json());
-            let delivery = self.hub.broadcast(room, &bytes, None, None);
-            crate::metrics::metrics()
-                .frames_sent
-                .with_label_values(&[frame.kind()])
-                .inc_by(delivery.queued as u64);
+            self.hub.broadcast(Broadcast {
+                room,
+                frame: ByteString::from(frame.to_json()),
+                seq: None,
+                skip: None,
+                kind: frame.kind(),
+            });
         }
     }
 }

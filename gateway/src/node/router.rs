@@ -3,6 +3,7 @@
 
 use super::Node;
 use super::presence_batch::Change;
+use crate::hub::Broadcast;
 use bytestring::ByteString;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
 use shared::server_frame::{LeaveReason, ServerFrame, UserJoinedData, UserLeftData};
@@ -73,7 +74,6 @@ impl Node {
                 return;
             }
         };
-        let bytes = ByteString::from(frame.to_json());
         let seq = match &frame {
             ServerFrame::Message { data, .. } => {
                 self.entries.saw(room, data.seq);
@@ -81,24 +81,19 @@ impl Node {
             }
             _ => None,
         };
-        let delivery = self.hub.broadcast(room, &bytes, seq, skip);
-        let m = crate::metrics::metrics();
-        m.frames_sent
-            .with_label_values(&[frame.kind()])
-            .inc_by(delivery.queued as u64);
-        if let ServerFrame::Message { data, .. } = &frame {
-            m.messages_delivered.inc_by(delivery.queued as u64);
-            m.messages_dropped.inc_by(delivery.slow as u64);
-            if let Ok(created) = chrono::DateTime::parse_from_rfc3339(&data.created_at) {
-                let age = chrono::Utc::now().signed_duration_since(created);
-                m.broadcast_latency
-                    .observe(age.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
-            }
+        if let ServerFrame::Message { data, .. } = &frame
+            && let Ok(created) = chrono::DateTime::parse_from_rfc3339(&data.created_at)
+        {
+            let age = chrono::Utc::now().signed_duration_since(created);
+            m.broadcast_latency
+                .observe(age.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
         }
-        if delivery.slow > 0 {
-            // Per broadcast, so debug: a storm would flood the log; the
-            // counter chat_gateway_slow_consumer_disconnects_total has them.
-            tracing::debug!(room = %room, slow = delivery.slow, "slow consumers dropped");
-        }
+        self.hub.broadcast(Broadcast {
+            room,
+            frame: ByteString::from(frame.to_json()),
+            seq,
+            skip,
+            kind: frame.kind(),
+        });
     }
 }

@@ -58,6 +58,8 @@ pub async fn run(parts: SessionParts) {
     let limits = &state.settings.limits;
     let ws = state.settings.ws.clone();
     let user = conn.user().id;
+    // This worker's fan-out task, before the connection joins a room.
+    state.node.hub.attach_worker();
     state.node.user_status.connected(user);
     crate::metrics::metrics().connections_accepted.inc();
     tracing::debug!(conn = %conn.key(), user_id = %user, "connected");

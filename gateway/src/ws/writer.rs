@@ -20,13 +20,11 @@ use tokio::time::{Instant, timeout};
 /// At most this many queued items per batch (then the close and ping
 /// checks get their turn).
 const BATCH: usize = 64;
-/// How long a room broadcast waits for more frames before it is written
-/// (unless this many are queued already). It trades a few milliseconds of
-/// latency for fewer system calls: on the 500-member fan-out benchmark,
-/// 0 → 1 → 4 ms took the CPU per delivery from 4.8 to 3.6 to 2.6 µs and
-/// the p99 latency at saturation from 133 to 89 to 73 ms.
-const COALESCE: Duration = Duration::from_millis(4);
-const COALESCE_ENOUGH: usize = 16;
+// No timer waits for more frames: the hub hands broadcasts to each worker
+// in turns (see `hub::workers`), so what a turn queued for this connection
+// is in its queue when the writer wakes, and leaves in one write. (The 4 ms
+// wait that did this before cost a timer per connection per broadcast; see
+// loadtest/BENCHMARKS.md, session 8.)
 /// Write out early once this much is encoded (a long catch-up from the history).
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -72,17 +70,7 @@ impl Writer {
             let ok = tokio::select! {
                 biased;
                 _ = self.conn.closed() => break,
-                item = queue.recv() => {
-                    // A room broadcast waits a moment for the ones behind
-                    // it, so that they leave in the same write (a system
-                    // call per write is most of the cost of a delivery).
-                    // Answers to this client go at once.
-                    let broadcast = matches!(item, Outbound::Message { .. } | Outbound::Presence { .. });
-                    if broadcast && queue.len() < COALESCE_ENOUGH {
-                        tokio::time::sleep(COALESCE).await;
-                    }
-                    Box::pin(self.drain(&mut cursors, &mut queue, item)).await
-                }
+                item = queue.recv() => Box::pin(self.drain(&mut cursors, &mut queue, item)).await,
                 _ = ping.tick() => {
                     self.out.ping();
                     Box::pin(self.flush()).await

@@ -1,0 +1,160 @@
+//! The room map: which of this node's connections are in which room,
+//! grouped by the worker thread that holds them.
+//!
+//! Sharded by room (64 shards, each its own `RwLock`), so joins in one room
+//! never wait for a broadcast in another. Locks are std locks held only for
+//! map work and non-blocking enqueues: never across an `.await`, never around
+//! I/O. Rooms that empty are removed, so the maps never only grow.
+
+use super::Broadcast;
+use crate::conn::outbound::Outbound;
+use crate::conn::worker::WorkerId;
+use crate::conn::{ConnHandle, Push};
+use shared::ids::{ConnId, RoomId};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+const SHARDS: usize = 64;
+
+pub(super) struct Rooms {
+    shards: Box<[RwLock<HashMap<RoomId, Room>>]>,
+}
+
+/// One room's local members, one group per worker that holds some (as
+/// many groups as workers at most: a handful).
+#[derive(Default)]
+pub(super) struct Room {
+    pub(super) groups: Vec<Group>,
+}
+
+pub(super) struct Group {
+    pub(super) worker: WorkerId,
+    pub(super) members: HashMap<ConnId, ConnHandle>,
+}
+
+/// What one delivery did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub queued: usize,
+    /// Members whose queue was full; they are being closed as slow consumers.
+    pub slow: usize,
+}
+
+impl Default for Rooms {
+    fn default() -> Self {
+        Rooms {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+impl Rooms {
+    pub(super) fn shard(&self, room: RoomId) -> &RwLock<HashMap<RoomId, Room>> {
+        &self.shards[(room.0 as u64 % SHARDS as u64) as usize]
+    }
+
+    pub(super) fn shards(&self) -> impl Iterator<Item = &RwLock<HashMap<RoomId, Room>>> {
+        self.shards.iter()
+    }
+
+    /// Deliver `b` to the members `worker` holds, membership as it is now.
+    pub(super) fn deliver(&self, worker: WorkerId, b: &Broadcast) -> Delivery {
+        let shard = self.shard(b.room).read().expect("hub shard");
+        match shard.get(&b.room).and_then(|r| r.group(worker)) {
+            Some(group) => group.deliver(b),
+            None => Delivery::default(),
+        }
+    }
+}
+
+impl Room {
+    pub(super) fn len(&self) -> usize {
+        self.groups.iter().map(|g| g.members.len()).sum()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    pub(super) fn contains(&self, conn: ConnId) -> bool {
+        self.groups.iter().any(|g| g.members.contains_key(&conn))
+    }
+
+    pub(super) fn members(&self) -> impl Iterator<Item = &ConnHandle> {
+        self.groups.iter().flat_map(|g| g.members.values())
+    }
+
+    fn group(&self, worker: WorkerId) -> Option<&Group> {
+        self.groups.iter().find(|g| g.worker == worker)
+    }
+
+    pub(super) fn insert(&mut self, conn: &ConnHandle) {
+        let worker = conn.worker();
+        let at = match self.groups.iter().position(|g| g.worker == worker) {
+            Some(at) => at,
+            None => {
+                self.groups.push(Group {
+                    worker,
+                    members: HashMap::new(),
+                });
+                self.groups.len() - 1
+            }
+        };
+        self.groups[at].members.insert(conn.id(), conn.clone());
+    }
+
+    /// Remove `conn`; a group left empty goes with it.
+    pub(super) fn remove(&mut self, conn: ConnId) -> Option<ConnHandle> {
+        let at = self
+            .groups
+            .iter()
+            .position(|g| g.members.contains_key(&conn))?;
+        let removed = self.groups[at].members.remove(&conn);
+        if self.groups[at].members.is_empty() {
+            self.groups.swap_remove(at);
+        }
+        removed
+    }
+}
+
+impl Group {
+    /// Enqueue `b` for every member except its `skip`.
+    pub(super) fn deliver(&self, b: &Broadcast) -> Delivery {
+        let mut d = Delivery::default();
+        for (id, conn) in &self.members {
+            if Some(*id) == b.skip {
+                continue;
+            }
+            let item = match b.seq {
+                Some(seq) => Outbound::Message {
+                    room: b.room,
+                    seq,
+                    frame: b.frame.clone(),
+                },
+                None => Outbound::Presence {
+                    room: b.room,
+                    frame: b.frame.clone(),
+                },
+            };
+            match conn.push(item) {
+                Push::Queued => d.queued += 1,
+                Push::Slow => d.slow += 1,
+                Push::Closed => {}
+            }
+        }
+        d
+    }
+
+    /// The worker fell too far behind to take `b`: its members cannot get
+    /// it in order, so they go as slow consumers (they resume from their
+    /// last seq on reconnecting).
+    pub(super) fn overflow(&self) -> Delivery {
+        for conn in self.members.values() {
+            conn.close_slow();
+        }
+        Delivery {
+            queued: 0,
+            slow: self.members.len(),
+        }
+    }
+}
