@@ -9,12 +9,13 @@ mod workers;
 pub use rooms::Delivery;
 pub use workers::QUEUE as WORKER_QUEUE;
 
-use crate::conn::ConnHandle;
+use crate::conn::outbound::Outbound;
+use crate::conn::{ConnHandle, Push};
 use bytestring::ByteString;
 use rooms::Rooms;
 use shared::ids::{ConnId, RoomId};
 use std::sync::Arc;
-use workers::{Handed, Workers};
+use workers::{Handed, Handover, Workers};
 
 #[derive(Default)]
 pub struct Hub {
@@ -76,10 +77,13 @@ impl Hub {
             return here;
         };
         for group in &room.groups {
-            let d = match self.workers.hand_over(group.worker, &b) {
-                Handed::Queued => continue,
-                Handed::NoTask => group.deliver(&b),
-                Handed::Full => group.overflow(),
+            let d = match self
+                .workers
+                .hand_over(group.worker, Handover::Room(Arc::clone(&b)))
+            {
+                Ok(()) => continue,
+                Err((Handed::NoTask, _)) => group.deliver(&b),
+                Err((Handed::Full, _)) => group.overflow(),
             };
             here.queued += d.queued;
             here.slow += d.slow;
@@ -87,6 +91,24 @@ impl Hub {
         drop(shard);
         b.record(here);
         here
+    }
+
+    /// Enqueue `item` for `conn` behind the broadcasts already handed to
+    /// its worker: the answer to a client's own send must not overtake a
+    /// room event published before it (a `user_left`, an earlier message).
+    pub fn push_in_order(&self, conn: &ConnHandle, item: Outbound) -> Push {
+        match self
+            .workers
+            .hand_over(conn.worker(), Handover::One(conn.clone(), item))
+        {
+            Ok(()) => Push::Queued,
+            Err((Handed::NoTask, Handover::One(_, item))) => conn.push(item),
+            Err((_, _)) => {
+                // The worker is a whole queue behind: so is this client.
+                conn.close_slow();
+                Push::Slow
+            }
+        }
     }
 
     /// Add a connection to a room. Returns true when the room had no entry
@@ -202,7 +224,6 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::outbound::Outbound;
     use shared::ids::{ConnKey, NodeId, UserId};
     use shared::server_frame::UserPublic;
 
@@ -348,6 +369,32 @@ mod tests {
                     let next = tokio::time::timeout(std::time::Duration::from_secs(5), ra.recv());
                     assert_eq!(seq_of(next.await.expect("delivered")), seq, "in order");
                 }
+            })
+            .await;
+    }
+
+    /// The answer to a client's own send stays behind the room events
+    /// handed to its worker before it.
+    #[tokio::test]
+    async fn an_answer_pushed_in_order_stays_behind_earlier_broadcasts() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let hub = Hub::default();
+                hub.attach_worker();
+                let (a, mut ra) = conn(1, 1, 8);
+                hub.join(RoomId(1), &a);
+                hub.broadcast(presence(1, "left", None));
+                assert_eq!(
+                    hub.push_in_order(&a, Outbound::Frame("answer".into())),
+                    Push::Queued
+                );
+                assert!(ra.try_recv().is_err(), "both with the worker");
+                let first = tokio::time::timeout(std::time::Duration::from_secs(5), ra.recv());
+                assert!(
+                    matches!(first.await.unwrap(), Outbound::Presence { frame, .. } if frame == "left")
+                );
+                assert!(matches!(ra.try_recv().unwrap(), Outbound::Frame(f) if f == "answer"));
             })
             .await;
     }

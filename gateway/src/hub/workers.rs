@@ -23,6 +23,8 @@
 
 use super::Broadcast;
 use super::rooms::Rooms;
+use crate::conn::ConnHandle;
+use crate::conn::outbound::Outbound;
 use crate::conn::worker::WorkerId;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -44,12 +46,20 @@ const PACE: Duration = Duration::from_millis(8);
 
 #[derive(Default)]
 pub(super) struct Workers {
-    queues: RwLock<HashMap<WorkerId, mpsc::Sender<Arc<Broadcast>>>>,
+    queues: RwLock<HashMap<WorkerId, mpsc::Sender<Handover>>>,
 }
 
-/// What handing a broadcast to a worker did.
+/// What a worker's queue carries.
+pub(super) enum Handover {
+    /// A room broadcast, for the room's members on that worker.
+    Room(Arc<Broadcast>),
+    /// An item for one connection that must stay behind the broadcasts
+    /// handed over before it (the answer to its own send).
+    One(ConnHandle, Outbound),
+}
+
+/// Why a worker did not take an item.
 pub(super) enum Handed {
-    Queued,
     /// Its queue is full.
     Full,
     /// It has no task: deliver directly.
@@ -73,18 +83,26 @@ impl Workers {
         tokio::task::spawn_local(run(Arc::clone(rooms), me, rx));
     }
 
-    pub(super) fn hand_over(&self, worker: WorkerId, b: &Arc<Broadcast>) -> Handed {
+    /// Queue `item` for `worker`; when that fails, what to do instead,
+    /// with the item back.
+    pub(super) fn hand_over(
+        &self,
+        worker: WorkerId,
+        item: Handover,
+    ) -> Result<(), (Handed, Handover)> {
         let queues = self.queues.read().expect("workers");
-        match queues.get(&worker).map(|q| q.try_send(Arc::clone(b))) {
-            Some(Ok(())) => Handed::Queued,
-            Some(Err(TrySendError::Full(_))) => Handed::Full,
-            Some(Err(TrySendError::Closed(_))) | None => Handed::NoTask,
-        }
+        let Some(queue) = queues.get(&worker) else {
+            return Err((Handed::NoTask, item));
+        };
+        queue.try_send(item).map_err(|e| match e {
+            TrySendError::Full(item) => (Handed::Full, item),
+            TrySendError::Closed(item) => (Handed::NoTask, item),
+        })
     }
 }
 
 /// One worker's fan-out task: until the hub is gone.
-async fn run(rooms: Arc<Rooms>, me: WorkerId, mut rx: mpsc::Receiver<Arc<Broadcast>>) {
+async fn run(rooms: Arc<Rooms>, me: WorkerId, mut rx: mpsc::Receiver<Handover>) {
     let mut turn = Vec::with_capacity(TURN);
     let mut last: Option<Instant> = None;
     while rx.recv_many(&mut turn, TURN).await > 0 {
@@ -101,8 +119,13 @@ async fn run(rooms: Arc<Rooms>, me: WorkerId, mut rx: mpsc::Receiver<Arc<Broadca
             }
         }
         last = Some(Instant::now());
-        for b in turn.drain(..) {
-            b.record(rooms.deliver(me, &b));
+        for item in turn.drain(..) {
+            match item {
+                Handover::Room(b) => b.record(rooms.deliver(me, &b)),
+                Handover::One(conn, item) => {
+                    conn.push(item);
+                }
+            }
         }
         // The writers woken in this turn write before the next one.
         tokio::task::yield_now().await;

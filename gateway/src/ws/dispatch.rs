@@ -203,11 +203,12 @@ async fn send(state: &AppState, conn: &ConnHandle, m: SendMessage) {
             }
             .to_json()
             .into();
-            conn.push(if posted.duplicate {
+            let answer = if posted.duplicate {
                 Outbound::Retried { room, seq, frame }
             } else {
                 Outbound::Echo { room, seq, frame }
-            });
+            };
+            state.node.hub.push_in_order(conn, answer);
         }
         Err(e) => reject(conn, Some(room), e.code(), e.message(), reference),
     }
