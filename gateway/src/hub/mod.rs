@@ -399,6 +399,53 @@ mod tests {
             .await;
     }
 
+    /// Under load a worker's turns come at most one per pace, so the
+    /// broadcasts of that time leave together; after a quiet spell (or
+    /// behind a client's answer alone) a broadcast goes at once. In paused
+    /// time: the clock moves only when the worker sleeps.
+    #[tokio::test(start_paused = true)]
+    async fn turns_are_paced_under_load_and_immediate_when_quiet() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let hub = Hub::default();
+                hub.attach_worker();
+                let (a, mut ra) = conn(1, 1, 64);
+                hub.join(RoomId(1), &a);
+                let waited = |since: tokio::time::Instant| since.elapsed();
+
+                let start = tokio::time::Instant::now();
+                hub.broadcast(message(1, 1));
+                assert_eq!(seq_of(ra.recv().await), 1);
+                assert!(
+                    waited(start) < std::time::Duration::from_millis(1),
+                    "first: at once"
+                );
+
+                let start = tokio::time::Instant::now();
+                hub.broadcast(message(1, 2));
+                hub.broadcast(message(1, 3));
+                assert_eq!(seq_of(ra.recv().await), 2);
+                assert_eq!(seq_of(ra.try_recv().unwrap()), 3, "in the same turn");
+                assert!(
+                    waited(start) >= std::time::Duration::from_millis(7),
+                    "paced"
+                );
+
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                hub.push_in_order(&a, Outbound::Frame("answer".into()));
+                assert!(matches!(ra.recv().await, Outbound::Frame(_)));
+                let start = tokio::time::Instant::now();
+                hub.broadcast(message(1, 4));
+                assert_eq!(seq_of(ra.recv().await), 4);
+                assert!(
+                    waited(start) < std::time::Duration::from_millis(1),
+                    "an answer alone does not hold back the next broadcast"
+                );
+            })
+            .await;
+    }
+
     /// Each worker's members get the broadcast from that worker's task;
     /// a thread without one is delivered to by the caller.
     #[test]

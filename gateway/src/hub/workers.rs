@@ -118,7 +118,11 @@ async fn run(rooms: Arc<Rooms>, me: WorkerId, mut rx: mpsc::Receiver<Handover>) 
                 }
             }
         }
-        last = Some(Instant::now());
+        // Only broadcasts pace the turns: a client's answer alone must not
+        // hold back the room's next message.
+        if turn.iter().any(|item| matches!(item, Handover::Room(_))) {
+            last = Some(Instant::now());
+        }
         for item in turn.drain(..) {
             match item {
                 Handover::Room(b) => b.record(rooms.deliver(me, &b)),
