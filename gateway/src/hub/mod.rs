@@ -76,13 +76,14 @@ impl Hub {
         let Some(room) = shard.get(&b.room) else {
             return here;
         };
+        let stamp = self.rooms.now();
         for group in &room.groups {
             let d = match self
                 .workers
-                .hand_over(group.worker, Handover::Room(Arc::clone(&b)))
+                .hand_over(group.worker, Handover::Room(Arc::clone(&b), stamp))
             {
                 Ok(()) => continue,
-                Err((Handed::NoTask, _)) => group.deliver(&b),
+                Err((Handed::NoTask, _)) => group.deliver(&b, stamp),
                 Err((Handed::Full, _)) => group.overflow(),
             };
             here.queued += d.queued;
@@ -118,7 +119,8 @@ impl Hub {
     pub fn join(&self, room: RoomId, conn: &ConnHandle) -> bool {
         let mut shard = self.rooms.shard(room).write().expect("hub shard");
         let first = !shard.contains_key(&room);
-        shard.entry(room).or_default().insert(conn);
+        let since = self.rooms.tick();
+        shard.entry(room).or_default().insert(conn, since);
         if first {
             crate::metrics::metrics().rooms.inc();
         }
@@ -344,9 +346,10 @@ mod tests {
 
     /// On a worker with a fan-out task, a broadcast is handed over, not
     /// delivered by the caller; the task delivers it to the members the
-    /// room has when it runs: one taken out meanwhile gets nothing.
+    /// room still has when it runs and had when it was handed over: one
+    /// taken out meanwhile gets nothing, and so does one that joined since.
     #[tokio::test]
-    async fn a_worker_delivers_to_its_members_as_they_are_when_it_runs() {
+    async fn a_worker_delivers_to_the_members_there_both_at_hand_over_and_when_it_runs() {
         let local = tokio::task::LocalSet::new();
         local
             .run_until(async {
@@ -360,14 +363,21 @@ mod tests {
                 assert_eq!(here, Delivery::default(), "handed to the worker");
                 assert!(ra.try_recv().is_err(), "not delivered yet");
                 hub.take(RoomId(1), |c| c.id() == b.id());
+                let (late, mut rlate) = conn(3, 3, 8);
+                hub.join(RoomId(1), &late);
                 let first = tokio::time::timeout(std::time::Duration::from_secs(5), ra.recv());
                 assert_eq!(seq_of(first.await.expect("delivered")), 1);
                 assert!(rb.try_recv().is_err(), "taken out before the worker ran");
+                assert!(
+                    rlate.try_recv().is_err(),
+                    "joined after the hand-over: not for it"
+                );
                 hub.broadcast(message(1, 2));
                 hub.broadcast(message(1, 3));
                 for seq in [2, 3] {
                     let next = tokio::time::timeout(std::time::Duration::from_secs(5), ra.recv());
                     assert_eq!(seq_of(next.await.expect("delivered")), seq, "in order");
+                    assert_eq!(seq_of(rlate.try_recv().unwrap()), seq);
                 }
             })
             .await;

@@ -13,11 +13,18 @@ use crate::conn::{ConnHandle, Push};
 use shared::ids::{ConnId, RoomId};
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const SHARDS: usize = 64;
 
 pub(super) struct Rooms {
     shards: Box<[RwLock<HashMap<RoomId, Room>>]>,
+    /// Ticks at every join. A broadcast reads it when it is handed over,
+    /// and a worker delivers it only to members that joined by then: a
+    /// connection that entered after a broadcast left the node does not get
+    /// it late (it reads it from the history, or it predates its join).
+    /// Both happen under the room's shard lock, which orders them.
+    clock: AtomicU64,
 }
 
 /// One room's local members, one group per worker that holds some (as
@@ -29,7 +36,13 @@ pub(super) struct Room {
 
 pub(super) struct Group {
     pub(super) worker: WorkerId,
-    pub(super) members: HashMap<ConnId, ConnHandle>,
+    pub(super) members: HashMap<ConnId, Member>,
+}
+
+pub(super) struct Member {
+    conn: ConnHandle,
+    /// The clock when it joined.
+    since: u64,
 }
 
 /// What one delivery did.
@@ -44,6 +57,7 @@ impl Default for Rooms {
     fn default() -> Self {
         Rooms {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            clock: AtomicU64::new(0),
         }
     }
 }
@@ -57,11 +71,22 @@ impl Rooms {
         self.shards.iter()
     }
 
-    /// Deliver `b` to the members `worker` holds, membership as it is now.
-    pub(super) fn deliver(&self, worker: WorkerId, b: &Broadcast) -> Delivery {
+    /// The clock for a broadcast handed over now (under the room's shard lock).
+    pub(super) fn now(&self) -> u64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    /// The clock for a join now (under the room's shard lock, for writing).
+    pub(super) fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Deliver `b`, handed over at `stamp`, to the members `worker` holds
+    /// now that had joined by then.
+    pub(super) fn deliver(&self, worker: WorkerId, b: &Broadcast, stamp: u64) -> Delivery {
         let shard = self.shard(b.room).read().expect("hub shard");
         match shard.get(&b.room).and_then(|r| r.group(worker)) {
-            Some(group) => group.deliver(b),
+            Some(group) => group.deliver(b, stamp),
             None => Delivery::default(),
         }
     }
@@ -81,14 +106,17 @@ impl Room {
     }
 
     pub(super) fn members(&self) -> impl Iterator<Item = &ConnHandle> {
-        self.groups.iter().flat_map(|g| g.members.values())
+        self.groups
+            .iter()
+            .flat_map(|g| g.members.values().map(|m| &m.conn))
     }
 
     fn group(&self, worker: WorkerId) -> Option<&Group> {
         self.groups.iter().find(|g| g.worker == worker)
     }
 
-    pub(super) fn insert(&mut self, conn: &ConnHandle) {
+    /// Add `conn`, joined at clock `since`.
+    pub(super) fn insert(&mut self, conn: &ConnHandle, since: u64) {
         let worker = conn.worker();
         let at = match self.groups.iter().position(|g| g.worker == worker) {
             Some(at) => at,
@@ -100,7 +128,11 @@ impl Room {
                 self.groups.len() - 1
             }
         };
-        self.groups[at].members.insert(conn.id(), conn.clone());
+        let member = Member {
+            conn: conn.clone(),
+            since,
+        };
+        self.groups[at].members.insert(conn.id(), member);
     }
 
     /// Remove `conn`; a group left empty goes with it.
@@ -109,7 +141,7 @@ impl Room {
             .groups
             .iter()
             .position(|g| g.members.contains_key(&conn))?;
-        let removed = self.groups[at].members.remove(&conn);
+        let removed = self.groups[at].members.remove(&conn).map(|m| m.conn);
         if self.groups[at].members.is_empty() {
             self.groups.swap_remove(at);
         }
@@ -118,11 +150,12 @@ impl Room {
 }
 
 impl Group {
-    /// Enqueue `b` for every member except its `skip`.
-    pub(super) fn deliver(&self, b: &Broadcast) -> Delivery {
+    /// Enqueue `b` for every member that had joined by `stamp`, except
+    /// its `skip`.
+    pub(super) fn deliver(&self, b: &Broadcast, stamp: u64) -> Delivery {
         let mut d = Delivery::default();
-        for (id, conn) in &self.members {
-            if Some(*id) == b.skip {
+        for (id, Member { conn, since }) in &self.members {
+            if Some(*id) == b.skip || *since > stamp {
                 continue;
             }
             let item = match b.seq {
@@ -149,8 +182,8 @@ impl Group {
     /// it in order, so they go as slow consumers (they resume from their
     /// last seq on reconnecting).
     pub(super) fn overflow(&self) -> Delivery {
-        for conn in self.members.values() {
-            conn.close_slow();
+        for member in self.members.values() {
+            member.conn.close_slow();
         }
         Delivery {
             queued: 0,

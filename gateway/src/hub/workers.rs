@@ -12,10 +12,13 @@
 //! goes at once. This replaces a 4 ms timer each connection armed per
 //! broadcast.
 //!
-//! Membership is read when the task delivers, so a broadcast behaves as if
-//! it had been published at that moment: a member that left (or was
-//! evicted) meanwhile does not get it, one that entered meanwhile gets it
-//! and its writer sorts it out like any other (see `conn::delivery`).
+//! A broadcast reaches the members that were in the room when it was handed
+//! over and still are when the task delivers it: one that left (or was
+//! evicted) meanwhile does not get it, and neither does one that entered
+//! meanwhile (what it needs of the room it reads from the history, as
+//! before per-worker fan-out), so the wait in a worker's queue never shows
+//! a newcomer an event that reached the node before it entered.
+//!
 //! The hand-over queue is bounded: a worker that falls [`QUEUE`] broadcasts
 //! behind closes the room's members it holds as slow consumers, since they
 //! can no longer get everything in order. A worker without a task (a test
@@ -51,8 +54,9 @@ pub(super) struct Workers {
 
 /// What a worker's queue carries.
 pub(super) enum Handover {
-    /// A room broadcast, for the room's members on that worker.
-    Room(Arc<Broadcast>),
+    /// A room broadcast, for the room's members on that worker that had
+    /// joined by the clock it carries (see `Rooms::now`).
+    Room(Arc<Broadcast>, u64),
     /// An item for one connection that must stay behind the broadcasts
     /// handed over before it (the answer to its own send).
     One(ConnHandle, Outbound),
@@ -120,12 +124,12 @@ async fn run(rooms: Arc<Rooms>, me: WorkerId, mut rx: mpsc::Receiver<Handover>) 
         }
         // Only broadcasts pace the turns: a client's answer alone must not
         // hold back the room's next message.
-        if turn.iter().any(|item| matches!(item, Handover::Room(_))) {
+        if turn.iter().any(|item| matches!(item, Handover::Room(..))) {
             last = Some(Instant::now());
         }
         for item in turn.drain(..) {
             match item {
-                Handover::Room(b) => b.record(rooms.deliver(me, &b)),
+                Handover::Room(b, stamp) => b.record(rooms.deliver(me, &b, stamp)),
                 Handover::One(conn, item) => {
                     conn.push(item);
                 }
