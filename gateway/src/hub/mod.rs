@@ -337,6 +337,17 @@ mod tests {
         assert!(matches!(rb.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "2"));
     }
 
+    /// Run `test` on a worker: in a `LocalSet`, where the fan-out task can run.
+    async fn on_a_worker(test: impl std::future::Future<Output = ()>) {
+        tokio::task::LocalSet::new().run_until(test).await
+    }
+
+    /// The next item queued for a connection, within 5 s.
+    async fn next(rx: &mut crate::conn::outbox::Inbox) -> Outbound {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv());
+        item.await.expect("delivered")
+    }
+
     fn seq_of(item: Outbound) -> i64 {
         match item {
             Outbound::Message { seq, .. } => seq,
@@ -350,63 +361,56 @@ mod tests {
     /// taken out meanwhile gets nothing, and so does one that joined since.
     #[tokio::test]
     async fn a_worker_delivers_to_the_members_there_both_at_hand_over_and_when_it_runs() {
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                let hub = Hub::default();
-                hub.attach_worker();
-                let (a, mut ra) = conn(1, 1, 8);
-                let (b, mut rb) = conn(2, 2, 8);
-                hub.join(RoomId(1), &a);
-                hub.join(RoomId(1), &b);
-                let here = hub.broadcast(message(1, 1));
-                assert_eq!(here, Delivery::default(), "handed to the worker");
-                assert!(ra.try_recv().is_err(), "not delivered yet");
-                hub.take(RoomId(1), |c| c.id() == b.id());
-                let (late, mut rlate) = conn(3, 3, 8);
-                hub.join(RoomId(1), &late);
-                let first = tokio::time::timeout(std::time::Duration::from_secs(5), ra.recv());
-                assert_eq!(seq_of(first.await.expect("delivered")), 1);
-                assert!(rb.try_recv().is_err(), "taken out before the worker ran");
-                assert!(
-                    rlate.try_recv().is_err(),
-                    "joined after the hand-over: not for it"
-                );
-                hub.broadcast(message(1, 2));
-                hub.broadcast(message(1, 3));
-                for seq in [2, 3] {
-                    let next = tokio::time::timeout(std::time::Duration::from_secs(5), ra.recv());
-                    assert_eq!(seq_of(next.await.expect("delivered")), seq, "in order");
-                    assert_eq!(seq_of(rlate.try_recv().unwrap()), seq);
-                }
-            })
-            .await;
+        on_a_worker(async {
+            let hub = Hub::default();
+            hub.attach_worker();
+            let (a, mut ra) = conn(1, 1, 8);
+            let (b, mut rb) = conn(2, 2, 8);
+            hub.join(RoomId(1), &a);
+            hub.join(RoomId(1), &b);
+            let here = hub.broadcast(message(1, 1));
+            assert_eq!(here, Delivery::default(), "handed to the worker");
+            assert!(ra.try_recv().is_err(), "not delivered yet");
+            hub.take(RoomId(1), |c| c.id() == b.id());
+            let (late, mut rlate) = conn(3, 3, 8);
+            hub.join(RoomId(1), &late);
+            assert_eq!(seq_of(next(&mut ra).await), 1);
+            assert!(rb.try_recv().is_err(), "taken out before the worker ran");
+            assert!(
+                rlate.try_recv().is_err(),
+                "joined after the hand-over: not for it"
+            );
+            hub.broadcast(message(1, 2));
+            hub.broadcast(message(1, 3));
+            for seq in [2, 3] {
+                assert_eq!(seq_of(next(&mut ra).await), seq, "in order");
+                assert_eq!(seq_of(rlate.try_recv().unwrap()), seq);
+            }
+        })
+        .await;
     }
 
     /// The answer to a client's own send stays behind the room events
     /// handed to its worker before it.
     #[tokio::test]
     async fn an_answer_pushed_in_order_stays_behind_earlier_broadcasts() {
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                let hub = Hub::default();
-                hub.attach_worker();
-                let (a, mut ra) = conn(1, 1, 8);
-                hub.join(RoomId(1), &a);
-                hub.broadcast(presence(1, "left", None));
-                assert_eq!(
-                    hub.push_in_order(&a, Outbound::Frame("answer".into())),
-                    Push::Queued
-                );
-                assert!(ra.try_recv().is_err(), "both with the worker");
-                let first = tokio::time::timeout(std::time::Duration::from_secs(5), ra.recv());
-                assert!(
-                    matches!(first.await.unwrap(), Outbound::Presence { frame, .. } if frame == "left")
-                );
-                assert!(matches!(ra.try_recv().unwrap(), Outbound::Frame(f) if f == "answer"));
-            })
-            .await;
+        on_a_worker(async {
+            let hub = Hub::default();
+            hub.attach_worker();
+            let (a, mut ra) = conn(1, 1, 8);
+            hub.join(RoomId(1), &a);
+            hub.broadcast(presence(1, "left", None));
+            assert_eq!(
+                hub.push_in_order(&a, Outbound::Frame("answer".into())),
+                Push::Queued
+            );
+            assert!(ra.try_recv().is_err(), "both with the worker");
+            assert!(
+                matches!(next(&mut ra).await, Outbound::Presence { frame, .. } if frame == "left")
+            );
+            assert!(matches!(ra.try_recv().unwrap(), Outbound::Frame(f) if f == "answer"));
+        })
+        .await;
     }
 
     /// Under load a worker's turns come at most one per pace, so the
@@ -415,45 +419,43 @@ mod tests {
     /// time: the clock moves only when the worker sleeps.
     #[tokio::test(start_paused = true)]
     async fn turns_are_paced_under_load_and_immediate_when_quiet() {
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                let hub = Hub::default();
-                hub.attach_worker();
-                let (a, mut ra) = conn(1, 1, 64);
-                hub.join(RoomId(1), &a);
-                let waited = |since: tokio::time::Instant| since.elapsed();
+        on_a_worker(async {
+            let hub = Hub::default();
+            hub.attach_worker();
+            let (a, mut ra) = conn(1, 1, 64);
+            hub.join(RoomId(1), &a);
+            let waited = |since: tokio::time::Instant| since.elapsed();
 
-                let start = tokio::time::Instant::now();
-                hub.broadcast(message(1, 1));
-                assert_eq!(seq_of(ra.recv().await), 1);
-                assert!(
-                    waited(start) < std::time::Duration::from_millis(1),
-                    "first: at once"
-                );
+            let start = tokio::time::Instant::now();
+            hub.broadcast(message(1, 1));
+            assert_eq!(seq_of(ra.recv().await), 1);
+            assert!(
+                waited(start) < std::time::Duration::from_millis(1),
+                "first: at once"
+            );
 
-                let start = tokio::time::Instant::now();
-                hub.broadcast(message(1, 2));
-                hub.broadcast(message(1, 3));
-                assert_eq!(seq_of(ra.recv().await), 2);
-                assert_eq!(seq_of(ra.try_recv().unwrap()), 3, "in the same turn");
-                assert!(
-                    waited(start) >= std::time::Duration::from_millis(7),
-                    "paced"
-                );
+            let start = tokio::time::Instant::now();
+            hub.broadcast(message(1, 2));
+            hub.broadcast(message(1, 3));
+            assert_eq!(seq_of(ra.recv().await), 2);
+            assert_eq!(seq_of(ra.try_recv().unwrap()), 3, "in the same turn");
+            assert!(
+                waited(start) >= std::time::Duration::from_millis(7),
+                "paced"
+            );
 
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                hub.push_in_order(&a, Outbound::Frame("answer".into()));
-                assert!(matches!(ra.recv().await, Outbound::Frame(_)));
-                let start = tokio::time::Instant::now();
-                hub.broadcast(message(1, 4));
-                assert_eq!(seq_of(ra.recv().await), 4);
-                assert!(
-                    waited(start) < std::time::Duration::from_millis(1),
-                    "an answer alone does not hold back the next broadcast"
-                );
-            })
-            .await;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            hub.push_in_order(&a, Outbound::Frame("answer".into()));
+            assert!(matches!(ra.recv().await, Outbound::Frame(_)));
+            let start = tokio::time::Instant::now();
+            hub.broadcast(message(1, 4));
+            assert_eq!(seq_of(ra.recv().await), 4);
+            assert!(
+                waited(start) < std::time::Duration::from_millis(1),
+                "an answer alone does not hold back the next broadcast"
+            );
+        })
+        .await;
     }
 
     /// Each worker's members get the broadcast from that worker's task;
@@ -469,15 +471,14 @@ mod tests {
                     .enable_all()
                     .build()
                     .unwrap();
-                let local = tokio::task::LocalSet::new();
-                local.block_on(&rt, async move {
+                rt.block_on(on_a_worker(async move {
                     hub.attach_worker();
                     let (a, mut ra) = conn(1, 1, 8);
                     hub.join(RoomId(1), &a);
                     joined_tx.send(a.worker()).unwrap();
-                    let got = tokio::time::timeout(std::time::Duration::from_secs(5), ra.recv());
-                    seq_of(got.await.expect("the worker delivered"))
-                })
+                    let got = seq_of(next(&mut ra).await);
+                    assert_eq!(got, 7, "from this worker's task");
+                }))
             })
         };
         let worker_id = joined_rx.recv().unwrap();
@@ -487,28 +488,26 @@ mod tests {
         let here = hub.broadcast(message(1, 7));
         assert_eq!(here, Delivery { queued: 1, slow: 0 }, "b, directly");
         assert_eq!(seq_of(rb.try_recv().unwrap()), 7);
-        assert_eq!(worker.join().unwrap(), 7);
+        worker.join().expect("the worker thread got it");
     }
 
     /// A worker that falls a whole queue behind cannot give its members
     /// everything in order: they are closed as slow consumers.
     #[tokio::test]
     async fn a_worker_too_far_behind_closes_its_members_as_slow() {
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                let hub = Hub::default();
-                hub.attach_worker();
-                let (a, _ra) = conn(1, 1, 8);
-                hub.join(RoomId(1), &a);
-                for seq in 0..WORKER_QUEUE as i64 {
-                    assert_eq!(hub.broadcast(message(1, seq)), Delivery::default());
-                }
-                assert!(!a.is_closing());
-                let d = hub.broadcast(message(1, WORKER_QUEUE as i64));
-                assert_eq!(d, Delivery { queued: 0, slow: 1 });
-                assert!(a.is_closing());
-            })
-            .await;
+        on_a_worker(async {
+            let hub = Hub::default();
+            hub.attach_worker();
+            let (a, _ra) = conn(1, 1, 8);
+            hub.join(RoomId(1), &a);
+            for seq in 0..WORKER_QUEUE as i64 {
+                assert_eq!(hub.broadcast(message(1, seq)), Delivery::default());
+            }
+            assert!(!a.is_closing());
+            let d = hub.broadcast(message(1, WORKER_QUEUE as i64));
+            assert_eq!(d, Delivery { queued: 0, slow: 1 });
+            assert!(a.is_closing());
+        })
+        .await;
     }
 }
