@@ -1,11 +1,9 @@
 //! Group commit of chat messages: the messages that arrive while a
 //! transaction is being written are stored together in the next one.
 //!
-//! Why: each statement through sqlx's SQLite driver is a round trip to that
-//! connection's own thread (two thread wake-ups), and under load most of a
-//! message's CPU went there. A transaction of N messages is four statements
-//! whatever N (begin, one `seq` bump per room, one multi-row insert,
-//! commit; see `Store::insert_messages`). A caller still gets its
+//! Why: a transaction's fixed costs (its commit, and on SQLite the hand-over
+//! of the connection from sqlx's thread) are paid once per batch instead of
+//! once per message; see `Store::insert_messages`. A caller still gets its
 //! answer only after the commit that holds its message, so an acknowledged
 //! message is stored, as before.
 //!
@@ -47,11 +45,32 @@ pub(super) struct GroupCommit {
 impl GroupCommit {
     /// Start the writers on the current runtime; they stop when the last
     /// clone of the store that holds this is dropped.
+    ///
+    /// SQLite's writer runs on a thread of its own: its transactions run on
+    /// the calling thread (`store/sqlite_messages.rs`) and would stall
+    /// whatever else shares a runtime thread with it.
     pub(super) fn start(store: Store, writers: usize) -> Self {
+        let sqlite = store.backend_name() == "sqlite";
         let writers = (0..writers.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(write(store.clone(), rx));
+                let writer = write(store.clone(), rx);
+                if sqlite {
+                    std::thread::Builder::new()
+                        .name("message-writer".into())
+                        .spawn(move || {
+                            tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .expect("a runtime for the message writer")
+                                .block_on(writer)
+                        })
+                        // At start: a process that cannot start a thread
+                        // cannot start its workers either.
+                        .expect("start the message writer thread");
+                } else {
+                    tokio::spawn(writer);
+                }
                 tx
             })
             .collect();

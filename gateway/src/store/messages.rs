@@ -105,12 +105,16 @@ impl Store {
     /// Several messages in one transaction, each under its room's next seq,
     /// in order; all or none. However many there are, that is one `UPDATE`
     /// per room (its `last_seq` moved by the room's count) and one
-    /// multi-row `INSERT`: a statement through sqlx's SQLite driver is a
-    /// round trip to its thread, and per message they were most of the cost.
+    /// multi-row `INSERT`. On SQLite the transaction runs through its C API
+    /// on the writer's connection (`store/sqlite_messages.rs`): a statement
+    /// through sqlx's SQLite driver is a round trip to its thread.
     pub(super) async fn insert_messages(
         &self,
         messages: &[&super::NewMessage],
     ) -> Result<Vec<MessageRecord>, StoreError> {
+        if self.writer.get_database_backend() == DbBackend::Sqlite {
+            return super::sqlite_messages::insert_messages(&self.writer, messages).await;
+        }
         let txn = self.begin_write().await?;
         match insert_in(&txn, messages).await {
             Ok(stored) => {
@@ -219,9 +223,7 @@ async fn insert_in(
 /// and leave there the first seq its messages take: they take
 /// `last_seq - count + 1 ..= last_seq`, in order. `NotFound` if a room is gone.
 ///
-/// SQLite: one statement for every room (`CASE id WHEN … END … RETURNING`);
-/// its writer is alone, and statements are what cost there. PostgreSQL: one
-/// statement per room in ascending room order, so that transactions of
+/// One statement per room in ascending room order, so that transactions of
 /// several writers and nodes take rooms' row locks in one order and cannot
 /// deadlock (an `IN` list's scan order is the planner's choice).
 async fn bump_seqs(
@@ -229,36 +231,19 @@ async fn bump_seqs(
     counts: &mut BTreeMap<RoomId, i64>,
 ) -> Result<(), StoreError> {
     // Scoped: sea-query's blanket `ExprTrait` would shadow `Ord::min` & co.
-    use sea_orm::sea_query::{CaseStatement, ExprTrait};
-    let rooms: Vec<Vec<RoomId>> = if txn.get_database_backend() == DbBackend::Sqlite {
-        vec![counts.keys().copied().collect()]
-    } else {
-        counts.keys().map(|room| vec![*room]).collect()
-    };
-    for group in rooms {
-        let mut by = CaseStatement::new();
-        for room in &group {
-            by = by.case(room::Column::Id.eq(room.0), Expr::val(counts[room]));
-        }
+    use sea_orm::sea_query::ExprTrait;
+    for (room, count) in counts.iter_mut() {
         let bump = Query::update()
             .table(room::Entity)
             .value(
                 room::Column::LastSeq,
-                Expr::col(room::Column::LastSeq).add(by),
+                Expr::col(room::Column::LastSeq).add(*count),
             )
-            .and_where(room::Column::Id.is_in(group.iter().map(|r| r.0)))
-            .returning(Query::returning().columns([room::Column::Id, room::Column::LastSeq]))
+            .and_where(room::Column::Id.eq(room.0))
+            .returning(Query::returning().column(room::Column::LastSeq))
             .to_owned();
-        let rows = txn.query_all(&bump).await?;
-        if rows.len() != group.len() {
-            return Err(StoreError::NotFound);
-        }
-        for row in rows {
-            let id = RoomId(row.try_get::<i64>("", "id")?);
-            let last = row.try_get::<i64>("", "last_seq")?;
-            let count = counts.get_mut(&id).ok_or(StoreError::NotFound)?;
-            *count = last - *count + 1;
-        }
+        let row = txn.query_one(&bump).await?.ok_or(StoreError::NotFound)?;
+        *count = row.try_get::<i64>("", "last_seq")? - *count + 1;
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ mod members;
 mod messages;
 mod room_entry;
 mod rooms;
+mod sqlite_messages;
 mod statement_metrics;
 #[cfg(test)]
 mod test_support;
