@@ -22,6 +22,7 @@ mod m20261126_000005_add_users_deleted_at;
 mod m20261203_000006_add_users_username_key;
 mod m20261203_000007_create_external_identities;
 mod m20261203_000008_create_room_bans;
+mod m20261204_000009_drop_messages_user_id_index;
 
 /// All migrations of the chat-gateway schema, oldest first.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_add_users_username_key::Migration),
             Box::new(m20261203_000007_create_external_identities::Migration),
             Box::new(m20261203_000008_create_room_bans::Migration),
+            Box::new(m20261204_000009_drop_messages_user_id_index::Migration),
         ]
     }
 }
@@ -136,6 +138,32 @@ mod tests {
     async fn sqlite_duplicates_by_case_are_renamed() {
         let db = Database::connect("sqlite::memory:").await.unwrap();
         duplicates_by_case_are_renamed(&db).await;
+    }
+
+    /// Lookups of a sender's messages (an account's deletion) use the
+    /// unique `(user_id, client_msg_id)` index, now the only one on
+    /// `user_id`: no scan of the whole table.
+    #[tokio::test]
+    async fn messages_by_sender_use_an_index() {
+        use sea_orm_migration::sea_orm::Statement;
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        let plan = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "EXPLAIN QUERY PLAN DELETE FROM messages WHERE user_id = 7",
+            ))
+            .await
+            .unwrap();
+        let plan: Vec<String> = plan
+            .iter()
+            .map(|r| r.try_get::<String>("", "detail").unwrap())
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("INDEX uq_messages_user_id_client_msg_id (user_id=?)")),
+            "{plan:?}"
+        );
     }
 
     #[tokio::test]
