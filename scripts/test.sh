@@ -12,6 +12,7 @@ started=$SECONDS
 log "toolchain: $(cargo --version)"
 log "deployment files (rule tests, Kubernetes schemas, policy lint)"
 bash scripts/check-deploy.sh
+bash scripts/check-code.sh
 
 ensure_service_binaries
 start_postgres
