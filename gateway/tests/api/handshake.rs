@@ -141,16 +141,14 @@ async fn the_connection_limit_refuses_upgrades_with_503() {
     assert!(flat_error(&body).contains("Too many connections"));
     // A slot frees up when a connection ends.
     a.close().await;
-    let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
-    loop {
+    crate::eventually::eventually(crate::helpers::WAIT, "a freed slot", || async {
         match app.try_ws(&format!("token={token}")).await {
-            Ok(_) => break,
-            Err((503, _)) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await
-            }
-            Err(e) => panic!("slot never freed: {e:?}"),
+            Ok(_) => Ok(()),
+            Err((503, body)) => Err(format!("503 {body}")),
+            Err(e) => panic!("refused otherwise: {e:?}"),
         }
-    }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -132,16 +132,15 @@ async fn the_per_user_cap_spans_nodes_and_frees_on_close() {
         assert_eq!(status, 429, "{body}");
     }
     second.close().await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
+    let within = std::time::Duration::from_secs(5);
+    crate::eventually::eventually(within, "the freed place given back", || async {
         match a.try_ws(&format!("token={t}")).await {
-            Ok(_) => break,
-            Err((429, _)) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            Err(other) => panic!("the freed place was not given back: {other:?}"),
+            Ok(_) => Ok(()),
+            Err((429, body)) => Err(format!("429 {body}")),
+            Err(other) => panic!("refused otherwise: {other:?}"),
         }
-    }
+    })
+    .await;
 }
 
 #[tokio::test]

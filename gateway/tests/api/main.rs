@@ -6,6 +6,8 @@ mod bans;
 mod deferred_fills;
 mod delivery;
 mod drain;
+#[path = "../common/eventually.rs"]
+mod eventually;
 mod handshake;
 mod health;
 mod helpers;

@@ -11,20 +11,18 @@ fn value(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
 }
 
-/// `chat_gateway_messages_delivered_total`, once it is not 0 (or after 5 s).
+/// `chat_gateway_messages_delivered_total`, once it is not 0 (the worker
+/// that delivers counts it, a moment after the client got the frame).
 async fn delivered(app: &crate::helpers::TestApp) -> f64 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let text = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let within = std::time::Duration::from_secs(5);
+    crate::eventually::eventually(within, "a delivery counted", || async {
         let n = value(
-            &text.text().await.unwrap(),
+            &app.metrics().await,
             "chat_gateway_messages_delivered_total",
         );
-        if n >= 1.0 || std::time::Instant::now() > deadline {
-            return n;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        if n >= 1.0 { Ok(n) } else { Err(format!("{n}")) }
+    })
+    .await
 }
 
 /// A new user, connected to room 1, who sent a message and got it back.
@@ -130,18 +128,15 @@ async fn metrics_count_connections_messages_and_requests() {
 
     // A closed connection's lifetime is recorded.
     c.close().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
+    let within = std::time::Duration::from_secs(5);
+    crate::eventually::eventually(within, "a connection lifetime recorded", || async {
         let text = app.metrics().await;
-        if value(&text, "chat_gateway_connection_duration_seconds_count") >= 1.0 {
-            break;
+        match value(&text, "chat_gateway_connection_duration_seconds_count") {
+            n if n >= 1.0 => Ok(()),
+            _ => Err(text),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no connection lifetime recorded:\n{text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -198,20 +193,21 @@ async fn presence_as_read_from_the_store_is_exported_in_cluster_mode() {
         return;
     }
     // The keeper runs every TTL/3 = 1 s.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let text = app.metrics().await;
-        let conns = value(&text, "chat_gateway_presence_store_connections");
-        let users = value(&text, "chat_gateway_presence_store_users");
-        if (conns, users) == (3.0, 2.0) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "presence gauges stuck at {conns} connections, {users} users"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let within = std::time::Duration::from_secs(10);
+    crate::eventually::eventually(
+        within,
+        "presence gauges of 3 connections, 2 users",
+        || async {
+            let text = app.metrics().await;
+            let conns = value(&text, "chat_gateway_presence_store_connections");
+            let users = value(&text, "chat_gateway_presence_store_users");
+            match (conns, users) {
+                (3.0, 2.0) => Ok(()),
+                _ => Err(format!("{conns} connections, {users} users")),
+            }
+        },
+    )
+    .await;
 }
 
 /// Labelled series exist at 0 from the start (issue 16), so that a rate or

@@ -11,6 +11,8 @@
 //! prints the tail of every node's log.
 
 mod certs;
+#[path = "../common/eventually.rs"]
+mod eventually;
 mod helpers;
 mod sentinel;
 

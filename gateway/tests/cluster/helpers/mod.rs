@@ -33,7 +33,6 @@ mod ws_client;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tokio::time::Instant;
 
 pub use crate::certs::TestCerts;
 pub use crate::sentinel::SentinelSet;
@@ -71,21 +70,4 @@ fn unique() -> u32 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Poll `check` every 100 ms until it returns `Some`, or panic after `within`
-/// with `what` and the last observation.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {within:?} waiting for {what}; last observation: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
+pub use crate::eventually::eventually;
