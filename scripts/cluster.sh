@@ -629,7 +629,7 @@ backend gateways
     # health checks notice (up to inter x fall): such a request, or one that
     # finds the node gone, is retried once or twice on another node. Stopping
     # one of two nodes under upgrades: 34 % failed with 503 for ~2 s without
-    # these lines, 0 of 170 with them (issue 16).
+    # these lines, 0 of 170 with them.
     retries 2
     option redispatch 1
     retry-on conn-failure empty-response response-timeout 503

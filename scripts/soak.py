@@ -96,7 +96,7 @@ RUN = os.urandom(4).hex()
 # Numbers every client of the run, warm-up and soak alike: a client's
 # client_msg_ids (soak-RUN-N-K) must never repeat another's. When each phase
 # counted from 0, a soak client drawing the same user as the warm-up client
-# of its number resent the warm-up's ids: retries, to the node (issue 19).
+# of its number resent the warm-up's ids: retries, to the node.
 LIVES = itertools.count()
 GAUGES = ["connections", "rooms", "presence_users", "bus_subscribed_channels"]
 

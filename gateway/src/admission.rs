@@ -1,7 +1,7 @@
 //! May this user enter this room? The same rule for `room_id` at connect and
 //! for `join_room`: the room must exist; a banned user is refused until the
 //! ban ends; a public room admits anyone and records a `member` row as in
-//! the seed; a private room needs a row already, and to anyone else looks
+//! protocol v1; a private room needs a row already, and to anyone else looks
 //! like a room that does not exist (404 on every route, the handshake and
 //! `join_room` included).
 

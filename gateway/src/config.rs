@@ -241,7 +241,7 @@ impl Default for AuthSettings {
 
 impl Default for WsSettings {
     fn default() -> Self {
-        // The seed's values: ping every 54 s (9/10 of the pong wait), 60 s, 10 s.
+        // Protocol v1's values (the gin-chat-room server's): ping every 54 s (9/10 of the pong wait), 60 s, 10 s.
         WsSettings {
             ping_interval_secs: 54,
             client_timeout_secs: 60,

@@ -1,5 +1,5 @@
 //! The REST error body `{"error":{"code","message"}}` and its status codes.
-//! (The `/ws` handshake keeps the seed's flat `{"error":"..."}`; see `routes::ws`.)
+//! (The `/ws` handshake keeps protocol v1's flat `{"error":"..."}`; see `routes::ws`.)
 
 use crate::domain::ValidationError;
 use crate::store::StoreError;

@@ -1,4 +1,4 @@
-//! `users.is_online` / `last_seen`, kept as in the seed but off the hot path:
+//! `users.is_online` / `last_seen`, kept as protocol v1 has them but off the hot path:
 //! connects and disconnects only mark a user in a coalescing map, and one
 //! background task writes the latest state per user. A user who reconnects
 //! ten times in a second costs at most a couple of database writes, and the

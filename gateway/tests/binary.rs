@@ -1,4 +1,4 @@
-//! The `gateway` binary itself, black-box (issue 2): `gateway migrate` runs
+//! The `gateway` binary itself, black-box: `gateway migrate` runs
 //! the migrations and exits without serving; `CHAT__LOG__FORMAT=json` makes
 //! every log line a JSON object; a node without a JWT secret warns that
 //! tokens will not survive a restart; and no password or token ever reaches
@@ -307,7 +307,7 @@ async fn no_password_or_token_reaches_the_logs() {
     }
 }
 
-/// Issue 16: a pod may start with a soft open-files limit of 1,024 (or a
+/// A pod may start with a soft open-files limit of 1,024 (or a
 /// shell's `ulimit -n 256`), and every connection is a descriptor. The node
 /// raises its soft limit to the hard one at start, logs both, and warns
 /// when they cannot hold `limits.max_connections` plus a margin.
@@ -376,7 +376,7 @@ async fn the_open_files_limit_is_raised_to_the_hard_limit_and_reported() {
     );
 }
 
-/// Issue 16: a balancer notices a stopping node only after its next failed
+/// A balancer notices a stopping node only after its next failed
 /// health checks. With `server.lame_duck_secs`, `/readyz` fails at the stop
 /// signal while upgrades are still taken for that long; then the drain
 /// refuses them (503) and closes the connections (1012).

@@ -172,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_frames_decode() {
+    fn v1_frames_decode() {
         assert_eq!(
             ClientFrame::decode(r#"{"type":"message","room_id":1,"content":"Hello, World!"}"#)
                 .unwrap(),

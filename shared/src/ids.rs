@@ -1,5 +1,5 @@
 //! Identifier newtypes. Each is `#[serde(transparent)]`, so on the wire an id
-//! is a plain JSON number (or string for [`NodeId`]), exactly as in the seed.
+//! is a plain JSON number (or string for [`NodeId`]), exactly as in protocol v1.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,4 +1,4 @@
-//! What browsers receive: one JSON object per text frame, with the seed's
+//! What browsers receive: one JSON object per text frame, with protocol v1's
 //! shapes (`{type, room_id, data}`) plus `error`, `pong` and `left_room`.
 
 use crate::error_code::ErrorCode;
@@ -57,7 +57,7 @@ pub struct UserPublic {
     pub nickname: String,
 }
 
-/// A stored message, as the seed's `message.ToJSON()` plus `room_id`, `seq`
+/// A stored message, as protocol v1's `message.ToJSON()` plus `room_id`, `seq`
 /// and the sender's `client_msg_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -209,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn message_has_the_seed_shape() {
+    fn message_has_the_v1_shape() {
         let v: serde_json::Value = serde_json::from_str(
             &ServerFrame::Message {
                 room_id: RoomId(1),

@@ -1,7 +1,7 @@
 //! [`ConnHandle`]: what the rest of the node holds of one WebSocket connection.
 //!
-//! The hub and the node only ever *enqueue* onto a connection (non-blocking
-//! `try_send`) or *ask it to close*; the session task owns the socket, drains
+//! The hub and the node only ever *enqueue* onto a connection (a push that
+//! never waits) or *ask it to close*; the session task owns the socket, drains
 //! the queue and runs the one cleanup block. A full queue means the client
 //! cannot keep up: it is closed as a slow consumer instead of slowing anyone else.
 

@@ -1,6 +1,7 @@
 //! Presence changes of large rooms, coalesced.
 //!
-//! The seed protocol tells every member of a room about every arrival: a
+//! Protocol v1 (the gin-chat-room protocol, `shared/README.md`) tells every
+//! member of a room about every arrival: a
 //! `user_joined` per newcomer to each member, so N clients entering one room
 //! cost N²/2 frames (10,000 → 50 million). In a room with more than
 //! `presence.large_room` members on this node, the node instead collects
@@ -34,7 +35,7 @@ pub enum Change {
 
 impl Node {
     /// Take `change` into the room's batch when the room is large here (or
-    /// already batching). False: send it on its own, as the seed does.
+    /// already batching). False: send it on its own, as protocol v1 does.
     pub(super) fn batch_presence(&self, room: RoomId, change: Change) -> bool {
         let mut batches = self.presence_batches.lock().expect("presence batches");
         if !batches.contains_key(&room)

@@ -66,7 +66,7 @@ pub async fn handle_text(
                 );
             }
         }
-        // As in the seed: leave_room without a room leaves everything and ends the connection.
+        // As in protocol v1: leave_room without a room leaves everything and ends the connection.
         ClientFrame::LeaveRoom { room_id: None } => return Flow::Close(close_codes::NORMAL),
     }
     Flow::Continue

@@ -1,7 +1,7 @@
 //! May this `GET /ws?room_id=N&token=JWT` become a WebSocket? Draining,
 //! Origin, per-IP rate, token, room id, handshake headers, the node's and the
 //! user's connection caps, the room: checked in that order, each refusal in
-//! the seed's flat shape `{"error":"..."}` with its status.
+//! protocol v1's flat shape `{"error":"..."}` with its status.
 //!
 //! One function for both ways a request arrives: a real upgrade (the
 //! `ws::upgrade` service) and a plain GET (the documented route, which can
@@ -18,7 +18,7 @@ use shared::ids::{ConnKey, RoomId};
 use shared::server_frame::UserPublic;
 use utoipa::ToSchema;
 
-/// A refused `/ws` handshake, in the seed's flat shape: `{"error":"..."}`.
+/// A refused `/ws` handshake, in protocol v1's flat shape: `{"error":"..."}`.
 #[derive(Serialize, ToSchema)]
 pub struct WsRefusal<'a> {
     #[schema(example = "User not authenticated")]
@@ -194,7 +194,7 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
     })
 }
 
-/// The query parameters as pairs: the seed answers a bad `room_id` with its
+/// The query parameters as pairs: protocol v1 answers a bad `room_id` with its
 /// own message (not a generic query error), and unknown parameters are ignored.
 fn query_pairs(query: &str) -> Vec<(String, String)> {
     actix_web::web::Query::<Vec<(String, String)>>::from_query(query)

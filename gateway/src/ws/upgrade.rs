@@ -3,7 +3,7 @@
 //! A handshake that passes [`handshake::check`] gets its 101 and the bare
 //! stream becomes the session's: [`FrameReader`] and [`FrameWriter`] read and
 //! write frames on it directly, with no HTTP dispatcher, channel or buffer
-//! left per connection. A refused one gets the seed's `{"error":"..."}` and
+//! left per connection. A refused one gets protocol v1's `{"error":"..."}` and
 //! the connection is closed.
 
 use super::frame_reader::FrameReader;

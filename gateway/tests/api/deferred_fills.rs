@@ -1,6 +1,6 @@
 //! A fill that cannot read the history (the database away for a moment, a
 //! pool timeout) delivers nothing and is tried again; it never moves the
-//! connection's cursor past messages it did not deliver (issue 19: a failed
+//! connection's cursor past messages it did not deliver (a failed
 //! page read used to skip to the room's newest seq with a `recovery_partial`,
 //! so every message in between, the sender's own echo among them, was gone
 //! for good while the connection stayed up).

@@ -8,7 +8,7 @@ fn flat_error(body: &str) -> String {
         serde_json::from_str(body).unwrap_or_else(|_| panic!("JSON error body, got {body:?}"));
     v["error"]
         .as_str()
-        .expect("seed shape {\"error\": \"...\"}")
+        .expect("v1 shape {\"error\": \"...\"}")
         .to_owned()
 }
 

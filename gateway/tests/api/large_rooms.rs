@@ -29,7 +29,7 @@ async fn large_rooms_get_a_bounded_snapshot_and_batched_presence() {
     }
     let mut first = app.ws_in_general(&tokens[0]).await;
     let _second = app.ws_in_general(&tokens[1]).await;
-    // Two members here: still the seed's single event.
+    // Two members here: still protocol v1's single event.
     let joined = next_presence(&mut first).await;
     assert_eq!(
         (

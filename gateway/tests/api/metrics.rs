@@ -210,7 +210,7 @@ async fn presence_as_read_from_the_store_is_exported_in_cluster_mode() {
     .await;
 }
 
-/// Labelled series exist at 0 from the start (issue 16), so that a rate or
+/// Labelled series exist at 0 from the start, so that a rate or
 /// an alert has a series before the first event: every close reason, every
 /// upgrade refusal reason and every limit.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Protocol v1 over real sockets: the seed's frame shapes, rooms, errors.
+//! Protocol v1 over real sockets: its frame shapes, rooms, errors.
 
 use crate::helpers::{WAIT, spawn_app, spawn_with};
 use serde_json::{Value, json};
@@ -12,7 +12,7 @@ fn assert_rfc3339_millis(s: &str) {
 }
 
 #[tokio::test]
-async fn a_message_reaches_everyone_in_the_room_with_the_seed_shape() {
+async fn a_message_reaches_everyone_in_the_room_with_the_v1_shape() {
     let app = spawn_app().await;
     let (alice_id, alice) = app.register("alice").await;
     let (_, bob) = app.register("bob").await;

@@ -210,7 +210,7 @@ async fn a_client_msg_id_older_than_the_window_may_be_used_again() {
     assert_eq!(fresh["client_msg_id"], "reused");
 }
 
-/// The sends the soak saw go unanswered (issue 19). Its client_msg_ids were
+/// The sends the soak saw go unanswered. Its client_msg_ids were
 /// `soak-RUN-N-K` with N counted from 0 in each phase, so when the warm-up's
 /// client N and the soak's client N drew the same user, the soak's sends
 /// reused the warm-up's ids, in another room. The node took each for a retry

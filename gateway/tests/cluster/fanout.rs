@@ -1,4 +1,4 @@
-//! Scenario 1: room messages cross nodes exactly once, in each sender's order.
+//! Room messages cross nodes exactly once, in each sender's order.
 
 use crate::helpers::{Cluster, FrameReader, Opts, WsClient, send_on};
 use serde_json::{Value, json};

@@ -1,5 +1,5 @@
-//! Issue 3: "one published message costs one Redis PUBLISH, whatever the
-//! room's size". A room with members on three nodes (two each) gets N chat
+//! One published message costs one Redis PUBLISH, whatever the room's
+//! size. A room with members on three nodes (two each) gets N chat
 //! messages; Redis's own `INFO commandstats` must count exactly N more
 //! PUBLISH calls (the bus's publish script calls PUBLISH once per envelope;
 //! Redis counts commands run inside scripts), however many members and nodes

@@ -1,4 +1,4 @@
-//! Scenario 7: Redis Cluster (3 masters, no replicas) with sharded pub/sub
+//! Redis Cluster (3 masters, no replicas) with sharded pub/sub
 //! (`CHAT__REDIS__SHARDED_PUBSUB=true`): room traffic crosses nodes, and the
 //! shard that owns a room's channel reports the nodes' subscriptions.
 

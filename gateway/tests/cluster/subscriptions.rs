@@ -1,4 +1,4 @@
-//! Scenario 3: a node subscribes a room's channel only while it has members
+//! A node subscribes a room's channel only while it has members
 //! in the room, so a node with no member never receives the room's traffic.
 //! Checked on Redis itself with `PUBSUB NUMSUB {prefix}:{room:R}`, with a
 //! non-default key prefix.
