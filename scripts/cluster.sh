@@ -506,18 +506,10 @@ PY
 }
 
 
-# HS256 token for a demo user, signed with the cluster's secret (python3 stdlib).
+# A token for a demo user, from the gateway binary, signed with the cluster's secret.
 mint_token() { # mint_token ID USERNAME
-    python3 - "$JWT_SECRET" "$1" "$2" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-secret, uid, name = sys.argv[1], sys.argv[2], sys.argv[3]
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-body = b64(json.dumps({"sub": uid, "exp": int(time.time()) + 86400,
-                       "username": name, "nickname": name.capitalize()}).encode())
-sig = b64(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
-print(f"{head}.{body}.{sig}")
-PY
+    CHAT__AUTH__JWT_SECRET=$JWT_SECRET "$BIN" token --sub "$1" --username "$2" \
+        --nickname "${2^}" --ttl 86400
 }
 
 

@@ -3,7 +3,7 @@
 
 Run by scripts/e2e-cluster.sh, which starts the cluster and stops it. Python 3
 standard library only: a minimal WebSocket client (RFC 6455, text frames) on
-asyncio, HS256 tokens with hmac/hashlib/base64, HTTP with urllib.
+asyncio, HTTP with urllib; tokens from the cluster's own binary (`gateway token`).
 
 It reads the cluster's env file (path in argv[1]) and:
   1. mints a token for each of E2E_USERS users (default 9) and opens one
@@ -25,12 +25,12 @@ Each wait is bounded; any failure exits 1 with a message.
 import asyncio
 import base64
 import hashlib
-import hmac
 import json
 import os
 import re
 import signal
 import struct
+import subprocess
 import sys
 import time
 import urllib.error
@@ -61,15 +61,15 @@ def read_env(path):
     return env
 
 
-def mint_token(secret, uid, username, nickname, ttl=3600):
-    def b64(b):
-        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps({"sub": str(uid), "exp": int(time.time()) + ttl,
-                           "username": username, "nickname": nickname}).encode())
-    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64(sig)}"
+def mint_token(env, uid, username, nickname, ttl=3600):
+    """A token for user `uid` from the cluster's own binary (`gateway token`),
+    signed with the cluster's secret; a user first seen is created from it."""
+    out = subprocess.run(
+        [env["GATEWAY_BIN_USED"], "token", "--sub", str(uid), "--username", username,
+         "--nickname", nickname, "--ttl", str(ttl)],
+        env={**os.environ, "CHAT__AUTH__JWT_SECRET": env["JWT_SECRET"]},
+        capture_output=True, text=True, check=True)
+    return out.stdout.strip()
 
 
 def http_get(url, timeout=5):
@@ -305,7 +305,6 @@ async def scenario(env):
     names = env["NODE_NAMES_LIST"].split()
     node_urls = dict(zip(names, env["NODE_URLS_LIST"].split()))
     prom = env["PROMETHEUS_URL"]
-    secret = env["JWT_SECRET"]
     clients = []
 
     try:
@@ -322,7 +321,7 @@ async def scenario(env):
         for i in range(USERS):
             uid = 7001 + i
             username = f"e2e_user{i + 1}"
-            token = mint_token(secret, uid, username, f"E2E {i + 1}")
+            token = mint_token(env, uid, username, f"E2E {i + 1}")
             ws = await WebSocket.connect("127.0.0.1", lb_port, f"/ws?room_id=1&token={token}")
             c = Client(uid, username, ws)
             clients.append(c)
@@ -413,7 +412,7 @@ async def scenario(env):
         log("after closing: 0 connections on every node and in Prometheus")
 
         # 6. a shared Redis outage does not empty the balancer
-        await shared_redis_outage(env, node_urls, mint_token(secret, 7001, "e2e_user1", "E2E 1"))
+        await shared_redis_outage(env, node_urls, mint_token(env, 7001, "e2e_user1", "E2E 1"))
     finally:
         for c in clients:
             c.task.cancel()

@@ -324,11 +324,10 @@ async def wait_for(what, pred, timeout, interval=0.1):
 async def scenario(cluster_dir, env, drain_window):
     lb_port = int(env["LB_PORT"])
     lb_url = env["LB_URL"]
-    secret = env["JWT_SECRET"]
     names = env["NODE_NAMES_LIST"].split()
     failures = []
 
-    admin = mint_token(secret, 9000, "rr_admin", "RR admin")
+    admin = mint_token(env, 9000, "rr_admin", "RR admin")
     rooms = [1]
     for r in range(1, ROOMS):
         room = http_json("POST", f"{lb_url}/api/rooms", admin,
@@ -341,7 +340,7 @@ async def scenario(cluster_dir, env, drain_window):
     for i in range(RECEIVERS + SENDERS):
         uid = 9100 + i
         room = rooms[i % len(rooms)]
-        token = mint_token(secret, uid, f"rr_user{i}", f"RR {i}")
+        token = mint_token(env, uid, f"rr_user{i}", f"RR {i}")
         if i >= RECEIVERS:
             p = Sender(f"sender{i - RECEIVERS}", uid, room, token, lb_port, rate=RATE / SENDERS,
                        drop_every=DROP_EVERY)

@@ -167,7 +167,7 @@ class Life:
     async def run(self, stop):
         st = self.stats
         uid = 20000 + random.randrange(USERS)
-        token = mint_token(self.env["JWT_SECRET"], uid, f"soak{uid}", f"Soak {uid}", ttl=86400)
+        token = mint_token(self.env, uid, f"soak{uid}", f"Soak {uid}", ttl=86400)
         room = random.choice(self.rooms)
         conn = checks.Connection(self.n, uid, room, f"soak-{RUN}-{self.n}", time.monotonic())
         try:
@@ -330,7 +330,7 @@ async def scenario(env, cluster_dir):
     lb_url = env["LB_URL"]
     names = env["NODE_NAMES_LIST"].split()
     nodes = [(n, int(env[f"NODE_{n}_PID"]), env[f"NODE_{n}_URL"]) for n in names]
-    admin = mint_token(env["JWT_SECRET"], 19999, "soak_admin", "Soak admin")
+    admin = mint_token(env, 19999, "soak_admin", "Soak admin")
     rooms = [1]
     for r in range(ROOMS):
         rooms.append(http_json("POST", f"{lb_url}/api/rooms", admin,

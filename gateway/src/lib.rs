@@ -28,11 +28,13 @@
 //!    routes, listed in one place).
 //! 8. [`serve`] (the main listener: actix-web for HTTP, plus the hook that
 //!    hands upgrades to [`ws::upgrade`]) and [`startup`] (builds a node and
-//!    stops it gracefully).
+//!    stops it gracefully), and [`cli`] (the command line: serve, migrate,
+//!    mint a token).
 
 pub mod admission;
 pub mod auth;
 pub mod bus;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conn;

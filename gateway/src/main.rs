@@ -1,8 +1,8 @@
-//! `gateway [--config FILE]` serves; `gateway migrate [--config FILE]` only runs the migrations.
+//! `gateway [--config FILE]` serves; `gateway migrate` only runs the
+//! migrations; `gateway token --sub ID` prints a token (see `cli.rs`).
 
-use anyhow::Context;
+use gateway::cli::{self, Command};
 use gateway::{config, startup::Application, store::Store, telemetry};
-use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
     gateway::memory::tune();
@@ -11,26 +11,19 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(open_files: Option<gateway::open_files::OpenFiles>) -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mut migrate_only = false;
-    let mut file: Option<PathBuf> = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "migrate" => migrate_only = true,
-            "--config" => file = Some(args.next().context("--config needs a file")?.into()),
-            "-h" | "--help" => {
-                println!(
-                    "usage: gateway [migrate] [--config FILE]\nSettings: see README.md (CHAT__SECTION__KEY variables)."
-                );
-                return Ok(());
-            }
-            other => anyhow::bail!("unknown argument {other:?} (try --help)"),
-        }
+    let (command, file) = cli::parse(std::env::args().skip(1))?;
+    if command == Command::Help {
+        println!("{}", cli::USAGE);
+        return Ok(());
     }
     let settings = config::load(file.as_deref(), std::env::vars())?;
+    if let Command::Token(request) = &command {
+        println!("{}", cli::mint(request, &settings.auth)?);
+        return Ok(());
+    }
     telemetry::init(&settings.log);
     gateway::open_files::report(open_files, settings.limits.max_connections);
-    if migrate_only {
+    if command == Command::Migrate {
         let store = Store::connect(settings.database.url.expose(), 1).await?;
         store.migrate().await?;
         tracing::info!("migrations applied");

@@ -1,7 +1,8 @@
 //! The `gateway` binary itself, black-box: `gateway migrate` runs
 //! the migrations and exits without serving; `CHAT__LOG__FORMAT=json` makes
 //! every log line a JSON object; a node without a JWT secret warns that
-//! tokens will not survive a restart; and no password or token ever reaches
+//! tokens will not survive a restart; `gateway token` mints a token the
+//! node accepts; and no password or token ever reaches
 //! the logs, even at debug (and trace) level. Each test runs the built binary on a fresh
 //! SQLite file in a temporary directory and reads what it wrote to
 //! stdout/stderr. Needs nothing but the binary.
@@ -173,6 +174,55 @@ async fn migrate_runs_the_migrations_and_exits() {
     let store = Store::connect(&url, 1).await.unwrap();
     let general = store.find_room(RoomId(1)).await.unwrap().expect("room 1");
     assert_eq!(general.name, "general");
+}
+
+/// `gateway token` prints a token the nodes that share its secret accept:
+/// a user first seen is created from its claims. Without a secret it fails,
+/// saying why, and prints nothing.
+#[tokio::test]
+async fn the_token_subcommand_mints_what_the_node_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gateway::start(dir.path(), &[("CHAT__AUTH__JWT_SECRET", SECRET)]).await;
+    let mint = |env: &[(&str, &str)]| {
+        let (mut cmd, log) = command(
+            dir.path(),
+            free_port(),
+            env,
+            &[
+                "token",
+                "--sub",
+                "4242",
+                "--username",
+                "minted",
+                "--nickname",
+                "Minted",
+            ],
+        );
+        let out = cmd.stdout(Stdio::piped()).output().unwrap();
+        let said = std::fs::read_to_string(log).unwrap_or_default();
+        (out.status, String::from_utf8(out.stdout).unwrap(), said)
+    };
+    let (status, token, said) = mint(&[("CHAT__AUTH__JWT_SECRET", SECRET)]);
+    assert!(status.success(), "{said}");
+    let me: Value = reqwest::Client::new()
+        .get(g.url("/api/users/me"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&me["id"], &me["username"], &me["nickname"]),
+        (&json!(4242), &json!("minted"), &json!("Minted")),
+        "{me}"
+    );
+    let (status, token, said) = mint(&[]);
+    assert!(!status.success());
+    assert!(token.is_empty(), "{token}");
+    assert!(said.contains("CHAT__AUTH__JWT_SECRET is not set"), "{said}");
+    g.stop().await;
 }
 
 #[tokio::test]

@@ -37,6 +37,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("routes", 7),
     ("serve", 8),
     ("startup", 8),
+    ("cli", 8),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

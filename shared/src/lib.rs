@@ -7,6 +7,7 @@
 //! - [`error_code`]: the `code` of an `error` frame.
 //! - [`close_codes`]: WebSocket close codes the gateway uses.
 //! - [`bus_envelope`]: the MessagePack envelope nodes exchange over the bus.
+//! - `token` (feature `mint`): HS256 tokens minted for tools and tests.
 
 pub mod bus_envelope;
 pub mod client_frame;
@@ -14,3 +15,5 @@ pub mod close_codes;
 pub mod error_code;
 pub mod ids;
 pub mod server_frame;
+#[cfg(feature = "mint")]
+pub mod token;

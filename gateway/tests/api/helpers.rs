@@ -4,7 +4,6 @@
 use futures_util::{SinkExt, StreamExt};
 use gateway::config::{self, Secret, Settings};
 use gateway::startup::{Application, Stopper};
-use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -225,12 +224,7 @@ pub async fn connect(url: &str) -> Result<WsClient, (u16, String)> {
 
 /// Sign arbitrary claims with the test secret (or another key).
 pub fn mint(claims: &Value, key: &str) -> String {
-    encode(
-        &Header::default(),
-        claims,
-        &EncodingKey::from_secret(key.as_bytes()),
-    )
-    .unwrap()
+    shared::token::mint(key.as_bytes(), claims)
 }
 
 pub fn now_secs() -> u64 {

@@ -1,6 +1,5 @@
 //! One gateway process for one attack: start it, watch it, read it.
 
-use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -110,17 +109,9 @@ impl Node {
 
     /// A token for user `id` (created from the claims on first use).
     pub fn token(&self, id: i64) -> String {
-        let exp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 3600;
-        encode(
-            &Header::default(),
-            &json!({"sub": id.to_string(), "exp": exp, "username": format!("u{id}")}),
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap()
+        let claims =
+            shared::token::TokenClaims::new(id.to_string(), 3600).username(format!("u{id}"));
+        shared::token::mint(SECRET.as_bytes(), &claims)
     }
 
     /// A counter of `/metrics`, summed over its label sets that contain `labels`.

@@ -1,7 +1,6 @@
 //! The users a test acts as: a [`User`] with a token minted (HS256) with the
 //! secret every node shares, so no login round-trip is needed.
 
-use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
 use super::SECRET;
@@ -24,10 +23,5 @@ impl User {
 
 /// Sign claims with the shared secret (HS256).
 pub fn mint(claims: &Value) -> String {
-    encode(
-        &Header::default(),
-        claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    shared::token::mint(SECRET.as_bytes(), claims)
 }
