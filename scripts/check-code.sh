@@ -11,7 +11,7 @@ MAX_LINES=700
 # path: why it is longer
 LONG_FILES=(
     "gateway/src/config.rs: every CHAT__ setting, its default and its check in one place (one struct per section)"
-    "scripts/cluster.sh: still holds its own copy of deploy/haproxy/haproxy.cfg"
+    "scripts/cluster.sh: a whole local cluster (Redis, PostgreSQL, three nodes, HAProxy from deploy/, Prometheus), started, reported and stopped"
     "deploy/checks.py: one subcommand per deployment check, sharing their fixtures"
 )
 
