@@ -55,7 +55,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         crate::metrics::metrics().init_labels(
-            &crate::ws::handshake::Refusal::REASONS,
+            &crate::ws::handshake::Refused::ALL.map(crate::ws::handshake::Refused::label),
             &crate::limits::Limit::ALL.map(crate::limits::Limit::label),
         );
         let memory_limit = crate::memory::cgroup_limit().unwrap_or(0);

@@ -8,7 +8,7 @@
 use super::evictions::evict;
 use super::rooms::{forbidden, visible_room};
 use crate::domain::Role;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
 use crate::store::BanRecord;
@@ -130,7 +130,7 @@ pub(super) async fn create(
         Some(_) => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
+                RestErrorCode::ValidationFailed,
                 "duration_secs: must be 1 to 315360000 (ten years); leave it out for a ban for good",
             ));
         }
@@ -153,9 +153,11 @@ pub(super) async fn create(
         .ban(room, target, user.id, duration.map(|d| now + d), now)
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::NotFound => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such user")
-            }
+            crate::store::StoreError::NotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                RestErrorCode::NotFound,
+                "no such user",
+            ),
             other => other.into(),
         })?;
     tracing::info!(room = %room, user_id = %target, by = %user.id, "banned");
@@ -195,7 +197,7 @@ pub(super) async fn lift(
     } else {
         Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            RestErrorCode::NotFound,
             "no ban in force for this user",
         ))
     }

@@ -9,7 +9,7 @@
 //! a member, and a deletion of a room that no longer exists, publish the
 //! eviction again before answering 404.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, RestErrorCode};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use shared::bus_envelope::BusEvent;
@@ -51,7 +51,7 @@ pub(super) async fn close_room(state: &AppState, room: RoomId) -> Result<(), Api
 fn cluster_not_told() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
+        RestErrorCode::Unavailable,
         "done, but other nodes could not be told; retry the request",
     )
 }

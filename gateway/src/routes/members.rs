@@ -5,7 +5,7 @@
 use super::evictions::evict;
 use super::rooms::{RoomView, forbidden, visible_room};
 use crate::domain::Role;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -86,7 +86,7 @@ pub(super) async fn join(
                 };
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
-                    "banned",
+                    RestErrorCode::Banned,
                     admit.to_string(),
                 ));
             }
@@ -125,12 +125,12 @@ pub(super) async fn leave(
     match role {
         None => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "not_a_member",
+            RestErrorCode::NotAMember,
             "you are not a member of this room",
         )),
         Some(Role::Owner) => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "owner_cannot_leave",
+            RestErrorCode::OwnerCannotLeave,
             "the owner cannot leave; delete the room instead",
         )),
         Some(_) => {
@@ -234,7 +234,7 @@ pub(super) async fn add(
     if new_role == Role::Owner {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+            RestErrorCode::ValidationFailed,
             "role: a room has one owner",
         ));
     }
@@ -245,7 +245,7 @@ pub(super) async fn add(
     if state.store.find_user(target).await?.is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            RestErrorCode::NotFound,
             format!("user {} not found", body.user_id),
         ));
     }
@@ -257,7 +257,7 @@ pub(super) async fn add(
     {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "banned",
+            RestErrorCode::Banned,
             "this user is banned from the room; lift the ban first",
         ));
     }
@@ -325,7 +325,7 @@ pub(super) async fn set_role(
     if new_role == Role::Owner || UserId(target) == user.id {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+            RestErrorCode::ValidationFailed,
             "role: the owner's role cannot change",
         ));
     }
@@ -336,7 +336,7 @@ pub(super) async fn set_role(
         .map_err(|e| match e {
             crate::store::StoreError::NotFound => ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                RestErrorCode::NotFound,
                 "not a member of this room",
             ),
             other => other.into(),
@@ -395,7 +395,7 @@ pub(super) async fn kick(
             evict(&state, room.id, target, LeaveReason::Kicked).await?;
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                RestErrorCode::NotFound,
                 "not a member of this room",
             ));
         }

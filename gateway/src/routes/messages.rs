@@ -2,7 +2,7 @@
 //! over REST, through exactly the same path as a WebSocket `message`.
 
 use super::rooms::{page_limit, visible_room};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::AuthenticatedUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -115,7 +115,7 @@ pub(super) async fn post(
     if role.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "not_a_member",
+            RestErrorCode::NotAMember,
             "join the room before posting to it",
         ));
     }
@@ -142,7 +142,7 @@ pub(super) async fn post(
                 shared::error_code::ErrorCode::ClientMsgIdReused => StatusCode::CONFLICT,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            ApiError::new(status, e.code().as_str(), e.message())
+            ApiError::new(status, RestErrorCode::Frame(e.code()), e.message())
         })?;
     let status = if message.duplicate {
         StatusCode::OK

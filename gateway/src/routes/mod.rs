@@ -97,7 +97,7 @@ pub async fn http_metrics(
 async fn not_found() -> Result<actix_web::HttpResponse, crate::error::ApiError> {
     Err(crate::error::ApiError::new(
         actix_web::http::StatusCode::NOT_FOUND,
-        "not_found",
+        crate::error::RestErrorCode::NotFound,
         "no such endpoint",
     ))
 }

@@ -113,7 +113,7 @@ pub(super) async fn asset(
         Some(at) => Ok(serve(&req, at)),
         None => Err(crate::error::ApiError::new(
             actix_web::http::StatusCode::NOT_FOUND,
-            "not_found",
+            crate::error::RestErrorCode::NotFound,
             "no such file",
         )),
     }

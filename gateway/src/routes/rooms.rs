@@ -5,7 +5,7 @@
 
 use super::evictions::close_room;
 use crate::domain::{Description, Role, RoomName};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
 use crate::store::{RoomRecord, UserRecord};
@@ -86,7 +86,7 @@ pub async fn visible_room(
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            RestErrorCode::NotFound,
             format!("room {id} not found"),
         )
     };
@@ -103,7 +103,7 @@ pub async fn visible_room(
 }
 
 pub fn forbidden(message: &str) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    ApiError::new(StatusCode::FORBIDDEN, RestErrorCode::Forbidden, message)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -151,7 +151,7 @@ pub(super) async fn create(
         crate::limits::Limit::RoomsPerUser.hit();
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "too_many_rooms",
+            RestErrorCode::TooManyRooms,
             format!("a user may own at most {max} rooms; delete one first"),
         ));
     }
@@ -237,7 +237,7 @@ pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
         Some(n) if (1..=crate::history::MAX_PAGE).contains(&n) => Ok(n),
         Some(_) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_query",
+            RestErrorCode::InvalidQuery,
             "limit must be between 1 and 100",
         )),
     }

@@ -1,7 +1,7 @@
 //! The caller's own profile.
 
 use crate::domain::Nickname;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
 use crate::store::UserRecord;
@@ -132,7 +132,7 @@ pub(super) async fn delete_me(
             // The token is dead now, so this cannot be retried: say so.
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                RestErrorCode::Unavailable,
                 "the account is deleted, but other nodes could not be told: connections there may stay open",
             ));
         }
@@ -141,7 +141,7 @@ pub(super) async fn delete_me(
         tracing::warn!(user_id = %user.id, error = %e, "account deleted but other nodes could not be told");
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            RestErrorCode::Unavailable,
             "the account is deleted, but other nodes could not be told: they may admit it for up to 30 s",
         ));
     }

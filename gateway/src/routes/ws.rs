@@ -42,10 +42,7 @@ pub(super) async fn upgrade(req: HttpRequest, state: web::Data<AppState>) -> Htt
                 .user_conns
                 .release(admitted.user.id, &admitted.key)
                 .await;
-            handshake::Refusal::new(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "Not a WebSocket handshake",
-            )
+            handshake::Refusal::new(handshake::Refused::BadRequest, "Not a WebSocket handshake")
         }
     };
     HttpResponse::build(refusal.status).json(WsRefusal {

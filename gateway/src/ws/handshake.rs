@@ -25,48 +25,101 @@ pub struct WsRefusal<'a> {
     pub error: &'a str,
 }
 
-/// Why a handshake was refused.
+/// Why a handshake was refused: the status it answers with and its
+/// `reason` label of `chat_gateway_upgrades_refused_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// No token, or a bad one; or the account was deleted.
+    Unauthorized,
+    /// A bad `room_id` or `since_seq`, or not a WebSocket handshake.
+    BadRequest,
+    /// No such room (or a private room the user is not in), or not `/ws`.
+    NotFound,
+    /// `GET` is the only method.
+    Method,
+    /// `Origin` is not on the allow list.
+    Origin,
+    Banned,
+    /// The node holds `limits.max_connections` already.
+    Capacity,
+    /// Too many upgrade attempts from this address.
+    RateLimited,
+    /// The user holds `limits.max_connections_per_user` already.
+    UserCapacity,
+    /// The node is stopping.
+    Draining,
+    /// A backend (the database, Redis) did not answer.
+    Unavailable,
+    Internal,
+}
+
+impl Refused {
+    pub const ALL: [Refused; 12] = [
+        Refused::Unauthorized,
+        Refused::BadRequest,
+        Refused::NotFound,
+        Refused::Method,
+        Refused::Origin,
+        Refused::Banned,
+        Refused::Capacity,
+        Refused::RateLimited,
+        Refused::UserCapacity,
+        Refused::Draining,
+        Refused::Unavailable,
+        Refused::Internal,
+    ];
+
+    pub fn status(self) -> S {
+        match self {
+            Refused::Unauthorized => S::UNAUTHORIZED,
+            Refused::BadRequest => S::BAD_REQUEST,
+            Refused::NotFound => S::NOT_FOUND,
+            Refused::Method => S::METHOD_NOT_ALLOWED,
+            Refused::Origin | Refused::Banned => S::FORBIDDEN,
+            Refused::RateLimited | Refused::UserCapacity => S::TOO_MANY_REQUESTS,
+            Refused::Capacity | Refused::Draining | Refused::Unavailable => S::SERVICE_UNAVAILABLE,
+            Refused::Internal => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Refused::Unauthorized => "unauthorized",
+            Refused::BadRequest => "bad_request",
+            Refused::NotFound => "not_found",
+            Refused::Method => "method",
+            Refused::Origin => "origin",
+            Refused::Banned => "banned",
+            Refused::Capacity => "capacity",
+            Refused::RateLimited => "rate_limited",
+            Refused::UserCapacity => "user_capacity",
+            Refused::Draining => "draining",
+            Refused::Unavailable => "unavailable",
+            Refused::Internal => "internal",
+        }
+    }
+}
+
+/// A refused handshake: why, and the `error` text the client gets.
 #[derive(Debug)]
 pub struct Refusal {
+    pub why: Refused,
     pub status: S,
     pub message: &'static str,
 }
 
 impl Refusal {
-    /// Every `reason` label of `chat_gateway_upgrades_refused_total`.
-    pub const REASONS: [&'static str; 11] = [
-        "unauthorized",
-        "bad_request",
-        "not_found",
-        "origin",
-        "banned",
-        "forbidden",
-        "capacity",
-        "rate_limited",
-        "user_capacity",
-        "draining",
-        "unavailable",
-    ];
-
-    pub fn new(status: S, message: &'static str) -> Self {
-        let reason = match (status.as_u16(), message) {
-            (401, _) => "unauthorized",
-            (400, _) => "bad_request",
-            (404, _) => "not_found",
-            (403, "Origin not allowed") => "origin",
-            (403, "Banned from this room") => "banned",
-            (403, _) => "forbidden",
-            (503, "Too many connections") => "capacity",
-            (429, "Too many connection attempts") => "rate_limited",
-            (429, _) => "user_capacity",
-            (503, "Server is shutting down") => "draining",
-            _ => "unavailable",
-        };
+    /// Counted in `chat_gateway_upgrades_refused_total` under `why`'s label.
+    pub fn new(why: Refused, message: &'static str) -> Self {
         crate::metrics::metrics()
             .upgrades_refused
-            .with_label_values(&[reason])
+            .with_label_values(&[why.label()])
             .inc();
-        Refusal { status, message }
+        Refusal {
+            why,
+            status: why.status(),
+            message,
+        }
     }
 
     /// The JSON body.
@@ -94,13 +147,10 @@ pub struct Admitted {
 /// Check a handshake. `head.peer_addr` is the TCP peer (the client, or a proxy).
 pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Refusal> {
     if state.draining() {
-        return Err(Refusal::new(
-            S::SERVICE_UNAVAILABLE,
-            "Server is shutting down",
-        ));
+        return Err(Refusal::new(Refused::Draining, "Server is shutting down"));
     }
     if !origin_allowed(&head.headers, &state.settings.server.allowed_origins) {
-        return Err(Refusal::new(S::FORBIDDEN, "Origin not allowed"));
+        return Err(Refusal::new(Refused::Origin, "Origin not allowed"));
     }
     let client = head.peer_addr.map(|peer| {
         state
@@ -112,46 +162,52 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
         && crate::limits::keyed::check(&state.limits.connect, &client).is_err()
     {
         return Err(Refusal::new(
-            S::TOO_MANY_REQUESTS,
+            Refused::RateLimited,
             "Too many connection attempts",
         ));
     }
     let query = query_pairs(head.uri.query().unwrap_or(""));
     let token = crate::auth::bearer_in(&head.headers).or_else(|| query_param(&query, "token"));
     let Some(verified) = token.and_then(|t| state.tokens.verify(t).ok()) else {
-        return Err(Refusal::new(S::UNAUTHORIZED, "User not authenticated"));
+        return Err(Refusal::new(
+            Refused::Unauthorized,
+            "User not authenticated",
+        ));
     };
     let first_room = match query_param(&query, "room_id") {
         None | Some("") => RoomId(1),
         Some(raw) => match raw.parse::<u32>() {
             Ok(id) => RoomId(id.into()),
-            Err(_) => return Err(Refusal::new(S::BAD_REQUEST, "Invalid room ID")),
+            Err(_) => return Err(Refusal::new(Refused::BadRequest, "Invalid room ID")),
         },
     };
     let since = match query_param(&query, "since_seq") {
         None | Some("") => None,
         Some(raw) => match raw.parse::<i64>() {
             Ok(seq) if seq >= 0 => Some(seq),
-            _ => return Err(Refusal::new(S::BAD_REQUEST, "Invalid since_seq")),
+            _ => return Err(Refusal::new(Refused::BadRequest, "Invalid since_seq")),
         },
     };
     if actix_http::ws::verify_handshake(head).is_err() {
-        return Err(Refusal::new(S::BAD_REQUEST, "Not a WebSocket handshake"));
+        return Err(Refusal::new(
+            Refused::BadRequest,
+            "Not a WebSocket handshake",
+        ));
     }
     let Some(slot) = state.limiter.try_acquire() else {
-        return Err(Refusal::new(S::SERVICE_UNAVAILABLE, "Too many connections"));
+        return Err(Refusal::new(Refused::Capacity, "Too many connections"));
     };
     let user = match state.node.resolve_user(&verified).await {
         Ok(user) => user,
         Err(crate::auth::ResolveError::Deleted) => {
-            return Err(Refusal::new(S::UNAUTHORIZED, "Account deleted"));
+            return Err(Refusal::new(Refused::Unauthorized, "Account deleted"));
         }
         Err(crate::auth::ResolveError::Store(crate::store::StoreError::Unavailable(_))) => {
-            return Err(Refusal::new(S::SERVICE_UNAVAILABLE, "Database unavailable"));
+            return Err(Refusal::new(Refused::Unavailable, "Database unavailable"));
         }
         Err(e) => {
             tracing::error!(error = %e, "could not load the user");
-            return Err(Refusal::new(S::INTERNAL_SERVER_ERROR, "Internal error"));
+            return Err(Refusal::new(Refused::Internal, "Internal error"));
         }
     };
     let last_seq = state
@@ -159,10 +215,10 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
         .admit(user.id, first_room)
         .await
         .map_err(|e| match e {
-            AdmitError::NotFound => Refusal::new(S::NOT_FOUND, "Room not found"),
-            AdmitError::Banned { .. } => Refusal::new(S::FORBIDDEN, "Banned from this room"),
-            AdmitError::Unavailable => Refusal::new(S::SERVICE_UNAVAILABLE, "Database unavailable"),
-            AdmitError::Internal => Refusal::new(S::INTERNAL_SERVER_ERROR, "Internal error"),
+            AdmitError::NotFound => Refusal::new(Refused::NotFound, "Room not found"),
+            AdmitError::Banned { .. } => Refusal::new(Refused::Banned, "Banned from this room"),
+            AdmitError::Unavailable => Refusal::new(Refused::Unavailable, "Database unavailable"),
+            AdmitError::Internal => Refusal::new(Refused::Internal, "Internal error"),
         })?;
 
     // Last: a claim must be given back on every later exit.
@@ -175,13 +231,13 @@ pub async fn check(state: &AppState, head: &RequestHead) -> Result<Admitted, Ref
         Ok(true) => {}
         Ok(false) => {
             return Err(Refusal::new(
-                S::TOO_MANY_REQUESTS,
+                Refused::UserCapacity,
                 "Too many connections for this user",
             ));
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot check the per-user connection cap");
-            return Err(Refusal::new(S::SERVICE_UNAVAILABLE, "Service unavailable"));
+            return Err(Refusal::new(Refused::Unavailable, "Service unavailable"));
         }
     }
     Ok(Admitted {
@@ -237,6 +293,22 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusal_reasons_have_one_label_each_and_their_status() {
+        let labels: std::collections::HashSet<_> = Refused::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(labels.len(), Refused::ALL.len(), "one label per reason");
+        for (why, status) in [
+            (Refused::Method, 405),
+            (Refused::Origin, 403),
+            (Refused::Capacity, 503),
+            (Refused::UserCapacity, 429),
+            (Refused::Internal, 500),
+        ] {
+            let refusal = Refusal::new(why, "x");
+            assert_eq!((refusal.why, refusal.status.as_u16()), (why, status));
+        }
+    }
 
     #[test]
     fn query_params() {

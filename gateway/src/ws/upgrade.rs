@@ -8,7 +8,7 @@
 
 use super::frame_reader::FrameReader;
 use super::frame_writer::FrameWriter;
-use super::handshake::{self, Refusal};
+use super::handshake::{self, Refusal, Refused};
 use super::read_budget::ReadBudget;
 use super::session::{self, SessionParts};
 use crate::conn::ConnHandle;
@@ -19,7 +19,7 @@ use actix_http::RequestHead;
 use actix_http::body::BodySize;
 use actix_http::h1::{self, Message};
 use actix_http::header::{self, HeaderValue};
-use actix_http::{ConnectionType, Method, Request, Response, StatusCode};
+use actix_http::{ConnectionType, Method, Request, Response};
 use actix_service::{ServiceFactory, fn_service};
 use actix_web::web;
 use bytes::Bytes;
@@ -68,14 +68,11 @@ async fn upgrade(
     let head = req.head();
     let outcome = Outcome::start(head.uri.path() == "/ws");
     if head.uri.path() != "/ws" {
-        let refusal = Refusal::new(
-            StatusCode::NOT_FOUND,
-            "WebSocket upgrades are served at /ws",
-        );
+        let refusal = Refusal::new(Refused::NotFound, "WebSocket upgrades are served at /ws");
         return refuse(framed, refusal, outcome).await;
     }
     if head.method != Method::GET {
-        let refusal = Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "Use GET");
+        let refusal = Refusal::new(Refused::Method, "Use GET");
         return refuse(framed, refusal, outcome).await;
     }
     let admitted = match handshake::check(&state, head).await {
