@@ -36,6 +36,7 @@ pub struct Metrics {
     pub bus_subscribed_channels: IntGauge,
     pub bus_gaps_filled: IntCounter,
     pub bus_received: IntCounter,
+    pub bus_receiver_lagged: IntCounter,
     pub bus_lag: Histogram,
     pub ws_received_bytes: IntCounter,
     pub ws_sent_bytes: IntCounter,
@@ -183,6 +184,10 @@ impl Metrics {
             bus_gaps_filled: reg!(counter(
                 "bus_gaps_filled_total",
                 "Gaps in a room's seq filled from the history before delivery"
+            )),
+            bus_receiver_lagged: reg!(counter(
+                "bus_receiver_lagged_total",
+                "Times this node's bus receiver fell behind (events dropped before they were read); every connection then catches up from the history"
             )),
             bus_received: reg!(counter(
                 "bus_events_received_total",

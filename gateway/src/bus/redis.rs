@@ -53,7 +53,7 @@ async fn forward(redis: RedisConn, tx: mpsc::Sender<BusEnvelope>, lost: Arc<Noti
                     missed = n,
                     "bus receiver lagged; every connection catches up from the history"
                 );
-                crate::metrics::metrics().bus_gaps_filled.inc();
+                crate::metrics::metrics().bus_receiver_lagged.inc();
                 lost.notify_one();
                 continue;
             }

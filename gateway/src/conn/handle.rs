@@ -36,9 +36,10 @@ struct Inner {
     rooms: Mutex<Vec<RoomId>>,
 }
 
-/// The outcome of an enqueue.
+/// The outcome of [`ConnHandle::push`] for the connection (the queue's own
+/// outcome is `outbox::Pushed`: a full queue closes the connection here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Push {
+pub enum Enqueued {
     Queued,
     /// The queue was full: the connection is now closing as a slow consumer.
     Slow,
@@ -86,24 +87,24 @@ impl ConnHandle {
     }
 
     /// Enqueue an encoded frame without waiting.
-    pub fn push(&self, item: Outbound) -> Push {
+    pub fn push(&self, item: Outbound) -> Enqueued {
         match self.inner.outbox.push(item) {
-            Pushed::Queued => Push::Queued,
+            Pushed::Queued => Enqueued::Queued,
             Pushed::Full => {
                 self.close_slow();
-                Push::Slow
+                Enqueued::Slow
             }
-            Pushed::Closed => Push::Closed,
+            Pushed::Closed => Enqueued::Closed,
         }
     }
 
     /// Enqueue an encoded frame outside any room's sequence.
-    pub fn push_frame(&self, frame: ByteString) -> Push {
+    pub fn push_frame(&self, frame: ByteString) -> Enqueued {
         self.push(Outbound::Frame(frame))
     }
 
     /// Encode and enqueue a frame meant for this connection alone.
-    pub fn send(&self, frame: &ServerFrame) -> Push {
+    pub fn send(&self, frame: &ServerFrame) -> Enqueued {
         crate::metrics::metrics()
             .frames_sent
             .with_label_values(&[frame.kind()])
@@ -201,9 +202,9 @@ mod tests {
     #[test]
     fn a_full_queue_closes_as_slow_consumer() {
         let (c, _rx) = conn(2);
-        assert_eq!(c.push_frame("a".into()), Push::Queued);
-        assert_eq!(c.push_frame("b".into()), Push::Queued);
-        assert_eq!(c.push_frame("c".into()), Push::Slow);
+        assert_eq!(c.push_frame("a".into()), Enqueued::Queued);
+        assert_eq!(c.push_frame("b".into()), Enqueued::Queued);
+        assert_eq!(c.push_frame("c".into()), Enqueued::Slow);
         assert!(c.is_closing());
         assert_eq!(c.close_reason(), Some(close_codes::SLOW_CONSUMER));
         c.close(close_codes::NORMAL);
@@ -218,7 +219,7 @@ mod tests {
     fn a_dropped_receiver_reads_as_closed() {
         let (c, rx) = conn(2);
         drop(rx);
-        assert_eq!(c.push_frame("a".into()), Push::Closed);
+        assert_eq!(c.push_frame("a".into()), Enqueued::Closed);
     }
 
     #[test]

@@ -13,4 +13,4 @@ pub mod outbound;
 pub mod outbox;
 pub mod worker;
 
-pub use handle::{ConnHandle, Push};
+pub use handle::{ConnHandle, Enqueued};

@@ -10,7 +10,7 @@ pub use rooms::Delivery;
 pub use workers::QUEUE as WORKER_QUEUE;
 
 use crate::conn::outbound::Outbound;
-use crate::conn::{ConnHandle, Push};
+use crate::conn::{ConnHandle, Enqueued};
 use bytestring::ByteString;
 use rooms::Rooms;
 use shared::ids::{ConnId, RoomId};
@@ -97,17 +97,17 @@ impl Hub {
     /// Enqueue `item` for `conn` behind the broadcasts already handed to
     /// its worker: the answer to a client's own send must not overtake a
     /// room event published before it (a `user_left`, an earlier message).
-    pub fn push_in_order(&self, conn: &ConnHandle, item: Outbound) -> Push {
+    pub fn push_in_order(&self, conn: &ConnHandle, item: Outbound) -> Enqueued {
         match self
             .workers
             .hand_over(conn.worker(), Handover::One(conn.clone(), item))
         {
-            Ok(()) => Push::Queued,
+            Ok(()) => Enqueued::Queued,
             Err((Handed::NoTask, Handover::One(_, item))) => conn.push(item),
             Err((_, _)) => {
                 // The worker is a whole queue behind: so is this client.
                 conn.close_slow();
-                Push::Slow
+                Enqueued::Slow
             }
         }
     }
@@ -402,7 +402,7 @@ mod tests {
             hub.broadcast(presence(1, "left", None));
             assert_eq!(
                 hub.push_in_order(&a, Outbound::Frame("answer".into())),
-                Push::Queued
+                Enqueued::Queued
             );
             assert!(ra.try_recv().is_err(), "both with the worker");
             assert!(

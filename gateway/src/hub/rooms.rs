@@ -9,7 +9,7 @@
 use super::Broadcast;
 use crate::conn::outbound::Outbound;
 use crate::conn::worker::WorkerId;
-use crate::conn::{ConnHandle, Push};
+use crate::conn::{ConnHandle, Enqueued};
 use shared::ids::{ConnId, RoomId};
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -170,9 +170,9 @@ impl Group {
                 },
             };
             match conn.push(item) {
-                Push::Queued => d.queued += 1,
-                Push::Slow => d.slow += 1,
-                Push::Closed => {}
+                Enqueued::Queued => d.queued += 1,
+                Enqueued::Slow => d.slow += 1,
+                Enqueued::Closed => {}
             }
         }
         d

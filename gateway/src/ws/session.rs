@@ -112,8 +112,8 @@ pub async fn run(parts: SessionParts) {
             msg = reader.next() => {
                 last_heard = Instant::now();
                 match msg {
-                    Ok(Incoming::Text(text)) if !admit(&mut flood, &conn, Some(&text)) => {}
-                    Ok(Incoming::Binary(_)) if !admit(&mut flood, &conn, None) => {}
+                    Ok(Incoming::Text(text)) if !within_frame_rate(&mut flood, &conn, Some(&text)) => {}
+                    Ok(Incoming::Binary(_)) if !within_frame_rate(&mut flood, &conn, None) => {}
                     Ok(Incoming::Text(text)) => {
                         if let Flow::Close(reason) = Box::pin(dispatch::handle_text(&state, &conn, &mut replays, &text)).await {
                             conn.close(reason);
@@ -205,7 +205,7 @@ fn drain_delay(window: Duration) -> Duration {
 }
 
 /// Flood control for one client frame: false if it must not be handled.
-fn admit(flood: &mut FrameLimiter, conn: &ConnHandle, text: Option<&str>) -> bool {
+fn within_frame_rate(flood: &mut FrameLimiter, conn: &ConnHandle, text: Option<&str>) -> bool {
     match flood.check() {
         Verdict::Allow => true,
         Verdict::Refuse => {
