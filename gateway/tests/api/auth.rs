@@ -25,12 +25,7 @@ async fn register_returns_201_with_user_and_a_working_token() {
 #[tokio::test]
 async fn nickname_defaults_to_username() {
     let app = spawn_app().await;
-    let resp = app
-        .post(
-            "/api/auth/register",
-            &json!({"username": "bob", "password": "password123"}),
-        )
-        .await;
+    let resp = app.try_register("bob", "password123").await;
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["user"]["nickname"], "bob");
 }
@@ -39,12 +34,7 @@ async fn nickname_defaults_to_username() {
 async fn duplicate_username_is_409() {
     let app = spawn_app().await;
     app.register("carol").await;
-    let resp = app
-        .post(
-            "/api/auth/register",
-            &json!({"username": "carol", "password": "different123"}),
-        )
-        .await;
+    let resp = app.try_register("carol", "different123").await;
     assert_eq!(resp.status(), 409);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "conflict");
@@ -123,24 +113,14 @@ async fn bad_register_input_is_rejected_with_a_json_error_naming_the_field() {
 async fn login_issues_a_token_and_refuses_wrong_credentials() {
     let app = spawn_app().await;
     let (id, _) = app.register("erin").await;
-    let resp = app
-        .post(
-            "/api/auth/login",
-            &json!({"username": "erin", "password": "password123"}),
-        )
-        .await;
+    let resp = app.login("erin", "password123").await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["user"]["id"], id);
     assert!(body["token"].as_str().unwrap().len() > 20);
 
     for (name, password) in [("erin", "wrong-password"), ("nobody", "password123")] {
-        let resp = app
-            .post(
-                "/api/auth/login",
-                &json!({"username": name, "password": password}),
-            )
-            .await;
+        let resp = app.login(name, password).await;
         assert_eq!(resp.status(), 401, "{name}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthorized");
@@ -153,12 +133,7 @@ async fn login_with_a_nul_byte_in_the_username_is_401_not_500() {
     // PostgreSQL refuses NUL in text parameters: this was a 500 there.
     let app = spawn_app().await;
     app.register("frank").await;
-    let resp = app
-        .post(
-            "/api/auth/login",
-            &json!({"username": "frank\0", "password": "password123"}),
-        )
-        .await;
+    let resp = app.login("frank\0", "password123").await;
     assert_eq!(resp.status(), 401);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
@@ -180,14 +155,8 @@ async fn a_deleted_account_is_refused_everywhere() {
     on_b.recv_type("message").await;
     watcher.recv_type("message").await;
 
-    let deleted = a
-        .http
-        .delete(a.url("/api/users/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 204);
+    let (status, _) = a.delete_me(&token).await;
+    assert_eq!(status, 204);
     let left = on_b.recv_type("left_room").await;
     assert_eq!(left["data"]["reason"], "account_deleted");
     assert_eq!(on_b.recv_close().await, Some(4001));
@@ -195,15 +164,8 @@ async fn a_deleted_account_is_refused_everywhere() {
     assert_eq!(gone["data"]["user_id"], id);
 
     for node in [a, b] {
-        let me = node
-            .http
-            .get(node.url("/api/users/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(me.status(), 401);
-        let body: serde_json::Value = me.json().await.unwrap();
+        let (status, body) = node.me(&token).await;
+        assert_eq!(status, 401);
         assert_eq!(body["error"]["code"], "unauthorized");
         let (status, _) = node
             .try_ws(&format!("token={token}"))
@@ -224,24 +186,10 @@ async fn a_deleted_account_is_refused_everywhere() {
             .map(|e| e.0),
         Some(401)
     );
-    let login = a
-        .post(
-            "/api/auth/login",
-            &serde_json::json!({"username": "leaving", "password": "password123"}),
-        )
-        .await;
+    let login = a.login("leaving", "password123").await;
     assert_eq!(login.status(), 401);
     // The history keeps the message, under "Deleted user"; the name is free.
-    let history: serde_json::Value = a
-        .http
-        .get(a.url("/api/rooms/1/messages"))
-        .bearer_auth(&friend)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, history) = a.messages(&friend, 1, "").await;
     assert_eq!(history["messages"][0]["user"]["nickname"], "Deleted user");
     let (new_id, _) = a.register("leaving").await;
     assert_ne!(new_id, id);

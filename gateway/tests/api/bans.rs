@@ -9,16 +9,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 async fn room(app: &TestApp, owner: &str) -> i64 {
-    let (status, room) = rest(
-        app,
-        "POST",
-        "/api/rooms",
-        owner,
-        Some(json!({"name": "banned-from"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{room}");
-    room["id"].as_i64().unwrap()
+    app.new_room(owner, json!({"name": "banned-from"})).await
 }
 
 #[tokio::test]
@@ -35,18 +26,10 @@ async fn a_ban_evicts_everywhere_refuses_every_way_in_and_can_be_lifted() {
         (other_admin_id, "admin"),
         (pest_id, "member"),
     ] {
-        let (s, body) = rest(
-            a,
-            "POST",
-            &format!("/api/rooms/{room}/members"),
-            &owner,
-            Some(json!({"user_id": id, "role": role})),
-        )
-        .await;
+        let (s, body) = a.add_member_as(&owner, room, id, role).await;
         assert_eq!(s, 201, "{body}");
     }
-    let mut conn = b.ws(&pest, &format!("&room_id={room}")).await;
-    conn.recv_type("online_users").await;
+    let mut conn = b.ws_in(&pest, room).await;
 
     // Admins may not ban the owner, another admin, or themselves.
     for (target, who) in [
@@ -54,44 +37,17 @@ async fn a_ban_evicts_everywhere_refuses_every_way_in_and_can_be_lifted() {
         (other_admin_id, "another admin"),
         (admin_id, "themselves"),
     ] {
-        let (s, body) = rest(
-            a,
-            "POST",
-            &format!("/api/rooms/{room}/bans"),
-            &admin,
-            Some(json!({"user_id": target})),
-        )
-        .await;
+        let (s, body) = a.ban(&admin, room, json!({"user_id": target})).await;
         assert_eq!(s, 403, "an admin banning {who}: {body}");
     }
     // A member may not ban anyone.
-    let (s, _) = rest(
-        a,
-        "POST",
-        &format!("/api/rooms/{room}/bans"),
-        &pest,
-        Some(json!({"user_id": admin_id})),
-    )
-    .await;
+    let (s, _) = a.ban(&pest, room, json!({"user_id": admin_id})).await;
     assert_eq!(s, 403);
-    let (s, body) = rest(
-        a,
-        "POST",
-        &format!("/api/rooms/{room}/bans"),
-        &admin,
-        Some(json!({"user_id": pest_id, "duration_secs": 0})),
-    )
-    .await;
+    let body = json!({"user_id": pest_id, "duration_secs": 0});
+    let (s, body) = a.ban(&admin, room, body).await;
     assert_eq!(s, 422, "{body}");
 
-    let (s, ban) = rest(
-        a,
-        "POST",
-        &format!("/api/rooms/{room}/bans"),
-        &admin,
-        Some(json!({"user_id": pest_id})),
-    )
-    .await;
+    let (s, ban) = a.ban(&admin, room, json!({"user_id": pest_id})).await;
     assert_eq!(s, 201, "{ban}");
     assert_eq!(ban["user"]["id"], pest_id);
     assert!(ban["expires_at"].is_null(), "for good");
@@ -102,7 +58,7 @@ async fn a_ban_evicts_everywhere_refuses_every_way_in_and_can_be_lifted() {
     );
 
     // Every way back in is refused, with the reason.
-    let (s, body) = rest(b, "POST", &format!("/api/rooms/{room}/join"), &pest, None).await;
+    let (s, body) = b.join_room(&pest, room).await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
         (403, Some("banned")),
@@ -121,27 +77,13 @@ async fn a_ban_evicts_everywhere_refuses_every_way_in_and_can_be_lifted() {
         .await;
     let e = conn.recv_type("error").await;
     assert_eq!(e["data"]["code"], "banned", "{e}");
-    let (s, body) = rest(
-        a,
-        "POST",
-        &format!("/api/rooms/{room}/members"),
-        &owner,
-        Some(json!({"user_id": pest_id})),
-    )
-    .await;
+    let (s, body) = a.add_member(&owner, room, pest_id).await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
         (403, Some("banned")),
         "added back by an owner: {body}"
     );
-    let (s, members) = rest(
-        a,
-        "GET",
-        &format!("/api/rooms/{room}/members"),
-        &owner,
-        None,
-    )
-    .await;
+    let (s, members) = a.members(&owner, room).await;
     assert_eq!(s, 200);
     assert!(
         !members["members"]
@@ -152,73 +94,22 @@ async fn a_ban_evicts_everywhere_refuses_every_way_in_and_can_be_lifted() {
     );
 
     // Listed for owners and admins only; lifted, the user may join again.
-    let (s, list) = rest(a, "GET", &format!("/api/rooms/{room}/bans"), &owner, None).await;
+    let (s, list) = a.bans(&owner, room).await;
     assert_eq!(s, 200);
     assert_eq!(list["bans"].as_array().unwrap().len(), 1, "{list}");
-    assert_eq!(
-        rest(a, "GET", &format!("/api/rooms/{room}/bans"), &pest, None)
-            .await
-            .0,
-        403,
-        "owners and admins only"
-    );
-    assert_eq!(
-        rest(
-            a,
-            "DELETE",
-            &format!("/api/rooms/{room}/bans/{pest_id}"),
-            &owner,
-            None
-        )
-        .await
-        .0,
-        204
-    );
-    assert_eq!(
-        rest(
-            a,
-            "DELETE",
-            &format!("/api/rooms/{room}/bans/{pest_id}"),
-            &owner,
-            None
-        )
-        .await
-        .0,
-        404
-    );
-    assert_eq!(
-        rest(b, "POST", &format!("/api/rooms/{room}/join"), &pest, None)
-            .await
-            .0,
-        200
-    );
+    assert_eq!(a.bans(&pest, room).await.0, 403, "owners and admins only");
+    assert_eq!(a.unban(&owner, room, pest_id).await.0, 204);
+    assert_eq!(a.unban(&owner, room, pest_id).await.0, 404);
+    assert_eq!(b.join_room(&pest, room).await.0, 200);
 
     // The owner may ban an admin; a ban with a duration ends by itself.
-    let (s, ban) = rest(
-        a,
-        "POST",
-        &format!("/api/rooms/{room}/bans"),
-        &owner,
-        Some(json!({"user_id": other_admin_id, "duration_secs": 1})),
-    )
-    .await;
+    let body = json!({"user_id": other_admin_id, "duration_secs": 1});
+    let (s, ban) = a.ban(&owner, room, body).await;
     assert_eq!(s, 201, "{ban}");
     assert!(ban["expires_at"].is_string());
-    assert_eq!(
-        rest(
-            a,
-            "POST",
-            &format!("/api/rooms/{room}/join"),
-            &other_admin,
-            None
-        )
-        .await
-        .0,
-        403
-    );
-    let join = format!("/api/rooms/{room}/join");
+    assert_eq!(a.join_room(&other_admin, room).await.0, 403);
     crate::eventually::eventually(Duration::from_secs(10), "the ban's end", || async {
-        match rest(a, "POST", &join, &other_admin, None).await {
+        match a.join_room(&other_admin, room).await {
             (200, _) => Ok(()),
             (status, body) => Err(format!("{status} {body}")),
         }
@@ -233,53 +124,24 @@ async fn only_the_owner_may_change_whether_a_room_is_private() {
     let app = spawn_app().await;
     let (_, owner) = app.register("owner").await;
     let (admin_id, admin) = app.register("admin").await;
-    let (s, created) = rest(
-        &app,
-        "POST",
-        "/api/rooms",
-        &owner,
-        Some(json!({"name": "secret", "is_private": true})),
-    )
-    .await;
+    let body = json!({"name": "secret", "is_private": true});
+    let (s, created) = app.create_room_raw(&owner, body).await;
     assert_eq!(s, 201);
     let room = created["id"].as_i64().unwrap();
-    rest(
-        &app,
-        "POST",
-        &format!("/api/rooms/{room}/members"),
-        &owner,
-        Some(json!({"user_id": admin_id, "role": "admin"})),
-    )
-    .await;
-    let (s, body) = rest(
-        &app,
-        "PATCH",
-        &format!("/api/rooms/{room}"),
-        &admin,
-        Some(json!({"is_private": false})),
-    )
-    .await;
+    app.add_member_as(&owner, room, admin_id, "admin").await;
+    let (s, body) = app
+        .update_room(&admin, room, json!({"is_private": false}))
+        .await;
     assert_eq!(s, 403, "{body}");
-    let (s, body) = rest(
-        &app,
-        "PATCH",
-        &format!("/api/rooms/{room}"),
-        &admin,
-        Some(json!({"name": "renamed", "is_private": true})),
-    )
-    .await;
+    let body = json!({"name": "renamed", "is_private": true});
+    let (s, body) = app.update_room(&admin, room, body).await;
     assert_eq!(
         s, 200,
         "an admin may still edit the rest (and restate the privacy): {body}"
     );
-    let (s, body) = rest(
-        &app,
-        "PATCH",
-        &format!("/api/rooms/{room}"),
-        &owner,
-        Some(json!({"is_private": false})),
-    )
-    .await;
+    let (s, body) = app
+        .update_room(&owner, room, json!({"is_private": false}))
+        .await;
     assert_eq!((s, body["is_private"].clone()), (200, Value::Bool(false)));
 }
 
@@ -293,59 +155,25 @@ async fn public_rooms_are_readable_by_any_signed_in_user_private_ones_by_members
     let (_, owner) = app.register("owner").await;
     let (_, reader) = app.register("reader").await;
     let public = room(&app, &owner).await;
-    let (s, private) = rest(
-        &app,
-        "POST",
-        "/api/rooms",
-        &owner,
-        Some(json!({"name": "p", "is_private": true})),
-    )
-    .await;
+    let body = json!({"name": "p", "is_private": true});
+    let (s, private) = app.create_room_raw(&owner, body).await;
     assert_eq!(s, 201);
     let private = private["id"].as_i64().unwrap();
     for room in [public, private] {
-        rest(
-            &app,
-            "POST",
-            &format!("/api/rooms/{room}/messages"),
-            &owner,
-            Some(json!({"content": "hello"})),
-        )
-        .await;
+        app.post_message(&owner, room, json!({"content": "hello"}))
+            .await;
     }
     for path in ["messages", "online", "members"] {
-        let (s, body) = rest(
-            &app,
-            "GET",
-            &format!("/api/rooms/{public}/{path}"),
-            &reader,
-            None,
-        )
-        .await;
+        let url = format!("/api/rooms/{public}/{path}");
+        let (s, body) = rest(&app, "GET", &url, &reader, None).await;
         assert_eq!(s, 200, "public {path}: {body}");
-        let (s, _) = rest(
-            &app,
-            "GET",
-            &format!("/api/rooms/{private}/{path}"),
-            &reader,
-            None,
-        )
-        .await;
+        let url = format!("/api/rooms/{private}/{path}");
+        let (s, _) = rest(&app, "GET", &url, &reader, None).await;
         assert_eq!(s, 404, "private {path}");
     }
-    let (s, _) = rest(
-        &app,
-        "POST",
-        &format!("/api/rooms/{public}/messages"),
-        &reader,
-        Some(json!({"content": "hi"})),
-    )
-    .await;
+    let (s, _) = app
+        .post_message(&reader, public, json!({"content": "hi"}))
+        .await;
     assert_eq!(s, 403, "writing needs a membership");
-    assert_eq!(
-        rest(&app, "GET", "/api/rooms/999999/messages", &reader, None)
-            .await
-            .0,
-        404
-    );
+    assert_eq!(app.messages(&reader, 999999, "").await.0, 404);
 }

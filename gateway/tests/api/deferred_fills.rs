@@ -5,7 +5,7 @@
 //! so every message in between, the sender's own echo among them, was gone
 //! for good while the connection stayed up).
 
-use crate::helpers::{rest, spawn_app};
+use crate::helpers::spawn_app;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
@@ -13,17 +13,12 @@ use serde_json::json;
 async fn a_fill_whose_history_read_fails_is_retried_not_skipped() {
     let app = spawn_app().await;
     let (_, alice) = app.register("alice").await;
-    let (status, _) = rest(&app, "POST", "/api/rooms/1/join", &alice, None).await;
+    let (status, _) = app.join_room(&alice, 1).await;
     assert_eq!(status, 200);
     for i in 1..=3 {
-        let (status, body) = rest(
-            &app,
-            "POST",
-            "/api/rooms/1/messages",
-            &alice,
-            Some(json!({"content": format!("m{i}")})),
-        )
-        .await;
+        let (status, body) = app
+            .post_message(&alice, 1, json!({"content": format!("m{i}")}))
+            .await;
         assert_eq!(status, 201, "{body}");
     }
     // The history becomes unreadable: the messages table is renamed away

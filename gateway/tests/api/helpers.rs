@@ -4,7 +4,7 @@
 use futures_util::{SinkExt, StreamExt};
 use gateway::config::{self, Secret, Settings};
 use gateway::startup::{Application, Stopper};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -170,12 +170,7 @@ impl TestApp {
 
     /// Register `name` and return (user id, token).
     pub async fn register(&self, name: &str) -> (i64, String) {
-        let resp = self
-            .post(
-                "/api/auth/register",
-                &json!({"username": name, "password": "password123"}),
-            )
-            .await;
+        let resp = self.try_register(name, "password123").await;
         assert_eq!(resp.status(), 201, "register {name}");
         let body: Value = resp.json().await.unwrap();
         (
@@ -200,6 +195,13 @@ impl TestApp {
     /// A connection that has entered room 1 and read its `online_users`.
     pub async fn ws_in_general(&self, token: &str) -> WsClient {
         let mut c = self.ws(token, "").await;
+        c.recv_type("online_users").await;
+        c
+    }
+
+    /// A connection opened into `room` that has read its `online_users`.
+    pub async fn ws_in(&self, token: &str, room: i64) -> WsClient {
+        let mut c = self.ws(token, &format!("&room_id={room}")).await;
         c.recv_type("online_users").await;
         c
     }

@@ -5,7 +5,7 @@
 //! names cannot hide behind case, direction controls or invisible
 //! characters.
 
-use crate::helpers::{SECRET, mint, now_secs, rest, spawn_app, spawn_with};
+use crate::helpers::{SECRET, mint, now_secs, spawn_app, spawn_with};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ async fn a_deletion_cannot_be_blocked_by_registering_its_freed_name_first() {
     let app = spawn_app().await;
     let (id, victim) = app.register("victim").await;
     app.register(&format!("deleted_{id}")).await;
-    let (status, body) = rest(&app, "DELETE", "/api/users/me", &victim, None).await;
+    let (status, body) = app.delete_me(&victim).await;
     assert_eq!(status, 204, "{body}");
     let (again, _) = app.register("victim").await;
     assert_ne!(again, id, "the name is free again");
@@ -43,7 +43,7 @@ async fn claims_of_tokens_minted_elsewhere_follow_the_registration_rules() {
             &json!({"sub": id.to_string(), "exp": exp, "username": username, "nickname": nickname}),
             SECRET,
         );
-        let (status, body) = rest(&app, "GET", "/api/users/me", &token, None).await;
+        let (status, body) = app.me(&token).await;
         assert_eq!(status, 200, "{body}");
         let got = body.get("user").unwrap_or(&body);
         assert_eq!(
@@ -69,11 +69,11 @@ async fn a_huge_sub_never_breaks_registration() {
         json!("2147483648"),
     ] {
         let token = mint(&json!({"sub": sub, "exp": exp}), SECRET);
-        let (status, _) = rest(&app, "GET", "/api/users/me", &token, None).await;
+        let (status, _) = app.me(&token).await;
         assert_eq!(status, 401, "sub {sub} is out of the local range");
     }
     let top = mint(&json!({"sub": "2147483647", "exp": exp}), SECRET);
-    assert_eq!(rest(&app, "GET", "/api/users/me", &top, None).await.0, 200);
+    assert_eq!(app.me(&top).await.0, 200);
     let (id, _) = app.register("after_the_top").await;
     assert!(id > 0);
 }
@@ -96,40 +96,19 @@ async fn external_issuers_get_users_of_their_own_and_audiences_are_checked() {
             SECRET,
         )
     };
-    let (s1, a) = rest(
-        &app,
-        "GET",
-        "/api/users/me",
-        &external("9223372036854775807", "eve"),
-        None,
-    )
-    .await;
+    let (s1, a) = app.me(&external("9223372036854775807", "eve")).await;
     assert_eq!(s1, 200, "{a}");
     let a = a.get("user").cloned().unwrap_or(a);
     assert_eq!(a["username"], "eve");
     let local_id = a["id"].as_i64().unwrap();
     assert!(local_id < 1000, "an id from the local sequence: {local_id}");
-    let (_, again) = rest(
-        &app,
-        "GET",
-        "/api/users/me",
-        &external("9223372036854775807", "x"),
-        None,
-    )
-    .await;
+    let (_, again) = app.me(&external("9223372036854775807", "x")).await;
     assert_eq!(
         again.get("user").unwrap_or(&again)["id"],
         local_id,
         "the same user next time"
     );
-    let (_, other) = rest(
-        &app,
-        "GET",
-        "/api/users/me",
-        &external("google|7", "eve"),
-        None,
-    )
-    .await;
+    let (_, other) = app.me(&external("google|7", "eve")).await;
     let other = other.get("user").cloned().unwrap_or(other);
     assert_ne!(other["id"], local_id);
     assert_ne!(other["username"], "eve", "the name was taken: a fallback");
@@ -138,12 +117,9 @@ async fn external_issuers_get_users_of_their_own_and_audiences_are_checked() {
         &json!({"iss": "https://evil.example", "aud": "chat", "sub": "1", "exp": exp}),
         SECRET,
     );
-    assert_eq!(rest(&app, "GET", "/api/users/me", &evil, None).await.0, 401);
+    assert_eq!(app.me(&evil).await.0, 401);
     let no_aud = mint(&json!({"sub": "1", "exp": exp}), SECRET);
-    assert_eq!(
-        rest(&app, "GET", "/api/users/me", &no_aud, None).await.0,
-        401
-    );
+    assert_eq!(app.me(&no_aud).await.0, 401);
     // The gateway's own tokens carry its iss and the audience, and work.
     let (_, token) = app.register("frank").await;
     let payload = token.split('.').nth(1).unwrap();
@@ -152,10 +128,7 @@ async fn external_issuers_get_users_of_their_own_and_audiences_are_checked() {
         (claims["iss"].as_str(), claims["aud"].as_str()),
         (Some("chat-gateway"), Some("chat"))
     );
-    assert_eq!(
-        rest(&app, "GET", "/api/users/me", &token, None).await.0,
-        200
-    );
+    assert_eq!(app.me(&token).await.0, 200);
     // The WebSocket takes the same tokens.
     app.ws(&external("9223372036854775807", "eve"), "").await;
 }
@@ -203,8 +176,8 @@ async fn a_login_takes_as_long_whether_or_not_the_user_exists() {
     async fn mean(app: &crate::helpers::TestApp, username: &str) -> Duration {
         let (sum0, n0) = server_seconds(app).await;
         for _ in 0..6 {
-            let body = json!({"username": username, "password": "wrong-password"});
-            assert_eq!(app.post("/api/auth/login", &body).await.status(), 401);
+            let login = app.login(username, "wrong-password").await;
+            assert_eq!(login.status(), 401);
         }
         let (sum1, n1) = server_seconds(app).await;
         Duration::from_secs_f64((sum1 - sum0) / (n1 - n0))
@@ -225,26 +198,11 @@ async fn a_login_takes_as_long_whether_or_not_the_user_exists() {
 async fn names_cannot_hide_behind_case_direction_controls_or_invisible_characters() {
     let app = spawn_app().await;
     app.register("Alice_x").await;
-    let taken = app
-        .post(
-            "/api/auth/register",
-            &json!({"username": "alice_X", "password": "password123"}),
-        )
-        .await;
+    let taken = app.try_register("alice_X", "password123").await;
     assert_eq!(taken.status(), 409, "the same name but for case");
-    let login = app
-        .post(
-            "/api/auth/login",
-            &json!({"username": "ALICE_X", "password": "password123"}),
-        )
-        .await;
+    let login = app.login("ALICE_X", "password123").await;
     assert_eq!(login.status(), 200, "a login in any case");
-    let fullwidth = app
-        .post(
-            "/api/auth/login",
-            &json!({"username": "ＡＬＩＣＥ_ｘ", "password": "password123"}),
-        )
-        .await;
+    let fullwidth = app.login("ＡＬＩＣＥ_ｘ", "password123").await;
     assert_eq!(fullwidth.status(), 200, "and in any width (NFKC)");
     let token: Value = login.json().await.unwrap();
     let token = token["token"].as_str().unwrap().to_owned();
@@ -269,24 +227,12 @@ async fn names_cannot_hide_behind_case_direction_controls_or_invisible_character
                 .starts_with("nickname"),
             "{body}"
         );
-        let (status, body) = rest(
-            &app,
-            "PATCH",
-            "/api/users/me",
-            &token,
-            Some(json!({"nickname": nickname})),
-        )
-        .await;
+        let (status, body) = app.update_me(&token, json!({"nickname": nickname})).await;
         assert_eq!(status, 422, "{why}: {body}");
     }
-    let (status, body) = rest(
-        &app,
-        "POST",
-        "/api/rooms",
-        &token,
-        Some(json!({"name": "general\u{202E}"})),
-    )
-    .await;
+    let (status, body) = app
+        .create_room_raw(&token, json!({"name": "general\u{202E}"}))
+        .await;
     assert_eq!(status, 422, "{body}");
     assert!(
         body["error"]["message"]
@@ -296,15 +242,10 @@ async fn names_cannot_hide_behind_case_direction_controls_or_invisible_character
         "{body}"
     );
     // Message content keeps them (mixed scripts need them; the page isolates each message).
-    rest(&app, "POST", "/api/rooms/1/join", &token, None).await;
-    let (status, m) = rest(
-        &app,
-        "POST",
-        "/api/rooms/1/messages",
-        &token,
-        Some(json!({"content": "abc \u{202E}def"})),
-    )
-    .await;
+    app.join_room(&token, 1).await;
+    let (status, m) = app
+        .post_message(&token, 1, json!({"content": "abc \u{202E}def"}))
+        .await;
     assert_eq!(status, 201, "{m}");
     assert_eq!(m["content"], "abc \u{202E}def");
 }
@@ -326,14 +267,9 @@ async fn a_new_nickname_shows_on_the_next_connection() {
     first.close().await;
     watcher.recv_type("user_left").await;
 
-    let (status, body) = rest(
-        a,
-        "PATCH",
-        "/api/users/me",
-        &token,
-        Some(json!({"nickname": "Renamed Again"})),
-    )
-    .await;
+    let (status, body) = a
+        .update_me(&token, json!({"nickname": "Renamed Again"}))
+        .await;
     assert_eq!(status, 200, "{body}");
     // Node `a` forgets the user at once; another node when the bus brings
     // it the change, a moment after the PATCH answered: until then it may

@@ -7,9 +7,10 @@
 //! `isolation_model`), and REST reads against the membership at that moment
 //! (see `isolation_reads`). Zero leaks allowed.
 
+use crate::helpers::rest;
 use crate::helpers::{TestApp, spawn_nodes};
 use crate::isolation_model::{Client, Forbidden, judge, newest_seq};
-use crate::isolation_reads::{Room, check_reads, rest};
+use crate::isolation_reads::{Room, check_reads};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -22,18 +23,10 @@ const STEPS: usize = 240;
 const DELETIONS: [(usize, &str); 2] = [(80, "doomed-pub"), (160, "doomed-priv")];
 
 async fn create(app: &TestApp, owner: &str, name: &str, private: bool) -> i64 {
-    let resp = app
-        .http
-        .post(app.url("/api/rooms"))
-        .bearer_auth(owner)
-        .json(&json!({"name": name, "is_private": private}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    resp.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_i64()
-        .unwrap()
+    let body = json!({"name": name, "is_private": private});
+    let (status, room) = app.create_room_raw(owner, body).await;
+    assert_eq!(status, 201);
+    room["id"].as_i64().unwrap()
 }
 
 /// Remove client `u` from `rooms[r]` (a kick by the owner, or its own REST
@@ -74,14 +67,8 @@ async fn remove(
         );
     }
     let sender = &nodes[rng.random_range(0..nodes.len())];
-    let (status, _) = rest(
-        sender,
-        "POST",
-        &format!("/api/rooms/{room}/messages"),
-        &clients[0].token,
-        Some(json!({"content": format!("right after removing client {u}")})),
-    )
-    .await;
+    let body = json!({"content": format!("right after removing client {u}")});
+    let (status, _) = sender.post_message(&clients[0].token, room, body).await;
     assert_eq!(status, 201);
 }
 
@@ -118,9 +105,8 @@ async fn no_frame_presence_or_history_leaks_to_non_members() {
     for step in 0..STEPS {
         if let Some((_, name)) = DELETIONS.iter().find(|(s, _)| *s == step) {
             let r = rooms.iter().position(|room| room.name == *name).unwrap();
-            let path = format!("/api/rooms/{}", rooms[r].id);
             let node = &nodes[rng.random_range(0..nodes.len())];
-            assert_eq!(rest(node, "DELETE", &path, &owner, None).await.0, 204);
+            assert_eq!(node.delete_room(&owner, rooms[r].id).await.0, 204);
             rooms[r].deleted = true;
             rooms[r].members.clear();
         }
@@ -153,11 +139,8 @@ async fn no_frame_presence_or_history_leaks_to_non_members() {
                 // Public rooms are joined over REST first, so that membership
                 // changes only here; a private room only admits its members.
                 if !rooms[r].deleted && !rooms[r].private {
-                    let path = format!("/api/rooms/{room}/join");
-                    assert_eq!(
-                        rest(node, "POST", &path, &clients[u].token, None).await.0,
-                        200
-                    );
+                    let token = &clients[u].token;
+                    assert_eq!(node.join_room(token, room).await.0, 200);
                     rooms[r].add(u);
                 }
                 if rooms[r].members.contains(&u) {
@@ -180,9 +163,8 @@ async fn no_frame_presence_or_history_leaks_to_non_members() {
                     remove(nodes, &mut rng, &clients, rooms, f, (u, r, kick)).await;
                     removals += 1;
                 } else if rooms[r].private {
-                    let path = format!("/api/rooms/{room}/members");
-                    let body = json!({"user_id": clients[u].user_id});
-                    let status = rest(node, "POST", &path, &owner, Some(body)).await.0;
+                    let user = clients[u].user_id;
+                    let status = node.add_member(&owner, room, user).await.0;
                     assert_eq!(status, 201, "add client {u} to room {room}");
                     rooms[r].add(u);
                 }

@@ -4,8 +4,7 @@
 //! A private room a client is not in, and a deleted room, must look exactly
 //! like a room that never existed.
 
-use crate::helpers::TestApp;
-pub use crate::helpers::rest;
+use crate::helpers::{TestApp, rest};
 use crate::isolation_model::Client;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -58,7 +57,7 @@ fn clients_in(users: &Value, clients_by_id: &dyn Fn(i64) -> Option<usize>) -> Ha
 /// Everything client `c` can read must match what it is entitled to now.
 pub async fn check_reads(node: &TestApp, clients: &[Client], c: usize, rooms: &[Room]) {
     let token = &clients[c].token;
-    let (status, listing) = rest(node, "GET", "/api/rooms?limit=100", token, None).await;
+    let (status, listing) = node.rooms(token, "limit=100").await;
     assert_eq!(status, 200);
     let listed: HashSet<i64> = listing["rooms"]
         .as_array()
@@ -113,7 +112,7 @@ async fn check_people(node: &TestApp, clients: &[Client], viewer: usize, rooms: 
     for room in rooms.iter().filter(|r| r.visible_to(viewer)) {
         let token = &clients[viewer].token;
         let path = format!("/api/rooms/{}/members", room.id);
-        let (_, body) = rest(node, "GET", &path, token, None).await;
+        let (_, body) = node.members(token, room.id).await;
         let users: Vec<Value> = body["members"]
             .as_array()
             .unwrap()
@@ -126,7 +125,7 @@ async fn check_people(node: &TestApp, clients: &[Client], viewer: usize, rooms: 
             "GET {path}: the members are not the room's members"
         );
         let path = format!("/api/rooms/{}/online", room.id);
-        let (_, body) = rest(node, "GET", &path, token, None).await;
+        let (_, body) = node.online(token, room.id).await;
         let online = clients_in(&body["users"], &by_id);
         assert!(
             online.is_subset(&room.ever),

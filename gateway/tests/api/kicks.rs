@@ -4,18 +4,10 @@
 //! reaches them; the same for a public room, and for a room deletion.
 
 use crate::helpers::{TestApp, WsClient, spawn_nodes};
-use crate::isolation_reads::rest;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-async fn create_room(app: &TestApp, token: &str, name: &str, private: bool) -> i64 {
-    let body = json!({"name": name, "is_private": private});
-    let (status, room) = rest(app, "POST", "/api/rooms", token, Some(body)).await;
-    assert_eq!(status, 201, "{room}");
-    room["id"].as_i64().unwrap()
-}
 
 /// `c` enters `room` (it must be allowed to).
 async fn enter(c: &mut WsClient, room: i64) {
@@ -72,9 +64,7 @@ async fn churn(
     let mut tasks = Vec::new();
     for i in 0..CROWD {
         let (id, token) = node.register(&format!("crowd{i}")).await;
-        let add = json!({"user_id": id});
-        let path = format!("/api/rooms/{room}/members");
-        assert_eq!(rest(node, "POST", &path, owner, Some(add)).await.0, 201);
+        assert_eq!(node.add_member(owner, room, id).await.0, 201);
         let mut c = node.ws_in_general(&token).await;
         let stop = Arc::clone(&stop);
         tasks.push(tokio::spawn(async move {
@@ -91,30 +81,37 @@ async fn churn(
 
 const CROWD: usize = 6;
 
+/// `owner` registered on `a`, `victim` on `b`, and the owner's room `name`:
+/// (owner's token, (victim's id, victim's token), room).
+async fn scene(
+    a: &TestApp,
+    b: &TestApp,
+    name: &str,
+    private: bool,
+) -> (String, (i64, String), i64) {
+    let (_, owner) = a.register("owner").await;
+    let victim = b.register("victim").await;
+    let room = a.create_room(&owner, name, private).await;
+    (owner, victim, room)
+}
+
 #[tokio::test]
 async fn a_member_kicked_via_another_node_never_gets_the_next_message() {
     let nodes = spawn_nodes(2).await;
     let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (_, owner) = a.register("owner").await;
-    let (victim_id, victim) = b.register("victim").await;
-    let room = create_room(a, &owner, "inner-circle", true).await;
-    let mut o = a.ws(&owner, &format!("&room_id={room}")).await;
-    o.recv_type("online_users").await;
+    let (owner, (victim_id, victim), room) = scene(a, b, "inner-circle", true).await;
+    let mut o = a.ws_in(&owner, room).await;
     let mut v = b.ws_in_general(&victim).await;
     let stop = Arc::new(AtomicBool::new(false));
     let crowd = churn(b, &owner, room, Arc::clone(&stop)).await;
-    let members = format!("/api/rooms/{room}/members");
     for round in 0..10 {
-        let add = json!({"user_id": victim_id});
-        assert_eq!(rest(a, "POST", &members, &owner, Some(add)).await.0, 201);
+        assert_eq!(a.add_member(&owner, room, victim_id).await.0, 201);
         enter(&mut v, room).await;
-        let kick = format!("{members}/{victim_id}");
-        assert_eq!(rest(a, "DELETE", &kick, &owner, None).await.0, 204);
+        assert_eq!(a.remove_member(&owner, room, victim_id).await.0, 204);
         // At once, through the node that kicked: the racing sender.
         let content = format!("after kick {round}");
         let post = json!({"content": content});
-        let path = format!("/api/rooms/{room}/messages");
-        assert_eq!(rest(a, "POST", &path, &owner, Some(post)).await.0, 201);
+        assert_eq!(a.post_message(&owner, room, post).await.0, 201);
         expect_left_and_nothing_after(&mut v, room, "kicked", &content).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -127,51 +124,36 @@ async fn a_member_kicked_via_another_node_never_gets_the_next_message() {
         assert_eq!(m["data"]["content"], format!("after kick {round}"));
     }
     // Kicking again someone no longer a member is still 404.
-    let kick = format!("{members}/{victim_id}");
-    assert_eq!(rest(a, "DELETE", &kick, &owner, None).await.0, 404);
+    assert_eq!(a.remove_member(&owner, room, victim_id).await.0, 404);
 }
 
 #[tokio::test]
 async fn public_room_kicks_and_deletions_reach_connections_on_every_node() {
     let nodes = spawn_nodes(2).await;
     let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (_, owner) = a.register("owner").await;
-    let (victim_id, victim) = b.register("victim").await;
-    let room = create_room(a, &owner, "town-square", false).await;
+    let (owner, (victim_id, victim), room) = scene(a, b, "town-square", false).await;
     // The victim is in the room twice: through each node.
     let mut v_a = a.ws(&victim, &format!("&room_id={room}")).await;
     let mut v_b = b.ws(&victim, &format!("&room_id={room}")).await;
     v_a.recv_type("online_users").await;
     v_b.recv_type("online_users").await;
-    let kick = format!("/api/rooms/{room}/members/{victim_id}");
-    assert_eq!(rest(b, "DELETE", &kick, &owner, None).await.0, 204);
-    let path = format!("/api/rooms/{room}/messages");
+    assert_eq!(b.remove_member(&owner, room, victim_id).await.0, 204);
     let post = json!({"content": "after the public kick"});
-    assert_eq!(rest(b, "POST", &path, &owner, Some(post)).await.0, 201);
+    assert_eq!(b.post_message(&owner, room, post).await.0, 201);
     for c in [&mut v_a, &mut v_b] {
         expect_left_and_nothing_after(c, room, "kicked", "after the public kick").await;
     }
     // A public room may be joined again; then the owner deletes it.
     enter(&mut v_a, room).await;
     enter(&mut v_b, room).await;
-    assert_eq!(
-        rest(a, "DELETE", &format!("/api/rooms/{room}"), &owner, None)
-            .await
-            .0,
-        204
-    );
+    assert_eq!(a.delete_room(&owner, room).await.0, 204);
     for c in [&mut v_a, &mut v_b] {
         expect_left_and_nothing_after(c, room, "room_deleted", "").await;
     }
-    let (status, body) = rest(b, "POST", &path, &owner, Some(json!({"content": "x"}))).await;
+    let (status, body) = b.post_message(&owner, room, json!({"content": "x"})).await;
     assert_eq!(status, 404, "{body}");
     // Deleting it again is 404 (the connections are told again, harmlessly).
-    assert_eq!(
-        rest(b, "DELETE", &format!("/api/rooms/{room}"), &owner, None)
-            .await
-            .0,
-        404
-    );
+    assert_eq!(b.delete_room(&owner, room).await.0, 404);
     v_a.send_json(json!({"type": "join_room", "room_id": room}))
         .await;
     assert_eq!(

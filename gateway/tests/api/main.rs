@@ -6,6 +6,7 @@ mod bans;
 mod deferred_fills;
 mod delivery;
 mod drain;
+mod endpoints;
 #[path = "../common/eventually.rs"]
 mod eventually;
 mod handshake;

@@ -55,16 +55,10 @@ async fn a_retried_send_is_stored_once_and_answered_with_the_original() {
     );
     watcher.expect_silence(300).await;
     // Over REST too: 200 with the original, not 201.
-    let resp = a
-        .http
-        .post(a.url("/api/rooms/1/messages"))
-        .bearer_auth(&alice)
-        .json(&json!({"content": "once", "client_msg_id": "retry-1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.json::<Value>().await.unwrap(), original["data"]);
+    let retry = json!({"content": "once", "client_msg_id": "retry-1"});
+    let (status, body) = a.post_message(&alice, 1, retry).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, original["data"]);
     let stored = a
         .app_state
         .store
@@ -160,15 +154,8 @@ async fn a_retry_after_a_lost_publish_reaches_the_other_members() {
         assert_eq!(got[0]["data"]["client_msg_id"], "lost-1", "{label}");
     }
     // Retried once more over REST: 200, nobody gets a second copy.
-    let resp = a
-        .http
-        .post(a.url("/api/rooms/1/messages"))
-        .bearer_auth(&alice)
-        .json(&json!({"content": "lost", "client_msg_id": "lost-1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let retry = json!({"content": "lost", "client_msg_id": "lost-1"});
+    assert_eq!(a.post_message(&alice, 1, retry).await.0, 200);
     for c in [&mut far, &mut near, &mut sender, &mut again] {
         let copies = messages_until_quiet(c, Duration::from_millis(500)).await;
         assert!(copies.is_empty(), "a second copy: {copies:?}");
@@ -186,26 +173,10 @@ async fn a_client_msg_id_older_than_the_window_may_be_used_again() {
         .insert_message(RoomId(1), UserId(alice_id), "old", Some("reused"), long_ago)
         .await
         .unwrap();
-    app.http
-        .post(app.url("/api/rooms/1/join"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    let resp = app
-        .http
-        .post(app.url("/api/rooms/1/messages"))
-        .bearer_auth(&alice)
-        .json(&json!({"content": "new", "client_msg_id": "reused"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        201,
-        "stored anew, not answered with the old one"
-    );
-    let fresh: Value = resp.json().await.unwrap();
+    app.join_room(&alice, 1).await;
+    let new = json!({"content": "new", "client_msg_id": "reused"});
+    let (status, fresh) = app.post_message(&alice, 1, new).await;
+    assert_eq!(status, 201, "stored anew, not answered with the old one");
     assert_ne!(fresh["id"].as_i64(), Some(old.id.0));
     assert_eq!(fresh["client_msg_id"], "reused");
 }
@@ -279,41 +250,19 @@ async fn an_id_reused_for_another_message_is_refused_and_no_room_loses_a_message
     let got = room_seqs(&mut a).await;
     assert_eq!(got, [(z, 1), (z, 2)]);
     // Over REST: 409. A real retry (same room, same content) still gets the original.
-    let (status, body) = crate::helpers::rest(
-        &app,
-        "POST",
-        &format!("/api/rooms/{y}/messages"),
-        &alice,
-        Some(json!({"content": "x1", "client_msg_id": "id-1"})),
-    )
-    .await;
+    let retry = json!({"content": "x1", "client_msg_id": "id-1"});
+    let (status, body) = app.post_message(&alice, y, retry.clone()).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "client_msg_id_reused");
     a.send_json(json!({"type": "message", "room_id": 1, "content": "x1", "client_msg_id": "id-1"}))
         .await;
     a.expect_silence(300).await;
-    let (status, body) = crate::helpers::rest(
-        &app,
-        "POST",
-        "/api/rooms/1/messages",
-        &alice,
-        Some(json!({"content": "x1", "client_msg_id": "id-1"})),
-    )
-    .await;
+    let (status, body) = app.post_message(&alice, 1, retry).await;
     assert_eq!((status, &body), (200, &original["data"]));
 }
 
 async fn new_room(app: &crate::helpers::TestApp, token: &str, name: &str) -> i64 {
-    let (status, room) = crate::helpers::rest(
-        app,
-        "POST",
-        "/api/rooms",
-        token,
-        Some(json!({"name": name})),
-    )
-    .await;
-    assert_eq!(status, 201, "{room}");
-    room["id"].as_i64().unwrap()
+    app.new_room(token, json!({"name": name})).await
 }
 
 /// The (room, seq) of every message until the connection is quiet.
