@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Envelopes waiting for the router; publishers wait when it is full.
 const ROUTER_QUEUE: usize = 4096;
@@ -44,10 +45,11 @@ pub struct Stopper {
     state: web::Data<AppState>,
     server: ServerHandle,
     admin: Option<ServerHandle>,
-    /// Stops the background writers after the sessions are gone.
+    /// Stops the background tasks after the sessions are gone.
     background: CancellationToken,
-    /// The online-status writer: awaited on stop so its last writes land.
-    status_writer: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Every background task this node started: stopping waits for them
+    /// (the online-status writer's last writes must land).
+    tasks: TaskTracker,
     grace: Duration,
 }
 
@@ -117,16 +119,22 @@ impl Application {
             settings.presence.clone(),
         ));
         let background = CancellationToken::new();
-        tokio::spawn(Arc::clone(&node).run_router(bus_rx));
+        let tasks = TaskTracker::new();
+        // Tasks that end on their own when `background` is cancelled are
+        // spawned as they are; the others (loops over a channel) are
+        // dropped then (`until`).
+        tasks.spawn(until(
+            background.clone(),
+            Arc::clone(&node).run_router(bus_rx),
+        ));
         node.subscribe_node_channel()
             .await
             .context("cannot subscribe the node channel on the bus")?;
-        tokio::spawn(Arc::clone(&node).run_presence_batcher(background.clone()));
-        let status_writer =
-            tokio::spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));
+        tasks.spawn(Arc::clone(&node).run_presence_batcher(background.clone()));
+        tasks.spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));
         let history = History::new(store.clone(), redis.clone());
         let backends = Arc::new(crate::state::BackendHealth::new());
-        tokio::spawn(watch_backends(
+        tasks.spawn(watch_backends(
             Arc::clone(&node),
             store.clone(),
             Arc::clone(&backends),
@@ -136,23 +144,26 @@ impl Application {
             // The refill waits for the re-subscription to be confirmed:
             // reading the history before it would miss what is published
             // between the read and the SUBSCRIBE (see `redis::resubscribe`).
-            tokio::spawn(crate::redis::resubscribe::run(
-                redis.clone(),
-                Arc::clone(&refill),
+            tasks.spawn(until(
+                background.clone(),
+                crate::redis::resubscribe::run(redis.clone(), Arc::clone(&refill)),
             ));
             // Shared presence has a TTL: refresh ours, prune dead nodes', and
             // re-assert at once after a reconnect (Redis may have lost it all).
             let reassert = Arc::new(Notify::new());
             let mut reconnects = redis.client.reconnect_rx();
             let ring = Arc::clone(&reassert);
-            tokio::spawn(async move {
-                while reconnects.recv().await.is_ok() {
-                    crate::metrics::metrics().bus_reconnects.inc();
-                    ring.notify_one();
-                }
-            });
+            tasks.spawn(until(
+                background.clone(),
+                async move {
+                    while reconnects.recv().await.is_ok() {
+                        crate::metrics::metrics().bus_reconnects.inc();
+                        ring.notify_one();
+                    }
+                },
+            ));
             let every = Duration::from_millis(settings.presence.ttl_secs * 1000 / 3);
-            tokio::spawn(Arc::clone(&node).run_presence_keeper(
+            tasks.spawn(Arc::clone(&node).run_presence_keeper(
                 every,
                 reassert,
                 refill,
@@ -172,7 +183,7 @@ impl Application {
             backends,
         });
 
-        tokio::spawn(forget_idle_keys(state.clone(), background.clone()));
+        tasks.spawn(forget_idle_keys(state.clone(), background.clone()));
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
                 format!(
@@ -227,7 +238,7 @@ impl Application {
             server: server.handle(),
             admin: admin.as_ref().map(Server::handle),
             background,
-            status_writer: Arc::new(tokio::sync::Mutex::new(Some(status_writer))),
+            tasks,
             grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
         };
         Ok(Application {
@@ -277,6 +288,11 @@ impl Application {
 }
 
 impl Stopper {
+    /// Background tasks still running (0 once a stop has returned).
+    pub fn background_tasks(&self) -> usize {
+        self.tasks.len()
+    }
+
     /// Fail `/readyz` and keep serving for `server.lame_duck_secs` (the
     /// balancer notices and stops sending clients), then refuse new
     /// upgrades, close every session (1012), wait for them up to the grace
@@ -301,13 +317,28 @@ impl Stopper {
         // HTTP server stops: pooled connections opened on its worker threads
         // stop working with them.
         self.background.cancel();
-        if let Some(writer) = self.status_writer.lock().await.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.tasks.len(),
+                "background tasks still running 5 s after the stop"
+            );
         }
         self.server.stop(true).await;
         if let Some(admin) = &self.admin {
             admin.stop(true).await;
         }
+    }
+}
+
+/// `task` until it ends or `stop` is cancelled (then it is dropped).
+async fn until(stop: CancellationToken, task: impl std::future::Future<Output = ()>) {
+    tokio::select! {
+        () = task => {}
+        () = stop.cancelled() => {}
     }
 }
 

@@ -1,5 +1,5 @@
-//! Graceful draining: 1012 for everyone, spread over the drain window, and
-//! no new upgrades meanwhile.
+//! Graceful draining: 1012 for everyone, spread over the drain window, no
+//! new upgrades meanwhile, and no background task left when it is done.
 
 use crate::helpers::spawn_with;
 use std::time::{Duration, Instant};
@@ -51,4 +51,7 @@ async fn stopping_closes_every_connection_with_1012_spread_over_the_window() {
         started.elapsed() < Duration::from_secs(5),
         "stopped before the timeout"
     );
+    // Every background task (bus router, presence, status writer, probes)
+    // has ended by the time the stop returns.
+    assert_eq!(app.stopper.background_tasks(), 0);
 }
