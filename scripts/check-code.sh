@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Code checks the test command enforces: formatting, clippy with warnings as
-# errors, and no source, test or script file over MAX_LINES lines unless
-# listed below with its reason. (Import cycles between the gateway's
+# errors, no source, test or script file over MAX_LINES lines unless listed
+# below with its reason, and a README Layout table that matches the tree. (Import cycles between the gateway's
 # top-level modules are a test: gateway/tests/layers.rs.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,4 +46,31 @@ for entry in "${LONG_FILES[@]}"; do
     fi
 done
 [ "$too_long" = 0 ]
+
+log "README layout: its paths exist, and the tree's entries are in it"
+python3 - <<'PY'
+import re, subprocess, sys
+readme = open("README.md").read()
+table = readme[readme.index("## Layout"):]
+rows = [line for line in table.splitlines() if line.startswith("| `")]
+listed = [re.match(r"\| `([^`]+)`", row).group(1) for row in rows]
+problems = [f"listed but missing: {p}" for p in listed
+            if subprocess.run(["test", "-e", p.rstrip("/")]).returncode != 0]
+tracked = subprocess.check_output(["git", "ls-files"], text=True).split()
+entries = set()
+for path in tracked:
+    parts = path.split("/")
+    if len(parts) == 1 and parts[0] in ("Cargo.lock", "README.md", ".gitignore"):
+        continue
+    if parts[0] == "scripts" or parts[:2] == ["gateway", "tests"]:
+        depth = 2 if parts[0] == "scripts" else 3
+        entries.add("/".join(parts[:depth]) + ("/" if len(parts) > depth else ""))
+    else:
+        entries.add(parts[0] + ("/" if len(parts) > 1 else ""))
+problems += [f"in the tree but not in the table: {e}" for e in sorted(entries)
+             if f"`{e}`" not in table and f"`{e.rstrip('/')}`" not in table]
+for p in problems:
+    print("  " + p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
 log "code checks passed"

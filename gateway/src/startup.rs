@@ -153,15 +153,12 @@ impl Application {
             let reassert = Arc::new(Notify::new());
             let mut reconnects = redis.client.reconnect_rx();
             let ring = Arc::clone(&reassert);
-            tasks.spawn(until(
-                background.clone(),
-                async move {
-                    while reconnects.recv().await.is_ok() {
-                        crate::metrics::metrics().bus_reconnects.inc();
-                        ring.notify_one();
-                    }
-                },
-            ));
+            tasks.spawn(until(background.clone(), async move {
+                while reconnects.recv().await.is_ok() {
+                    crate::metrics::metrics().bus_reconnects.inc();
+                    ring.notify_one();
+                }
+            }));
             let every = Duration::from_millis(settings.presence.ttl_secs * 1000 / 3);
             tasks.spawn(Arc::clone(&node).run_presence_keeper(
                 every,
