@@ -334,6 +334,17 @@ mod tests {
         user: shared::ids::UserId,
         room: RoomId,
     ) -> (ConnHandle, tokio::net::TcpStream) {
+        let timers = (Duration::from_secs(60), Duration::from_secs(5));
+        writer_with_timers(store, user, room, timers).await
+    }
+
+    /// [`writer_on_a_socket`] with its ping interval and write timeout.
+    async fn writer_with_timers(
+        store: &Store,
+        user: shared::ids::UserId,
+        room: RoomId,
+        (ping_every, write_timeout): (Duration, Duration),
+    ) -> (ConnHandle, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
@@ -355,8 +366,8 @@ mod tests {
             conn: conn.clone(),
             out: FrameWriter::new(write),
             history: History::new(store.clone(), None),
-            ping_every: Duration::from_secs(60),
-            write_timeout: Duration::from_secs(5),
+            ping_every,
+            write_timeout,
             recovery_window: 1000,
         };
         tokio::spawn(writer.run(inbox));
@@ -427,5 +438,77 @@ mod tests {
         assert!(next_text(&mut client).await.contains(r#""seq":1"#));
         assert!(next_text(&mut client).await.contains(r#""seq":2"#));
         assert_eq!(next_text(&mut client).await, "after", "seq 3 comes live");
+    }
+
+    /// The next frame's opcode, skipping nothing (pings included).
+    async fn next_opcode(client: &mut tokio::net::TcpStream) -> u8 {
+        let mut head = [0u8; 2];
+        client.read_exact(&mut head).await.unwrap();
+        let len = match head[1] & 0x7F {
+            126 => client.read_u16().await.unwrap() as usize,
+            127 => client.read_u64().await.unwrap() as usize,
+            n => n as usize,
+        };
+        let mut payload = vec![0; len];
+        client.read_exact(&mut payload).await.unwrap();
+        head[0] & 0x0F
+    }
+
+    /// In paused time: an idle connection is pinged every `ping_every`,
+    /// neither sooner nor later, and a frame written in between does not
+    /// move the next ping.
+    #[tokio::test]
+    async fn an_idle_connection_is_pinged_on_time() {
+        let (_dir, store, user) = store_with_messages(0).await;
+        // Paused once the store is open: its pool's timeouts are real.
+        tokio::time::pause();
+        let every = Duration::from_secs(30);
+        let timers = (every, Duration::from_secs(5));
+        let (conn, mut client) = writer_with_timers(&store, user.id, RoomId(1), timers).await;
+        let start = Instant::now();
+        // To the timer wheel's millisecond.
+        let on_time = |want: Duration| {
+            let at = start.elapsed();
+            assert!(
+                at >= want && at <= want + Duration::from_millis(5),
+                "at {at:?}, not {want:?}"
+            );
+        };
+        assert_eq!(next_opcode(&mut client).await, 0x9, "a ping");
+        on_time(every);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        conn.push(Outbound::Frame("between".into()));
+        assert_eq!(next_opcode(&mut client).await, 0x1, "the frame");
+        assert_eq!(next_opcode(&mut client).await, 0x9, "the next ping");
+        on_time(every * 2);
+    }
+
+    /// In paused time: a client that stops reading is closed as a slow
+    /// consumer once a write has waited `write_timeout`, not before.
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
+        let (_dir, store, user) = store_with_messages(0).await;
+        // Paused once the store is open: its pool's timeouts are real.
+        tokio::time::pause();
+        let write_timeout = Duration::from_secs(7);
+        let timers = (Duration::from_secs(3600), write_timeout);
+        let (conn, _client) = writer_with_timers(&store, user.id, RoomId(1), timers).await;
+        // More than loopback's socket buffers hold, in fewer items than the
+        // queue's 64 (a full queue would close it at once, another path).
+        let big = ByteString::from("x".repeat(512 * 1024));
+        for _ in 0..48 {
+            assert_eq!(
+                conn.push(Outbound::Frame(big.clone())),
+                crate::conn::Enqueued::Queued
+            );
+        }
+        let start = Instant::now();
+        conn.closed().await;
+        assert_eq!(conn.close_reason(), Some(close_codes::SLOW_CONSUMER));
+        let waited = start.elapsed();
+        assert!(
+            waited >= write_timeout && waited < write_timeout * 2,
+            "closed after {waited:?}"
+        );
     }
 }
