@@ -91,3 +91,51 @@ impl UserStatus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten connections of one user coalesce into one pending entry; the
+    /// flag follows the first connect and the last disconnect only; and a
+    /// stop writes what is still pending.
+    #[tokio::test]
+    async fn reconnects_coalesce_and_a_stop_writes_what_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let user = store
+            .create_user("s", "h", "S", crate::clock::now())
+            .await
+            .unwrap()
+            .id;
+        let online =
+            |store: Store| async move { store.find_user(user).await.unwrap().unwrap().is_online };
+        let status = Arc::new(UserStatus::default());
+        for _ in 0..10 {
+            status.connected(user);
+        }
+        for _ in 0..9 {
+            status.disconnected(user);
+        }
+        assert_eq!(
+            status.pending.lock().unwrap().len(),
+            1,
+            "one entry per user"
+        );
+        // Not written yet: the writer is not running.
+        assert!(!online(store.clone()).await);
+        let stop = CancellationToken::new();
+        stop.cancel();
+        // Stopped before it started: it still writes what is pending.
+        Arc::clone(&status).run(store.clone(), stop).await;
+        assert!(online(store.clone()).await, "one connection is still open");
+        status.disconnected(user);
+        let stop = CancellationToken::new();
+        stop.cancel();
+        Arc::clone(&status).run(store.clone(), stop).await;
+        assert!(!online(store.clone()).await, "the last one closed");
+        assert!(status.pending.lock().unwrap().is_empty());
+    }
+}

@@ -95,3 +95,109 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::memory::MemoryBus;
+    use crate::config::PresenceSettings;
+    use crate::conn::outbound::Outbound;
+    use crate::presence::memory::MemoryPresence;
+    use crate::user_conns::memory::MemoryUserConns;
+    use shared::ids::{ConnKey, NodeId};
+
+    fn user(id: i64) -> UserPublic {
+        UserPublic {
+            id: UserId(id),
+            username: format!("u{id}"),
+            nickname: format!("U{id}"),
+        }
+    }
+
+    /// In paused time: a large room's presence changes wait for the batch
+    /// window, then leave as one `presence_batch` holding each user's latest
+    /// state (joined then left: left); the next window starts empty.
+    #[tokio::test]
+    async fn a_large_rooms_changes_leave_together_once_per_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        let store = crate::store::Store::connect(&url, 1).await.unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        std::mem::forget(rx);
+        let settings = PresenceSettings {
+            large_room: 1,
+            batch_ms: 500,
+            ..PresenceSettings::default()
+        };
+        let node = Arc::new(Node::new(
+            NodeId("n".into()),
+            Arc::new(MemoryBus::new(tx)),
+            Arc::new(MemoryPresence::default()),
+            Arc::new(MemoryUserConns::default()),
+            store,
+            1000,
+            settings,
+        ));
+        let room = RoomId(1);
+        let (a, mut inbox) = crate::conn::ConnHandle::new(
+            ConnKey {
+                node: node.id().clone(),
+                conn: node.next_conn_id(),
+            },
+            user(1),
+            64,
+        );
+        let (b, _b_inbox) = crate::conn::ConnHandle::new(
+            ConnKey {
+                node: node.id().clone(),
+                conn: node.next_conn_id(),
+            },
+            user(2),
+            64,
+        );
+        node.hub.join(room, &a);
+        node.hub.join(room, &b);
+
+        tokio::time::pause();
+        let stop = CancellationToken::new();
+        tokio::spawn(Arc::clone(&node).run_presence_batcher(stop.clone()));
+        // The interval's first tick is at once, with nothing to send; the
+        // next one 500 ms later.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let start = tokio::time::Instant::now();
+        assert!(node.batch_presence(room, Change::Joined(user(7))));
+        assert!(node.batch_presence(room, Change::Left(UserId(8))));
+        assert!(node.batch_presence(room, Change::Joined(user(9))));
+        assert!(node.batch_presence(room, Change::Left(UserId(9))));
+        let presence = |inbox: &mut crate::conn::outbox::Inbox| -> Vec<serde_json::Value> {
+            std::iter::from_fn(|| inbox.try_recv().ok())
+                .map(|item| match item {
+                    Outbound::Presence { frame, .. } => serde_json::from_str(&frame).unwrap(),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        tokio::time::sleep(Duration::from_millis(480)).await;
+        assert!(presence(&mut inbox).is_empty(), "nothing before the window");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let batches = presence(&mut inbox);
+        assert_eq!(batches.len(), 1, "{batches:?} after {:?}", start.elapsed());
+        let data = &batches[0]["data"];
+        assert_eq!(batches[0]["type"], "presence_batch");
+        assert_eq!(data["joined"], serde_json::json!([user(7)]));
+        let mut left: Vec<i64> = data["left"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        left.sort_unstable();
+        assert_eq!(left, [8, 9]);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(
+            presence(&mut inbox).is_empty(),
+            "an empty window sends nothing"
+        );
+        stop.cancel();
+    }
+}
