@@ -3,7 +3,11 @@
 //! listener (port 0 picks a free one, for tests) and serve.
 
 use crate::auth::token::TokenService;
-use crate::bus::{Bus, memory::MemoryBus, redis::RedisBus};
+use crate::bus::{
+    Bus,
+    memory::{MemoryBus, MemoryNetwork},
+    redis::RedisBus,
+};
 use crate::config::Settings;
 use crate::history::History;
 use crate::limits::connections::ConnectionLimiter;
@@ -53,8 +57,26 @@ pub struct Stopper {
     grace: Duration,
 }
 
+/// The backends several nodes of one process share when there is no Redis:
+/// a linked in-process bus, one presence registry, one per-user connection
+/// count. What the test suites use to run N nodes in one process.
+#[derive(Clone, Default)]
+pub struct InProcessCluster {
+    network: Arc<MemoryNetwork>,
+    presence: Arc<MemoryPresence>,
+    user_conns: Arc<MemoryUserConns>,
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_in(settings, None).await
+    }
+
+    /// [`build`](Self::build); without Redis, a node of `cluster` when given.
+    pub async fn build_in(
+        settings: Settings,
+        cluster: Option<InProcessCluster>,
+    ) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         crate::metrics::metrics().init_labels(
             &crate::ws::handshake::Refused::ALL.map(crate::ws::handshake::Refused::label),
@@ -91,13 +113,18 @@ impl Application {
         // behind): every connection catches up from the history.
         let refill = Arc::new(Notify::new());
         type Backends = (Arc<dyn Bus>, Arc<dyn Presence>, Arc<dyn UserConns>);
-        let (bus, presence, user_conns): Backends = match &settings.redis.url {
-            None => (
+        let (bus, presence, user_conns): Backends = match (&settings.redis.url, cluster) {
+            (None, None) => (
                 Arc::new(MemoryBus::new(bus_tx)),
                 Arc::new(MemoryPresence::default()),
                 Arc::new(MemoryUserConns::default()),
             ),
-            Some(_) => {
+            (None, Some(cluster)) => (
+                Arc::new(MemoryBus::linked(&cluster.network, bus_tx)),
+                cluster.presence,
+                cluster.user_conns,
+            ),
+            (Some(_), _) => {
                 let conn = RedisConn::connect(&settings.redis).await?;
                 let ttl = Duration::from_secs(settings.presence.ttl_secs);
                 redis = Some(conn.clone());

@@ -3,7 +3,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use gateway::config::{self, Secret, Settings};
-use gateway::startup::{Application, Stopper};
+use gateway::startup::{Application, InProcessCluster, Stopper};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,9 @@ pub struct TestApp {
     pub settings: Settings,
     /// Keeps the database directory alive for restarts within a test.
     pub dir: Arc<TempDir>,
+    /// On the embedded default, the in-process cluster this node is part of
+    /// ([`spawn_nodes`]); a restart rejoins it.
+    pub cluster: Option<InProcessCluster>,
 }
 
 pub fn test_settings(dir: &TempDir) -> Settings {
@@ -53,13 +56,8 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let mut settings = test_settings(&dir);
-    if std::env::var("TEST_BACKEND").as_deref() == Ok("redis") {
-        cluster_backends(&mut settings).await;
-    }
-    tweak(&mut settings);
-    start(settings, dir).await
+    let mut nodes = spawn_nodes_with(1, tweak).await;
+    nodes.pop().expect("one node")
 }
 
 /// `TEST_BACKEND=redis`: the same scenarios in cluster mode, on the Redis and
@@ -96,9 +94,13 @@ async fn cluster_backends(settings: &mut Settings) {
     settings.database.url = Secret::new(format!("{pg}{sep}options[search_path]={unique}"));
 }
 
-pub async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
+pub async fn start(
+    settings: Settings,
+    dir: Arc<TempDir>,
+    cluster: Option<InProcessCluster>,
+) -> TestApp {
     gateway::telemetry::init(&settings.log);
-    let app = Application::build(settings.clone())
+    let app = Application::build_in(settings.clone(), cluster.clone())
         .await
         .expect("gateway starts");
     let port = app.port();
@@ -114,28 +116,31 @@ pub async fn start(settings: Settings, dir: Arc<TempDir>) -> TestApp {
         app_state,
         settings,
         dir,
+        cluster,
     }
 }
 
 /// `n` nodes forming one service: in cluster mode (`TEST_BACKEND=redis`)
-/// they share Redis and the database; on the embedded default there is no
-/// way to share, so the "cluster" is one node.
+/// they share Redis and the database; on the embedded default they share
+/// the SQLite file and an in-process cluster (a linked bus, one presence),
+/// all in this process.
 pub async fn spawn_nodes(n: usize) -> Vec<TestApp> {
     spawn_nodes_with(n, |_| {}).await
 }
 
 /// [`spawn_nodes`] with the same settings tweak on every node.
 pub async fn spawn_nodes_with(n: usize, tweak: impl FnOnce(&mut Settings)) -> Vec<TestApp> {
-    let first = spawn_with(tweak).await;
-    let mut nodes = vec![];
-    if first.settings.redis.url.is_some() {
-        for _ in 1..n {
-            let mut settings = first.settings.clone();
-            settings.server.port = 0;
-            nodes.push(start(settings, Arc::clone(&first.dir)).await);
-        }
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut settings = test_settings(&dir);
+    if std::env::var("TEST_BACKEND").as_deref() == Ok("redis") {
+        cluster_backends(&mut settings).await;
     }
-    nodes.insert(0, first);
+    tweak(&mut settings);
+    let cluster = settings.redis.url.is_none().then(InProcessCluster::default);
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        nodes.push(start(settings.clone(), Arc::clone(&dir), cluster.clone()).await);
+    }
     nodes
 }
 
@@ -156,7 +161,7 @@ impl TestApp {
         self.stopper.stop().await;
         let mut settings = self.settings.clone();
         settings.server.port = 0;
-        start(settings, Arc::clone(&self.dir)).await
+        start(settings, Arc::clone(&self.dir), self.cluster.clone()).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {

@@ -21,6 +21,7 @@ mod kicks;
 mod large_rooms;
 mod limits;
 mod metrics;
+mod nodes;
 mod openapi;
 mod persistence;
 mod protocol;
