@@ -5,7 +5,9 @@
 # optionally ARTIFACTS (a directory the node and HAProxy logs are copied to
 # when the scenario ends, passed or failed); it
 # parses --no-build / --help, defines `log`, finds or builds the gateway
-# ($GATEWAY_BIN, else ${CARGO_TARGET_DIR:-target}/debug/gateway), makes
+# ($GATEWAY_BIN, else ${CARGO_TARGET_DIR:-target}/debug/gateway), sets
+# SCENARIO_PYTHON (the python of a venv with the pinned websockets the
+# scenarios' client needs: scripts/scenario-venv.sh), makes
 # CLUSTER_DIR and ENV_FILE, and installs the EXIT trap that prints the last
 # log lines on a failure and stops the cluster by pid (`cluster.sh stop`).
 # Then call `start_cluster`, run the scenario, and set STATUS_OK=1.
@@ -23,6 +25,10 @@ started=$SECONDS
 log() { echo "==> [$(date +%H:%M:%S)] $SCENARIO: $*"; }
 
 command -v python3 >/dev/null || { echo "$SCENARIO needs python3" >&2; exit 1; }
+# The scenario's python: a venv with the pinned websockets (SCENARIO_PYTHON).
+# shellcheck source=scripts/scenario-venv.sh
+source scripts/scenario-venv.sh
+ensure_scenario_python || { echo "$SCENARIO: no python with websockets $WEBSOCKETS_VERSION" >&2; exit 1; }
 
 BIN=${GATEWAY_BIN:-${CARGO_TARGET_DIR:-target}/debug/gateway}
 if [ "$BUILD" = 1 ] && [ -z "${GATEWAY_BIN:-}" ]; then

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """End-to-end check of a running local cluster (scripts/cluster.sh --background).
 
-Run by scripts/e2e-cluster.sh, which starts the cluster and stops it. Python 3
-standard library only: a minimal WebSocket client (RFC 6455, text frames) on
-asyncio, HTTP with urllib; tokens from the cluster's own binary (`gateway token`).
+Run by scripts/e2e-cluster.sh, which starts the cluster and stops it, with the
+python of the scenarios' venv (scripts/scenario-venv.sh): the WebSocket client
+is that of scripts/chat_scenario.py (on the `websockets` library), HTTP is
+urllib; tokens from the cluster's own binary (`gateway token`).
 
 It reads the cluster's env file (path in argv[1]) and:
   1. mints a token for each of E2E_USERS users (default 9) and opens one
@@ -23,19 +24,16 @@ Each wait is bounded; any failure exits 1 with a message.
 """
 
 import asyncio
-import base64
-import hashlib
 import json
 import os
 import re
 import signal
-import struct
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
+
+from chat_scenario import Closed, Fail, WebSocket, http_get, http_json, http_status, mint_token, read_env
 
 USERS = int(os.environ.get("E2E_USERS", "9"))
 MESSAGES = int(os.environ.get("E2E_MESSAGES", "3"))
@@ -45,48 +43,6 @@ STARTED = time.monotonic()
 
 def log(msg):
     print(f"[e2e {time.monotonic() - STARTED:5.1f}s] {msg}", flush=True)
-
-
-class Fail(Exception):
-    pass
-
-
-def read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            m = re.match(r'^([A-Z_][A-Z0-9_]*)="(.*)"$', line.strip())
-            if m:
-                env[m.group(1)] = m.group(2)
-    return env
-
-
-def mint_token(env, uid, username, nickname, ttl=3600):
-    """A token for user `uid` from the cluster's own binary (`gateway token`),
-    signed with the cluster's secret; a user first seen is created from it."""
-    out = subprocess.run(
-        [env["GATEWAY_BIN_USED"], "token", "--sub", str(uid), "--username", username,
-         "--nickname", nickname, "--ttl", str(ttl)],
-        env={**os.environ, "CHAT__AUTH__JWT_SECRET": env["JWT_SECRET"]},
-        capture_output=True, text=True, check=True)
-    return out.stdout.strip()
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
-def http_json(url, token=None, timeout=5):
-    """(status, parsed JSON body) of a GET, error statuses included."""
-    req = urllib.request.Request(url)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read().decode())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read().decode() or "null")
 
 
 def haproxy_states(stats_port):
@@ -99,124 +55,6 @@ def haproxy_states(stats_port):
         if cols.get("svname", "").startswith("node-"):
             states[cols["svname"]] = cols.get("status")
     return states
-
-
-def http_status(url, timeout=5):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-
-
-# --- a minimal WebSocket client ----------------------------------------------
-
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-class Closed(Exception):
-    def __init__(self, code, reason=""):
-        super().__init__(f"closed with {code} {reason}".strip())
-        self.code = code
-
-
-class WebSocket:
-    def __init__(self, reader, writer):
-        self.reader, self.writer = reader, writer
-        self.closed = None  # close code once the server closed
-
-    @classmethod
-    async def connect(cls, host, port, path, timeout=10, headers=None):
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-        key = base64.b64encode(os.urandom(16)).decode()
-        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        writer.write((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                      f"Sec-WebSocket-Version: 13\r\n{extra}\r\n").encode())
-        await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
-        lines = head.decode("latin-1").split("\r\n")
-        status = lines[0].split(" ", 2)
-        if len(status) < 2 or status[1] != "101":
-            body = b""
-            try:
-                body = await asyncio.wait_for(reader.read(500), 2)
-            except Exception:
-                pass
-            writer.close()
-            raise Fail(f"upgrade refused: {lines[0]} {body.decode(errors='replace')}")
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        want = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
-        if headers.get("sec-websocket-accept") != want:
-            writer.close()
-            raise Fail("bad Sec-WebSocket-Accept in the upgrade answer")
-        return cls(reader, writer)
-
-    def _send_frame(self, opcode, payload):
-        mask = os.urandom(4)
-        n = len(payload)
-        if n < 126:
-            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-        elif n < 1 << 16:
-            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-        else:
-            head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(head + mask + masked)
-
-    async def send_text(self, text):
-        self._send_frame(0x1, text.encode())
-        await self.writer.drain()
-
-    async def _read_frame(self):
-        b0, b1 = await self.reader.readexactly(2)
-        n = b1 & 0x7F
-        if n == 126:
-            (n,) = struct.unpack("!H", await self.reader.readexactly(2))
-        elif n == 127:
-            (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
-        mask = await self.reader.readexactly(4) if b1 & 0x80 else None
-        payload = await self.reader.readexactly(n)
-        if mask:
-            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        return bool(b0 & 0x80), b0 & 0x0F, payload
-
-    async def recv(self):
-        """The next text message (pings answered, fragments joined); raises Closed."""
-        parts = []
-        while True:
-            fin, opcode, payload = await self._read_frame()
-            if opcode == 0x9:  # ping
-                self._send_frame(0xA, payload)
-                await self.writer.drain()
-            elif opcode == 0xA:  # pong
-                pass
-            elif opcode == 0x8:  # close
-                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
-                self.closed = code
-                try:
-                    self._send_frame(0x8, payload[:2])
-                    await self.writer.drain()
-                except Exception:
-                    pass
-                raise Closed(code, payload[2:].decode(errors="replace"))
-            elif opcode in (0x1, 0x0):
-                parts.append(payload)
-                if fin:
-                    return b"".join(parts).decode()
-            else:
-                raise Fail(f"unexpected opcode {opcode}")
-
-    async def close(self, code=1000):
-        try:
-            self._send_frame(0x8, struct.pack("!H", code))
-            await self.writer.drain()
-        except Exception:
-            pass
 
 
 class Client:
@@ -248,7 +86,7 @@ class Client:
             await asyncio.wait_for(asyncio.shield(self.task), 5)
         except Exception:
             self.task.cancel()
-        self.ws.writer.close()
+        self.ws.release()
 
 
 async def wait_until(what, pred, timeout):
@@ -416,7 +254,7 @@ async def scenario(env):
     finally:
         for c in clients:
             c.task.cancel()
-            c.ws.writer.close()
+            c.ws.release()
 
 
 async def shared_redis_outage(env, node_urls, token):

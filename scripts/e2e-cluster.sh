@@ -10,8 +10,10 @@
 #
 # Builds the gateway (debug; honours CARGO_TARGET_DIR), starts
 # scripts/cluster.sh --background on free loopback ports (PostgreSQL, Redis,
-# three nodes, HAProxy, Prometheus), then runs scripts/e2e-cluster.py (Python 3
-# standard library only): 9 users connect THROUGH HAPROXY, every node holds
+# three nodes, HAProxy, Prometheus), then runs scripts/e2e-cluster.py (Python 3;
+# its WebSocket client, scripts/chat_scenario.py, is on the `websockets`
+# library, installed pinned in a venv under the cache directory on the first
+# run: scripts/scenario-venv.sh): 9 users connect THROUGH HAPROXY, every node holds
 # some of them (each node's /metrics), they chat in room 1 and every client
 # gets every message exactly once, Prometheus reports the three nodes up and
 # sum(chat_gateway_connections) equal to the connections held, then 0 after
@@ -34,6 +36,10 @@ started=$SECONDS
 log() { echo "==> [$(date +%H:%M:%S)] e2e-cluster: $*"; }
 
 command -v python3 >/dev/null || { echo "e2e-cluster needs python3" >&2; exit 1; }
+# The client's python: a venv with the pinned websockets (SCENARIO_PYTHON).
+# shellcheck source=scripts/scenario-venv.sh
+source scripts/scenario-venv.sh
+ensure_scenario_python || { echo "e2e-cluster: no python with websockets $WEBSOCKETS_VERSION" >&2; exit 1; }
 
 BIN=${CARGO_TARGET_DIR:-target}/debug/gateway
 if [ "$BUILD" = 1 ]; then
@@ -84,5 +90,5 @@ GATEWAY_BIN=$BIN timeout --foreground 300 bash scripts/cluster.sh --background -
 [ -f "$ENV_FILE" ] || { echo "cluster.sh wrote no $ENV_FILE" >&2; exit 1; }
 
 log "running the client (scripts/e2e-cluster.py)"
-timeout --foreground 150 python3 scripts/e2e-cluster.py "$ENV_FILE"
+timeout --foreground 150 "$SCENARIO_PYTHON" scripts/e2e-cluster.py "$ENV_FILE"
 STATUS_OK=1

@@ -10,7 +10,8 @@
 # Starts scripts/cluster.sh --background on free loopback ports (PostgreSQL,
 # Redis, nodes A, B, C, HAProxy round robin with /readyz health checks,
 # Prometheus) with a short drain window, then runs scripts/rolling_restart.py
-# (Python 3 standard library; the WebSocket client of scripts/e2e-cluster.py):
+# (Python 3; the WebSocket client of scripts/chat_scenario.py, on the pinned
+# `websockets` in a venv under the cache directory: scripts/scenario-venv.sh):
 # ~40 clients in two rooms, 20 messages/s, each client reconnecting with
 # since_seq after every close and the senders resending unacknowledged
 # messages with the same client_msg_id, while `cluster.sh restart DIR A`,
@@ -42,5 +43,5 @@ export CHAT__SERVER__SHUTDOWN_TIMEOUT_SECS=${CHAT__SERVER__SHUTDOWN_TIMEOUT_SECS
 start_cluster "drain window $CHAT__SERVER__DRAIN_WINDOW_SECS s"
 
 log "running the scenario (scripts/rolling_restart.py)"
-timeout --foreground $(( ${RR_TIMEOUT_SECS:-150} + 30 )) python3 scripts/rolling_restart.py "$CLUSTER_DIR"
+timeout --foreground $(( ${RR_TIMEOUT_SECS:-150} + 30 )) "$SCENARIO_PYTHON" scripts/rolling_restart.py "$CLUSTER_DIR"
 STATUS_OK=1

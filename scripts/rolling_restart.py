@@ -2,9 +2,10 @@
 """Rolling restart of a running local cluster under steady traffic.
 
 Run by scripts/rolling-restart.sh, which starts the cluster (scripts/cluster.sh
---background, short drain window) and stops it. Python 3 standard library
-only; the WebSocket client, tokens and env-file reader are those of
-scripts/e2e-cluster.py.
+--background, short drain window) and stops it, with the python of the
+scenarios' venv (scripts/scenario-venv.sh); the WebSocket client (on the
+`websockets` library), tokens and env-file reader are those of
+scripts/chat_scenario.py.
 
     python3 scripts/rolling_restart.py CLUSTER_DIR
 
@@ -57,7 +58,6 @@ unset), RR_STOP_MARGIN_SECS (3), RR_SENDER_DROP_EVERY_SECS (4), RR_TIMEOUT_SECS
 
 import asyncio
 import collections
-import importlib.util
 import json
 import os
 import random
@@ -67,11 +67,9 @@ import time
 import urllib.error
 import urllib.request
 
+from chat_scenario import Closed, Fail, WebSocket, http_get, mint_token, read_env
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location("e2e_cluster", os.path.join(HERE, "e2e-cluster.py"))
-e2e = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(e2e)
-WebSocket, Closed, Fail, mint_token, read_env = e2e.WebSocket, e2e.Closed, e2e.Fail, e2e.mint_token, e2e.read_env
 
 RECEIVERS = int(os.environ.get("RR_RECEIVERS", "36"))
 SENDERS = int(os.environ.get("RR_SENDERS", "4"))
@@ -112,7 +110,7 @@ def history(lb_url, token, room):
 
 
 def node_connections(url):
-    text = e2e.http_get(f"{url}/metrics")
+    text = http_get(f"{url}/metrics")
     return sum(float(v) for v in re.findall(r"^chat_gateway_connections(?:\{[^}]*\})?\s+(\S+)", text, re.M))
 
 
@@ -186,7 +184,7 @@ class Peer:
                 self.live = False
                 self.dropped_by_us = False
                 self.ws = None
-                ws.writer.close()
+                ws.release()
             if self.stopping:
                 return
             down_since = time.monotonic()
@@ -249,7 +247,7 @@ class Sender(Peer):
         frame = json.dumps({"type": "message", "room_id": self.room,
                             "content": self.pending[cmid], "client_msg_id": cmid})
         try:
-            ws._send_frame(0x1, frame.encode())
+            ws.send_nowait(frame)
         except Exception:
             pass  # the reader notices the close; resent after the reconnect
 
@@ -277,7 +275,7 @@ class Sender(Peer):
                 # not have been stored).
                 self.next_drop = time.monotonic() + self.drop_every * random.uniform(0.5, 1.5)
                 self.dropped_by_us = True
-                self.ws.writer.transport.abort()
+                self.ws.abort()
 
     def on_message(self, data):
         cmid = data.get("client_msg_id")

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A bounded soak of a running local cluster: churn, then compare resources.
 
-Run by scripts/soak.sh, which starts the cluster and stops it. Python 3
-standard library only; the WebSocket client, tokens and env-file reader are
-those of scripts/e2e-cluster.py.
+Run by scripts/soak.sh, which starts the cluster and stops it, with the python
+of the scenarios' venv (scripts/scenario-venv.sh); the WebSocket client (on
+the `websockets` library), tokens and env-file reader are those of
+scripts/chat_scenario.py.
 
     python3 scripts/soak.py CLUSTER_DIR
 
@@ -54,7 +55,6 @@ sent message that never came back (each client's own messages are echoed).
 
 import asyncio
 import collections
-import importlib.util
 import itertools
 import json
 import os
@@ -65,12 +65,9 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location("e2e_cluster", os.path.join(HERE, "e2e-cluster.py"))
-e2e = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(e2e)
-WebSocket, Closed, Fail, mint_token, read_env = e2e.WebSocket, e2e.Closed, e2e.Fail, e2e.mint_token, e2e.read_env
 sys.path.insert(0, HERE)
 import soak_checks as checks  # noqa: E402 - after the path it lives on
+from chat_scenario import Closed, Fail, WebSocket, http_get, mint_token, read_env  # noqa: E402
 
 
 def env_num(name, default):
@@ -130,7 +127,7 @@ def sample(name, pid, url):
         except OSError:
             pass
     s["sockets"] = sockets
-    text = e2e.http_get(f"{url}/metrics")
+    text = http_get(f"{url}/metrics")
     for g in GAUGES:
         m = re.search(rf"^chat_gateway_{g}\s+(\S+)", text, re.M)
         s[g] = int(float(m.group(1))) if m else None
@@ -247,7 +244,7 @@ class Life:
             if closed_by_server:
                 conn.fail(f"closed by the server: {closed_by_server[0]}")
             elif random.randrange(ABORT_ONE_IN) == 0:
-                ws.writer.transport.abort()
+                ws.abort()
                 st.c["aborts"] += 1
             else:
                 await ws.close(1000)
@@ -260,7 +257,7 @@ class Life:
             conn.fail(f"send failed: {e!r}"[:200])
         finally:
             reader.cancel()
-            ws.writer.close()
+            ws.release()
             conn.closing(time.monotonic())
             st.done(conn, echoes)
 

@@ -9,8 +9,9 @@
 #
 # Starts scripts/cluster.sh --background on free loopback ports (PostgreSQL,
 # Redis, nodes A, B, C, HAProxy round robin, Prometheus), then runs
-# scripts/soak.py (Python 3 standard library; the WebSocket client of
-# scripts/e2e-cluster.py): a warm-up of churn, every client leaves, a "start"
+# scripts/soak.py (Python 3; the WebSocket client of scripts/chat_scenario.py,
+# on the pinned `websockets` in a venv under the cache directory:
+# scripts/scenario-venv.sh): a warm-up of churn, every client leaves, a "start"
 # sample of each node; SOAK_SECS of churn (SOAK_CLIENTS clients at a time
 # through the balancer, each living a few seconds: it chats, joins a room and
 # leaves it, then closes, or drops its TCP connection); every client leaves,
@@ -53,5 +54,5 @@ export SOAK_SECS SOAK_WARMUP_SECS
 start_cluster
 
 log "soaking for $SOAK_SECS s after a $SOAK_WARMUP_SECS s warm-up (scripts/soak.py)"
-timeout --foreground $(( ${SOAK_SECS%.*} + ${SOAK_WARMUP_SECS%.*} + 240 )) python3 scripts/soak.py "$CLUSTER_DIR"
+timeout --foreground $(( ${SOAK_SECS%.*} + ${SOAK_WARMUP_SECS%.*} + 240 )) "$SCENARIO_PYTHON" scripts/soak.py "$CLUSTER_DIR"
 STATUS_OK=1

@@ -1,6 +1,6 @@
 """What the soak checks of every client, and what it prints when one fails.
 
-Used by scripts/soak.py (Python 3 standard library only).
+Used by scripts/soak.py (this module: Python 3 standard library only).
 
 Per connection, while it lives (`Stay`, one per room entered):
   - only the frames a soak client can expect: `online_users` first, then the
