@@ -3,49 +3,43 @@
 //! way the session ends.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Clone)]
 pub struct ConnectionLimiter {
-    open: Arc<AtomicUsize>,
+    slots: Arc<Semaphore>,
     max: usize,
 }
 
 /// One open connection; dropping it frees the slot.
 pub struct Slot {
-    open: Arc<AtomicUsize>,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl ConnectionLimiter {
     pub fn new(max: usize) -> Self {
+        // Far beyond any open-files limit; a semaphore takes no more.
+        let max = max.min(Semaphore::MAX_PERMITS);
         ConnectionLimiter {
-            open: Arc::new(AtomicUsize::new(0)),
+            slots: Arc::new(Semaphore::new(max)),
             max,
         }
     }
 
+    /// A slot, or `None` when `max` are taken (never waits).
     pub fn try_acquire(&self) -> Option<Slot> {
-        self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| {
-                crate::metrics::metrics().connections.inc();
-                Slot {
-                    open: Arc::clone(&self.open),
-                }
-            })
+        let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+        crate::metrics::metrics().connections.inc();
+        Some(Slot { _permit: permit })
     }
 
     pub fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
+        self.max - self.slots.available_permits()
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
         crate::metrics::metrics().connections.dec();
     }
 }
@@ -63,5 +57,12 @@ mod tests {
         drop(a);
         assert_eq!(l.open(), 1);
         assert!(l.try_acquire().is_some());
+    }
+
+    #[test]
+    fn any_configured_cap_is_accepted() {
+        let l = ConnectionLimiter::new(usize::MAX);
+        let _a = l.try_acquire().unwrap();
+        assert_eq!(l.open(), 1);
     }
 }
