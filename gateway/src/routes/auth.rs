@@ -1,6 +1,7 @@
 //! `POST /api/auth/register` and `POST /api/auth/login`: a user and a token.
 
 use super::extract::ClientIp;
+use super::responses::{BodyTooLarge, MalformedBody, NotJson};
 use crate::auth::password_hash;
 use crate::domain::{Nickname, Password, Username};
 use crate::error::{ApiError, ErrorBody};
@@ -67,10 +68,10 @@ fn with_token(state: &AppState, status: StatusCode, user: &UserRecord) -> HttpRe
     request_body = RegisterBody,
     responses(
         (status = 201, description = "Registered", body = AuthResponse),
-        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
+        MalformedBody,
         (status = 409, description = "The username is taken", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        BodyTooLarge,
+        NotJson,
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many registrations and logins from this address (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable, or every password-hashing slot is busy (`busy`, `Retry-After`)", body = ErrorBody),
@@ -130,10 +131,10 @@ pub(super) async fn register(
     request_body = LoginBody,
     responses(
         (status = 200, description = "Logged in", body = AuthResponse),
-        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
+        MalformedBody,
         (status = 401, description = "Wrong username or password", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        BodyTooLarge,
+        NotJson,
         (status = 429, description = "`rate_limited`: too many registrations and logins from this address (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable, or every password-hashing slot is busy (`busy`, `Retry-After`)", body = ErrorBody),
     )

@@ -6,6 +6,10 @@
 //! ban the owner or another admin; nobody bans themselves.
 
 use super::evictions::evict;
+use super::responses::{
+    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
+    WritesRateLimited,
+};
 use super::rooms::{forbidden, visible_room};
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
@@ -99,14 +103,14 @@ async fn moderator(
     request_body = BanBody,
     responses(
         (status = 201, description = "Banned: no longer a member, connections out of the room on every node", body = Ban),
-        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
+        MalformedBody,
+        Unauthorized,
         (status = 403, description = "Not the owner or an admin; or the target is the owner, an admin (for an admin), or the caller", body = ErrorBody),
         (status = 404, description = "No such room or user, or a private room the caller is not in", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        BodyTooLarge,
+        NotJson,
         (status = 422, description = "`duration_secs` out of range", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
+        WritesRateLimited,
         (status = 503, description = "The database is unavailable; or banned but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]
@@ -173,11 +177,11 @@ pub(super) async fn create(
     params(("id", description = "Room id"), ("user_id", description = "The banned user's id")),
     responses(
         (status = 204, description = "Lifted: the user may join again"),
-        (status = 401, description = "No or bad token", body = ErrorBody),
+        Unauthorized,
         (status = 403, description = "Not the owner or an admin", body = ErrorBody),
         (status = 404, description = "No such room, no ban in force, or a private room the caller is not in", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        WritesRateLimited,
+        DatabaseUnavailable,
     )
 )]
 #[delete("/api/rooms/{id}/bans/{user_id}")]
@@ -211,10 +215,10 @@ pub(super) async fn lift(
     params(("id", description = "Room id")),
     responses(
         (status = 200, description = "The bans in force", body = BanList),
-        (status = 401, description = "No or bad token", body = ErrorBody),
+        Unauthorized,
         (status = 403, description = "Not the owner or an admin", body = ErrorBody),
-        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        RoomNotFound,
+        DatabaseUnavailable,
     )
 )]
 #[get("/api/rooms/{id}/bans")]

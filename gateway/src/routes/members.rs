@@ -3,6 +3,10 @@
 //! every node at once, through the bus (`left_room` with the reason).
 
 use super::evictions::evict;
+use super::responses::{
+    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
+    WritesRateLimited,
+};
 use super::rooms::{RoomView, forbidden, visible_room};
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
@@ -58,11 +62,11 @@ pub struct Membership {
     params(("id", description = "Room id")),
     responses(
         (status = 200, description = "The room, with the caller's role", body = RoomView),
-        (status = 401, description = "No or bad token", body = ErrorBody),
+        Unauthorized,
         (status = 403, description = "`banned`: the caller is banned from the room (the message says until when)", body = ErrorBody),
-        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        RoomNotFound,
+        WritesRateLimited,
+        DatabaseUnavailable,
     )
 )]
 #[post("/api/rooms/{id}/join")]
@@ -108,10 +112,10 @@ pub(super) async fn join(
     params(("id", description = "Room id")),
     responses(
         (status = 204, description = "Left"),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        Unauthorized,
+        RoomNotFound,
         (status = 409, description = "Not a member, or the owner (who cannot leave)", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
+        WritesRateLimited,
         (status = 503, description = "The database is unavailable; or the caller left but other nodes could not be told", body = ErrorBody),
     )
 )]
@@ -149,9 +153,9 @@ pub(super) async fn leave(
     params(("id", description = "Room id")),
     responses(
         (status = 200, description = "The members", body = MemberList),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        Unauthorized,
+        RoomNotFound,
+        DatabaseUnavailable,
     )
 )]
 #[get("/api/rooms/{id}/members")]
@@ -201,15 +205,15 @@ pub(super) struct AddMember {
     responses(
         (status = 201, description = "Added", body = Membership),
         (status = 200, description = "Already a member (the role is unchanged)", body = Membership),
-        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
+        MalformedBody,
+        Unauthorized,
         (status = 403, description = "Not the owner or an admin; or an admin appointing an admin; or the user is banned from the room (`banned`)", body = ErrorBody),
         (status = 404, description = "No such room or user, or a private room the caller is not in", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        BodyTooLarge,
+        NotJson,
         (status = 422, description = "Not an assignable role", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        WritesRateLimited,
+        DatabaseUnavailable,
     )
 )]
 #[post("/api/rooms/{id}/members")]
@@ -298,15 +302,15 @@ pub(super) struct SetRole {
     request_body = SetRole,
     responses(
         (status = 200, description = "The new role", body = Membership),
-        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
+        MalformedBody,
+        Unauthorized,
         (status = 403, description = "Not the owner", body = ErrorBody),
         (status = 404, description = "No such room or member, or a private room the caller is not in", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        BodyTooLarge,
+        NotJson,
         (status = 422, description = "Not an assignable role, or the owner's own role", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        WritesRateLimited,
+        DatabaseUnavailable,
     )
 )]
 #[patch("/api/rooms/{id}/members/{user_id}")]
@@ -359,10 +363,10 @@ pub(super) async fn set_role(
     params(("id", description = "Room id"), ("user_id", description = "The member's user id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "No or bad token", body = ErrorBody),
+        Unauthorized,
         (status = 403, description = "Not allowed to remove this member", body = ErrorBody),
         (status = 404, description = "No such room or member, or a private room the caller is not in (a non-member's connections are still told to leave, so retrying a kick that answered 503 is safe)", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
+        WritesRateLimited,
         (status = 503, description = "The database is unavailable; or the member was removed but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]

@@ -1,6 +1,7 @@
 //! A room's history (newest first, cursor-paginated) and posting a message
 //! over REST, through exactly the same path as a WebSocket `message`.
 
+use super::responses::{BodyTooLarge, MalformedBody, NotJson, RoomNotFound, Unauthorized};
 use super::rooms::{page_limit, visible_room};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::AuthenticatedUser;
@@ -42,8 +43,8 @@ pub struct HistoryPage {
     responses(
         (status = 200, description = "One page of messages", body = HistoryPage),
         (status = 400, description = "Malformed query", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        Unauthorized,
+        RoomNotFound,
         (status = 503, description = "A backend is unavailable", body = ErrorBody),
     )
 )]
@@ -92,13 +93,13 @@ pub(super) struct PostMessage {
     responses(
         (status = 201, description = "The stored message", body = MessageData),
         (status = 200, description = "A retry (same client_msg_id within 10 minutes): the original message; nothing new was stored", body = MessageData),
-        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
+        MalformedBody,
+        Unauthorized,
         (status = 403, description = "Not a member of the room", body = ErrorBody),
-        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        RoomNotFound,
+        BodyTooLarge,
         (status = 409, description = "`client_msg_id_reused`: the id names another of the caller's messages of the last 10 minutes (another room or other content)", body = ErrorBody),
-        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        NotJson,
         (status = 422, description = "The content or `client_msg_id` breaks a rule", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the caller's sends (WebSocket and REST together) are over `limits.msg_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "A backend is unavailable", body = ErrorBody),

@@ -11,6 +11,7 @@ mod messages;
 mod metrics;
 mod openapi;
 mod page;
+mod responses;
 mod rooms;
 mod users;
 mod ws;

@@ -4,6 +4,10 @@
 //! every room route answers 404, as if it did not exist.
 
 use super::evictions::close_room;
+use super::responses::{
+    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
+    WritesRateLimited,
+};
 use crate::domain::{Description, Role, RoomName};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::{AuthenticatedUser, WritingUser};
@@ -126,14 +130,14 @@ pub(super) struct CreateRoom {
     request_body = CreateRoom,
     responses(
         (status = 201, description = "The new room", body = RoomView),
-        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
+        MalformedBody,
+        Unauthorized,
         (status = 403, description = "`too_many_rooms`: the caller owns `limits.max_rooms_per_user` rooms", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        BodyTooLarge,
+        NotJson,
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        WritesRateLimited,
+        DatabaseUnavailable,
     )
 )]
 #[post("/api/rooms")]
@@ -190,8 +194,8 @@ pub(super) struct ListQuery {
     responses(
         (status = 200, description = "One page of rooms", body = RoomPage),
         (status = 400, description = "Malformed query", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        Unauthorized,
+        DatabaseUnavailable,
     )
 )]
 #[get("/api/rooms")]
@@ -251,8 +255,8 @@ pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
     params(("id", description = "Room id")),
     responses(
         (status = 200, description = "The room", body = RoomView),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        Unauthorized,
+        RoomNotFound,
         (status = 503, description = "A backend is unavailable", body = ErrorBody),
     )
 )]
@@ -296,15 +300,15 @@ pub(super) struct EditRoom {
     request_body = EditRoom,
     responses(
         (status = 200, description = "The updated room", body = RoomView),
-        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
+        MalformedBody,
+        Unauthorized,
         (status = 403, description = "Not the owner or an admin; or an admin changing `is_private` (the owner only)", body = ErrorBody),
-        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        RoomNotFound,
+        BodyTooLarge,
+        NotJson,
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        WritesRateLimited,
+        DatabaseUnavailable,
     )
 )]
 #[patch("/api/rooms/{id}")]
@@ -353,10 +357,10 @@ pub(super) async fn edit(
     params(("id", description = "Room id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No or bad token", body = ErrorBody),
+        Unauthorized,
         (status = 403, description = "Not the owner, or room 1", body = ErrorBody),
         (status = 404, description = "No such room (any connections still in it are told to leave again, so retrying a deletion that answered 503 is safe), or a private room the caller is not in", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
+        WritesRateLimited,
         (status = 503, description = "The database is unavailable; or the room was deleted but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]
@@ -394,8 +398,8 @@ pub(super) async fn remove(
     params(("id", description = "Room id")),
     responses(
         (status = 200, description = "Who is online", body = OnlineUsers),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 404, description = "No such room, or a private room the caller is not in", body = ErrorBody),
+        Unauthorized,
+        RoomNotFound,
         (status = 503, description = "A backend is unavailable", body = ErrorBody),
     )
 )]

@@ -1,5 +1,8 @@
 //! The caller's own profile.
 
+use super::responses::{
+    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, Unauthorized, WritesRateLimited,
+};
 use crate::domain::Nickname;
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::{AuthenticatedUser, WritingUser};
@@ -40,8 +43,8 @@ fn me_json(u: &UserRecord) -> Me {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's profile", body = Me),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        Unauthorized,
+        DatabaseUnavailable,
     )
 )]
 #[get("/api/users/me")]
@@ -65,13 +68,13 @@ pub(super) struct EditMe {
     request_body = EditMe,
     responses(
         (status = 200, description = "The updated profile", body = Me),
-        (status = 400, description = "Malformed body (the message names the field)", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        MalformedBody,
+        Unauthorized,
+        BodyTooLarge,
+        NotJson,
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        WritesRateLimited,
+        DatabaseUnavailable,
     )
 )]
 #[patch("/api/users/me")]
@@ -100,8 +103,8 @@ pub(super) async fn edit_me(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the caller's REST writes are over `limits.rest_write_rate` (`Retry-After`)", body = ErrorBody),
+        Unauthorized,
+        WritesRateLimited,
         (status = 503, description = "The database is unavailable (nothing deleted); or deleted, but other nodes could not be told", body = ErrorBody),
     )
 )]
