@@ -6,7 +6,7 @@
 //! cannot keep up: it is closed as a slow consumer instead of slowing anyone else.
 
 use super::outbound::Outbound;
-use super::outbox::{Inbox, Outbox, Pushed};
+use super::send_queue::{Pushed, QueueReader, SendQueue};
 use super::worker::WorkerId;
 use bytestring::ByteString;
 use shared::close_codes::{self, Close};
@@ -27,7 +27,7 @@ struct Inner {
     /// The thread that accepted it, where its session and writer run.
     worker: WorkerId,
     /// Bounded outgoing queue of encoded frames; the session's writer reads it.
-    outbox: Arc<Outbox>,
+    queue: Arc<SendQueue>,
     /// Cancelled when the connection must end, for whatever reason.
     closing: CancellationToken,
     /// The first reason given wins; read by the session when it closes the socket.
@@ -37,7 +37,7 @@ struct Inner {
 }
 
 /// The outcome of [`ConnHandle::push`] for the connection (the queue's own
-/// outcome is `outbox::Pushed`: a full queue closes the connection here).
+/// outcome is `send_queue::Pushed`: a full queue closes the connection here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
     Queued,
@@ -50,14 +50,14 @@ pub enum Enqueued {
 impl ConnHandle {
     /// A handle and the receiving end of its queue (for the session task),
     /// on the calling thread's worker.
-    pub fn new(key: ConnKey, user: UserPublic, queue: usize) -> (Self, Inbox) {
-        let outbox = Arc::new(Outbox::new(queue));
-        let rx = Inbox::new(outbox.clone());
+    pub fn new(key: ConnKey, user: UserPublic, capacity: usize) -> (Self, QueueReader) {
+        let queue = Arc::new(SendQueue::new(capacity));
+        let rx = QueueReader::new(queue.clone());
         let inner = Inner {
             key,
             user,
             worker: WorkerId::current(),
-            outbox,
+            queue,
             closing: CancellationToken::new(),
             reason: OnceLock::new(),
             rooms: Mutex::new(Vec::new()),
@@ -88,7 +88,7 @@ impl ConnHandle {
 
     /// Enqueue an encoded frame without waiting.
     pub fn push(&self, item: Outbound) -> Enqueued {
-        match self.inner.outbox.push(item) {
+        match self.inner.queue.push(item) {
             Pushed::Queued => Enqueued::Queued,
             Pushed::Full => {
                 self.close_slow();
@@ -183,7 +183,7 @@ mod tests {
     use super::*;
     use shared::ids::{NodeId, UserId};
 
-    fn conn(queue: usize) -> (ConnHandle, Inbox) {
+    fn conn(queue: usize) -> (ConnHandle, QueueReader) {
         let user = UserPublic {
             id: UserId(1),
             username: "u".into(),

@@ -1,6 +1,6 @@
 //! One connection's outgoing side, without its socket: what the hub and the
 //! node hold of a connection ([`ConnHandle`]), the bounded queue they push
-//! onto ([`outbox`]), what the queue carries ([`outbound`]), the per-room
+//! onto ([`send_queue`]), what the queue carries ([`outbound`]), the per-room
 //! cursors that make each room's delivery exactly-once and in order
 //! ([`delivery`]), and which worker thread holds it ([`worker`]). The
 //! socket side (reading, writing, the session) is `ws`'s; this module knows
@@ -10,7 +10,7 @@
 pub mod delivery;
 mod handle;
 pub mod outbound;
-pub mod outbox;
+pub mod send_queue;
 pub mod worker;
 
 pub use handle::{ConnHandle, Enqueued};

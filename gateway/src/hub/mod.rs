@@ -249,7 +249,11 @@ mod tests {
         }
     }
 
-    fn conn(id: u64, user: i64, queue: usize) -> (ConnHandle, crate::conn::outbox::Inbox) {
+    fn conn(
+        id: u64,
+        user: i64,
+        queue: usize,
+    ) -> (ConnHandle, crate::conn::send_queue::QueueReader) {
         let u = UserPublic {
             id: UserId(user),
             username: format!("u{user}"),
@@ -343,7 +347,7 @@ mod tests {
     }
 
     /// The next item queued for a connection, within 5 s.
-    async fn next(rx: &mut crate::conn::outbox::Inbox) -> Outbound {
+    async fn next(rx: &mut crate::conn::send_queue::QueueReader) -> Outbound {
         let item = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv());
         item.await.expect("delivered")
     }

@@ -65,11 +65,14 @@ async fn fixture() -> Fixture {
     }
 }
 
-fn connection(f: &Fixture) -> (ConnHandle, crate::conn::outbox::Inbox) {
+fn connection(f: &Fixture) -> (ConnHandle, crate::conn::send_queue::QueueReader) {
     connection_of(f, f.guest.clone())
 }
 
-fn connection_of(f: &Fixture, user: UserPublic) -> (ConnHandle, crate::conn::outbox::Inbox) {
+fn connection_of(
+    f: &Fixture,
+    user: UserPublic,
+) -> (ConnHandle, crate::conn::send_queue::QueueReader) {
     let key = ConnKey {
         node: f.node.id().clone(),
         conn: f.node.next_conn_id(),
@@ -77,7 +80,7 @@ fn connection_of(f: &Fixture, user: UserPublic) -> (ConnHandle, crate::conn::out
     ConnHandle::new(key, user, 64)
 }
 
-fn drain(rx: &mut crate::conn::outbox::Inbox) -> Vec<Outbound> {
+fn drain(rx: &mut crate::conn::send_queue::QueueReader) -> Vec<Outbound> {
     std::iter::from_fn(|| rx.try_recv().ok()).collect()
 }
 

@@ -169,14 +169,15 @@ mod tests {
         assert!(node.batch_presence(room, Change::Left(UserId(8))));
         assert!(node.batch_presence(room, Change::Joined(user(9))));
         assert!(node.batch_presence(room, Change::Left(UserId(9))));
-        let presence = |inbox: &mut crate::conn::outbox::Inbox| -> Vec<serde_json::Value> {
-            std::iter::from_fn(|| inbox.try_recv().ok())
-                .map(|item| match item {
-                    Outbound::Presence { frame, .. } => serde_json::from_str(&frame).unwrap(),
-                    other => panic!("{other:?}"),
-                })
-                .collect()
-        };
+        let presence =
+            |inbox: &mut crate::conn::send_queue::QueueReader| -> Vec<serde_json::Value> {
+                std::iter::from_fn(|| inbox.try_recv().ok())
+                    .map(|item| match item {
+                        Outbound::Presence { frame, .. } => serde_json::from_str(&frame).unwrap(),
+                        other => panic!("{other:?}"),
+                    })
+                    .collect()
+            };
         tokio::time::sleep(Duration::from_millis(480)).await;
         assert!(presence(&mut inbox).is_empty(), "nothing before the window");
         tokio::time::sleep(Duration::from_millis(30)).await;

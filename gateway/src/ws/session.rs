@@ -33,7 +33,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 pub struct SessionParts {
     pub state: web::Data<AppState>,
     pub conn: ConnHandle,
-    pub queue: crate::conn::outbox::Inbox,
+    pub queue: crate::conn::send_queue::QueueReader,
     pub reader: FrameReader,
     pub writer: FrameWriter,
     pub first_room: RoomId,

@@ -9,7 +9,7 @@ use super::frame_writer::FrameWriter;
 use crate::conn::ConnHandle;
 use crate::conn::delivery::{Cursors, Decision, Retry, catch_up};
 use crate::conn::outbound::Outbound;
-use crate::conn::outbox::Inbox;
+use crate::conn::send_queue::QueueReader;
 use crate::history::History;
 use bytestring::ByteString;
 use shared::close_codes;
@@ -55,7 +55,7 @@ impl Writer {
     /// Run until the connection closes. On a clean close, frames already
     /// queued (an `error`, a `left_room`) still go out before the close frame.
     /// Gives the socket's writing half back for the close frame.
-    pub async fn run(mut self, queue: Inbox) -> FrameWriter {
+    pub async fn run(mut self, queue: QueueReader) -> FrameWriter {
         self.serve(queue).await;
         self.out
     }
@@ -63,7 +63,7 @@ impl Writer {
     /// The work done at a wake-up is boxed: this future lives as long as the
     /// connection, and its size, taken by every idle connection, would
     /// otherwise be that of the largest thing it ever awaits.
-    async fn serve(&mut self, mut queue: Inbox) {
+    async fn serve(&mut self, mut queue: QueueReader) {
         let mut cursors = Cursors::default();
         let mut ping = tokio::time::interval_at(Instant::now() + self.ping_every, self.ping_every);
         loop {
@@ -91,7 +91,7 @@ impl Writer {
     }
 
     /// On a clean close: what is queued still goes out.
-    async fn finish(&mut self, cursors: &mut Cursors, queue: &mut Inbox) {
+    async fn finish(&mut self, cursors: &mut Cursors, queue: &mut QueueReader) {
         while let Ok(item) = queue.try_recv() {
             if !self.handle(cursors, item).await {
                 return;
@@ -103,7 +103,12 @@ impl Writer {
     /// Handle `first` and whatever else is queued already, in one go: the
     /// frames are encoded back to back and leave in one write, and the loop
     /// above runs once per batch. False when the socket did not take them.
-    async fn drain(&mut self, cursors: &mut Cursors, queue: &mut Inbox, first: Outbound) -> bool {
+    async fn drain(
+        &mut self,
+        cursors: &mut Cursors,
+        queue: &mut QueueReader,
+        first: Outbound,
+    ) -> bool {
         let mut item = first;
         for _ in 0..BATCH {
             if !self.handle(cursors, item).await {

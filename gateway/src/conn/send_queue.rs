@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 /// The shared half, owned by the connection's handle.
-pub struct Outbox {
+pub struct SendQueue {
     queue: Mutex<Queue>,
     /// Rung when the queue goes from empty to not empty.
     ready: Notify,
@@ -37,9 +37,9 @@ pub enum Pushed {
     Closed,
 }
 
-impl Outbox {
+impl SendQueue {
     pub fn new(capacity: usize) -> Self {
-        Outbox {
+        SendQueue {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
                 closed: false,
@@ -50,7 +50,7 @@ impl Outbox {
     }
 
     pub fn push(&self, item: Outbound) -> Pushed {
-        let mut queue = self.queue.lock().expect("outbox lock");
+        let mut queue = self.queue.lock().expect("send queue lock");
         if queue.closed {
             return Pushed::Closed;
         }
@@ -69,8 +69,8 @@ impl Outbox {
 
 /// The reading half, owned by the writer. Besides what is still queued, at
 /// most one taken batch (up to the capacity again) is in its hands.
-pub struct Inbox {
-    outbox: Arc<Outbox>,
+pub struct QueueReader {
+    shared: Arc<SendQueue>,
     taken: VecDeque<Outbound>,
 }
 
@@ -78,10 +78,10 @@ pub struct Inbox {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Empty;
 
-impl Inbox {
-    pub fn new(outbox: Arc<Outbox>) -> Self {
-        Inbox {
-            outbox,
+impl QueueReader {
+    pub fn new(shared: Arc<SendQueue>) -> Self {
+        QueueReader {
+            shared,
             taken: VecDeque::new(),
         }
     }
@@ -93,7 +93,7 @@ impl Inbox {
             if let Ok(item) = self.try_recv() {
                 return item;
             }
-            self.outbox.ready.notified().await;
+            self.shared.ready.notified().await;
         }
     }
 
@@ -102,7 +102,7 @@ impl Inbox {
             // Given back empty and unallocated: an idle connection's queue
             // holds no memory.
             self.taken = VecDeque::new();
-            let mut queue = self.outbox.queue.lock().expect("outbox lock");
+            let mut queue = self.shared.queue.lock().expect("send queue lock");
             std::mem::swap(&mut queue.items, &mut self.taken);
             drop(queue);
             if !self.taken.is_empty() {
@@ -116,7 +116,14 @@ impl Inbox {
 
     /// Items waiting, taken or not.
     pub fn len(&self) -> usize {
-        self.taken.len() + self.outbox.queue.lock().expect("outbox lock").items.len()
+        self.taken.len()
+            + self
+                .shared
+                .queue
+                .lock()
+                .expect("send queue lock")
+                .items
+                .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -124,9 +131,9 @@ impl Inbox {
     }
 }
 
-impl Drop for Inbox {
+impl Drop for QueueReader {
     fn drop(&mut self) {
-        let mut queue = self.outbox.queue.lock().expect("outbox lock");
+        let mut queue = self.shared.queue.lock().expect("send queue lock");
         queue.closed = true;
         queue.items = VecDeque::new();
     }
@@ -149,32 +156,32 @@ mod tests {
 
     #[tokio::test]
     async fn fifo_bounded_and_closed_when_the_reader_goes() {
-        let outbox = Arc::new(Outbox::new(2));
-        let mut inbox = Inbox::new(outbox.clone());
-        assert!(matches!(inbox.try_recv(), Err(Empty)));
-        assert_eq!(outbox.push(frame("a")), Pushed::Queued);
-        assert_eq!(outbox.push(frame("b")), Pushed::Queued);
-        assert_eq!(outbox.push(frame("c")), Pushed::Full);
-        assert_eq!(inbox.len(), 2);
-        assert_eq!(text(inbox.recv().await), "a");
+        let shared = Arc::new(SendQueue::new(2));
+        let mut reader = QueueReader::new(shared.clone());
+        assert!(matches!(reader.try_recv(), Err(Empty)));
+        assert_eq!(shared.push(frame("a")), Pushed::Queued);
+        assert_eq!(shared.push(frame("b")), Pushed::Queued);
+        assert_eq!(shared.push(frame("c")), Pushed::Full);
+        assert_eq!(reader.len(), 2);
+        assert_eq!(text(reader.recv().await), "a");
         // "b" is taken with "a": the queue has room again.
-        assert_eq!(outbox.push(frame("c")), Pushed::Queued);
-        assert_eq!(text(inbox.recv().await), "b");
-        assert_eq!(text(inbox.try_recv().unwrap()), "c");
-        assert!(inbox.is_empty());
-        drop(inbox);
-        assert_eq!(outbox.push(frame("d")), Pushed::Closed);
+        assert_eq!(shared.push(frame("c")), Pushed::Queued);
+        assert_eq!(text(reader.recv().await), "b");
+        assert_eq!(text(reader.try_recv().unwrap()), "c");
+        assert!(reader.is_empty());
+        drop(reader);
+        assert_eq!(shared.push(frame("d")), Pushed::Closed);
     }
 
     #[tokio::test]
     async fn a_waiting_reader_is_woken_by_a_push_from_another_thread() {
-        let outbox = Arc::new(Outbox::new(8));
-        let mut inbox = Inbox::new(outbox.clone());
+        let shared = Arc::new(SendQueue::new(8));
+        let mut reader = QueueReader::new(shared.clone());
         let pusher = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(20));
-            outbox.push(frame("x"))
+            shared.push(frame("x"))
         });
-        let got = tokio::time::timeout(std::time::Duration::from_secs(5), inbox.recv())
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), reader.recv())
             .await
             .expect("woken");
         assert_eq!(text(got), "x");
