@@ -294,19 +294,25 @@ mod tests {
     use shared::server_frame::UserPublic;
     use tokio::io::AsyncReadExt;
 
-    /// The next text frame the server wrote (unmasked, as servers send).
+    /// The next frame the server wrote (unmasked, as servers send): its
+    /// opcode and payload.
+    async fn next_frame(client: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+        let mut head = [0u8; 2];
+        client.read_exact(&mut head).await.unwrap();
+        let len = match head[1] & 0x7F {
+            126 => client.read_u16().await.unwrap() as usize,
+            127 => client.read_u64().await.unwrap() as usize,
+            n => n as usize,
+        };
+        let mut payload = vec![0; len];
+        client.read_exact(&mut payload).await.unwrap();
+        (head[0] & 0x0F, payload)
+    }
+
+    /// The next text frame, skipping control frames.
     async fn next_text(client: &mut tokio::net::TcpStream) -> String {
         loop {
-            let mut head = [0u8; 2];
-            client.read_exact(&mut head).await.unwrap();
-            let len = match head[1] & 0x7F {
-                126 => client.read_u16().await.unwrap() as usize,
-                127 => client.read_u64().await.unwrap() as usize,
-                n => n as usize,
-            };
-            let mut payload = vec![0; len];
-            client.read_exact(&mut payload).await.unwrap();
-            if head[0] & 0x0F == 0x1 {
+            if let (0x1, payload) = next_frame(client).await {
                 return String::from_utf8(payload).unwrap();
             }
         }
@@ -447,16 +453,7 @@ mod tests {
 
     /// The next frame's opcode, skipping nothing (pings included).
     async fn next_opcode(client: &mut tokio::net::TcpStream) -> u8 {
-        let mut head = [0u8; 2];
-        client.read_exact(&mut head).await.unwrap();
-        let len = match head[1] & 0x7F {
-            126 => client.read_u16().await.unwrap() as usize,
-            127 => client.read_u64().await.unwrap() as usize,
-            n => n as usize,
-        };
-        let mut payload = vec![0; len];
-        client.read_exact(&mut payload).await.unwrap();
-        head[0] & 0x0F
+        next_frame(client).await.0
     }
 
     /// In paused time: an idle connection is pinged every `ping_every`,
