@@ -33,10 +33,12 @@ log "1/3 every test: unit, store (SQLite and PostgreSQL), API scenarios on the e
 nextest --workspace -E 'not binary(attacks)'
 
 log "2/3 the same API scenarios in cluster mode (Redis bus and presence, PostgreSQL)"
-TEST_BACKEND=redis nextest -p gateway --test api
+# `--workspace` with a filter, not `-p gateway`: the same feature set as the
+# build above, so nothing is compiled again.
+TEST_BACKEND=redis nextest --workspace -E 'package(gateway) & binary(api)'
 
 log "3/3 the attack battery: one hostile client at a time against a gateway process, alone (timings)"
-nextest -p gateway --test attacks --test-threads 1
+nextest --workspace -E 'package(gateway) & binary(attacks)' --test-threads 1
 
 log "RFC 6455 conformance: Autobahn|Testsuite against the gateway's own transport"
 bash scripts/autobahn.sh --no-build
