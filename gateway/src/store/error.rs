@@ -65,14 +65,22 @@ fn sqlx_error_is_unavailable(err: &sea_orm::sqlx::Error) -> bool {
                 code.starts_with("08")
                     || matches!(&*code, "53300" | "57014" | "57P01" | "57P02" | "57P03")
             } else {
-                // SQLite (extended) result codes: primary BUSY 5, LOCKED 6,
-                // IOERR 10, CANTOPEN 14.
-                code.parse::<i32>()
-                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 14))
+                code.parse::<i32>().is_ok_and(sqlite_code_is_unavailable)
             }
         }
         _ => false,
     }
+}
+
+/// Whether a SQLite (extended) result code means the file cannot be used
+/// right now rather than that the statement is wrong: its primary code is
+/// BUSY, LOCKED, IOERR or CANTOPEN. Shared by the sqlx and the C API paths.
+pub(super) fn sqlite_code_is_unavailable(extended_code: i32) -> bool {
+    use rusqlite::ffi;
+    matches!(
+        extended_code & 0xff,
+        ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED | ffi::SQLITE_IOERR | ffi::SQLITE_CANTOPEN
+    )
 }
 
 /// Like `StoreError::from`, but a foreign-key violation (the referenced

@@ -139,11 +139,7 @@ fn store_error(err: rusqlite::Error) -> StoreError {
                 StoreError::Conflict
             }
             ffi::SQLITE_CONSTRAINT_FOREIGNKEY => StoreError::NotFound,
-            code if matches!(
-                code & 0xff,
-                ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED | ffi::SQLITE_IOERR | ffi::SQLITE_CANTOPEN
-            ) =>
-            {
+            code if super::error::sqlite_code_is_unavailable(code) => {
                 StoreError::Unavailable(err.to_string())
             }
             _ => StoreError::Other(err.to_string()),
