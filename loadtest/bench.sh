@@ -10,9 +10,11 @@
 #
 # Runs: idle (10k then 19k idle connections: memory per connection,
 # connection rate cold and warm), storm (10,000 clients into one room),
-# fanout500 (one 500-member room, one sender, window 32), fanout1000 (one
-# 1,000-member room), small (100 rooms of 10, 100 senders at 20/s), rooms1000
-# (1,000 rooms of 10, 1,000 senders at 2/s), persist (messages stored per
+# quiet (one room of 10, one sender at 5/s: latency), fanout500 (one
+# 500-member room, one sender, window 32), fanout1000 (one 1,000-member
+# room), fanout5000 (one 5,000-member room, window 8), small (100 rooms of
+# 10, 100 senders at 20/s), rooms1000 (1,000 rooms of 10, 1,000 senders at
+# 5/s), persist (messages stored per
 # second: 200 rooms of 2, every member sending, window 32) on one node with
 # SQLite; cluster (three nodes, PostgreSQL + Redis, via scripts/cluster.sh:
 # fanout500, small and persist again with each room spread over the nodes).
@@ -30,11 +32,11 @@ RUNS=()
 for a in "$@"; do
     case "$a" in
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) RUNS+=("$a") ;;
     esac
 done
-[ ${#RUNS[@]} -gt 0 ] || RUNS=(idle storm fanout500 fanout1000 small rooms1000 persist cluster)
+[ ${#RUNS[@]} -gt 0 ] || RUNS=(idle storm quiet fanout500 fanout1000 fanout5000 small rooms1000 persist cluster)
 OUT=${OUT:-$ROOT/loadtest/results.jsonl}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 GATEWAY=$TARGET/release/gateway
@@ -108,6 +110,10 @@ if want storm; then
     start_node
     run storm connect --conns 10000 --room-size 10000 --passes 2 --sources 127.0.0.1-4
 fi
+if want quiet; then
+    start_node
+    run quiet fanout --rooms 1 --room-size 10 --senders 1 --rate 5 --duration 20
+fi
 if want fanout500; then
     start_node
     run fanout500 fanout --rooms 1 --room-size 500 --senders 1 --window 32 --duration 20
@@ -116,13 +122,17 @@ if want fanout1000; then
     start_node
     run fanout1000 fanout --rooms 1 --room-size 1000 --senders 1 --window 32 --duration 20
 fi
+if want fanout5000; then
+    start_node
+    run fanout5000 fanout --rooms 1 --room-size 5000 --senders 1 --window 8 --duration 20 --sources 127.0.0.1-2
+fi
 if want small; then
     start_node
     run small fanout --rooms 100 --room-size 10 --senders 1 --rate 20 --duration 20
 fi
 if want rooms1000; then
     start_node
-    run rooms1000 fanout --rooms 1000 --room-size 10 --senders 1 --rate 2 --duration 20 --sources 127.0.0.1-2
+    run rooms1000 fanout --rooms 1000 --room-size 10 --senders 1 --rate 5 --duration 20 --sources 127.0.0.1-2
 fi
 if want persist; then
     start_node
