@@ -8,7 +8,7 @@
 //! (see `isolation_reads`). Zero leaks allowed.
 
 use crate::helpers::rest;
-use crate::helpers::{TestApp, spawn_nodes};
+use crate::helpers::{TestApp, WAIT, spawn_nodes};
 use crate::isolation_model::{Client, Forbidden, judge, newest_seq};
 use crate::isolation_reads::{Room, check_reads};
 use rand::rngs::StdRng;
@@ -175,7 +175,37 @@ async fn no_frame_presence_or_history_leaks_to_non_members() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Let what is in flight arrive: a last message in room 1, which no
+    // client ever leaves, sent after every step, must reach every client.
+    let before = newest_seq(&nodes[0], 1).await;
+    clients[0]
+        .send(json!({"type": "message", "room_id": 1, "content": "the last one"}))
+        .await;
+    let last = crate::eventually::eventually(WAIT, "the last message stored", || async {
+        let newest = newest_seq(&nodes[0], 1).await;
+        if newest > before {
+            Ok(newest)
+        } else {
+            Err(format!("newest seq {newest}"))
+        }
+    })
+    .await;
+    crate::eventually::eventually(WAIT, "the last message at every client", || async {
+        let behind: Vec<usize> = (0..USERS)
+            .filter(|&u| {
+                let log = clients[u].log.lock().unwrap();
+                !log.messages
+                    .iter()
+                    .any(|&(room, seq, _)| room == 1 && seq >= last)
+            })
+            .collect();
+        if behind.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("clients without it: {behind:?}"))
+        }
+    })
+    .await;
     for u in 0..USERS {
         check_reads(&nodes[u % nodes.len()], &clients, u, &rooms).await;
     }
