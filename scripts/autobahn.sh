@@ -14,10 +14,10 @@
 # NON-STRICT or INFORMATIONAL. Takes about 3 minutes; bounded (15 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-log() { echo "==> [$(date +%H:%M:%S)] autobahn: $*"; }
-
-BUILD=1
-[ "${1:-}" = "--no-build" ] && BUILD=0
+SCRIPT=autobahn
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+parse_build_args "$@"
 VERSION=25.10.1
 CACHE_DIR=${CHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-gateway}
 VENV=$CACHE_DIR/autobahn-$VERSION

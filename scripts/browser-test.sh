@@ -24,14 +24,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BUILD=1
-for arg in "$@"; do
-    case "$arg" in
-        --no-build) BUILD=0 ;;
-        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+SCRIPT=browser-test
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+parse_build_args "$@"
 
 PLAYWRIGHT_VERSION=1.65.1
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
@@ -40,7 +36,6 @@ PLAYWRIGHT_DIR=$CACHE_DIR/playwright-core-$PLAYWRIGHT_VERSION
 ARTIFACTS_DIR=${ARTIFACTS_DIR:-target/artifacts}
 
 started=$SECONDS
-log() { echo "==> [$(date +%H:%M:%S)] browser-test: $*"; }
 
 WORK=$(mktemp -d /tmp/chat-browser.XXXXXX)
 # The cluster lives under it, and PostgreSQL runs as `postgres`: it must get through.
@@ -85,14 +80,7 @@ log "unit tests of chat-client.js (node --test, a fake WebSocket)"
 node --test gateway/web/tests/chat-client.test.mjs >"$WORK/unit.log" 2>&1 || { cat "$WORK/unit.log"; exit 1; }
 grep -E '^# (pass|fail)' "$WORK/unit.log" | tr '\n' ' '; echo
 
-BIN=${CARGO_TARGET_DIR:-target}/debug/gateway
-if [ "$BUILD" = 1 ]; then
-    log "building the gateway (debug)"
-    cargo build -p gateway --locked
-else
-    log "using the gateway already built at $BIN"
-fi
-[ -x "$BIN" ] || { echo "no gateway binary at $BIN" >&2; exit 1; }
+gateway_binary
 built=$SECONDS
 
 CLUSTER_DIR=$WORK/cluster

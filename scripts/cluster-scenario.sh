@@ -1,5 +1,5 @@
 # Shared by the scripts that run a scenario against a local three-node
-# cluster (scripts/rolling-restart.sh, scripts/soak.sh). Source it after
+# cluster (scripts/e2e-cluster.sh, scripts/rolling-restart.sh, scripts/soak.sh). Source it after
 # setting SCENARIO (the name in log lines and the temp directory) and
 # KEEP_VAR (the variable that, set to 1, keeps the cluster's directory), and
 # optionally ARTIFACTS (a directory the node and HAProxy logs are copied to
@@ -12,17 +12,11 @@
 # log lines on a failure and stops the cluster by pid (`cluster.sh stop`).
 # Then call `start_cluster`, run the scenario, and set STATUS_OK=1.
 
-BUILD=1
-for arg in "$@"; do
-    case "$arg" in
-        --no-build) BUILD=0 ;;
-        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
-
+SCRIPT=$SCENARIO
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+parse_build_args "$@"
 started=$SECONDS
-log() { echo "==> [$(date +%H:%M:%S)] $SCENARIO: $*"; }
 
 command -v python3 >/dev/null || { echo "$SCENARIO needs python3" >&2; exit 1; }
 # The scenario's python: a venv with the pinned websockets (SCENARIO_PYTHON).
@@ -30,14 +24,7 @@ command -v python3 >/dev/null || { echo "$SCENARIO needs python3" >&2; exit 1; }
 source scripts/scenario-venv.sh
 ensure_scenario_python || { echo "$SCENARIO: no python with websockets $WEBSOCKETS_VERSION" >&2; exit 1; }
 
-BIN=${GATEWAY_BIN:-${CARGO_TARGET_DIR:-target}/debug/gateway}
-if [ "$BUILD" = 1 ] && [ -z "${GATEWAY_BIN:-}" ]; then
-    log "building the gateway (debug)"
-    cargo build -p gateway --locked
-else
-    log "using the gateway already built at $BIN"
-fi
-[ -x "$BIN" ] || { echo "no gateway binary at $BIN" >&2; exit 1; }
+gateway_binary
 built=$SECONDS
 
 CLUSTER_DIR=$(mktemp -d "/tmp/chat-$SCENARIO.XXXXXX")
@@ -49,7 +36,8 @@ cleanup() {
     if [ -f "$ENV_FILE" ]; then
         if [ "$status" != 0 ] || [ "$STATUS_OK" != 1 ]; then
             local f
-            for f in "$CLUSTER_DIR"/node-*.log "$CLUSTER_DIR/haproxy/haproxy.log"; do
+            for f in "$CLUSTER_DIR"/node-*.log "$CLUSTER_DIR/haproxy/haproxy.log" \
+                     "$CLUSTER_DIR/prometheus/prometheus.log"; do
                 [ -f "$f" ] || continue
                 echo "---- last lines of $f ----"
                 tail -n 15 "$f"

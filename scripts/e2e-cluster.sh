@@ -19,75 +19,17 @@
 # sum(chat_gateway_connections) equal to the connections held, then 0 after
 # they close. Stops the cluster by pid (`cluster.sh stop`) whatever happens;
 # on a failure it prints the last lines of each log first. Exits non-zero on
-# any failure. About 30 s after the build.
+# any failure. About 30 s after the build. E2E_KEEP_DIR=1 keeps the
+# cluster's directory (logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BUILD=1
-for arg in "$@"; do
-    case "$arg" in
-        --no-build) BUILD=0 ;;
-        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+SCENARIO=e2e-cluster
+KEEP_VAR=E2E_KEEP_DIR
+# shellcheck source=scripts/cluster-scenario.sh
+source scripts/cluster-scenario.sh
 
-started=$SECONDS
-log() { echo "==> [$(date +%H:%M:%S)] e2e-cluster: $*"; }
-
-command -v python3 >/dev/null || { echo "e2e-cluster needs python3" >&2; exit 1; }
-# The client's python: a venv with the pinned websockets (SCENARIO_PYTHON).
-# shellcheck source=scripts/scenario-venv.sh
-source scripts/scenario-venv.sh
-ensure_scenario_python || { echo "e2e-cluster: no python with websockets $WEBSOCKETS_VERSION" >&2; exit 1; }
-
-BIN=${CARGO_TARGET_DIR:-target}/debug/gateway
-if [ "$BUILD" = 1 ]; then
-    log "building the gateway (debug)"
-    cargo build -p gateway --locked
-else
-    log "using the gateway already built at $BIN"
-fi
-[ -x "$BIN" ] || { echo "no gateway binary at $BIN" >&2; exit 1; }
-built=$SECONDS
-
-CLUSTER_DIR=$(mktemp -d /tmp/chat-e2e-cluster.XXXXXX)
-ENV_FILE=$CLUSTER_DIR/cluster.env
-STATUS_OK=0
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    if [ -f "$ENV_FILE" ]; then
-        if [ "$status" != 0 ] || [ "$STATUS_OK" != 1 ]; then
-            local f
-            for f in "$CLUSTER_DIR"/node-*.log "$CLUSTER_DIR/haproxy/haproxy.log" \
-                     "$CLUSTER_DIR/prometheus/prometheus.log"; do
-                [ -f "$f" ] || continue
-                echo "---- last lines of $f ----"
-                tail -n 15 "$f"
-            done
-        fi
-        log "stopping the cluster"
-        bash scripts/cluster.sh stop "$CLUSTER_DIR" || status=1
-    else
-        # cluster.sh stopped what it had started when it failed; only the directory may be left.
-        rm -rf "$CLUSTER_DIR"
-    fi
-    if [ "$status" = 0 ]; then
-        log "passed in $((SECONDS - started)) s ($((SECONDS - built)) s after the build)"
-    else
-        log "FAILED (exit $status) after $((SECONDS - started)) s"
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-log "starting the cluster in $CLUSTER_DIR"
-# Bounded: a first run may also apt-get install PostgreSQL, Redis, HAProxy and Prometheus.
-GATEWAY_BIN=$BIN timeout --foreground 300 bash scripts/cluster.sh --background --no-build --any-ports --dir "$CLUSTER_DIR"
-[ -f "$ENV_FILE" ] || { echo "cluster.sh wrote no $ENV_FILE" >&2; exit 1; }
+start_cluster
 
 log "running the client (scripts/e2e-cluster.py)"
 timeout --foreground 150 "$SCENARIO_PYTHON" scripts/e2e-cluster.py "$ENV_FILE"
