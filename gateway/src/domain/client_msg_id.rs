@@ -2,8 +2,7 @@
 
 use super::ValidationError;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientMsgId(String);
+text_type!(ClientMsgId);
 
 impl ClientMsgId {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
@@ -14,10 +13,6 @@ impl ClientMsgId {
             ));
         }
         Ok(ClientMsgId(raw.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 

@@ -2,8 +2,10 @@
 
 use super::ValidationError;
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Description(String);
+text_type!(
+    #[derive(Default)]
+    Description
+);
 
 impl Description {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
@@ -21,10 +23,6 @@ impl Description {
             ));
         }
         Ok(Description(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 

@@ -9,8 +9,7 @@ pub enum BodyError {
     ControlCharacters,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageBody(String);
+text_type!(MessageBody);
 
 use super::display_text::is_invisible;
 
@@ -27,10 +26,6 @@ impl MessageBody {
             return Err(BodyError::ControlCharacters);
         }
         Ok(MessageBody(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 

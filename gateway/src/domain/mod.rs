@@ -1,6 +1,22 @@
 //! Parse, don't validate: input becomes one of these types or a
 //! [`ValidationError`] naming the field, and code past the edge never checks again.
 
+/// A validated text: the newtype and its `as_str`. Each file adds the
+/// `parse` that holds its rules; nothing else constructs one.
+macro_rules! text_type {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
 mod client_msg_id;
 mod description;
 mod display_text;

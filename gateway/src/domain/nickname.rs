@@ -3,8 +3,7 @@
 
 use super::ValidationError;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Nickname(String);
+text_type!(Nickname);
 
 impl Nickname {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
@@ -15,10 +14,6 @@ impl Nickname {
     /// and parsed; `None` if nothing usable is left.
     pub fn from_claim(raw: &str) -> Option<Self> {
         Self::parse(&super::display_text::sanitize(raw, 64)).ok()
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 

@@ -3,16 +3,11 @@
 
 use super::ValidationError;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoomName(String);
+text_type!(RoomName);
 
 impl RoomName {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         super::display_text::name(raw, "name", 64).map(RoomName)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 

@@ -2,8 +2,7 @@
 
 use super::ValidationError;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Username(String);
+text_type!(Username);
 
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
@@ -25,10 +24,6 @@ impl Username {
             ));
         }
         Ok(Username(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 
     /// The form usernames are unique in and logins are matched by: Unicode
