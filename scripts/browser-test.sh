@@ -90,26 +90,15 @@ cleanup() {
     trap - EXIT INT TERM
     if [ -f "$ENV_FILE" ]; then
         if [ "$status" != 0 ]; then
-            local f
-            for f in "$CLUSTER_DIR"/node-*.log; do
-                echo "---- last lines of $f ----"
-                tail -n 15 "$f"
-            done
+            print_tails "$CLUSTER_DIR"/node-*.log
         fi
         log "stopping the cluster"
         bash scripts/cluster.sh stop "$CLUSTER_DIR" >/dev/null || status=1
     fi
     rm -rf "$WORK"
-    if [ "$status" = 0 ]; then
-        log "passed in $((SECONDS - started)) s ($((SECONDS - built)) s after the build)"
-    else
-        log "FAILED (exit $status) after $((SECONDS - started)) s"
-    fi
-    exit "$status"
+    finish "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 log "starting the cluster in $CLUSTER_DIR"
 # Behind the balancer every browser has HAProxy's address: no per-IP connect limit.

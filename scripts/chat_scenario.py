@@ -64,6 +64,35 @@ def http_json(url, token=None, timeout=5):
         return e.code, json.loads(e.read().decode() or "null")
 
 
+def api_call(method, url, token, body=None, timeout=10):
+    """The parsed JSON answer of a REST call with a JSON body; an error
+    status raises (urllib's HTTPError)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"authorization": f"Bearer {token}",
+                                          "content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read().decode() or "null")
+
+
+def run_scenario(scenario, limit, log, what, passed):
+    """Run the coroutine `scenario` (which returns a list of failures) for
+    at most `limit` seconds, log the outcome, and give the exit status."""
+    try:
+        failures = asyncio.run(asyncio.wait_for(scenario, limit))
+    except Fail as e:
+        failures = [str(e)]
+    except asyncio.TimeoutError:
+        failures = [f"{what} took longer than {limit:.0f} s"]
+    if failures:
+        log(f"FAILED: {len(failures)} problem(s):")
+        for f in failures:
+            log(f"  - {f}")
+        return 1
+    log(f"passed: {passed}")
+    return 0
+
+
 def http_status(url, timeout=5):
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:

@@ -35,13 +35,8 @@ cleanup() {
     trap - EXIT INT TERM
     if [ -f "$ENV_FILE" ]; then
         if [ "$status" != 0 ] || [ "$STATUS_OK" != 1 ]; then
-            local f
-            for f in "$CLUSTER_DIR"/node-*.log "$CLUSTER_DIR/haproxy/haproxy.log" \
-                     "$CLUSTER_DIR/prometheus/prometheus.log"; do
-                [ -f "$f" ] || continue
-                echo "---- last lines of $f ----"
-                tail -n 15 "$f"
-            done
+            print_tails "$CLUSTER_DIR"/node-*.log "$CLUSTER_DIR/haproxy/haproxy.log" \
+                "$CLUSTER_DIR/prometheus/prometheus.log"
         fi
         if [ -n "${ARTIFACTS:-}" ]; then
             mkdir -p "$ARTIFACTS"
@@ -56,16 +51,9 @@ cleanup() {
     else
         rm -rf "$CLUSTER_DIR"
     fi
-    if [ "$status" = 0 ]; then
-        log "passed in $((SECONDS - started)) s ($((SECONDS - built)) s after the build)"
-    else
-        log "FAILED (exit $status) after $((SECONDS - started)) s"
-    fi
-    exit "$status"
+    finish "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 # Every client comes from the balancer's address: no per-IP connect limit.
 export CHAT__LIMITS__CONNECT_RATE_PER_IP=0

@@ -30,6 +30,9 @@
 # failure, exits non-zero when any run fails. Every run is bounded (timeout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SCRIPT=k6-smoke
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 ROOT=$PWD
 
 PROFILE=debug
@@ -43,13 +46,12 @@ for arg in "$@"; do
         --release) PROFILE=release; CARGO_FLAGS+=(--release) ;;
         --single-only) RUN_CLUSTER=0 ;;
         --cluster-only) RUN_SINGLE=0 ;;
-        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+        -h|--help) print_help; exit 0 ;;
         *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
 
 started=$SECONDS
-log() { echo "==> [$(date +%H:%M:%S)] k6-smoke: $*"; }
 
 # --- k6, pinned (the scenarios use k6/experimental/websockets of k6 1.x) -----
 K6_VERSION=1.1.0
@@ -137,16 +139,9 @@ cleanup() {
     stop_node
     stop_cluster
     rm -rf "$WORK"
-    if [ "$status" = 0 ]; then
-        log "passed in $((SECONDS - started)) s"
-    else
-        log "FAILED (exit $status) after $((SECONDS - started)) s"
-    fi
-    exit "$status"
+    finish "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 # run_k6 LABEL SCRIPT -e K=V...: one bounded k6 run; a failure is recorded
 # (the other runs still go) and makes the smoke fail at the end.

@@ -47,3 +47,34 @@ gateway_binary() {
     fi
     [ -x "$BIN" ] || { echo "no gateway binary at $BIN" >&2; exit 1; }
 }
+
+# print_tails FILE...: the last lines of each log that exists (on a failure).
+print_tails() {
+    local f
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        echo "---- last lines of $f ----"
+        tail -n 15 "$f"
+    done
+}
+
+# finish STATUS: the closing line (how long it took, and since the build
+# when `built` is set; `started` is $SECONDS at the start), then exit STATUS.
+finish() {
+    local status=$1 since_build=
+    [ -z "${built:-}" ] || since_build=" ($((SECONDS - built)) s after the build)"
+    if [ "$status" = 0 ]; then
+        log "passed in $((SECONDS - started)) s$since_build"
+    else
+        log "FAILED (exit $status) after $((SECONDS - started)) s"
+    fi
+    exit "$status"
+}
+
+# on_exit FUNCTION: FUNCTION runs at exit, Ctrl-C and TERM included (as
+# exit 130 and 143), so that what the script started is always stopped.
+on_exit() {
+    trap "$1" EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}

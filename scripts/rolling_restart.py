@@ -67,7 +67,8 @@ import time
 import urllib.error
 import urllib.request
 
-from chat_scenario import Closed, Fail, WebSocket, http_get, mint_token, read_env
+from chat_scenario import (Closed, Fail, WebSocket, api_call, http_get, mint_token, read_env,
+                           run_scenario)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -88,21 +89,12 @@ def log(msg):
     print(f"[rolling {time.monotonic() - STARTED:5.1f}s] {msg}", flush=True)
 
 
-def http_json(method, url, token, body=None, timeout=10):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"authorization": f"Bearer {token}",
-                                          "content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read().decode() or "null")
-
-
 def history(lb_url, token, room):
     """Every message of a room, oldest first (the history API pages newest first)."""
     out, before = [], None
     while True:
         q = f"limit=100" + (f"&before_id={before}" if before is not None else "")
-        page = http_json("GET", f"{lb_url}/api/rooms/{room}/messages?{q}", token)
+        page = api_call("GET", f"{lb_url}/api/rooms/{room}/messages?{q}", token)
         out.extend(page["messages"])
         before = page.get("next_before_id")
         if before is None:
@@ -328,7 +320,7 @@ async def scenario(cluster_dir, env, drain_window):
     admin = mint_token(env, 9000, "rr_admin", "RR admin")
     rooms = [1]
     for r in range(1, ROOMS):
-        room = http_json("POST", f"{lb_url}/api/rooms", admin,
+        room = api_call("POST", f"{lb_url}/api/rooms", admin,
                          {"name": f"rolling-{r}-{os.getpid()}", "is_private": False})
         rooms.append(room["id"])
     log(f"rooms {rooms}; {RECEIVERS} receivers and {SENDERS} senders ({RATE:g} msg/s in total) "
@@ -499,19 +491,9 @@ def main():
     cluster_dir = os.path.abspath(sys.argv[1])
     env = read_env(os.path.join(cluster_dir, "cluster.env"))
     drain_window = drain_window_of(cluster_dir)
-    try:
-        failures = asyncio.run(asyncio.wait_for(scenario(cluster_dir, env, drain_window), TIMEOUT))
-    except Fail as e:
-        failures = [str(e)]
-    except asyncio.TimeoutError:
-        failures = [f"the scenario took longer than {TIMEOUT:.0f} s"]
-    if failures:
-        log(f"FAILED: {len(failures)} violation(s):")
-        for f in failures:
-            log(f"  - {f}")
-        return 1
-    log("passed: no acknowledged message lost, no duplicate, no gap, every node drained and exited 0")
-    return 0
+    return run_scenario(scenario(cluster_dir, env, drain_window), TIMEOUT, log, "the scenario",
+                        "no acknowledged message lost, no duplicate, no gap, "
+                        "every node drained and exited 0")
 
 
 if __name__ == "__main__":

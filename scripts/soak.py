@@ -67,7 +67,8 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import soak_checks as checks  # noqa: E402 - after the path it lives on
-from chat_scenario import Closed, Fail, WebSocket, http_get, mint_token, read_env  # noqa: E402
+from chat_scenario import (Closed, Fail, WebSocket, api_call, http_get, mint_token,  # noqa: E402
+                           read_env, run_scenario)
 
 
 def env_num(name, default):
@@ -100,15 +101,6 @@ GAUGES = ["connections", "rooms", "presence_users", "bus_subscribed_channels"]
 
 def log(msg):
     print(f"[soak {time.monotonic() - STARTED:6.1f}s] {msg}", flush=True)
-
-
-def http_json(method, url, token, body=None, timeout=10):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"authorization": f"Bearer {token}",
-                                          "content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read().decode() or "null")
 
 
 def sample(name, pid, url):
@@ -330,7 +322,7 @@ async def scenario(env, cluster_dir):
     admin = mint_token(env, 19999, "soak_admin", "Soak admin")
     rooms = [1]
     for r in range(ROOMS):
-        rooms.append(http_json("POST", f"{lb_url}/api/rooms", admin,
+        rooms.append(api_call("POST", f"{lb_url}/api/rooms", admin,
                                {"name": f"soak-{RUN}-{r}", "is_private": False})["id"])
     log(f"{CLIENTS} clients at a time through {lb_url}, {USERS} users, rooms {rooms}, "
         f"mean life {LIFE:g} s, a frame every ~{SEND_EVERY:g} s each; "
@@ -402,19 +394,8 @@ def main():
     cluster_dir = os.path.abspath(sys.argv[1])
     env = read_env(os.path.join(cluster_dir, "cluster.env"))
     limit = WARMUP + SOAK_SECS + 180
-    try:
-        failures = asyncio.run(asyncio.wait_for(scenario(env, cluster_dir), limit))
-    except Fail as e:
-        failures = [str(e)]
-    except asyncio.TimeoutError:
-        failures = [f"the soak took longer than {limit:.0f} s"]
-    if failures:
-        log(f"FAILED: {len(failures)} problem(s):")
-        for f in failures:
-            log(f"  - {f}")
-        return 1
-    log("passed: no growth beyond the thresholds, every gauge back to 0, no client failure")
-    return 0
+    return run_scenario(scenario(env, cluster_dir), limit, log, "the soak",
+                        "no growth beyond the thresholds, every gauge back to 0, no client failure")
 
 
 if __name__ == "__main__":
