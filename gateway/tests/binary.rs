@@ -96,6 +96,16 @@ impl Gateway {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    /// POST `body` as JSON to `path`.
+    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -285,35 +295,19 @@ async fn no_password_or_token_reaches_the_logs() {
         ],
     )
     .await;
-    let http = reqwest::Client::new();
     let password = "Pw-in-no-log-7f3a9c";
     let wrong = "Wrong-pw-in-no-log-1b2c";
     let creds = json!({"username": "secretive", "password": password});
-    let r = http
-        .post(g.url("/api/auth/register"))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap();
+    let r = g.post("/api/auth/register", &creds).await;
     assert_eq!(r.status(), 201);
-    let r = http
-        .post(g.url("/api/auth/login"))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap();
+    let r = g.post("/api/auth/login", &creds).await;
     assert_eq!(r.status(), 200);
     let token = r.json::<Value>().await.unwrap()["token"]
         .as_str()
         .unwrap()
         .to_owned();
     let bad = json!({"username": "secretive", "password": wrong});
-    let r = http
-        .post(g.url("/api/auth/login"))
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
+    let r = g.post("/api/auth/login", &bad).await;
     assert_eq!(r.status(), 401);
 
     // The token in the query string (as browsers send it), then in a header.
@@ -332,7 +326,7 @@ async fn no_password_or_token_reaches_the_logs() {
         }
     }
     c.close(None).await.unwrap();
-    let r = http
+    let r = reqwest::Client::new()
         .get(g.url("/api/rooms"))
         .bearer_auth(&token)
         .send()
@@ -439,13 +433,10 @@ async fn a_lame_duck_fails_readiness_first_and_keeps_taking_upgrades() {
         ("CHAT__SERVER__LAME_DUCK_SECS", "3"),
     ];
     let mut g = Gateway::start(dir.path(), &env).await;
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(g.url("/api/auth/register"))
-        .json(&json!({"username": "duck", "password": "correct horse battery"}))
-        .send()
+    let credentials = json!({"username": "duck", "password": "correct horse battery"});
+    let token: Value = g
+        .post("/api/auth/register", &credentials)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -456,7 +447,7 @@ async fn a_lame_duck_fails_readiness_first_and_keeps_taking_upgrades() {
     g.sigterm();
     let signalled = Instant::now();
     loop {
-        let r = http.get(g.url("/readyz")).send().await.unwrap();
+        let r = reqwest::get(g.url("/readyz")).await.unwrap();
         if r.status() == 503 {
             let body: Value = r.json().await.unwrap();
             assert_eq!(body["checks"]["draining"], true, "{body}");

@@ -80,6 +80,14 @@ fn connection_of(
     ConnHandle::new(key, user, 64)
 }
 
+/// The guest's connection, in the room, with what entering queued drained.
+async fn guest_in_room(f: &Fixture) -> (ConnHandle, crate::conn::send_queue::QueueReader) {
+    let (conn, mut rx) = connection(f);
+    f.node.enter(&conn, f.room, 0).await.unwrap();
+    drain(&mut rx);
+    (conn, rx)
+}
+
 fn drain(rx: &mut crate::conn::send_queue::QueueReader) -> Vec<Outbound> {
     std::iter::from_fn(|| rx.try_recv().ok()).collect()
 }
@@ -108,9 +116,7 @@ fn message(room: RoomId, seq: i64, user: &UserPublic) -> BusEvent {
 #[tokio::test]
 async fn a_message_after_the_eviction_never_reaches_the_evicted_connection() {
     let f = fixture().await;
-    let (conn, mut rx) = connection(&f);
-    f.node.enter(&conn, f.room, 0).await.unwrap();
-    drain(&mut rx);
+    let (conn, mut rx) = guest_in_room(&f).await;
     // Someone else holds the room's lock (a join awaiting Redis, say): the
     // eviction must not wait for it before the next envelope is routed.
     let busy = f.node.room_locks.lock(f.room).await;
@@ -159,9 +165,7 @@ async fn a_message_after_the_eviction_never_reaches_the_evicted_connection() {
 #[tokio::test]
 async fn the_same_eviction_twice_tells_the_connection_once() {
     let f = fixture().await;
-    let (conn, mut rx) = connection(&f);
-    f.node.enter(&conn, f.room, 0).await.unwrap();
-    drain(&mut rx);
+    let (_conn, mut rx) = guest_in_room(&f).await;
     assert_eq!(
         f.node.evict_user(f.room, f.guest.id, LeaveReason::Kicked),
         1
@@ -216,9 +220,7 @@ async fn a_room_deleted_between_admission_and_entering_says_so() {
 #[tokio::test]
 async fn a_known_member_enters_a_served_room_without_sql() {
     let f = fixture().await;
-    let (conn, mut rx) = connection(&f);
-    f.node.enter(&conn, f.room, 0).await.unwrap();
-    drain(&mut rx);
+    let (_conn, _rx) = guest_in_room(&f).await;
     f.store.remove_member(f.room, f.guest.id).await.unwrap();
     assert_eq!(f.node.admit(f.guest.id, f.room).await, Ok(0));
     let (second, mut rx2) = connection(&f);

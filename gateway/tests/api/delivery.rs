@@ -21,10 +21,7 @@ async fn a_client_resumes_on_another_node_with_every_missed_message_once() {
     let mut talker = a.ws_in_general(&alice).await;
     let mut listener = a.ws_in_general(&bob).await;
     for i in 1..=5 {
-        talker
-            .send_json(json!({"type": "message", "content": format!("m{i}")}))
-            .await;
-        assert_eq!(talker.recv_type("message").await["data"]["seq"], i);
+        assert_eq!(talker.say(&format!("m{i}")).await["data"]["seq"], i);
         assert_eq!(listener.recv_type("message").await["data"]["seq"], i);
     }
     listener.close().await;
@@ -70,10 +67,7 @@ async fn resumes_while_messages_stream_have_no_gap() {
     let mut talker = a.ws_in_general(&alice).await;
     let streaming = tokio::spawn(async move {
         for i in 1..=TOTAL {
-            talker
-                .send_json(json!({"type": "message", "content": format!("m{i}")}))
-                .await;
-            assert_eq!(talker.recv_type("message").await["data"]["seq"], i);
+            assert_eq!(talker.say(&format!("m{i}")).await["data"]["seq"], i);
         }
         talker
     });
@@ -106,10 +100,7 @@ async fn join_room_with_since_seq_replays_then_streams() {
     let (_, bob) = a.register("bob").await;
     let mut talker = a.ws_in_general(&alice).await;
     for i in 1..=4 {
-        talker
-            .send_json(json!({"type": "message", "content": format!("m{i}")}))
-            .await;
-        talker.recv_type("message").await;
+        talker.say(&format!("m{i}")).await;
     }
     let room = a
         .app_state
@@ -179,10 +170,7 @@ async fn resuming_further_back_than_the_window_says_so() {
     let (_, bob) = app.register("bob").await;
     let mut talker = app.ws_in_general(&alice).await;
     for i in 1..=8 {
-        talker
-            .send_json(json!({"type": "message", "content": format!("m{i}")}))
-            .await;
-        talker.recv_type("message").await;
+        talker.say(&format!("m{i}")).await;
     }
     let mut c = app.ws(&bob, "&since_seq=1").await;
     c.recv_type("online_users").await;

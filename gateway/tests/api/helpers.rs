@@ -4,7 +4,7 @@
 use futures_util::{SinkExt, StreamExt};
 use gateway::config::{self, Secret, Settings};
 use gateway::startup::{Application, InProcessCluster, Stopper};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -248,6 +248,14 @@ pub struct WsClient {
 impl WsClient {
     pub async fn send_json(&mut self, v: Value) {
         self.send_text(&v.to_string()).await;
+    }
+
+    /// Send `content` to the connection's one room and wait for its answer
+    /// (the stored message).
+    pub async fn say(&mut self, content: &str) -> Value {
+        self.send_json(json!({"type": "message", "content": content}))
+            .await;
+        self.recv_type("message").await
     }
 
     pub async fn send_text(&mut self, s: &str) {

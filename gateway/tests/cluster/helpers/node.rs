@@ -216,14 +216,8 @@ impl GatewayNode {
 
     /// SIGTERM and wait for the exit status.
     pub async fn terminate(&mut self, within: Duration) -> ExitStatus {
-        let p = self.proc.as_mut().expect("node is running");
-        p.signal("TERM");
-        let status = p
-            .wait_exit(within)
-            .await
-            .unwrap_or_else(|| panic!("node {} did not exit within {within:?}", self.name));
-        self.proc = None;
-        status
+        self.signal_term();
+        self.wait_exited(within).await
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
