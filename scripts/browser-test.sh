@@ -12,7 +12,8 @@
 # Then starts scripts/cluster.sh --background on free loopback ports with the
 # gateway's default Origin policy (same origin only) and runs
 # gateway/web/tests/browser.mjs: two users register on nodes A and B, meet in a
-# new room, chat both ways; a message with <script> renders as text; one page
+# new room, chat both ways; one sees the other typing; a message with <script>
+# renders as text; one page
 # goes offline while the other writes and comes back with every message
 # exactly once, in seq order (and its own message written offline delivered
 # once); another room counts unread messages; a burst of sends shows the rate

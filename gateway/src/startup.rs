@@ -399,13 +399,15 @@ async fn watch_backends(
     }
 }
 
-/// The keyed limiters remember every address and user they saw: forget the idle ones.
+/// The keyed limiters remember every address and user they saw, the typing
+/// gate every user and room that typed: forget the idle ones.
 async fn forget_idle_keys(state: web::Data<AppState>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 state.limits.forget_idle();
+                state.node.forget_idle_typing();
             }
             _ = stop.cancelled() => return,
         }

@@ -6,6 +6,8 @@ import { ChatClient } from './chat-client.js';
 
 const $ = (id) => document.getElementById(id);
 const HISTORY_PAGE = 50;
+/** How long "X is typing…" stays after the last `typing` (they come every 2 s while typing). */
+const TYPING_SHOWN_MS = 4000;
 const SESSION_KEY = 'chat.session';
 
 /** Readable text for the gateway's error codes. */
@@ -44,6 +46,8 @@ const views = new Map();
 /** Users seen (presence, messages), by id, to name who left. */
 const people = new Map();
 let active = null;
+/** Who is typing where: roomId → (userId → {user, until}). */
+const typists = new Map();
 
 /** Debugging handle (and what the browser test uses to find the client). */
 globalThis.chatApp = { get client() { return client; }, views };
@@ -138,6 +142,7 @@ async function start() {
   client.addEventListener('presence', (e) => onPresence(e.detail));
   client.addEventListener('left', (e) => onLeft(e.detail));
   client.addEventListener('recovery', (e) => reloadHistory(e.detail.roomId));
+  client.addEventListener('typing', (e) => onTyping(e.detail.roomId, e.detail.user));
   client.addEventListener('error', (e) => {
     $('composer-error').textContent = errorText(e.detail.error);
   });
@@ -298,6 +303,7 @@ function select(roomId) {
   renderRooms();
   renderMessages();
   renderOnline(client?.onlineUsers(roomId) ?? [], client?.onlineCount(roomId));
+  renderTyping();
   if ($('members-box').open) loadMembers();
   scrollToBottom();
 }
@@ -451,6 +457,8 @@ function insertMessage(m) {
 
 function onMessage(roomId, m) {
   people.set(m.user.id, m.user);
+  // They sent what they were typing.
+  if (typists.get(roomId)?.delete(m.user.id) && roomId === active) renderTyping();
   const view = viewOf(roomId);
   if (m.client_msg_id) dropPending(view, m.client_msg_id);
   if (view.messages.has(m.seq)) return;
@@ -475,6 +483,10 @@ function dropPending(view, clientMsgId) {
 $('composer').addEventListener('submit', (event) => {
   event.preventDefault();
   send();
+});
+
+$('composer-input').addEventListener('input', (event) => {
+  if (client && active !== null && event.target.value.trim()) client.typing(active);
 });
 
 $('composer-input').addEventListener('keydown', (event) => {
@@ -573,6 +585,27 @@ function onPresence({ roomId, users, change }) {
     const who = people.get(change.userId);
     $('presence-note').textContent = `${who?.nickname ?? 'Someone'} left`;
   }
+}
+
+function onTyping(roomId, user) {
+  people.set(user.id, user);
+  if (!typists.has(roomId)) typists.set(roomId, new Map());
+  typists.get(roomId).set(user.id, { user, until: Date.now() + TYPING_SHOWN_MS });
+  if (roomId === active) renderTyping();
+  setTimeout(() => roomId === active && renderTyping(), TYPING_SHOWN_MS + 50);
+}
+
+/** "Alice is typing…" for the open room, from the indications not yet stale. */
+function renderTyping() {
+  const now = Date.now();
+  const here = typists.get(active);
+  for (const [id, t] of here ?? []) if (t.until <= now) here.delete(id);
+  const names = [...(here?.values() ?? [])].map((t) => t.user.nickname);
+  let text = '';
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length > 2) text = 'Several people are typing…';
+  $('typing').textContent = text;
 }
 
 function renderOnline(users, total = users.length) {

@@ -10,6 +10,8 @@
 const FINAL_CLOSE_CODES = new Set([1000, 1008, 4001]);
 /** The node is stopping: reconnect at once (with a little jitter). */
 const SERVICE_RESTART = 1012;
+/** The server relays one `typing` per user and room this often. */
+export const TYPING_INTERVAL_MS = 2000;
 
 /**
  * A refused frame or a failed send. `code` is the protocol's error code
@@ -64,6 +66,8 @@ export class ChatError extends Error {
  *              `{type:'joined', user}` or `{type:'left', userId}`.
  * - `joined`   `{roomId}`: the connection is in the room (first time and after each resume).
  * - `left`     `{roomId, reason}`: it is no longer in the room (`left`, `kicked`, `room_deleted`).
+ * - `typing`   `{roomId, user}`: another user is typing in the room (sent at most
+ *              every 2 s while they type: treat it as stale after a few seconds).
  * - `recovery` `{roomId, sinceSeq, resumedAtSeq}`: a resume reached past the server's
  *              recovery window; messages in between were skipped: reload the history.
  * - `error`    `{error: ChatError}`: a refused frame that no promise was waiting for.
@@ -95,6 +99,8 @@ export class ChatClient extends EventTarget {
     /** roomId → the server's `online_count` when it cut the list short, else null. */
     this.counts = new Map();
     this.listedAtEntry = new Map();
+    /** roomId → when `typing` last went out (ms). */
+    this.typedAt = new Map();
     /** Sends waiting for their echo: client_msg_id → entry. */
     this.pending = new Map();
     this.socket = null;
@@ -184,6 +190,20 @@ export class ChatClient extends EventTarget {
       // A room the client is not in goes out at once: the server answers `not_in_room`.
       if (this.rooms.get(roomId)?.entered || !this.rooms.has(roomId)) this.transmit(entry);
     });
+  }
+
+  /**
+   * Tell the room's other members that this user is typing. Call it on every
+   * keystroke: it goes out at most once per `TYPING_INTERVAL_MS` per room (the
+   * server relays no more often), and not at all while the room is not entered.
+   * @param {number} roomId
+   */
+  typing(roomId) {
+    if (!this.rooms.get(roomId)?.entered) return;
+    const now = Date.now();
+    if (now - (this.typedAt.get(roomId) ?? -Infinity) < TYPING_INTERVAL_MS) return;
+    this.typedAt.set(roomId, now);
+    this.raw({ type: 'typing', room_id: roomId });
   }
 
   /** A fresh `client_msg_id`: unique per client, 64 printable ASCII characters at most. */
@@ -406,6 +426,8 @@ export class ChatClient extends EventTarget {
         this.rooms.delete(roomId);
         this.online.delete(roomId);
         return this.emit('left', { roomId, reason: data.reason });
+      case 'typing':
+        return this.rooms.get(roomId)?.entered ? this.emit('typing', { roomId, user: data.user }) : undefined;
       case 'recovery_partial':
         return this.emit('recovery', { roomId, sinceSeq: data.since_seq, resumedAtSeq: data.resumed_at_seq });
       case 'error':

@@ -50,6 +50,10 @@ pub enum BusEvent {
     /// remembers the user reads it again. (A node of an older build cannot
     /// decode it and ignores it; its cache trusts a read 30 s at most.)
     UserChanged { user_id: UserId },
+    /// The user is typing in the room: every local member but the user's
+    /// own connections gets `typing`. (A node of an older build cannot
+    /// decode it and counts it as a bad envelope.)
+    Typing { user: UserPublic },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +138,7 @@ mod tests {
             },
             BusEvent::RoomClosed,
             BusEvent::UserChanged { user_id: UserId(9) },
+            BusEvent::Typing { user: user() },
         ];
         for event in events {
             let env = BusEnvelope::new(node.clone(), RoomId(2), event);

@@ -29,6 +29,10 @@ pub enum ClientFrame {
     },
     /// `{"type":"ping"}`, answered by `{"type":"pong"}`.
     Ping,
+    /// `{"type":"typing","room_id":R}`: the user is typing in the room. Not
+    /// stored; relayed to the room's other members at most once per 2 s per
+    /// user and room (the extra ones are dropped without an answer).
+    Typing { room_id: RoomId },
 }
 
 /// The body of a `message` frame.
@@ -44,7 +48,7 @@ pub struct SendMessage {
 }
 
 /// The frame `type`s protocol v1 accepts.
-pub const CLIENT_TYPES: [&str; 4] = ["message", "join_room", "leave_room", "ping"];
+pub const CLIENT_TYPES: [&str; 5] = ["message", "join_room", "leave_room", "ping", "typing"];
 
 /// Why a text frame could not be decoded, ready to become an `error` frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +76,7 @@ impl ClientFrame {
             ClientFrame::JoinRoom { .. } => "join_room",
             ClientFrame::LeaveRoom { .. } => "leave_room",
             ClientFrame::Ping => "ping",
+            ClientFrame::Typing { .. } => "typing",
         }
     }
 
@@ -197,6 +202,17 @@ mod tests {
             ClientFrame::decode(r#"{"type":"ping"}"#).unwrap(),
             ClientFrame::Ping
         );
+    }
+
+    #[test]
+    fn typing_needs_its_room() {
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"typing","room_id":3}"#).unwrap(),
+            ClientFrame::Typing { room_id: RoomId(3) }
+        );
+        let e = decode_err(r#"{"type":"typing"}"#);
+        assert_eq!(e.code, ErrorCode::InvalidFrame);
+        assert!(e.message.contains("room_id"), "{}", e.message);
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub enum ServerFrame {
     },
     /// Answer to a client `ping`.
     Pong,
+    /// A member of the room is typing (sent to the room's other members,
+    /// none of the typing user's own connections; not stored).
+    Typing { room_id: RoomId, data: TypingData },
 }
 
 /// A user as other users see them.
@@ -77,6 +80,11 @@ pub struct MessageData {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserJoinedData {
+    pub user: UserPublic,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingData {
     pub user: UserPublic,
 }
 
@@ -178,6 +186,7 @@ impl ServerFrame {
             ServerFrame::RecoveryPartial { .. } => "recovery_partial",
             ServerFrame::Error { .. } => "error",
             ServerFrame::Pong => "pong",
+            ServerFrame::Typing { .. } => "typing",
         }
     }
 }
@@ -330,6 +339,10 @@ mod tests {
                 },
             },
             ServerFrame::Pong,
+            ServerFrame::Typing {
+                room_id: RoomId(1),
+                data: TypingData { user: user(6) },
+            },
         ];
         let mut covered = [false; VARIANTS];
         for f in frames {
@@ -345,7 +358,7 @@ mod tests {
         );
     }
 
-    const VARIANTS: usize = 9;
+    const VARIANTS: usize = 10;
 
     /// No wildcard arm: a new frame variant does not compile until it is
     /// listed here, and the test above then fails until it round-trips it.
@@ -360,6 +373,7 @@ mod tests {
             ServerFrame::Error { .. } => 6,
             ServerFrame::RecoveryPartial { .. } => 7,
             ServerFrame::Pong => 8,
+            ServerFrame::Typing { .. } => 9,
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::conn::outbound::Outbound;
 use crate::conn::{ConnHandle, Enqueued};
 use bytestring::ByteString;
 use rooms::Rooms;
-use shared::ids::{ConnId, RoomId};
+use shared::ids::{ConnId, RoomId, UserId};
 use std::sync::Arc;
 use workers::{Handed, Handover, Workers};
 
@@ -31,10 +31,30 @@ pub struct Broadcast {
     /// A chat message's `seq`, so each connection's writer can keep the
     /// room's order and drop duplicates; `None` for presence.
     pub seq: Option<i64>,
-    /// The member that must not get it (the one whose arrival it announces).
-    pub skip: Option<ConnId>,
+    /// The members that must not get it.
+    pub skip: Skip,
     /// The frame's `type`, for `chat_gateway_frames_sent_total`.
     pub kind: &'static str,
+}
+
+/// Which of a room's members a broadcast leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    Nobody,
+    /// The connection whose arrival it announces (it gets `online_users`).
+    Conn(ConnId),
+    /// Every connection of the user it is about (`typing`).
+    User(UserId),
+}
+
+impl Skip {
+    fn excludes(self, id: ConnId, conn: &ConnHandle) -> bool {
+        match self {
+            Skip::Nobody => false,
+            Skip::Conn(skip) => skip == id,
+            Skip::User(user) => conn.user().id == user,
+        }
+    }
 }
 
 impl Broadcast {
@@ -226,10 +246,10 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::ids::{ConnKey, NodeId, UserId};
+    use shared::ids::{ConnKey, NodeId};
     use shared::server_frame::UserPublic;
 
-    fn presence(room: i64, frame: &str, skip: Option<ConnId>) -> Broadcast {
+    fn presence(room: i64, frame: &str, skip: Skip) -> Broadcast {
         Broadcast {
             room: RoomId(room),
             frame: frame.into(),
@@ -244,7 +264,7 @@ mod tests {
             room: RoomId(room),
             frame: format!("m{seq}").into(),
             seq: Some(seq),
-            skip: None,
+            skip: Skip::Nobody,
             kind: "message",
         }
     }
@@ -294,7 +314,7 @@ mod tests {
         let taken = hub.take(RoomId(3), |c| c.user().id == UserId(1));
         assert_eq!(taken.iter().map(|c| c.id()).collect::<Vec<_>>(), [a.id()]);
         assert!(!hub.contains(RoomId(3), a.id()));
-        hub.broadcast(presence(3, "after", None));
+        hub.broadcast(presence(3, "after", Skip::Nobody));
         assert!(ra.try_recv().is_err(), "taken out before the broadcast");
         assert_eq!(hub.take(RoomId(3), |_| true).len(), 1);
         assert!(!hub.has_members(RoomId(3)));
@@ -317,7 +337,7 @@ mod tests {
         hub.join(RoomId(1), &a);
         hub.join(RoomId(1), &b);
         hub.join(RoomId(65), &c); // same shard as room 1
-        let d = hub.broadcast(presence(1, "hello", Some(b.id())));
+        let d = hub.broadcast(presence(1, "hello", Skip::Conn(b.id())));
         assert_eq!(d, Delivery { queued: 1, slow: 0 });
         assert!(
             matches!(ra.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "hello")
@@ -327,14 +347,30 @@ mod tests {
     }
 
     #[test]
+    fn a_broadcast_about_a_user_skips_each_of_their_connections() {
+        let hub = Hub::default();
+        let (phone, mut r_phone) = conn(1, 1, 4);
+        let (laptop, mut r_laptop) = conn(2, 1, 4);
+        let (other, mut r_other) = conn(3, 2, 4);
+        for c in [&phone, &laptop, &other] {
+            hub.join(RoomId(5), c);
+        }
+        let d = hub.broadcast(presence(5, "typing", Skip::User(UserId(1))));
+        assert_eq!(d, Delivery { queued: 1, slow: 0 });
+        assert!(r_other.try_recv().is_ok());
+        assert!(r_phone.try_recv().is_err());
+        assert!(r_laptop.try_recv().is_err());
+    }
+
+    #[test]
     fn a_full_member_is_reported_slow_and_others_still_get_it() {
         let hub = Hub::default();
         let (a, _ra) = conn(1, 1, 1);
         let (b, mut rb) = conn(2, 2, 8);
         hub.join(RoomId(1), &a);
         hub.join(RoomId(1), &b);
-        hub.broadcast(presence(1, "1", None));
-        let d = hub.broadcast(presence(1, "2", None));
+        hub.broadcast(presence(1, "1", Skip::Nobody));
+        let d = hub.broadcast(presence(1, "2", Skip::Nobody));
         assert_eq!(d, Delivery { queued: 1, slow: 1 });
         assert!(a.is_closing());
         assert!(matches!(rb.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "1"));
@@ -403,7 +439,7 @@ mod tests {
             hub.attach_worker();
             let (a, mut ra) = conn(1, 1, 8);
             hub.join(RoomId(1), &a);
-            hub.broadcast(presence(1, "left", None));
+            hub.broadcast(presence(1, "left", Skip::Nobody));
             assert_eq!(
                 hub.push_in_order(&a, Outbound::Frame("answer".into())),
                 Enqueued::Queued

@@ -155,7 +155,7 @@ impl Group {
     pub(super) fn deliver(&self, b: &Broadcast, stamp: u64) -> Delivery {
         let mut d = Delivery::default();
         for (id, Member { conn, since }) in &self.members {
-            if Some(*id) == b.skip || *since > stamp {
+            if *since > stamp || b.skip.excludes(*id, conn) {
                 continue;
             }
             let item = match b.seq {

@@ -16,6 +16,7 @@ mod presence_keeper;
 mod republish;
 mod room_locks;
 mod router;
+mod typing;
 mod user_cache;
 
 pub use messages::{DEDUP_WINDOW, Posted, SendError};
@@ -68,6 +69,8 @@ pub struct Node {
     entries: entry_cache::EntryCache,
     /// Users read for upgrades (see `user_cache`).
     users: user_cache::UserCache,
+    /// Who typed where lately (see `typing`).
+    typing: typing::TypingGate,
     /// Cancelled when the node stops: every session closes with 1012.
     pub shutdown: CancellationToken,
 }
@@ -106,6 +109,7 @@ impl Node {
             republishing: Default::default(),
             entries: Default::default(),
             users: Default::default(),
+            typing: Default::default(),
             shutdown: CancellationToken::new(),
         }
     }

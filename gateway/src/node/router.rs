@@ -3,10 +3,10 @@
 
 use super::Node;
 use super::presence_batch::Change;
-use crate::hub::Broadcast;
+use crate::hub::{Broadcast, Skip};
 use bytestring::ByteString;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
-use shared::server_frame::{LeaveReason, ServerFrame, UserJoinedData, UserLeftData};
+use shared::server_frame::{LeaveReason, ServerFrame, TypingData, UserJoinedData, UserLeftData};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -32,7 +32,7 @@ impl Node {
                     room_id: room,
                     data,
                 },
-                None,
+                Skip::Nobody,
             ),
             BusEvent::UserJoined { user, .. }
                 if self.batch_presence(room, Change::Joined(user.clone())) =>
@@ -43,7 +43,10 @@ impl Node {
                 return;
             }
             BusEvent::UserJoined { user, skip } => {
-                let skip = skip.filter(|k| k.node == self.id).map(|k| k.conn);
+                let skip = match skip {
+                    Some(k) if k.node == self.id => Skip::Conn(k.conn),
+                    _ => Skip::Nobody,
+                };
                 (
                     ServerFrame::UserJoined {
                         room_id: room,
@@ -57,8 +60,16 @@ impl Node {
                     room_id: room,
                     data: UserLeftData { user_id },
                 },
-                None,
+                Skip::Nobody,
             ),
+            BusEvent::Typing { user } => {
+                let skip = Skip::User(user.id);
+                let frame = ServerFrame::Typing {
+                    room_id: room,
+                    data: TypingData { user },
+                };
+                (frame, skip)
+            }
             // Synchronously, before the next envelope: a message published
             // after the eviction must find the connections gone (see `evict`).
             BusEvent::Evict { user_id, reason } => {

@@ -66,6 +66,7 @@ pub async fn handle_text(
                 );
             }
         }
+        ClientFrame::Typing { room_id } => typing(state, conn, room_id).await,
         // As in protocol v1: leave_room without a room leaves everything and ends the connection.
         ClientFrame::LeaveRoom { room_id: None } => return Flow::Close(close_codes::NORMAL),
     }
@@ -145,6 +146,20 @@ async fn join(
             "could not enter the room, try again",
             None,
         );
+    }
+}
+
+/// Relayed to the room's other members, or dropped by the node's typing
+/// gate without an answer (see `node::typing`).
+async fn typing(state: &AppState, conn: &ConnHandle, room: RoomId) {
+    if !conn.in_room(room) {
+        let why = format!("join room {room} before typing in it");
+        return reject(conn, Some(room), ErrorCode::NotInRoom, why, None);
+    }
+    if let Err(e) = state.node.typing(conn, room).await {
+        tracing::debug!(room = %room, error = %e, "could not relay typing");
+        let why = "could not relay typing, try again";
+        reject(conn, Some(room), ErrorCode::Unavailable, why, None);
     }
 }
 

@@ -28,4 +28,5 @@ mod protocol;
 mod retries;
 mod rooms;
 mod slow_client;
+mod typing;
 mod web;

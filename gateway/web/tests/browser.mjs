@@ -7,11 +7,12 @@
 // CHROMIUM the browser (default /usr/bin/chromium).
 //
 // Alice's page is served by node A (and its WebSocket goes to node A), Bob's by
-// node B. They register, meet in a new room, chat both ways, a message full of
-// HTML stays text, Alice goes offline while Bob writes and comes back with every
-// message exactly once (and her own message written while offline delivered
-// once), scrolling back loads older pages, Bob logs in through HAProxy, and the
-// online lists follow joins and leaves. Screenshots go to ARTIFACTS_DIR.
+// node B. They register, meet in a new room, chat both ways, Bob sees Alice
+// typing, a message full of HTML stays text, Alice goes offline while Bob
+// writes and comes back with every message exactly once (and her own message
+// written while offline delivered once), scrolling back loads older pages,
+// Bob logs in through HAProxy, and the online lists follow joins and leaves.
+// Screenshots go to ARTIFACTS_DIR.
 
 import { createRequire } from 'node:module';
 import { readFileSync, mkdirSync } from 'node:fs';
@@ -138,6 +139,19 @@ try {
   await say(pageB, 'Hello Alice! Bob here, on node B. Grüße');
   await seen(pageA, 'Hello Alice! Bob here, on node B. Grüße');
   log('chatted both ways across nodes A and B');
+
+  // --- Typing: Bob sees it across nodes, Alice does not see her own -------------------------
+  // Alice's last typing went with her message above: one interval later the
+  // next one is relayed (client and server send one per 2 s).
+  await new Promise((resolve) => setTimeout(resolve, 2100));
+  await pageA.getByLabel('Message', { exact: true }).pressSequentially('Are you th', { delay: 20 });
+  await pageB.locator('#typing', { hasText: 'Alice is typing…' }).waitFor({ timeout: WAIT });
+  assert.equal(await pageA.locator('#typing').textContent(), '', 'Alice sees her own typing');
+  await pageA.getByLabel('Message', { exact: true }).pressSequentially('ere?');
+  await pageA.getByLabel('Message', { exact: true }).press('Enter');
+  await seen(pageB, 'Are you there?');
+  await pageB.waitForFunction(() => document.querySelector('#typing').textContent === '', null, { timeout: WAIT });
+  log('Bob saw "Alice is typing…" while she typed; it went when her message arrived');
 
   // --- HTML and script are text ---------------------------------------------------------
   const hostile = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"><b>not bold</b>';

@@ -220,3 +220,23 @@ test('a large room: presence_batch updates the list, online_count the total', as
   assert.equal(seen.at(-1).type, 'batch');
   chat.close();
 });
+
+test('typing goes out once per interval per entered room, and others\' typing is an event', async () => {
+  const chat = client();
+  const seen = [];
+  chat.addEventListener('typing', (e) => seen.push(`${e.detail.roomId}:${e.detail.user.username}`));
+  chat.typing(1); // not entered yet: nothing to send
+  const joined = chat.join(1);
+  const socket = await connected(chat, [1]);
+  await joined;
+  const typings = () => socket.sent.filter((f) => f.type === 'typing');
+  assert.equal(typings().length, 0);
+  chat.typing(1);
+  chat.typing(1);
+  chat.typing(1);
+  assert.deepEqual(typings(), [{ type: 'typing', room_id: 1 }]);
+  socket.frame({ type: 'typing', room_id: 1, data: { user: { id: 2, username: 'bob', nickname: 'Bob' } } });
+  socket.frame({ type: 'typing', room_id: 9, data: { user: { id: 3, username: 'eve', nickname: 'Eve' } } });
+  assert.deepEqual(seen, ['1:bob'], 'a room the client is not in is ignored');
+  chat.close();
+});

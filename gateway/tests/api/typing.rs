@@ -1,0 +1,99 @@
+//! Typing indicators: `typing` reaches the room's other members on every
+//! node, none of the typist's own connections, once per 2 s per user and
+//! room; a connection not in the room is told so, and the frame rate limit
+//! counts typing frames like any other.
+
+use crate::helpers::{WsClient, spawn_app, spawn_nodes, spawn_with};
+use serde_json::{Value, json};
+
+/// The next frame that is not about who is online.
+async fn next_event(c: &mut WsClient) -> Value {
+    loop {
+        let v = c.recv_json().await;
+        let presence = ["online_users", "user_joined", "user_left", "presence_batch"];
+        if !presence.contains(&v["type"].as_str().unwrap_or_default()) {
+            return v;
+        }
+    }
+}
+
+fn typing() -> Value {
+    json!({"type": "typing", "room_id": 1})
+}
+
+#[tokio::test]
+async fn typing_reaches_the_others_on_every_node_and_none_of_the_typists_connections() {
+    let nodes = spawn_nodes(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (alice_id, alice) = a.register("alice").await;
+    let (_, bob) = a.register("bob").await;
+    let (_, carol) = a.register("carol").await;
+    let mut phone = a.ws_in_general(&alice).await;
+    let mut laptop = b.ws_in_general(&alice).await;
+    let mut bob_b = b.ws_in_general(&bob).await;
+    let mut carol_a = a.ws_in_general(&carol).await;
+
+    phone.send_json(typing()).await;
+    for other in [&mut bob_b, &mut carol_a] {
+        let t = next_event(other).await;
+        assert_eq!(t["type"], "typing", "{t}");
+        assert_eq!(t["room_id"], 1);
+        assert_eq!(t["data"]["user"]["id"], alice_id);
+        assert_eq!(t["data"]["user"]["username"], "alice");
+    }
+    // Within the interval: dropped without an answer, so the next frame
+    // the typist and every member see is the message sent after it.
+    phone.send_json(typing()).await;
+    phone
+        .send_json(json!({"type": "message", "content": "hi"}))
+        .await;
+    for c in [&mut phone, &mut laptop, &mut bob_b, &mut carol_a] {
+        let m = next_event(c).await;
+        assert_eq!(m["type"], "message", "{m}");
+        assert_eq!(m["data"]["content"], "hi");
+    }
+    // Another user's typing is not gated by alice's.
+    bob_b.send_json(typing()).await;
+    for c in [&mut phone, &mut laptop, &mut carol_a] {
+        let t = next_event(c).await;
+        assert_eq!(
+            (t["type"].as_str(), t["data"]["user"]["username"].as_str()),
+            (Some("typing"), Some("bob"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn typing_in_a_room_the_connection_is_not_in_is_refused() {
+    let app = spawn_app().await;
+    let (_, alice) = app.register("alice").await;
+    let mut c = app.ws_in_general(&alice).await;
+    c.send_json(json!({"type": "typing", "room_id": 999})).await;
+    let e = next_event(&mut c).await;
+    assert_eq!(e["type"], "error", "{e}");
+    assert_eq!(e["room_id"], 999);
+    assert_eq!(e["data"]["code"], "not_in_room");
+    c.send_json(json!({"type": "typing"})).await;
+    let e = next_event(&mut c).await;
+    assert_eq!(e["data"]["code"], "invalid_frame", "{e}");
+}
+
+#[tokio::test]
+async fn typing_frames_count_against_the_frame_rate() {
+    let app = spawn_with(|s| {
+        s.limits.msg_rate = 1;
+        s.limits.msg_burst = 3;
+    })
+    .await;
+    let (_, alice) = app.register("alice").await;
+    let mut c = app.ws_in_general(&alice).await;
+    for _ in 0..4 {
+        c.send_json(typing()).await;
+    }
+    // Three fit the burst (the gate drops two of them silently); the
+    // fourth is over the rate.
+    let e = next_event(&mut c).await;
+    assert_eq!(e["type"], "error", "{e}");
+    assert_eq!(e["data"]["code"], "rate_limited");
+    assert_eq!(e["room_id"], 1);
+}
