@@ -13,13 +13,13 @@
 # gateway's default Origin policy (same origin only) and runs
 # gateway/web/tests/browser.mjs: two users register on nodes A and B, meet in a
 # new room, chat both ways; one sees the other typing; a message with <script>
-# renders as text; one page
-# goes offline while the other writes and comes back with every message
-# exactly once, in seq order (and its own message written offline delivered
-# once); another room counts unread messages; a burst of sends shows the rate
-# limit in words; a reload shows the newest page and scrolling up loads the
-# rest; a login through HAProxy; presence follows joins and leaves; the page fits a
-# 375 px screen. Screenshots (and, on a failure, one per page) go to
+# renders as text; one page goes offline while the other writes and comes
+# back with every message exactly once, in seq order (and its own message
+# written offline delivered once); another room counts unread messages, and
+# its badge clears when another device marks it read; a burst of sends shows
+# the rate limit in words; a reload shows the newest page and scrolling up
+# loads the rest; a login through HAProxy; presence follows joins and leaves;
+# the page fits a 375 px screen. Screenshots (and, on a failure, one per page) go to
 # ${ARTIFACTS_DIR:-target/artifacts}. Stops the cluster by pid whatever
 # happens. About 30 s after the build.
 set -euo pipefail

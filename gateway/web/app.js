@@ -143,6 +143,7 @@ async function start() {
   client.addEventListener('left', (e) => onLeft(e.detail));
   client.addEventListener('recovery', (e) => reloadHistory(e.detail.roomId));
   client.addEventListener('typing', (e) => onTyping(e.detail.roomId, e.detail.user));
+  client.addEventListener('read', (e) => onRead(e.detail.roomId, e.detail.seq));
   client.addEventListener('error', (e) => {
     $('composer-error').textContent = errorText(e.detail.error);
   });
@@ -167,7 +168,13 @@ async function loadRooms() {
     after = answer.next_after;
     if (after === null) break;
   }
-  for (const room of all) if (room.role) myRooms.set(room.id, room);
+  for (const room of all) {
+    if (!room.role) continue;
+    myRooms.set(room.id, room);
+    // The server's count: messages others wrote since this user's read marker.
+    viewOf(room.id).unread = room.id === active ? 0 : room.unread_count ?? 0;
+    client?.noteRead(room.id, room.last_read_seq ?? 0);
+  }
   renderRooms(all.filter((room) => !room.role && !room.is_private));
 }
 
@@ -221,7 +228,8 @@ function renderRooms(publicRooms) {
     if (unread > 0) {
       const badge = document.createElement('span');
       badge.className = 'badge';
-      badge.textContent = String(unread);
+      // The server counts up to 1,000.
+      badge.textContent = unread >= 1000 ? '999+' : String(unread);
       badge.setAttribute('aria-label', `${unread} unread`);
       button.append(badge);
     }
@@ -297,6 +305,7 @@ function select(roomId) {
   const room = myRooms.get(roomId);
   const view = viewOf(roomId);
   view.unread = 0;
+  markViewedRead();
   $('room-title').textContent = room ? `${room.is_private ? '🔒 ' : '# '}${room.name}` : `Room ${roomId}`;
   $('room-desc').textContent = room?.description ?? '';
   $('composer-error').textContent = '';
@@ -467,10 +476,31 @@ function onMessage(roomId, m) {
     const stick = nearBottom() || m.user_id === session.user.id;
     insertMessage(m);
     if (stick) scrollToBottom();
-  } else {
+    markViewedRead();
+  } else if (m.user_id !== session.user.id && m.seq > (client?.readSeq(roomId) ?? 0)) {
     view.unread += 1;
     renderRooms();
   }
+}
+
+/** The open room, on screen: read up to its newest message (here and on the user's other devices). */
+function markViewedRead() {
+  if (active === null || !client || document.visibilityState !== 'visible') return;
+  const seqs = [...viewOf(active).messages.keys()];
+  if (seqs.length) client.markRead(active, Math.max(...seqs));
+}
+
+document.addEventListener('visibilitychange', markViewedRead);
+
+/** The read marker moved (maybe on another device): what is at or below it is read. */
+function onRead(roomId, seq) {
+  const view = viewOf(roomId);
+  const after = [...view.messages.values()].filter((m) => m.seq > seq && m.user_id !== session.user.id).length;
+  const newest = Math.max(0, ...view.messages.keys());
+  const unread = seq >= newest ? 0 : Math.min(view.unread, after);
+  if (unread === view.unread) return;
+  view.unread = unread;
+  renderRooms();
 }
 
 function dropPending(view, clientMsgId) {

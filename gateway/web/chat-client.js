@@ -12,6 +12,8 @@ const FINAL_CLOSE_CODES = new Set([1000, 1008, 4001]);
 const SERVICE_RESTART = 1012;
 /** The server relays one `typing` per user and room this often. */
 export const TYPING_INTERVAL_MS = 2000;
+/** At most one `read` per room this often (the user's REST write budget pays for them). */
+export const READ_INTERVAL_MS = 1000;
 
 /**
  * A refused frame or a failed send. `code` is the protocol's error code
@@ -66,6 +68,8 @@ export class ChatError extends Error {
  *              `{type:'joined', user}` or `{type:'left', userId}`.
  * - `joined`   `{roomId}`: the connection is in the room (first time and after each resume).
  * - `left`     `{roomId, reason}`: it is no longer in the room (`left`, `kicked`, `room_deleted`).
+ * - `read`     `{roomId, seq}`: this user's read marker in the room moved (read on
+ *              another device, or by `markRead` here): clear badges up to `seq`.
  * - `typing`   `{roomId, user}`: another user is typing in the room (sent at most
  *              every 2 s while they type: treat it as stale after a few seconds).
  * - `recovery` `{roomId, sinceSeq, resumedAtSeq}`: a resume reached past the server's
@@ -99,6 +103,11 @@ export class ChatClient extends EventTarget {
     /** roomId → the server's `online_count` when it cut the list short, else null. */
     this.counts = new Map();
     this.listedAtEntry = new Map();
+    /** roomId → the read marker (highest `seq` read) as far as this client knows. */
+    this.readSeqs = new Map();
+    /** Rooms whose marker moved here and has not been sent yet. */
+    this.unsentReads = new Set();
+    this.lastReadSentAt = 0;
     /** roomId → when `typing` last went out (ms). */
     this.typedAt = new Map();
     /** Sends waiting for their echo: client_msg_id → entry. */
@@ -107,7 +116,7 @@ export class ChatClient extends EventTarget {
     this.attempt = 0;
     this.sequence = 0;
     this.prefix = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-    this.timers = { reconnect: null, heartbeat: null, pong: null };
+    this.timers = { reconnect: null, heartbeat: null, pong: null, reads: null };
     this.onOnline = () => this.state === 'offline' && this.reconnectNow();
     this.onOffline = () => this.dropSocket(4001, 'offline');
     if (typeof window !== 'undefined') {
@@ -149,6 +158,7 @@ export class ChatClient extends EventTarget {
    */
   leave(roomId) {
     this.rooms.delete(roomId);
+    this.unsentReads.delete(roomId);
     this.online.delete(roomId);
     if (this.socket && this.socket.readyState === 1) {
       this.raw({ type: 'leave_room', room_id: roomId });
@@ -204,6 +214,37 @@ export class ChatClient extends EventTarget {
     if (now - (this.typedAt.get(roomId) ?? -Infinity) < TYPING_INTERVAL_MS) return;
     this.typedAt.set(roomId, now);
     this.raw({ type: 'typing', room_id: roomId });
+  }
+
+  /**
+   * Mark a room read up to `seq` (e.g. the newest message shown while the room
+   * is on screen). Markers only move forward; this sends at most one `read`
+   * per room per `READ_INTERVAL_MS`, with the highest `seq` asked for by then,
+   * once the room is entered. The user's other devices get a `read` event.
+   * @param {number} roomId
+   * @param {number} seq
+   */
+  markRead(roomId, seq) {
+    if (seq <= (this.readSeqs.get(roomId) ?? -1)) return;
+    this.readSeqs.set(roomId, seq);
+    this.unsentReads.add(roomId);
+    this.emit('read', { roomId, seq });
+    this.flushReads();
+  }
+
+  /**
+   * Tell the client the marker the server already holds (`last_read_seq` from
+   * `GET /api/rooms`), so that `markRead` sends only what moves it.
+   * @param {number} roomId
+   * @param {number} seq
+   */
+  noteRead(roomId, seq) {
+    if (seq > (this.readSeqs.get(roomId) ?? -1)) this.readSeqs.set(roomId, seq);
+  }
+
+  /** The highest `seq` this user has read in the room, as far as this client knows. */
+  readSeq(roomId) {
+    return this.readSeqs.get(roomId) ?? null;
   }
 
   /** A fresh `client_msg_id`: unique per client, 64 printable ASCII characters at most. */
@@ -426,6 +467,12 @@ export class ChatClient extends EventTarget {
         this.rooms.delete(roomId);
         this.online.delete(roomId);
         return this.emit('left', { roomId, reason: data.reason });
+      case 'read':
+        if (data.seq > (this.readSeqs.get(roomId) ?? -1)) {
+          this.readSeqs.set(roomId, data.seq);
+          this.emit('read', { roomId, seq: data.seq });
+        }
+        return undefined;
       case 'typing':
         return this.rooms.get(roomId)?.entered ? this.emit('typing', { roomId, user: data.user }) : undefined;
       case 'recovery_partial':
@@ -465,6 +512,28 @@ export class ChatClient extends EventTarget {
     this.emit('joined', { roomId });
     this.emit('presence', { roomId, users: this.onlineUsers(roomId), change: { type: 'online' } });
     for (const entry of this.pending.values()) if (entry.roomId === roomId) this.transmit(entry);
+    this.flushReads();
+  }
+
+  /** Send the moved markers of entered rooms, at most once per `READ_INTERVAL_MS`. */
+  flushReads() {
+    if (this.timers.reads) return;
+    const wait = this.lastReadSentAt + READ_INTERVAL_MS - Date.now();
+    if (wait > 0) {
+      this.timers.reads = setTimeout(() => {
+        this.timers.reads = null;
+        this.flushReads();
+      }, wait);
+      return;
+    }
+    let sent = false;
+    for (const roomId of [...this.unsentReads]) {
+      if (!this.rooms.get(roomId)?.entered || !this.socket || this.socket.readyState !== 1) continue;
+      this.raw({ type: 'read', room_id: roomId, seq: this.readSeqs.get(roomId) });
+      this.unsentReads.delete(roomId);
+      sent = true;
+    }
+    if (sent) this.lastReadSentAt = Date.now();
   }
 
   presenceChange(roomId, apply, change) {

@@ -23,6 +23,7 @@ mod m20261203_000006_add_users_username_key;
 mod m20261203_000007_create_external_identities;
 mod m20261203_000008_create_room_bans;
 mod m20261204_000009_drop_messages_user_id_index;
+mod m20261205_000010_add_room_members_last_read_seq;
 
 /// All migrations of the chat-gateway schema, oldest first.
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000007_create_external_identities::Migration),
             Box::new(m20261203_000008_create_room_bans::Migration),
             Box::new(m20261204_000009_drop_messages_user_id_index::Migration),
+            Box::new(m20261205_000010_add_room_members_last_read_seq::Migration),
         ]
     }
 }

@@ -54,6 +54,13 @@ pub enum BusEvent {
     /// own connections gets `typing`. (A node of an older build cannot
     /// decode it and counts it as a bad envelope.)
     Typing { user: UserPublic },
+    /// The user's read marker in the room moved to `seq`: the user's
+    /// connections in the room but `skip` (the one that moved it) get `read`.
+    Read {
+        user_id: UserId,
+        seq: i64,
+        skip: Option<ConnKey>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +146,11 @@ mod tests {
             BusEvent::RoomClosed,
             BusEvent::UserChanged { user_id: UserId(9) },
             BusEvent::Typing { user: user() },
+            BusEvent::Read {
+                user_id: UserId(9),
+                seq: 17,
+                skip: None,
+            },
         ];
         for event in events {
             let env = BusEnvelope::new(node.clone(), RoomId(2), event);

@@ -33,6 +33,10 @@ pub enum ClientFrame {
     /// stored; relayed to the room's other members at most once per 2 s per
     /// user and room (the extra ones are dropped without an answer).
     Typing { room_id: RoomId },
+    /// `{"type":"read","room_id":R,"seq":S}`: the user has read the room up
+    /// to `seq`. The stored marker only moves forward, and never past the
+    /// room's newest seq; the user's other connections in the room hear of it.
+    Read { room_id: RoomId, seq: i64 },
 }
 
 /// The body of a `message` frame.
@@ -48,7 +52,14 @@ pub struct SendMessage {
 }
 
 /// The frame `type`s protocol v1 accepts.
-pub const CLIENT_TYPES: [&str; 5] = ["message", "join_room", "leave_room", "ping", "typing"];
+pub const CLIENT_TYPES: [&str; 6] = [
+    "message",
+    "join_room",
+    "leave_room",
+    "ping",
+    "typing",
+    "read",
+];
 
 /// Why a text frame could not be decoded, ready to become an `error` frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +88,7 @@ impl ClientFrame {
             ClientFrame::LeaveRoom { .. } => "leave_room",
             ClientFrame::Ping => "ping",
             ClientFrame::Typing { .. } => "typing",
+            ClientFrame::Read { .. } => "read",
         }
     }
 
@@ -213,6 +225,25 @@ mod tests {
         let e = decode_err(r#"{"type":"typing"}"#);
         assert_eq!(e.code, ErrorCode::InvalidFrame);
         assert!(e.message.contains("room_id"), "{}", e.message);
+    }
+
+    #[test]
+    fn read_needs_its_room_and_seq() {
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"read","room_id":3,"seq":41}"#).unwrap(),
+            ClientFrame::Read {
+                room_id: RoomId(3),
+                seq: 41
+            }
+        );
+        let e = decode_err(r#"{"type":"read","room_id":3}"#);
+        assert_eq!(
+            (e.code, e.room_id),
+            (ErrorCode::InvalidFrame, Some(RoomId(3)))
+        );
+        assert!(e.message.contains("seq"), "{}", e.message);
+        let e = decode_err(r#"{"type":"read","room_id":3,"seq":"7"}"#);
+        assert_eq!(e.code, ErrorCode::InvalidFrame);
     }
 
     #[test]

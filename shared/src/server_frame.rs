@@ -49,6 +49,10 @@ pub enum ServerFrame {
     /// A member of the room is typing (sent to the room's other members,
     /// none of the typing user's own connections; not stored).
     Typing { room_id: RoomId, data: TypingData },
+    /// The user's read marker in the room moved (sent to the user's other
+    /// connections in the room: a badge read on one device clears on the
+    /// others).
+    Read { room_id: RoomId, data: ReadData },
 }
 
 /// A user as other users see them.
@@ -86,6 +90,12 @@ pub struct UserJoinedData {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypingData {
     pub user: UserPublic,
+}
+
+/// A read marker: the newest `seq` of the room the user has read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadData {
+    pub seq: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +197,7 @@ impl ServerFrame {
             ServerFrame::Error { .. } => "error",
             ServerFrame::Pong => "pong",
             ServerFrame::Typing { .. } => "typing",
+            ServerFrame::Read { .. } => "read",
         }
     }
 }
@@ -343,6 +354,10 @@ mod tests {
                 room_id: RoomId(1),
                 data: TypingData { user: user(6) },
             },
+            ServerFrame::Read {
+                room_id: RoomId(1),
+                data: ReadData { seq: 12 },
+            },
         ];
         let mut covered = [false; VARIANTS];
         for f in frames {
@@ -358,7 +373,7 @@ mod tests {
         );
     }
 
-    const VARIANTS: usize = 10;
+    const VARIANTS: usize = 11;
 
     /// No wildcard arm: a new frame variant does not compile until it is
     /// listed here, and the test above then fails until it round-trips it.
@@ -374,6 +389,7 @@ mod tests {
             ServerFrame::RecoveryPartial { .. } => 7,
             ServerFrame::Pong => 8,
             ServerFrame::Typing { .. } => 9,
+            ServerFrame::Read { .. } => 10,
         }
     }
 }

@@ -31,28 +31,34 @@ pub struct Broadcast {
     /// A chat message's `seq`, so each connection's writer can keep the
     /// room's order and drop duplicates; `None` for presence.
     pub seq: Option<i64>,
-    /// The members that must not get it.
-    pub skip: Skip,
+    /// Which members get it.
+    pub to: Audience,
     /// The frame's `type`, for `chat_gateway_frames_sent_total`.
     pub kind: &'static str,
 }
 
-/// Which of a room's members a broadcast leaves out.
+/// Which of a room's members a broadcast is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
-    Nobody,
-    /// The connection whose arrival it announces (it gets `online_users`).
-    Conn(ConnId),
-    /// Every connection of the user it is about (`typing`).
-    User(UserId),
+pub enum Audience {
+    All,
+    /// All but the connection whose arrival it announces (it gets `online_users`).
+    AllBut(ConnId),
+    /// All but the connections of the user it is about (`typing`).
+    AllButUser(UserId),
+    /// The user's own connections but `except` (`read`: the user's other devices).
+    User {
+        user: UserId,
+        except: Option<ConnId>,
+    },
 }
 
-impl Skip {
-    fn excludes(self, id: ConnId, conn: &ConnHandle) -> bool {
+impl Audience {
+    fn includes(self, id: ConnId, conn: &ConnHandle) -> bool {
         match self {
-            Skip::Nobody => false,
-            Skip::Conn(skip) => skip == id,
-            Skip::User(user) => conn.user().id == user,
+            Audience::All => true,
+            Audience::AllBut(skip) => skip != id,
+            Audience::AllButUser(user) => conn.user().id != user,
+            Audience::User { user, except } => conn.user().id == user && except != Some(id),
         }
     }
 }
@@ -249,12 +255,12 @@ mod tests {
     use shared::ids::{ConnKey, NodeId};
     use shared::server_frame::UserPublic;
 
-    fn presence(room: i64, frame: &str, skip: Skip) -> Broadcast {
+    fn presence(room: i64, frame: &str, to: Audience) -> Broadcast {
         Broadcast {
             room: RoomId(room),
             frame: frame.into(),
             seq: None,
-            skip,
+            to,
             kind: "user_joined",
         }
     }
@@ -264,7 +270,7 @@ mod tests {
             room: RoomId(room),
             frame: format!("m{seq}").into(),
             seq: Some(seq),
-            skip: Skip::Nobody,
+            to: Audience::All,
             kind: "message",
         }
     }
@@ -314,7 +320,7 @@ mod tests {
         let taken = hub.take(RoomId(3), |c| c.user().id == UserId(1));
         assert_eq!(taken.iter().map(|c| c.id()).collect::<Vec<_>>(), [a.id()]);
         assert!(!hub.contains(RoomId(3), a.id()));
-        hub.broadcast(presence(3, "after", Skip::Nobody));
+        hub.broadcast(presence(3, "after", Audience::All));
         assert!(ra.try_recv().is_err(), "taken out before the broadcast");
         assert_eq!(hub.take(RoomId(3), |_| true).len(), 1);
         assert!(!hub.has_members(RoomId(3)));
@@ -337,7 +343,7 @@ mod tests {
         hub.join(RoomId(1), &a);
         hub.join(RoomId(1), &b);
         hub.join(RoomId(65), &c); // same shard as room 1
-        let d = hub.broadcast(presence(1, "hello", Skip::Conn(b.id())));
+        let d = hub.broadcast(presence(1, "hello", Audience::AllBut(b.id())));
         assert_eq!(d, Delivery { queued: 1, slow: 0 });
         assert!(
             matches!(ra.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "hello")
@@ -355,7 +361,7 @@ mod tests {
         for c in [&phone, &laptop, &other] {
             hub.join(RoomId(5), c);
         }
-        let d = hub.broadcast(presence(5, "typing", Skip::User(UserId(1))));
+        let d = hub.broadcast(presence(5, "typing", Audience::AllButUser(UserId(1))));
         assert_eq!(d, Delivery { queued: 1, slow: 0 });
         assert!(r_other.try_recv().is_ok());
         assert!(r_phone.try_recv().is_err());
@@ -369,8 +375,8 @@ mod tests {
         let (b, mut rb) = conn(2, 2, 8);
         hub.join(RoomId(1), &a);
         hub.join(RoomId(1), &b);
-        hub.broadcast(presence(1, "1", Skip::Nobody));
-        let d = hub.broadcast(presence(1, "2", Skip::Nobody));
+        hub.broadcast(presence(1, "1", Audience::All));
+        let d = hub.broadcast(presence(1, "2", Audience::All));
         assert_eq!(d, Delivery { queued: 1, slow: 1 });
         assert!(a.is_closing());
         assert!(matches!(rb.try_recv().unwrap(), Outbound::Presence { frame: f, .. } if f == "1"));
@@ -439,7 +445,7 @@ mod tests {
             hub.attach_worker();
             let (a, mut ra) = conn(1, 1, 8);
             hub.join(RoomId(1), &a);
-            hub.broadcast(presence(1, "left", Skip::Nobody));
+            hub.broadcast(presence(1, "left", Audience::All));
             assert_eq!(
                 hub.push_in_order(&a, Outbound::Frame("answer".into())),
                 Enqueued::Queued

@@ -150,12 +150,11 @@ impl Room {
 }
 
 impl Group {
-    /// Enqueue `b` for every member that had joined by `stamp`, except
-    /// its `skip`.
+    /// Enqueue `b` for every member of its audience that had joined by `stamp`.
     pub(super) fn deliver(&self, b: &Broadcast, stamp: u64) -> Delivery {
         let mut d = Delivery::default();
         for (id, Member { conn, since }) in &self.members {
-            if *since > stamp || b.skip.excludes(*id, conn) {
+            if *since > stamp || !b.to.includes(*id, conn) {
                 continue;
             }
             let item = match b.seq {

@@ -13,6 +13,7 @@ mod evict;
 mod messages;
 mod presence_batch;
 mod presence_keeper;
+mod read_marks;
 mod republish;
 mod room_locks;
 mod router;
@@ -20,6 +21,7 @@ mod typing;
 mod user_cache;
 
 pub use messages::{DEDUP_WINDOW, Posted, SendError};
+pub use read_marks::MarkReadError;
 
 use crate::admission::AdmitError;
 use crate::auth::ResolveError;

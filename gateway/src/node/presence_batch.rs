@@ -11,7 +11,7 @@
 //! later single event can never overtake each other.
 
 use super::Node;
-use crate::hub::{Broadcast, Skip};
+use crate::hub::{Audience, Broadcast};
 use bytestring::ByteString;
 use shared::ids::{RoomId, UserId};
 use shared::server_frame::{PresenceBatchData, ServerFrame, UserPublic};
@@ -89,7 +89,7 @@ impl Node {
                 room,
                 frame: ByteString::from(frame.to_json()),
                 seq: None,
-                skip: Skip::Nobody,
+                to: Audience::All,
                 kind: frame.kind(),
             });
         }

@@ -3,10 +3,12 @@
 
 use super::Node;
 use super::presence_batch::Change;
-use crate::hub::{Broadcast, Skip};
+use crate::hub::{Audience, Broadcast};
 use bytestring::ByteString;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
-use shared::server_frame::{LeaveReason, ServerFrame, TypingData, UserJoinedData, UserLeftData};
+use shared::server_frame::{
+    LeaveReason, ReadData, ServerFrame, TypingData, UserJoinedData, UserLeftData,
+};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -26,13 +28,13 @@ impl Node {
             m.bus_lag.observe(lag_ms as f64 / 1000.0);
         }
         let room = envelope.room;
-        let (frame, skip) = match envelope.event {
+        let (frame, to) = match envelope.event {
             BusEvent::Message(data) => (
                 ServerFrame::Message {
                     room_id: room,
                     data,
                 },
-                Skip::Nobody,
+                Audience::All,
             ),
             BusEvent::UserJoined { user, .. }
                 if self.batch_presence(room, Change::Joined(user.clone())) =>
@@ -43,32 +45,42 @@ impl Node {
                 return;
             }
             BusEvent::UserJoined { user, skip } => {
-                let skip = match skip {
-                    Some(k) if k.node == self.id => Skip::Conn(k.conn),
-                    _ => Skip::Nobody,
+                let to = match skip {
+                    Some(k) if k.node == self.id => Audience::AllBut(k.conn),
+                    _ => Audience::All,
                 };
-                (
-                    ServerFrame::UserJoined {
-                        room_id: room,
-                        data: UserJoinedData { user },
-                    },
-                    skip,
-                )
+                let frame = ServerFrame::UserJoined {
+                    room_id: room,
+                    data: UserJoinedData { user },
+                };
+                (frame, to)
             }
             BusEvent::UserLeft { user_id } => (
                 ServerFrame::UserLeft {
                     room_id: room,
                     data: UserLeftData { user_id },
                 },
-                Skip::Nobody,
+                Audience::All,
             ),
             BusEvent::Typing { user } => {
-                let skip = Skip::User(user.id);
+                let to = Audience::AllButUser(user.id);
                 let frame = ServerFrame::Typing {
                     room_id: room,
                     data: TypingData { user },
                 };
-                (frame, skip)
+                (frame, to)
+            }
+            BusEvent::Read { user_id, seq, skip } => {
+                let except = skip.filter(|k| k.node == self.id).map(|k| k.conn);
+                let to = Audience::User {
+                    user: user_id,
+                    except,
+                };
+                let frame = ServerFrame::Read {
+                    room_id: room,
+                    data: ReadData { seq },
+                };
+                (frame, to)
             }
             // Synchronously, before the next envelope: a message published
             // after the eviction must find the connections gone (see `evict`).
@@ -103,7 +115,7 @@ impl Node {
             room,
             frame: ByteString::from(frame.to_json()),
             seq,
-            skip,
+            to,
             kind: frame.kind(),
         });
     }

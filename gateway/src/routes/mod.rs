@@ -11,6 +11,7 @@ mod messages;
 mod metrics;
 mod openapi;
 mod page;
+mod read_markers;
 mod responses;
 mod rooms;
 mod users;
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, internal: bool) {
         .service(rooms::edit)
         .service(rooms::remove)
         .service(rooms::online)
+        .service(read_markers::mark_read)
         .service(members::join)
         .service(members::leave)
         .service(members::list)

@@ -47,6 +47,16 @@ pub struct RoomView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub online_count: Option<usize>,
+    /// The caller's read marker: the newest `seq` read (`GET /api/rooms`,
+    /// members only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub last_read_seq: Option<i64>,
+    /// Messages after the marker that others wrote, counted up to 1,000
+    /// (`GET /api/rooms`, members only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, maximum = 1000)]
+    pub unread_count: Option<u64>,
 }
 
 /// One page of rooms.
@@ -77,6 +87,8 @@ impl RoomView {
             role,
             member_count: None,
             online_count: None,
+            last_read_seq: None,
+            unread_count: None,
         }
     }
 }
@@ -185,7 +197,8 @@ pub(super) struct ListQuery {
     limit: Option<u64>,
 }
 
-/// Public rooms plus the caller's private ones, by id.
+/// Public rooms plus the caller's private ones, by id; in the caller's
+/// rooms, the read marker and the unread count.
 #[utoipa::path(
     operation_id = "list_rooms",
     tag = "rooms",
@@ -211,13 +224,11 @@ pub(super) async fn list(
         .await?;
     let mut rooms = Vec::with_capacity(listings.len());
     for listing in &listings {
-        let role = state
-            .store
-            .member_role(listing.room.id, user.id)
-            .await?
-            .and_then(|r| Role::parse(&r).ok());
+        let role = listing.role.as_deref().and_then(|r| Role::parse(r).ok());
         let mut view = RoomView::new(&listing.room, role);
         view.member_count = Some(listing.member_count);
+        view.last_read_seq = listing.last_read_seq;
+        view.unread_count = listing.unread_count;
         view.online_count = Some(
             state
                 .node

@@ -20,6 +20,7 @@ mod external_users;
 mod group_commit;
 mod members;
 mod messages;
+mod read_markers;
 mod room_entry;
 mod rooms;
 mod sqlite_messages;
@@ -44,6 +45,7 @@ pub use bans::BanRecord;
 pub use error::StoreError;
 use error::fk_violation_is_not_found;
 pub use group_commit::NewMessage;
+pub use read_markers::{ReadMark, UNREAD_COUNT_MAX};
 pub use room_entry::RoomEntry;
 
 /// How long a caller waits for a pooled connection (or a new one) before the
@@ -106,6 +108,11 @@ pub struct RoomRecord {
 pub struct RoomListing {
     pub room: RoomRecord,
     pub member_count: u64,
+    /// The viewer's role ('owner' | 'admin' | 'member'), read marker and
+    /// unread messages; `None` when the viewer is not a member.
+    pub role: Option<String>,
+    pub last_read_seq: Option<i64>,
+    pub unread_count: Option<u64>,
 }
 
 /// A row of `room_members` with the member's public profile (no password

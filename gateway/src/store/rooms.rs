@@ -12,17 +12,23 @@ use sea_orm::{
 use shared::ids::{RoomId, UserId};
 
 use super::entities::{room, room_member};
+use super::read_markers::{membership_column_of_room, unread_count_of_room};
 use super::{RoomListing, RoomRecord, Store, StoreError, fk_violation_is_not_found};
 
 /// Role of a room's creator in `room_members`.
 const OWNER_ROLE: &str = "owner";
 
-/// A `rooms` row plus the `member_count` column computed by `visible_rooms`.
+/// A `rooms` row plus the columns `visible_rooms` computes: the member
+/// count, and the viewer's role, read marker and unread count (NULL when the
+/// viewer is not a member).
 #[derive(Debug, FromQueryResult)]
 struct RoomWithCount {
     #[sea_orm(nested)]
     room: room::Model,
     member_count: i64,
+    role: Option<String>,
+    last_read_seq: Option<i64>,
+    unread_count: i64,
 }
 
 impl From<room::Model> for RoomRecord {
@@ -117,9 +123,12 @@ impl Store {
     /// One page of the rooms `viewer` may see: every public room plus the
     /// private rooms `viewer` is a member of, ordered by id, with id >
     /// `after` (`None`: from the first room), at most `limit`, each with its
-    /// member count. One query: visibility is an `EXISTS` on the
-    /// membership's primary key and the count a correlated subquery, both
-    /// served by the (room_id, user_id) primary key of `room_members`.
+    /// member count and the viewer's membership (role, read marker, unread
+    /// count). One query: visibility is an `EXISTS` on the membership's
+    /// primary key and the rest correlated subqueries, served by the
+    /// (room_id, user_id) primary key of `room_members` and, for the unread
+    /// counts, at most `UNREAD_COUNT_MAX` entries of the (room_id, seq)
+    /// index of `messages` per room.
     pub async fn visible_rooms(
         &self,
         viewer: UserId,
@@ -131,6 +140,15 @@ impl Store {
         }
         let mut query = room::Entity::find()
             .expr_as(member_count_of_room(), "member_count")
+            .expr_as(
+                membership_column_of_room(viewer, room_member::Column::Role),
+                "role",
+            )
+            .expr_as(
+                membership_column_of_room(viewer, room_member::Column::LastReadSeq),
+                "last_read_seq",
+            )
+            .expr_as(unread_count_of_room(viewer), "unread_count")
             .filter(
                 Condition::any()
                     .add(room::Column::IsPrivate.eq(false))
@@ -150,6 +168,12 @@ impl Store {
             .map(|r| RoomListing {
                 room: r.room.into(),
                 member_count: u64::try_from(r.member_count).unwrap_or(0),
+                unread_count: r
+                    .last_read_seq
+                    .is_some()
+                    .then(|| u64::try_from(r.unread_count).unwrap_or(0)),
+                role: r.role,
+                last_read_seq: r.last_read_seq,
             })
             .collect())
     }
@@ -220,6 +244,8 @@ impl Store {
     /// a member (whose role is then left unchanged). Returns true when it
     /// inserted. Safe under concurrent duplicate calls (`ON CONFLICT DO
     /// NOTHING`). `StoreError::NotFound` if the room or user does not exist.
+    /// A new member has read what the room holds so far (its read marker is
+    /// the room's newest seq).
     pub async fn add_member(
         &self,
         room: RoomId,
@@ -227,11 +253,19 @@ impl Store {
         role: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let newest: i64 = room::Entity::find_by_id(room.0)
+            .select_only()
+            .column(room::Column::LastSeq)
+            .into_tuple()
+            .one(&self.writer)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let row = room_member::ActiveModel {
             room_id: Set(room.0),
             user_id: Set(user.0),
             role: Set(role.to_owned()),
             joined_at: Set(now),
+            last_read_seq: Set(newest),
         };
         let result = room_member::Entity::insert(row)
             .on_conflict_do_nothing()
@@ -288,6 +322,7 @@ async fn insert_room_with_owner(
         user_id: Set(owner.0),
         role: Set(OWNER_ROLE.to_owned()),
         joined_at: Set(now),
+        last_read_seq: Set(0),
     };
     room_member::Entity::insert(membership)
         .exec_without_returning(txn)

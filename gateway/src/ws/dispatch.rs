@@ -67,6 +67,7 @@ pub async fn handle_text(
             }
         }
         ClientFrame::Typing { room_id } => typing(state, conn, room_id).await,
+        ClientFrame::Read { room_id, seq } => read(state, conn, room_id, seq).await,
         // As in protocol v1: leave_room without a room leaves everything and ends the connection.
         ClientFrame::LeaveRoom { room_id: None } => return Flow::Close(close_codes::NORMAL),
     }
@@ -160,6 +161,36 @@ async fn typing(state: &AppState, conn: &ConnHandle, room: RoomId) {
         tracing::debug!(room = %room, error = %e, "could not relay typing");
         let why = "could not relay typing, try again";
         reject(conn, Some(room), ErrorCode::Unavailable, why, None);
+    }
+}
+
+/// Move the user's read marker (charged to the user's REST write budget,
+/// like `PUT /api/rooms/{id}/read`). Answered only when refused; the user's
+/// other connections in the room get `read`.
+async fn read(state: &AppState, conn: &ConnHandle, room: RoomId, seq: i64) {
+    if seq < 0 {
+        return reject(
+            conn,
+            Some(room),
+            ErrorCode::InvalidFrame,
+            "seq must be >= 0",
+            None,
+        );
+    }
+    if !conn.in_room(room) {
+        let why = format!("join room {room} before marking it read");
+        return reject(conn, Some(room), ErrorCode::NotInRoom, why, None);
+    }
+    if let Err(wait) = crate::limits::keyed::check(&state.limits.rest_writes, &conn.user().id) {
+        let why = format!(
+            "marking read too fast, retry in {} ms",
+            wait.as_millis().max(1)
+        );
+        return reject(conn, Some(room), ErrorCode::RateLimited, why, None);
+    }
+    let from = Some(conn.key().clone());
+    if let Err(e) = state.node.mark_read(conn.user().id, room, seq, from).await {
+        reject(conn, Some(room), e.code(), e.to_string(), None);
     }
 }
 

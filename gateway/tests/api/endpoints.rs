@@ -84,6 +84,12 @@ impl TestApp {
         self.on_room("DELETE", room, "", token, None).await
     }
 
+    /// `PUT /api/rooms/{room}/read` with `{"seq": seq}`.
+    pub async fn mark_read(&self, token: &str, room: i64, seq: i64) -> (u16, Value) {
+        self.on_room("PUT", room, "/read", token, Some(json!({"seq": seq})))
+            .await
+    }
+
     /// `POST /api/rooms/{room}/join`.
     pub async fn join_room(&self, token: &str, room: i64) -> (u16, Value) {
         self.on_room("POST", room, "/join", token, None).await

@@ -293,6 +293,18 @@ impl WsClient {
         }
     }
 
+    /// The next frame that is not about who is online (`online_users`,
+    /// `user_joined`, `user_left`, `presence_batch`).
+    pub async fn next_event(&mut self) -> Value {
+        const PRESENCE: [&str; 4] = ["online_users", "user_joined", "user_left", "presence_batch"];
+        loop {
+            let v = self.recv_json().await;
+            if !PRESENCE.contains(&v["type"].as_str().unwrap_or_default()) {
+                return v;
+            }
+        }
+    }
+
     /// The close code the server sends; frames before it are skipped.
     pub async fn recv_close(&mut self) -> Option<u16> {
         loop {

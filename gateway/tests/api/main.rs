@@ -25,6 +25,7 @@ mod nodes;
 mod openapi;
 mod persistence;
 mod protocol;
+mod read_markers;
 mod retries;
 mod rooms;
 mod slow_client;

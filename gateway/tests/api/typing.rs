@@ -3,19 +3,8 @@
 //! room; a connection not in the room is told so, and the frame rate limit
 //! counts typing frames like any other.
 
-use crate::helpers::{WsClient, spawn_app, spawn_nodes, spawn_with};
+use crate::helpers::{spawn_app, spawn_nodes, spawn_with};
 use serde_json::{Value, json};
-
-/// The next frame that is not about who is online.
-async fn next_event(c: &mut WsClient) -> Value {
-    loop {
-        let v = c.recv_json().await;
-        let presence = ["online_users", "user_joined", "user_left", "presence_batch"];
-        if !presence.contains(&v["type"].as_str().unwrap_or_default()) {
-            return v;
-        }
-    }
-}
 
 fn typing() -> Value {
     json!({"type": "typing", "room_id": 1})
@@ -35,7 +24,7 @@ async fn typing_reaches_the_others_on_every_node_and_none_of_the_typists_connect
 
     phone.send_json(typing()).await;
     for other in [&mut bob_b, &mut carol_a] {
-        let t = next_event(other).await;
+        let t = other.next_event().await;
         assert_eq!(t["type"], "typing", "{t}");
         assert_eq!(t["room_id"], 1);
         assert_eq!(t["data"]["user"]["id"], alice_id);
@@ -48,14 +37,14 @@ async fn typing_reaches_the_others_on_every_node_and_none_of_the_typists_connect
         .send_json(json!({"type": "message", "content": "hi"}))
         .await;
     for c in [&mut phone, &mut laptop, &mut bob_b, &mut carol_a] {
-        let m = next_event(c).await;
+        let m = c.next_event().await;
         assert_eq!(m["type"], "message", "{m}");
         assert_eq!(m["data"]["content"], "hi");
     }
     // Another user's typing is not gated by alice's.
     bob_b.send_json(typing()).await;
     for c in [&mut phone, &mut laptop, &mut carol_a] {
-        let t = next_event(c).await;
+        let t = c.next_event().await;
         assert_eq!(
             (t["type"].as_str(), t["data"]["user"]["username"].as_str()),
             (Some("typing"), Some("bob"))
@@ -69,12 +58,12 @@ async fn typing_in_a_room_the_connection_is_not_in_is_refused() {
     let (_, alice) = app.register("alice").await;
     let mut c = app.ws_in_general(&alice).await;
     c.send_json(json!({"type": "typing", "room_id": 999})).await;
-    let e = next_event(&mut c).await;
+    let e = c.next_event().await;
     assert_eq!(e["type"], "error", "{e}");
     assert_eq!(e["room_id"], 999);
     assert_eq!(e["data"]["code"], "not_in_room");
     c.send_json(json!({"type": "typing"})).await;
-    let e = next_event(&mut c).await;
+    let e = c.next_event().await;
     assert_eq!(e["data"]["code"], "invalid_frame", "{e}");
 }
 
@@ -92,7 +81,7 @@ async fn typing_frames_count_against_the_frame_rate() {
     }
     // Three fit the burst (the gate drops two of them silently); the
     // fourth is over the rate.
-    let e = next_event(&mut c).await;
+    let e = c.next_event().await;
     assert_eq!(e["type"], "error", "{e}");
     assert_eq!(e["data"]["code"], "rate_limited");
     assert_eq!(e["room_id"], 1);

@@ -10,8 +10,9 @@
 // node B. They register, meet in a new room, chat both ways, Bob sees Alice
 // typing, a message full of HTML stays text, Alice goes offline while Bob
 // writes and comes back with every message exactly once (and her own message
-// written while offline delivered once), scrolling back loads older pages,
-// Bob logs in through HAProxy, and the online lists follow joins and leaves.
+// written while offline delivered once), an unread badge read on another
+// device clears, scrolling back loads older pages, Bob logs in through
+// HAProxy, and the online lists follow joins and leaves.
 // Screenshots go to ARTIFACTS_DIR.
 
 import { createRequire } from 'node:module';
@@ -220,6 +221,33 @@ try {
   await seen(pageA, 'while Alice looks at general');
   assert.equal(await pageA.locator('#my-rooms .badge').count(), 0, 'the unread badge stays after opening the room');
   log('Alice switched to general and back: an unread badge, then the message');
+
+  // --- A badge read on another device clears here -----------------------------------------------
+  await pageA.locator('#my-rooms button', { hasText: 'general' }).click();
+  await pageA.locator('#room-title', { hasText: 'general' }).waitFor({ timeout: WAIT });
+  await say(pageB, 'unread one');
+  await say(pageB, 'unread two');
+  await seen(pageB, 'unread two');
+  const badge = pageA.locator('#my-rooms button', { hasText: roomName }).locator('.badge');
+  await badge.filter({ hasText: '2' }).waitFor({ timeout: WAIT });
+  const { token, roomId: readRoom } = await pageA.evaluate((name) => ({
+    token: JSON.parse(sessionStorage.getItem('chat.session')).token,
+    roomId: Number([...document.querySelectorAll('#my-rooms button')].find((b) => b.textContent.includes(name)).dataset.room),
+  }), roomName);
+  // Alice's "phone": a REST client on node B marks the room read.
+  const res = await fetch(`${env.NODE_B_URL}/api/rooms/${readRoom}/read`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ seq: 1_000_000 }),
+  });
+  assert.equal(res.status, 200, await res.text());
+  await badge.waitFor({ state: 'detached', timeout: WAIT });
+  const rooms = await (await fetch(`${env.NODE_A_URL}/api/rooms`, { headers: { authorization: `Bearer ${token}` } })).json();
+  const listed = rooms.rooms.find((r) => r.id === readRoom);
+  assert.equal(listed.unread_count, 0, JSON.stringify(listed));
+  log(`Alice's badge (2 unread) cleared when her other device marked the room read (seq ${listed.last_read_seq})`);
+  await pageA.locator('#my-rooms button', { hasText: roomName }).click();
+  await seen(pageA, 'unread two');
 
   // --- Too fast: the gateway's rate limit (5/s, burst 8 here) shows in words ---------------------
   await pageA.evaluate(() => {

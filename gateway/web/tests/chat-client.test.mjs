@@ -240,3 +240,28 @@ test('typing goes out once per interval per entered room, and others\' typing is
   assert.deepEqual(seen, ['1:bob'], 'a room the client is not in is ignored');
   chat.close();
 });
+
+test('read markers: forward only, one frame per interval with the highest seq, and other devices\' markers are events', async () => {
+  const chat = client();
+  const events = [];
+  chat.addEventListener('read', (e) => events.push(`${e.detail.roomId}:${e.detail.seq}`));
+  chat.noteRead(1, 3);
+  chat.markRead(1, 2); // behind what the server has: nothing
+  const joined = chat.join(1);
+  const socket = await connected(chat, [1]);
+  await joined;
+  const reads = () => socket.sent.filter((f) => f.type === 'read');
+  chat.markRead(1, 5);
+  assert.deepEqual(reads(), [{ type: 'read', room_id: 1, seq: 5 }]);
+  chat.markRead(1, 6);
+  chat.markRead(1, 8);
+  assert.equal(reads().length, 1, 'within the interval: held');
+  await tick(1100);
+  assert.deepEqual(reads().at(-1), { type: 'read', room_id: 1, seq: 8 }, 'then the highest');
+  assert.equal(reads().length, 2);
+  socket.frame({ type: 'read', room_id: 1, data: { seq: 12 } }); // read on another device
+  socket.frame({ type: 'read', room_id: 1, data: { seq: 10 } }); // older: ignored
+  assert.equal(chat.readSeq(1), 12);
+  assert.deepEqual(events, ['1:5', '1:6', '1:8', '1:12']);
+  chat.close();
+});

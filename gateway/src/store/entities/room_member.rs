@@ -13,6 +13,9 @@ pub struct Model {
     /// 'owner' | 'admin' | 'member'
     pub role: String,
     pub joined_at: DateTimeUtc,
+    /// The newest `seq` of the room the member has read (migration
+    /// `m20261205_000010_add_room_members_last_read_seq`).
+    pub last_read_seq: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
