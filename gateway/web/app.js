@@ -3,6 +3,7 @@
 // through textContent (never innerHTML), so a message is always text.
 
 import { ChatClient } from './chat-client.js';
+import { showMembers } from './members.js';
 
 const $ = (id) => document.getElementById(id);
 const HISTORY_PAGE = 50;
@@ -46,11 +47,13 @@ const views = new Map();
 /** Users seen (presence, messages), by id, to name who left. */
 const people = new Map();
 let active = null;
+/** The timer that looks for rooms opened with this user elsewhere. */
+let roomsTimer = null;
 /** Who is typing where: roomId → (userId → {user, until}). */
 const typists = new Map();
 
 /** Debugging handle (and what the browser test uses to find the client). */
-globalThis.chatApp = { get client() { return client; }, views };
+globalThis.chatApp = { get client() { return client; }, views, enterNewRooms: () => enterNewRooms() };
 
 function errorText(err) {
   const friendly = FRIENDLY[err.code];
@@ -108,6 +111,7 @@ $('auth-form').addEventListener('submit', async (event) => {
 $('logout').addEventListener('click', () => logout());
 
 function logout(reason = '') {
+  clearInterval(roomsTimer);
   client?.close();
   client = null;
   session = null;
@@ -156,6 +160,9 @@ async function start() {
     $('rooms-error').textContent = `${myRooms.get(id)?.name ?? `Room ${id}`}: ${errorText(err)}`;
   })));
   select(myRooms.has(wanted) ? wanted : [...myRooms.keys()][0]);
+  // One query every 20 s: rooms opened with this user elsewhere appear.
+  clearInterval(roomsTimer);
+  roomsTimer = setInterval(enterNewRooms, 20_000);
 }
 
 async function loadRooms() {
@@ -213,6 +220,45 @@ function addPage(view, page) {
 
 // --- Rooms ---------------------------------------------------------------------
 
+/** "# name", "🔒 name", or for a direct-message room "@ the other user". */
+function roomLabel(room) {
+  if (room.kind === 'dm') {
+    const others = room.name.split(', ').filter((n) => n !== session.user.username);
+    return `@ ${others.join(', ') || room.name}`;
+  }
+  return `${room.is_private ? '🔒 ' : '# '}${room.name}`;
+}
+
+/** The direct-message room with `user`: opened (created the first time), entered, shown. */
+async function openDm(user) {
+  $('rooms-error').textContent = '';
+  try {
+    const room = await api('POST', '/api/dms', { user_id: user.id });
+    if (!myRooms.has(room.id)) {
+      myRooms.set(room.id, room);
+      await enterRoom(room.id);
+    }
+    select(room.id);
+  } catch (err) {
+    // The server's words: "takes direct messages only from people they share a room with".
+    $('rooms-error').textContent = err.message ?? errorText(err);
+  }
+}
+
+/** Rooms this user was put in elsewhere (a direct message, an owner adding them): enter them. */
+async function enterNewRooms() {
+  if (!client || document.visibilityState !== 'visible') return;
+  const known = new Set(myRooms.keys());
+  try {
+    await loadRooms();
+  } catch {
+    return;
+  }
+  const fresh = [...myRooms.keys()].filter((id) => !known.has(id));
+  await Promise.all(fresh.map((id) => enterRoom(id).catch(() => {})));
+  renderRooms();
+}
+
 function renderRooms(publicRooms) {
   const mine = $('my-rooms');
   mine.replaceChildren();
@@ -222,7 +268,7 @@ function renderRooms(publicRooms) {
     button.type = 'button';
     button.dataset.room = room.id;
     const name = document.createElement('span');
-    name.textContent = `${room.is_private ? '🔒 ' : '# '}${room.name}`;
+    name.textContent = roomLabel(room);
     button.append(name);
     const unread = views.get(room.id)?.unread ?? 0;
     if (unread > 0) {
@@ -306,7 +352,7 @@ function select(roomId) {
   const view = viewOf(roomId);
   view.unread = 0;
   markViewedRead();
-  $('room-title').textContent = room ? `${room.is_private ? '🔒 ' : '# '}${room.name}` : `Room ${roomId}`;
+  $('room-title').textContent = room ? roomLabel(room) : `Room ${roomId}`;
   $('room-desc').textContent = room?.description ?? '';
   $('composer-error').textContent = '';
   renderRooms();
@@ -319,81 +365,18 @@ function select(roomId) {
 
 // --- Members and bans (owner and admins ban from here) --------------------------------
 
-/** The room's members; owners and admins get a Ban button and the bans in force. */
-async function loadMembers() {
+/** The open room's member list (see members.js). */
+function loadMembers() {
   const roomId = active;
-  const list = $('members');
-  const bans = $('bans');
-  $('members-error').textContent = '';
-  if (roomId === null) return list.replaceChildren();
-  const myRole = myRooms.get(roomId)?.role;
-  const moderator = myRole === 'owner' || myRole === 'admin';
-  try {
-    const { members } = await api('GET', `/api/rooms/${roomId}/members`);
-    if (roomId !== active) return;
-    list.replaceChildren(...members.map((m) => {
-      const li = document.createElement('li');
-      const who = document.createElement('span');
-      who.className = 'who';
-      who.textContent = m.user.nickname;
-      who.title = `@${m.user.username}`;
-      const role = document.createElement('span');
-      role.className = 'hint';
-      role.textContent = m.role === 'member' ? '' : ` ${m.role}`;
-      li.append(who, role);
-      const bannable = m.role === 'member' || (m.role === 'admin' && myRole === 'owner');
-      if (moderator && bannable && m.user.id !== session.user.id) {
-        const ban = document.createElement('button');
-        ban.type = 'button';
-        ban.className = 'secondary ban';
-        ban.textContent = 'Ban';
-        ban.setAttribute('aria-label', `Ban ${m.user.nickname}`);
-        ban.addEventListener('click', () => banUser(roomId, m.user));
-        li.append(ban);
-      }
-      return li;
-    }));
-    bans.replaceChildren();
-    $('bans-title').hidden = !moderator;
-    if (!moderator) return;
-    const { bans: inForce } = await api('GET', `/api/rooms/${roomId}/bans`);
-    bans.replaceChildren(...inForce.map((b) => {
-      const li = document.createElement('li');
-      const who = document.createElement('span');
-      who.className = 'who';
-      who.textContent = b.user.nickname || `user ${b.user.id}`;
-      const until = document.createElement('span');
-      until.className = 'hint';
-      until.textContent = b.expires_at ? ` until ${new Date(b.expires_at).toLocaleString()}` : ' for good';
-      const lift = document.createElement('button');
-      lift.type = 'button';
-      lift.className = 'secondary';
-      lift.textContent = 'Lift';
-      lift.setAttribute('aria-label', `Lift the ban of ${b.user.nickname}`);
-      lift.addEventListener('click', async () => {
-        try {
-          await api('DELETE', `/api/rooms/${roomId}/bans/${b.user.id}`);
-          await loadMembers();
-        } catch (err) {
-          $('members-error').textContent = errorText(err);
-        }
-      });
-      li.append(who, until, lift);
-      return li;
-    }));
-  } catch (err) {
-    $('members-error').textContent = errorText(err);
-  }
-}
-
-async function banUser(roomId, user) {
-  if (!window.confirm(`Ban ${user.nickname} from this room? They leave it now and cannot come back until the ban is lifted.`)) return;
-  try {
-    await api('POST', `/api/rooms/${roomId}/bans`, { user_id: user.id });
-    await loadMembers();
-  } catch (err) {
-    $('members-error').textContent = errorText(err);
-  }
+  if (roomId === null) return $('members').replaceChildren();
+  return showMembers({
+    roomId,
+    myRole: myRooms.get(roomId)?.role,
+    me: session.user.id,
+    api,
+    errorText,
+    stillShown: () => roomId === active,
+  });
 }
 
 $('members-box').addEventListener('toggle', () => {
@@ -645,6 +628,16 @@ function renderOnline(users, total = users.length) {
     li.textContent = u.nickname;
     li.title = `@${u.username}`;
     li.dataset.user = String(u.id);
+    if (session && u.id !== session.user.id) {
+      const dm = document.createElement('button');
+      dm.type = 'button';
+      dm.className = 'dm secondary';
+      dm.textContent = '✉';
+      dm.title = `Message ${u.nickname}`;
+      dm.setAttribute('aria-label', `Message ${u.nickname}`);
+      dm.addEventListener('click', () => openDm(u));
+      li.append(' ', dm);
+    }
     return li;
   }));
   // A large room lists only part of its users: the count is the server's.

@@ -20,6 +20,7 @@ macro_rules! text_type {
 mod client_msg_id;
 mod description;
 mod display_text;
+mod dm_policy;
 mod message_body;
 mod nickname;
 mod password;
@@ -29,6 +30,7 @@ mod username;
 
 pub use client_msg_id::ClientMsgId;
 pub use description::Description;
+pub use dm_policy::DmPolicy;
 pub use message_body::{BodyError, MessageBody};
 pub use nickname::Nickname;
 pub use password::Password;

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bans;
+mod direct_messages;
 mod evictions;
 mod extract;
 mod extractor;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, internal: bool) {
         .service(rooms::remove)
         .service(rooms::online)
         .service(read_markers::mark_read)
+        .service(direct_messages::open)
         .service(members::join)
         .service(members::leave)
         .service(members::list)

@@ -2,7 +2,9 @@
 //! generated from the handlers' `#[utoipa::path]` annotations and the types
 //! they return, so it cannot drift from the code. Built once, on first use.
 
-use super::{auth, bans, health, members, messages, metrics, read_markers, rooms, users, ws};
+use super::{
+    auth, bans, direct_messages, health, members, messages, metrics, read_markers, rooms, users, ws,
+};
 use actix_web::{HttpResponse, get, http::header::ContentType};
 use std::sync::LazyLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -35,6 +37,7 @@ use utoipa::{Modify, OpenApi};
         rooms::remove,
         rooms::online,
         read_markers::mark_read,
+        direct_messages::open,
         members::join,
         members::leave,
         members::list,

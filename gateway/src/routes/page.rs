@@ -40,6 +40,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../web/chat-client.js"),
     },
     Asset {
+        name: "members.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../web/members.js"),
+    },
+    Asset {
         name: "style.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../web/style.css"),

@@ -30,7 +30,11 @@ pub struct RoomView {
     pub name: String,
     pub description: String,
     pub is_private: bool,
-    /// The creator's user id (`null` for room 1).
+    /// `room`, or `dm`: a direct-message room (`POST /api/dms`), private,
+    /// with its two users as members and no owner.
+    #[schema(example = "room")]
+    pub kind: &'static str,
+    /// The creator's user id (`null` for room 1 and direct-message rooms).
     #[schema(required = true)]
     pub owner_id: Option<i64>,
     /// RFC 3339, UTC, millisecond precision.
@@ -82,6 +86,7 @@ impl RoomView {
             name: room.name.clone(),
             description: room.description.clone(),
             is_private: room.is_private,
+            kind: if room.is_dm { "dm" } else { "room" },
             owner_id: room.owner_id.map(|u| u.0),
             created_at: crate::clock::rfc3339(room.created_at),
             role,

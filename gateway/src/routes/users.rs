@@ -3,7 +3,7 @@
 use super::responses::{
     BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, Unauthorized, WritesRateLimited,
 };
-use crate::domain::Nickname;
+use crate::domain::{DmPolicy, Nickname};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
@@ -25,6 +25,8 @@ pub struct Me {
     /// RFC 3339, UTC, millisecond precision.
     #[schema(example = "2026-11-26T18:00:00.123Z")]
     created_at: String,
+    /// Who may open a direct-message room with the caller.
+    dm_policy: DmPolicy,
 }
 
 fn me_json(u: &UserRecord) -> Me {
@@ -33,6 +35,7 @@ fn me_json(u: &UserRecord) -> Me {
         username: u.username.clone(),
         nickname: u.nickname.clone(),
         created_at: crate::clock::rfc3339(u.created_at),
+        dm_policy: u.dm_policy,
     }
 }
 
@@ -55,12 +58,14 @@ pub(super) async fn me(AuthenticatedUser(user): AuthenticatedUser) -> HttpRespon
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EditMe {
-    /// 1–64 characters, no control characters (trimmed).
+    /// 1–64 characters, no control characters (trimmed); absent: unchanged.
     #[schema(example = "Alice", min_length = 1)]
-    nickname: String,
+    nickname: Option<String>,
+    /// Who may open a direct-message room with the caller; absent: unchanged.
+    dm_policy: Option<DmPolicy>,
 }
 
-/// Change the caller's nickname.
+/// Change the caller's nickname or direct-message policy.
 #[utoipa::path(
     operation_id = "edit_me",
     tag = "users",
@@ -83,12 +88,21 @@ pub(super) async fn edit_me(
     WritingUser(user): WritingUser,
     body: super::extract::Json<EditMe>,
 ) -> Result<HttpResponse, ApiError> {
-    let nickname = Nickname::parse(&body.nickname)?;
-    let updated = state.store.set_nickname(user.id, nickname.as_str()).await?;
-    // New connections on every node show the new nickname (those open keep
-    // the one they started with).
+    let nickname = body.nickname.as_deref().map(Nickname::parse).transpose()?;
+    if let Some(policy) = body.dm_policy {
+        state.store.set_dm_policy(user.id, policy).await?;
+    }
+    let updated = match nickname {
+        Some(nickname) => state.store.set_nickname(user.id, nickname.as_str()).await?,
+        None => UserRecord {
+            dm_policy: body.dm_policy.unwrap_or(user.dm_policy),
+            ..user.clone()
+        },
+    };
+    // New connections on every node show the new profile (those open keep
+    // the nickname they started with).
     if let Err(e) = state.node.user_changed(user.id).await {
-        tracing::warn!(user_id = %user.id, error = %e, "nickname changed but other nodes could not be told: they show the old one for up to 30 s");
+        tracing::warn!(user_id = %user.id, error = %e, "profile changed but other nodes could not be told: they show the old one for up to 30 s");
     }
     Ok(HttpResponse::Ok().json(me_json(&updated)))
 }

@@ -66,6 +66,7 @@ fn new_user(
         last_seen: Set(None),
         created_at: Set(now),
         deleted_at: Set(None),
+        dm_policy: NotSet,
     }
 }
 

@@ -263,6 +263,7 @@ mod tests {
             owner_id: Set(None),
             last_seq: Set(0),
             created_at: Set(now_ms()),
+            ..Default::default()
         })
         .exec_with_returning(&s.db)
         .await

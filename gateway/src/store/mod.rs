@@ -14,6 +14,7 @@
 
 mod bans;
 mod deleted_users;
+mod direct_messages;
 mod entities;
 mod error;
 mod external_users;
@@ -88,6 +89,8 @@ pub struct UserRecord {
     pub created_at: DateTime<Utc>,
     /// The owner deleted the account: every token for it is refused.
     pub deleted: bool,
+    /// Who may open a direct-message room with the user.
+    pub dm_policy: crate::domain::DmPolicy,
 }
 
 /// A row of `rooms`.
@@ -101,6 +104,8 @@ pub struct RoomRecord {
     /// Sequence number of the room's newest message (0: none yet).
     pub last_seq: i64,
     pub created_at: DateTime<Utc>,
+    /// A direct-message room (two users, no owner; see `Store::open_dm`).
+    pub is_dm: bool,
 }
 
 /// A room as listed to a user, with its current number of members.
@@ -380,6 +385,7 @@ mod tests {
                 owner_id: Set(None),
                 last_seq: Set(0),
                 created_at: Set(now_ms()),
+                ..Default::default()
             })
             .exec_with_returning(&t.store.db)
             .await

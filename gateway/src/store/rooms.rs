@@ -17,6 +17,8 @@ use super::{RoomListing, RoomRecord, Store, StoreError, fk_violation_is_not_foun
 
 /// Role of a room's creator in `room_members`.
 const OWNER_ROLE: &str = "owner";
+/// `rooms.kind` of a direct-message room (the others: 'room').
+pub(super) const DM_KIND: &str = "dm";
 
 /// A `rooms` row plus the columns `visible_rooms` computes: the member
 /// count, and the viewer's role, read marker and unread count (NULL when the
@@ -41,6 +43,7 @@ impl From<room::Model> for RoomRecord {
             owner_id: m.owner_id.map(UserId),
             last_seq: m.last_seq,
             created_at: m.created_at,
+            is_dm: m.kind == DM_KIND,
         }
     }
 }

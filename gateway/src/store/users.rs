@@ -27,6 +27,7 @@ impl From<user::Model> for UserRecord {
             last_seen: m.last_seen,
             created_at: m.created_at,
             deleted: m.deleted_at.is_some(),
+            dm_policy: crate::domain::DmPolicy::parse(&m.dm_policy).unwrap_or_default(),
         }
     }
 }
@@ -53,6 +54,7 @@ impl Store {
             last_seen: Set(None),
             created_at: Set(now),
             deleted_at: Set(None),
+            dm_policy: NotSet,
         };
         Ok(user::Entity::insert(row)
             .exec_with_returning(&self.writer)

@@ -180,6 +180,18 @@ impl TestApp {
         rest(self, "PATCH", "/api/users/me", token, Some(body)).await
     }
 
+    /// `POST /api/dms` with `user`: the caller's direct-message room with them.
+    pub async fn open_dm(&self, token: &str, user: i64) -> (u16, Value) {
+        rest(
+            self,
+            "POST",
+            "/api/dms",
+            token,
+            Some(json!({"user_id": user})),
+        )
+        .await
+    }
+
     /// `DELETE /api/users/me`.
     pub async fn delete_me(&self, token: &str) -> (u16, Value) {
         rest(self, "DELETE", "/api/users/me", token, None).await

@@ -5,6 +5,7 @@ mod auth;
 mod bans;
 mod deferred_fills;
 mod delivery;
+mod direct_messages;
 mod drain;
 mod endpoints;
 #[path = "../common/eventually.rs"]

@@ -64,6 +64,11 @@ async fn the_scripts_and_styles_have_their_content_types() {
             "text/javascript",
             "import { ChatClient } from './chat-client.js'",
         ),
+        (
+            "members.js",
+            "text/javascript",
+            "export async function showMembers",
+        ),
         ("style.css", "text/css", ":root"),
         ("icon.svg", "image/svg+xml", "<svg"),
         ("index.html", "text/html", "<!doctype html>"),

@@ -8,11 +8,12 @@
 //
 // Alice's page is served by node A (and its WebSocket goes to node A), Bob's by
 // node B. They register, meet in a new room, chat both ways, Bob sees Alice
-// typing, a message full of HTML stays text, Alice goes offline while Bob
-// writes and comes back with every message exactly once (and her own message
-// written while offline delivered once), an unread badge read on another
-// device clears, scrolling back loads older pages, Bob logs in through
-// HAProxy, and the online lists follow joins and leaves.
+// typing, Bob opens a direct message with Alice, a message full of HTML stays
+// text, Alice goes offline while Bob writes and comes back with every
+// message exactly once (and her own message written while offline delivered
+// once), an unread badge read on another device clears, scrolling back loads
+// older pages, Bob logs in through HAProxy, and the online lists follow joins
+// and leaves.
 // Screenshots go to ARTIFACTS_DIR.
 
 import { createRequire } from 'node:module';
@@ -154,6 +155,22 @@ try {
   await pageB.waitForFunction(() => document.querySelector('#typing').textContent === '', null, { timeout: WAIT });
   log('Bob saw "Alice is typing…" while she typed; it went when her message arrived');
 
+  // --- A direct message: Bob opens it from the online list --------------------------------------
+  await pageB.getByRole('button', { name: 'Message Alice' }).click();
+  const dmLabel = `@ alice_${suffix}`;
+  await pageB.locator('#room-title', { hasText: dmLabel }).waitFor({ timeout: WAIT });
+  // Alice's page looks for new rooms every 20 s; the test asks at once.
+  await pageA.evaluate(() => window.chatApp.enterNewRooms());
+  await pageA.locator('#my-rooms button', { hasText: `@ bob_${suffix}` }).click();
+  // Alice answers (Bob's send budget, 5/s here, is kept for what follows).
+  await say(pageA, 'psst, just you and me');
+  await seen(pageB, 'psst, just you and me');
+  await pageA.locator('#my-rooms button', { hasText: roomName }).click();
+  await pageB.locator('#my-rooms button', { hasText: roomName }).click();
+  await pageA.locator('#room-title', { hasText: roomName }).waitFor({ timeout: WAIT });
+  await pageB.locator('#room-title', { hasText: roomName }).waitFor({ timeout: WAIT });
+  log(`Bob opened a direct message with Alice from the online list ("${dmLabel}"); she answered there`);
+
   // --- HTML and script are text ---------------------------------------------------------
   const hostile = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"><b>not bold</b>';
   await say(pageB, hostile);
@@ -225,6 +242,8 @@ try {
   // --- A badge read on another device clears here -----------------------------------------------
   await pageA.locator('#my-rooms button', { hasText: 'general' }).click();
   await pageA.locator('#room-title', { hasText: 'general' }).waitFor({ timeout: WAIT });
+  // Bob's send budget (5/s, bursts of 8 here) is about spent: let it refill.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
   await say(pageB, 'unread one');
   await say(pageB, 'unread two');
   await seen(pageB, 'unread two');

@@ -16,6 +16,10 @@ pub struct Model {
     /// Per-room message sequence counter; see `Store::insert_message`.
     pub last_seq: i64,
     pub created_at: DateTimeUtc,
+    /// 'room' or 'dm' (migration `m20261205_000011_add_direct_messages`).
+    pub kind: String,
+    /// A direct-message room's two users, "<lower id>:<higher id>"; unique.
+    pub dm_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

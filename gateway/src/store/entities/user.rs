@@ -21,6 +21,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Set when the owner deleted the account (migration `m20261126_000005`).
     pub deleted_at: Option<DateTimeUtc>,
+    /// 'anyone' or 'shared_rooms' (migration `m20261205_000011_add_direct_messages`).
+    pub dm_policy: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
