@@ -48,6 +48,29 @@ impl MigratorTrait for Migrator {
     }
 }
 
+/// `ALTER TABLE table ADD COLUMN column`: one column per statement, as
+/// SQLite takes them.
+async fn add_column(
+    manager: &SchemaManager<'_>,
+    table: impl IntoIden,
+    column: impl IntoColumnDef,
+) -> Result<(), DbErr> {
+    manager
+        .alter_table(Table::alter().table(table).add_column(column).to_owned())
+        .await
+}
+
+/// `ALTER TABLE table DROP COLUMN column` (SQLite 3.35 and later).
+async fn drop_column(
+    manager: &SchemaManager<'_>,
+    table: impl IntoIden,
+    column: impl IntoIden,
+) -> Result<(), DbErr> {
+    manager
+        .alter_table(Table::alter().table(table).drop_column(column).to_owned())
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,25 +17,16 @@ enum Deleted {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Users::Table)
-                    .add_column(timestamp_with_time_zone_null(Deleted::DeletedAt))
-                    .to_owned(),
-            )
-            .await
+        crate::add_column(
+            manager,
+            Users::Table,
+            timestamp_with_time_zone_null(Deleted::DeletedAt),
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Users::Table)
-                    .drop_column(Deleted::DeletedAt)
-                    .to_owned(),
-            )
-            .await
+        crate::drop_column(manager, Users::Table, Deleted::DeletedAt).await
     }
 
     fn use_transaction(&self) -> Option<bool> {

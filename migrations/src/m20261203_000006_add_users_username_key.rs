@@ -35,14 +35,7 @@ fn key(username: &str) -> String {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Users::Table)
-                    .add_column(string_len_null(Key::UsernameKey, 64))
-                    .to_owned(),
-            )
-            .await?;
+        crate::add_column(manager, Users::Table, string_len_null(Key::UsernameKey, 64)).await?;
         let db = manager.get_connection();
         let backend = db.get_database_backend();
         let rows = db
@@ -95,14 +88,7 @@ impl MigrationTrait for Migration {
         manager
             .drop_index(Index::drop().name(INDEX).table(Users::Table).to_owned())
             .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Users::Table)
-                    .drop_column(Key::UsernameKey)
-                    .to_owned(),
-            )
-            .await
+        crate::drop_column(manager, Users::Table, Key::UsernameKey).await
     }
 
     fn use_transaction(&self) -> Option<bool> {

@@ -17,14 +17,10 @@ enum RoomMembers {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(RoomMembers::Table)
-                    .add_column(big_integer(RoomMembers::LastReadSeq).default(0i64))
-                    .to_owned(),
-            )
-            .await?;
+        let column = big_integer(RoomMembers::LastReadSeq)
+            .default(0i64)
+            .to_owned();
+        crate::add_column(manager, RoomMembers::Table, column).await?;
         manager
             .get_connection()
             .execute_unprepared(
@@ -36,14 +32,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(RoomMembers::Table)
-                    .drop_column(RoomMembers::LastReadSeq)
-                    .to_owned(),
-            )
-            .await
+        crate::drop_column(manager, RoomMembers::Table, RoomMembers::LastReadSeq).await
     }
 
     fn use_transaction(&self) -> Option<bool> {

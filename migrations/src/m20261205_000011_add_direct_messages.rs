@@ -27,23 +27,9 @@ enum Users {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // One column per ALTER: SQLite adds one at a time.
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Rooms::Table)
-                    .add_column(string_len(Rooms::Kind, 16).default("room"))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Rooms::Table)
-                    .add_column(string_len_null(Rooms::DmKey, 48))
-                    .to_owned(),
-            )
-            .await?;
+        let kind = string_len(Rooms::Kind, 16).default("room").to_owned();
+        crate::add_column(manager, Rooms::Table, kind).await?;
+        crate::add_column(manager, Rooms::Table, string_len_null(Rooms::DmKey, 48)).await?;
         manager
             .create_index(
                 Index::create()
@@ -54,43 +40,20 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Users::Table)
-                    .add_column(string_len(Users::DmPolicy, 16).default("anyone"))
-                    .to_owned(),
-            )
-            .await
+        let policy = string_len(Users::DmPolicy, 16).default("anyone").to_owned();
+        crate::add_column(manager, Users::Table, policy).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_index(
-                Index::drop()
-                    .name(DM_KEY_UNIQUE)
-                    .table(Rooms::Table)
-                    .to_owned(),
-            )
-            .await?;
+        let index = Index::drop()
+            .name(DM_KEY_UNIQUE)
+            .table(Rooms::Table)
+            .to_owned();
+        manager.drop_index(index).await?;
         for column in [Rooms::Kind, Rooms::DmKey] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Rooms::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
+            crate::drop_column(manager, Rooms::Table, column).await?;
         }
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Users::Table)
-                    .drop_column(Users::DmPolicy)
-                    .to_owned(),
-            )
-            .await
+        crate::drop_column(manager, Users::Table, Users::DmPolicy).await
     }
 
     fn use_transaction(&self) -> Option<bool> {
