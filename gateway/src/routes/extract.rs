@@ -63,7 +63,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = web::Json::<Named<T>>::from_request(req, payload);
+        let body = web::Json::<NamedObject<T>>::from_request(req, payload);
         Box::pin(async move { body.await.map(|b| Json(b.into_inner().0)) })
     }
 }
@@ -97,6 +97,32 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Named<T> {
     }
 }
 
+/// A JSON body: `T` read from a JSON object only (serde would also fill a
+/// struct from an array of its fields in order, which no client means), with
+/// the errors of [`Named`].
+struct NamedObject<T>(T);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for NamedObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let found = match &value {
+            serde_json::Value::Object(_) => None,
+            serde_json::Value::Array(_) => Some("sequence"),
+            serde_json::Value::String(_) => Some("string"),
+            serde_json::Value::Number(_) => Some("number"),
+            serde_json::Value::Bool(_) => Some("boolean"),
+            serde_json::Value::Null => Some("null"),
+        };
+        if let Some(found) = found {
+            let why = format!("invalid type: {found}, expected a JSON object");
+            return Err(D::Error::custom(why));
+        }
+        Named::<T>::deserialize(value)
+            .map(|Named(t)| NamedObject(t))
+            .map_err(D::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +151,18 @@ mod tests {
         );
         assert!(json_error(r#"{"name": "a", "colour": 1}"#).contains("unknown field `colour`"));
         assert!(json_error(r#"{}"#).contains("missing field `name`"));
+    }
+
+    #[test]
+    fn a_body_is_an_object_not_an_array_of_the_fields() {
+        let parsed = |text| serde_json::from_str::<NamedObject<Body>>(text).map(|b| b.0.name);
+        assert_eq!(parsed(r#"{"name": "a"}"#).unwrap(), "a");
+        for not_an_object in [r#"["a", null]"#, r#"[null, null]"#, r#""a""#, "null", "7"] {
+            let e = parsed(not_an_object).expect_err(not_an_object).to_string();
+            assert!(e.contains("JSON object"), "{not_an_object}: {e}");
+        }
+        let e = parsed(r#"{"name": 42}"#).unwrap_err().to_string();
+        assert!(e.starts_with("name: invalid type"), "{e}");
     }
 
     #[test]

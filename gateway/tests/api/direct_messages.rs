@@ -89,6 +89,9 @@ async fn dm_policy_deleted_users_and_oneself_decide_who_may_open_one() {
             .0,
         400
     );
+    // Every field may be left out, but the body is still an object.
+    let (status, body) = app.update_me(&carol, json!([null, null])).await;
+    assert_eq!(status, 400, "{body}");
 
     // Both are in room 1, the lobby: that is not a shared room.
     let (status, body) = app.open_dm(&dave, carol_id).await;
