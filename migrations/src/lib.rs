@@ -48,6 +48,48 @@ impl MigratorTrait for Migrator {
     }
 }
 
+/// `FOREIGN KEY (from.1) REFERENCES to.0 (to.1) ON DELETE on_delete`,
+/// named `name`.
+fn foreign_key(
+    name: &str,
+    from: (impl IntoIden, impl IntoIden),
+    to: (impl IntoIden, impl IntoIden),
+    on_delete: ForeignKeyAction,
+) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(name)
+        .from(from.0, from.1)
+        .to(to.0, to.1)
+        .on_delete(on_delete)
+        .to_owned()
+}
+
+/// `CREATE [UNIQUE] INDEX name ON table (columns)`.
+async fn create_index<C: IntoIden>(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: impl IntoIden,
+    columns: impl IntoIterator<Item = C>,
+    unique: bool,
+) -> Result<(), DbErr> {
+    let mut index = Index::create();
+    index.name(name).table(table);
+    for column in columns {
+        index.col(column);
+    }
+    if unique {
+        index.unique();
+    }
+    manager.create_index(index.to_owned()).await
+}
+
+/// `DROP TABLE table` (its indexes go with it on both backends).
+async fn drop_table(manager: &SchemaManager<'_>, table: impl IntoIden) -> Result<(), DbErr> {
+    manager
+        .drop_table(Table::drop().table(table).to_owned())
+        .await
+}
+
 /// `ALTER TABLE table ADD COLUMN column`: one column per statement, as
 /// SQLite takes them.
 async fn add_column(

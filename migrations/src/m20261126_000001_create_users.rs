@@ -41,9 +41,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Users::Table).to_owned())
-            .await
+        crate::drop_table(manager, Users::Table).await
     }
 
     fn use_transaction(&self) -> Option<bool> {

@@ -47,13 +47,12 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null(Rooms::OwnerId))
                     .col(big_integer(Rooms::LastSeq).default(0i64))
                     .col(timestamp_with_time_zone(Rooms::CreatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_rooms_owner_id")
-                            .from(Rooms::Table, Rooms::OwnerId)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::SetNull),
-                    )
+                    .foreign_key(&mut crate::foreign_key(
+                        "fk_rooms_owner_id",
+                        (Rooms::Table, Rooms::OwnerId),
+                        (Users::Table, Users::Id),
+                        ForeignKeyAction::SetNull,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -101,9 +100,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Rooms::Table).to_owned())
-            .await
+        crate::drop_table(manager, Rooms::Table).await
     }
 
     fn use_transaction(&self) -> Option<bool> {

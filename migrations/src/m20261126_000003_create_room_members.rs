@@ -40,39 +40,34 @@ impl MigrationTrait for Migration {
                             .col(RoomMembers::RoomId)
                             .col(RoomMembers::UserId),
                     )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_room_members_room_id")
-                            .from(RoomMembers::Table, RoomMembers::RoomId)
-                            .to(Rooms::Table, Rooms::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_room_members_user_id")
-                            .from(RoomMembers::Table, RoomMembers::UserId)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut crate::foreign_key(
+                        "fk_room_members_room_id",
+                        (RoomMembers::Table, RoomMembers::RoomId),
+                        (Rooms::Table, Rooms::Id),
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut crate::foreign_key(
+                        "fk_room_members_user_id",
+                        (RoomMembers::Table, RoomMembers::UserId),
+                        (Users::Table, Users::Id),
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name(USER_ID_INDEX)
-                    .table(RoomMembers::Table)
-                    .col(RoomMembers::UserId)
-                    .to_owned(),
-            )
-            .await
+        crate::create_index(
+            manager,
+            USER_ID_INDEX,
+            RoomMembers::Table,
+            [RoomMembers::UserId],
+            false,
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // Dropping the table drops its indexes on both backends.
-        manager
-            .drop_table(Table::drop().table(RoomMembers::Table).to_owned())
-            .await
+        crate::drop_table(manager, RoomMembers::Table).await
     }
 
     fn use_transaction(&self) -> Option<bool> {

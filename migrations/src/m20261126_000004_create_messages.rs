@@ -45,75 +45,62 @@ impl MigrationTrait for Migration {
                     .col(text(Messages::Content))
                     .col(string_len_null(Messages::ClientMsgId, 64))
                     .col(timestamp_with_time_zone(Messages::CreatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_messages_room_id")
-                            .from(Messages::Table, Messages::RoomId)
-                            .to(Rooms::Table, Rooms::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_messages_user_id")
-                            .from(Messages::Table, Messages::UserId)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut crate::foreign_key(
+                        "fk_messages_room_id",
+                        (Messages::Table, Messages::RoomId),
+                        (Rooms::Table, Rooms::Id),
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut crate::foreign_key(
+                        "fk_messages_user_id",
+                        (Messages::Table, Messages::UserId),
+                        (Users::Table, Users::Id),
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name(ROOM_SEQ_UNIQUE)
-                    .table(Messages::Table)
-                    .col(Messages::RoomId)
-                    .col(Messages::Seq)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name(ROOM_ID_INDEX)
-                    .table(Messages::Table)
-                    .col(Messages::RoomId)
-                    .col(Messages::Id)
-                    .to_owned(),
-            )
-            .await?;
+        crate::create_index(
+            manager,
+            ROOM_SEQ_UNIQUE,
+            Messages::Table,
+            [Messages::RoomId, Messages::Seq],
+            true,
+        )
+        .await?;
+        crate::create_index(
+            manager,
+            ROOM_ID_INDEX,
+            Messages::Table,
+            [Messages::RoomId, Messages::Id],
+            false,
+        )
+        .await?;
         // Deleting a user cascades to their messages: without this index
         // PostgreSQL would scan the whole table for it.
-        manager
-            .create_index(
-                Index::create()
-                    .name(USER_ID_INDEX)
-                    .table(Messages::Table)
-                    .col(Messages::UserId)
-                    .to_owned(),
-            )
-            .await?;
+        crate::create_index(
+            manager,
+            USER_ID_INDEX,
+            Messages::Table,
+            [Messages::UserId],
+            false,
+        )
+        .await?;
         // Idempotent sends: one message per (sender, client_msg_id). NULLs
         // are distinct on both backends, so messages without an id are free.
-        manager
-            .create_index(
-                Index::create()
-                    .name(CLIENT_MSG_ID_UNIQUE)
-                    .table(Messages::Table)
-                    .col(Messages::UserId)
-                    .col(Messages::ClientMsgId)
-                    .unique()
-                    .to_owned(),
-            )
-            .await
+        crate::create_index(
+            manager,
+            CLIENT_MSG_ID_UNIQUE,
+            Messages::Table,
+            [Messages::UserId, Messages::ClientMsgId],
+            true,
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // Dropping the table drops its indexes on both backends.
-        manager
-            .drop_table(Table::drop().table(Messages::Table).to_owned())
-            .await
+        crate::drop_table(manager, Messages::Table).await
     }
 
     fn use_transaction(&self) -> Option<bool> {

@@ -72,16 +72,7 @@ impl MigrationTrait for Migration {
             ))
             .await?;
         }
-        manager
-            .create_index(
-                Index::create()
-                    .name(INDEX)
-                    .table(Users::Table)
-                    .col(Key::UsernameKey)
-                    .unique()
-                    .to_owned(),
-            )
-            .await
+        crate::create_index(manager, INDEX, Users::Table, [Key::UsernameKey], true).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

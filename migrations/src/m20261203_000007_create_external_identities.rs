@@ -37,22 +37,19 @@ impl MigrationTrait for Migration {
                             .col(ExternalIdentities::Iss)
                             .col(ExternalIdentities::Sub),
                     )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_external_identities_user_id")
-                            .from(ExternalIdentities::Table, ExternalIdentities::UserId)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut crate::foreign_key(
+                        "fk_external_identities_user_id",
+                        (ExternalIdentities::Table, ExternalIdentities::UserId),
+                        (Users::Table, Users::Id),
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(ExternalIdentities::Table).to_owned())
-            .await
+        crate::drop_table(manager, ExternalIdentities::Table).await
     }
 
     fn use_transaction(&self) -> Option<bool> {

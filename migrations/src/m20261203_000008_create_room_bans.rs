@@ -39,36 +39,31 @@ impl MigrationTrait for Migration {
                             .col(RoomBans::RoomId)
                             .col(RoomBans::UserId),
                     )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_room_bans_room_id")
-                            .from(RoomBans::Table, RoomBans::RoomId)
-                            .to(Rooms::Table, Rooms::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_room_bans_user_id")
-                            .from(RoomBans::Table, RoomBans::UserId)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_room_bans_banned_by")
-                            .from(RoomBans::Table, RoomBans::BannedBy)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::SetNull),
-                    )
+                    .foreign_key(&mut crate::foreign_key(
+                        "fk_room_bans_room_id",
+                        (RoomBans::Table, RoomBans::RoomId),
+                        (Rooms::Table, Rooms::Id),
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut crate::foreign_key(
+                        "fk_room_bans_user_id",
+                        (RoomBans::Table, RoomBans::UserId),
+                        (Users::Table, Users::Id),
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut crate::foreign_key(
+                        "fk_room_bans_banned_by",
+                        (RoomBans::Table, RoomBans::BannedBy),
+                        (Users::Table, Users::Id),
+                        ForeignKeyAction::SetNull,
+                    ))
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(RoomBans::Table).to_owned())
-            .await
+        crate::drop_table(manager, RoomBans::Table).await
     }
 
     fn use_transaction(&self) -> Option<bool> {

@@ -32,15 +32,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_index(
-                Index::create()
-                    .name(USER_ID_INDEX)
-                    .table(Messages::Table)
-                    .col(Messages::UserId)
-                    .to_owned(),
-            )
-            .await
+        crate::create_index(
+            manager,
+            USER_ID_INDEX,
+            Messages::Table,
+            [Messages::UserId],
+            false,
+        )
+        .await
     }
 
     fn use_transaction(&self) -> Option<bool> {

@@ -30,16 +30,7 @@ impl MigrationTrait for Migration {
         let kind = string_len(Rooms::Kind, 16).default("room").to_owned();
         crate::add_column(manager, Rooms::Table, kind).await?;
         crate::add_column(manager, Rooms::Table, string_len_null(Rooms::DmKey, 48)).await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name(DM_KEY_UNIQUE)
-                    .table(Rooms::Table)
-                    .col(Rooms::DmKey)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
+        crate::create_index(manager, DM_KEY_UNIQUE, Rooms::Table, [Rooms::DmKey], true).await?;
         let policy = string_len(Users::DmPolicy, 16).default("anyone").to_owned();
         crate::add_column(manager, Users::Table, policy).await
     }
