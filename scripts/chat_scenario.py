@@ -14,6 +14,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -34,6 +35,17 @@ def read_env(path):
             if m:
                 env[m.group(1)] = m.group(2)
     return env
+
+
+def cluster_from_argv(argv):
+    """`(cluster_dir, env)` from the one argument CLUSTER_DIR (a
+    `scripts/cluster.sh --background` directory), or None after printing the
+    usage."""
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} CLUSTER_DIR", file=sys.stderr)
+        return None
+    cluster_dir = os.path.abspath(argv[1])
+    return cluster_dir, read_env(os.path.join(cluster_dir, "cluster.env"))
 
 
 def mint_token(env, uid, username, nickname, ttl=3600):

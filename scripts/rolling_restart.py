@@ -67,8 +67,8 @@ import time
 import urllib.error
 import urllib.request
 
-from chat_scenario import (Closed, Fail, WebSocket, api_call, http_get, mint_token, read_env,
-                           run_scenario)
+from chat_scenario import (Closed, Fail, WebSocket, api_call, cluster_from_argv, http_get,
+                           mint_token, run_scenario)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -485,11 +485,10 @@ def drain_window_of(cluster_dir):
 
 
 def main():
-    if len(sys.argv) != 2:
-        print(f"usage: {sys.argv[0]} CLUSTER_DIR", file=sys.stderr)
+    cluster = cluster_from_argv(sys.argv)
+    if cluster is None:
         return 2
-    cluster_dir = os.path.abspath(sys.argv[1])
-    env = read_env(os.path.join(cluster_dir, "cluster.env"))
+    cluster_dir, env = cluster
     drain_window = drain_window_of(cluster_dir)
     return run_scenario(scenario(cluster_dir, env, drain_window), TIMEOUT, log, "the scenario",
                         "no acknowledged message lost, no duplicate, no gap, "

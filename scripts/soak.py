@@ -68,7 +68,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import soak_checks as checks  # noqa: E402 - after the path it lives on
 from chat_scenario import (Closed, Fail, WebSocket, api_call, http_get, mint_token,  # noqa: E402
-                           read_env, run_scenario)
+                           cluster_from_argv, run_scenario)
 
 
 def env_num(name, default):
@@ -388,11 +388,10 @@ async def scenario(env, cluster_dir):
 
 
 def main():
-    if len(sys.argv) != 2:
-        print(f"usage: {sys.argv[0]} CLUSTER_DIR", file=sys.stderr)
+    cluster = cluster_from_argv(sys.argv)
+    if cluster is None:
         return 2
-    cluster_dir = os.path.abspath(sys.argv[1])
-    env = read_env(os.path.join(cluster_dir, "cluster.env"))
+    cluster_dir, env = cluster
     limit = WARMUP + SOAK_SECS + 180
     return run_scenario(scenario(env, cluster_dir), limit, log, "the soak",
                         "no growth beyond the thresholds, every gauge back to 0, no client failure")

@@ -17,13 +17,9 @@ use std::time::{Duration, Instant};
 const SECRET: &str = "binary-test-secret-0123456789";
 const START: Duration = Duration::from_secs(60);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "common/free_port.rs"]
+mod free_port;
+use free_port::free_port;
 
 /// A `gateway` process writing stdout and stderr to one file; killed on drop.
 struct Gateway {

@@ -23,37 +23,24 @@ struct Asset {
     body: &'static [u8],
 }
 
+/// An [`Asset`] from `gateway/web/`, embedded at build time.
+macro_rules! asset {
+    ($name:literal, $content_type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../../web/", $name)),
+        }
+    };
+}
+
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../../web/index.html"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../web/app.js"),
-    },
-    Asset {
-        name: "chat-client.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../web/chat-client.js"),
-    },
-    Asset {
-        name: "members.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../web/members.js"),
-    },
-    Asset {
-        name: "style.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../web/style.css"),
-    },
-    Asset {
-        name: "icon.svg",
-        content_type: "image/svg+xml",
-        body: include_bytes!("../../web/icon.svg"),
-    },
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("app.js", "text/javascript; charset=utf-8"),
+    asset!("chat-client.js", "text/javascript; charset=utf-8"),
+    asset!("members.js", "text/javascript; charset=utf-8"),
+    asset!("style.css", "text/css; charset=utf-8"),
+    asset!("icon.svg", "image/svg+xml"),
 ];
 
 /// The page's policy: its own scripts and styles only, no inline code, no

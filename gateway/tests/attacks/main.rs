@@ -13,6 +13,8 @@
 
 mod auth;
 mod frames;
+#[path = "../common/free_port.rs"]
+mod free_port;
 mod http;
 mod node;
 mod proxy;

@@ -20,13 +20,7 @@ pub struct Node {
     pub http: reqwest::Client,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::free_port::free_port;
 
 impl Node {
     /// The binary with default settings but for `env`, on a free port.

@@ -13,6 +13,8 @@
 mod certs;
 #[path = "../common/eventually.rs"]
 mod eventually;
+#[path = "../common/free_port.rs"]
+mod free_port;
 mod helpers;
 mod sentinel;
 
