@@ -15,8 +15,9 @@
 # room), fanout5000 (one 5,000-member room, window 8), small (100 rooms of
 # 10, 100 senders at 20/s), rooms1000 (1,000 rooms of 10, 1,000 senders at
 # 5/s), persist (messages stored per
-# second: 200 rooms of 2, every member sending, window 32) on one node with
-# SQLite; cluster (three nodes, PostgreSQL + Redis, via scripts/cluster.sh:
+# second: 200 rooms of 2, every member sending, window 32), roomlist
+# (`GET /api/rooms` for a user in 64 rooms with 1,500 unread messages each:
+# loadtest/room_list.py) on one node with SQLite; cluster (three nodes, PostgreSQL + Redis, via scripts/cluster.sh:
 # fanout500, small and persist again with each room spread over the nodes).
 #
 # Every process started here is stopped here, by pid. The gateway gets the
@@ -32,11 +33,11 @@ RUNS=()
 for a in "$@"; do
     case "$a" in
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) RUNS+=("$a") ;;
     esac
 done
-[ ${#RUNS[@]} -gt 0 ] || RUNS=(idle storm quiet fanout500 fanout1000 fanout5000 small rooms1000 persist cluster)
+[ ${#RUNS[@]} -gt 0 ] || RUNS=(idle storm quiet fanout500 fanout1000 fanout5000 small rooms1000 persist roomlist cluster)
 OUT=${OUT:-$ROOT/loadtest/results.jsonl}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 GATEWAY=$TARGET/release/gateway
@@ -140,6 +141,12 @@ if want persist; then
 fi
 stop_node
 
+if want roomlist; then
+    start_node
+    log "roomlist: loadtest/room_list.py (64 rooms, 1,500 messages each)"
+    line=$(python3 loadtest/room_list.py "http://127.0.0.1:$PORT" --rooms 64 --backlog 1500 | tee /dev/stderr | tail -1)
+    echo "{\"run\":\"roomlist\",\"at\":\"$(date -u +%FT%TZ)\",\"result\":$line}" | tee -a "$OUT"
+fi
 if want cluster; then
     log "cluster: three nodes on PostgreSQL + Redis (scripts/cluster.sh --release)"
     CLUSTER_DIR=$WORK/cluster
