@@ -170,6 +170,9 @@ pub struct LimitsSettings {
     pub rest_write_rate: u32,
     /// Rooms one user may own (create); beyond it 403 `too_many_rooms`.
     pub max_rooms_per_user: usize,
+    /// How long after sending its author may edit a message; later edits get
+    /// 403 `edit_window_passed`. 0: messages cannot be edited.
+    pub edit_window_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -268,6 +271,7 @@ impl Default for LimitsSettings {
             auth_rate_per_ip: 5,
             rest_write_rate: 5,
             max_rooms_per_user: 50,
+            edit_window_secs: 24 * 3600,
         }
     }
 }

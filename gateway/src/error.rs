@@ -55,6 +55,8 @@ pub enum RestErrorCode {
     Conflict,
     /// A room's owner cannot leave it (delete it, or hand it over first).
     OwnerCannotLeave,
+    /// A message is too old to be edited (`limits.edit_window_secs`).
+    EditWindowPassed,
     /// A limit was hit; `Retry-After` says when to come back.
     RateLimited,
     /// The node is saturated right now; retry in a second.
@@ -85,6 +87,7 @@ impl RestErrorCode {
             C::NotFound => "not_found",
             C::Conflict => "conflict",
             C::OwnerCannotLeave => "owner_cannot_leave",
+            C::EditWindowPassed => "edit_window_passed",
             C::RateLimited => "rate_limited",
             C::Busy => "busy",
             C::Unavailable => "unavailable",

@@ -1,21 +1,26 @@
 //! A room's message history, newest first, in pages: the one read path for
 //! the REST history (and later resume and gap filling).
 //!
-//! In cluster mode the room's last 100 messages are also in Redis (written by
-//! the bus's publish script). A page is served from there only when the cache
-//! provably holds exactly what SQL would return: the cached entries below the
-//! cursor must have the contiguous `seq` values right below it (seq numbers
-//! are gap-free per room in SQL). A message stored while Redis was down is
-//! missing from the cache, breaks the run, and sends the read to SQL. User
+//! In cluster mode the room's last 100 messages, edits and deletions are also
+//! in Redis (written by the bus's publish script, in `recent_cache`'s
+//! format). A page is served from there only when the cache provably holds
+//! exactly what SQL would return: the cached entries below the cursor must
+//! have the contiguous `seq` values right below it (seq numbers are gap-free
+//! per room in SQL, and an edit or a deletion holds one). A message stored
+//! while Redis was down is missing from the cache, breaks the run, and sends
+//! the read to SQL. User
 //! profiles come from the users table either way, so a renamed user reads the
 //! same from both.
 
 use crate::clock;
+use crate::recent_cache::Entry;
 use crate::redis::RedisConn;
-use crate::store::{MessageRecord, Store, StoreError};
+use crate::store::{MessageKind, MessageRecord, Store, StoreError};
 use fred::prelude::*;
 use shared::ids::{MessageId, RoomId, UserId};
-use shared::server_frame::{MessageData, UserPublic};
+use shared::server_frame::{
+    MessageData, MessageDeletedData, MessageEditedData, ServerFrame, UserPublic,
+};
 use std::collections::HashMap;
 
 /// The largest page a caller may ask for (and the size of the cache).
@@ -86,16 +91,20 @@ impl History {
                 return Ok(None);
             }
         };
-        let mut cached: Vec<MessageData> = raw
+        let mut cached: Vec<Entry> = raw
             .iter()
             .filter_map(|s| serde_json::from_str(s).ok())
             .collect();
-        cached.sort_by_key(|m| std::cmp::Reverse(m.seq));
-        cached.dedup_by_key(|m| m.seq);
+        cached.sort_by_key(|e| std::cmp::Reverse(e.seq()));
+        // A message's entry pushed twice (an old build's republish) is one.
+        cached.dedup_by_key(|e| e.seq());
         // The seq right above the page.
         let top = match before {
-            Some(id) => match cached.iter().find(|m| m.id == id) {
-                Some(m) => m.seq,
+            Some(id) => match cached
+                .iter()
+                .find(|e| matches!(e, Entry::Message(m) if m.id == id))
+            {
+                Some(e) => e.seq(),
                 None => return Ok(None),
             },
             None => match self.store.find_room(room).await? {
@@ -103,18 +112,24 @@ impl History {
                 None => return Err(StoreError::NotFound),
             },
         };
-        let wanted = (limit as i64).min(top - 1).max(0) as usize;
-        let page: Vec<MessageData> = cached
-            .into_iter()
-            .filter(|m| m.seq < top)
-            .take(wanted)
-            .collect();
-        let contiguous = page.len() == wanted
-            && page
-                .iter()
-                .enumerate()
-                .all(|(i, m)| m.seq == top - 1 - i as i64);
-        Ok(contiguous.then_some(page))
+        // Walk down from `top`: every seq must be there (an edit or a
+        // deletion holds one too), until the page is full or seq 1 passed.
+        let mut page = Vec::new();
+        let mut expected = top - 1;
+        for entry in cached.into_iter().filter(|e| e.seq() < top) {
+            if page.len() as u64 == limit || expected < 1 {
+                break;
+            }
+            if entry.seq() != expected {
+                return Ok(None);
+            }
+            expected -= 1;
+            if let Entry::Message(m) = entry {
+                page.push(m);
+            }
+        }
+        let complete = page.len() as u64 == limit || expected < 1;
+        Ok(complete.then_some(page))
     }
 
     async fn profiles(&self, ids: &[UserId]) -> Result<HashMap<UserId, UserPublic>, StoreError> {
@@ -147,22 +162,9 @@ impl History {
         let profiles = self.profiles(&ids).await?;
         Ok(records
             .into_iter()
-            .map(|r| MessageData {
-                id: r.id,
-                room_id: r.room_id,
-                user_id: r.user_id,
-                seq: r.seq,
-                content: r.content,
-                created_at: clock::rfc3339(r.created_at),
-                user: profiles
-                    .get(&r.user_id)
-                    .cloned()
-                    .unwrap_or_else(|| UserPublic {
-                        id: r.user_id,
-                        username: format!("user{}", r.user_id),
-                        nickname: String::new(),
-                    }),
-                client_msg_id: r.client_msg_id,
+            .map(|r| {
+                let user = profile_or_placeholder(&profiles, r.user_id);
+                message_data(r, user)
             })
             .collect())
     }
@@ -172,15 +174,26 @@ impl History {
         Ok(self.store.find_room(room).await?.map_or(0, |r| r.last_seq))
     }
 
-    /// Messages with seq > `after`, oldest first, at most `limit`.
+    /// The room's stream after `after`, oldest first, at most `limit`
+    /// frames: its messages as they now are, and the edits and deletions,
+    /// each at its own seq.
     pub async fn after_seq(
         &self,
         room: RoomId,
         after: i64,
         limit: u64,
-    ) -> Result<Vec<MessageData>, StoreError> {
+    ) -> Result<Vec<ServerFrame>, StoreError> {
         let records = self.store.messages_after_seq(room, after, limit).await?;
-        self.with_profiles(records).await
+        let ids: Vec<UserId> = records
+            .iter()
+            .filter(|r| r.kind == MessageKind::Message)
+            .map(|r| r.user_id)
+            .collect();
+        let profiles = self.profiles(&ids).await?;
+        Ok(records
+            .into_iter()
+            .map(|r| stream_frame(r, &profiles))
+            .collect())
     }
 
     /// Drop a deleted room's cached messages.
@@ -189,4 +202,62 @@ impl History {
             let _: Result<i64, _> = redis.client.del(redis.keys.recent(room)).await;
         }
     }
+}
+
+/// A stored message as clients see it, sent by `user`.
+pub fn message_data(r: MessageRecord, user: UserPublic) -> MessageData {
+    MessageData {
+        id: r.id,
+        room_id: r.room_id,
+        user_id: r.user_id,
+        seq: r.seq,
+        content: r.content,
+        created_at: clock::rfc3339(r.created_at),
+        user,
+        client_msg_id: r.client_msg_id,
+        edited_at: r.edited_at.map(clock::rfc3339),
+        deleted: r.deleted_at.is_some(),
+    }
+}
+
+/// An edit or deletion event row as its frame's data (`None` for a message).
+pub fn change_frame(r: &MessageRecord) -> Option<ServerFrame> {
+    let (room_id, id, seq) = (r.room_id, r.target?, r.seq);
+    match r.kind {
+        MessageKind::Message => None,
+        MessageKind::Edited => Some(ServerFrame::MessageEdited {
+            room_id,
+            data: MessageEditedData {
+                id,
+                seq,
+                content: r.content.clone(),
+                edited_at: clock::rfc3339(r.created_at),
+            },
+        }),
+        MessageKind::Deleted => Some(ServerFrame::MessageDeleted {
+            room_id,
+            data: MessageDeletedData { id, seq },
+        }),
+    }
+}
+
+/// A row of the room's stream as the frame that delivers it.
+fn stream_frame(r: MessageRecord, profiles: &HashMap<UserId, UserPublic>) -> ServerFrame {
+    if let Some(frame) = change_frame(&r) {
+        return frame;
+    }
+    let user = profile_or_placeholder(profiles, r.user_id);
+    ServerFrame::Message {
+        room_id: r.room_id,
+        data: message_data(r, user),
+    }
+}
+
+/// The user's profile, or a stand-in if the row is gone.
+fn profile_or_placeholder(profiles: &HashMap<UserId, UserPublic>, id: UserId) -> UserPublic {
+    profiles.get(&id).cloned().unwrap_or_else(|| UserPublic {
+        id,
+        username: format!("user{id}"),
+        nickname: String::new(),
+    })
 }

@@ -8,7 +8,8 @@
 //!    validated), [`clock`] (timestamps as stored and sent), [`metrics`]
 //!    (Prometheus, `/metrics`), [`domain`] (validated input types),
 //!    [`telemetry`] (logging), [`memory`] (allocator settings),
-//!    [`open_files`] (the open-files limit), [`shutdown`] (the stop signal).
+//!    [`open_files`] (the open-files limit), [`shutdown`] (the stop signal),
+//!    [`recent_cache`] (the format of Redis's recent-messages cache).
 //! 2. Backends: [`store`] (SQL through sea-orm: SQLite or PostgreSQL),
 //!    [`redis`] (the cluster-mode connection and key names), [`bus`]
 //!    (cross-node fan-out behind a trait), [`presence`] (who is in which
@@ -48,6 +49,7 @@ pub mod metrics;
 pub mod node;
 pub mod open_files;
 pub mod presence;
+pub mod recent_cache;
 pub mod redis;
 pub mod routes;
 pub mod serve;

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("memory", 1),
     ("open_files", 1),
     ("shutdown", 1),
+    ("recent_cache", 1),
     ("store", 2),
     ("redis", 2),
     ("bus", 2),

@@ -4,7 +4,9 @@
 //! all of its local members of the room.
 
 use crate::ids::{ConnKey, NodeId, RoomId, UserId};
-use crate::server_frame::{LeaveReason, MessageData, UserPublic};
+use crate::server_frame::{
+    LeaveReason, MessageData, MessageDeletedData, MessageEditedData, UserPublic,
+};
 use serde::{Deserialize, Serialize};
 
 /// The envelope version this build writes and reads. A node refuses (and
@@ -61,6 +63,31 @@ pub enum BusEvent {
         seq: i64,
         skip: Option<ConnKey>,
     },
+    /// A stored message was edited: `data` is the edit, with its own `seq`;
+    /// `message` is the message as it now is (what Redis's recent-messages
+    /// cache holds for it).
+    MessageEdited {
+        data: MessageEditedData,
+        message: MessageData,
+    },
+    /// A stored message was deleted: `data` is the deletion, with its own
+    /// `seq`; `message` is the tombstone.
+    MessageDeleted {
+        data: MessageDeletedData,
+        message: MessageData,
+    },
+}
+
+impl BusEvent {
+    /// The event's place in the room's sequence, for the events that have one.
+    pub fn stream_seq(&self) -> Option<i64> {
+        match self {
+            BusEvent::Message(m) => Some(m.seq),
+            BusEvent::MessageEdited { data, .. } => Some(data.seq),
+            BusEvent::MessageDeleted { data, .. } => Some(data.seq),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +157,8 @@ mod tests {
                 created_at: "2026-01-01T00:00:00.000Z".into(),
                 user: user(),
                 client_msg_id: Some("x".into()),
+                edited_at: None,
+                deleted: false,
             }),
             BusEvent::UserJoined {
                 user: user(),

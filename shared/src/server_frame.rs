@@ -53,6 +53,19 @@ pub enum ServerFrame {
     /// connections in the room: a badge read on one device clears on the
     /// others).
     Read { room_id: RoomId, data: ReadData },
+    /// A message of the room was edited. The edit has its own place in the
+    /// room's sequence (`data.seq`), so a client resuming with `since_seq`
+    /// gets it exactly once and in order.
+    MessageEdited {
+        room_id: RoomId,
+        data: MessageEditedData,
+    },
+    /// A message of the room was deleted (it stays in the history as a
+    /// tombstone). Like an edit, it has its own place in the sequence.
+    MessageDeleted {
+        room_id: RoomId,
+        data: MessageDeletedData,
+    },
 }
 
 /// A user as other users see them.
@@ -80,6 +93,34 @@ pub struct MessageData {
     pub user: UserPublic,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
+    /// When the content was last edited (RFC 3339); absent if never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// A deleted message's tombstone: `content` is empty. Absent if not deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// An edit: `id` names the message, `seq` is the edit's own place in the
+/// room's sequence (what `since_seq` counts; not the message's seq).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MessageEditedData {
+    pub id: MessageId,
+    pub seq: i64,
+    /// The new content (empty when the message has been deleted since).
+    pub content: String,
+    /// RFC 3339, UTC, millisecond precision.
+    pub edited_at: String,
+}
+
+/// A deletion: `id` names the message, `seq` is the deletion's own place in
+/// the room's sequence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MessageDeletedData {
+    pub id: MessageId,
+    pub seq: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,6 +239,19 @@ impl ServerFrame {
             ServerFrame::Pong => "pong",
             ServerFrame::Typing { .. } => "typing",
             ServerFrame::Read { .. } => "read",
+            ServerFrame::MessageEdited { .. } => "message_edited",
+            ServerFrame::MessageDeleted { .. } => "message_deleted",
+        }
+    }
+
+    /// The frame's place in its room's sequence, for the frames that have
+    /// one (`message`, `message_edited`, `message_deleted`).
+    pub fn stream_seq(&self) -> Option<i64> {
+        match self {
+            ServerFrame::Message { data, .. } => Some(data.seq),
+            ServerFrame::MessageEdited { data, .. } => Some(data.seq),
+            ServerFrame::MessageDeleted { data, .. } => Some(data.seq),
+            _ => None,
         }
     }
 }
@@ -225,6 +279,8 @@ mod tests {
             created_at: "2023-01-01T00:00:00.000Z".into(),
             user: user(1),
             client_msg_id: None,
+            edited_at: None,
+            deleted: false,
         }
     }
 
@@ -358,6 +414,22 @@ mod tests {
                 room_id: RoomId(1),
                 data: ReadData { seq: 12 },
             },
+            ServerFrame::MessageEdited {
+                room_id: RoomId(1),
+                data: MessageEditedData {
+                    id: MessageId(8),
+                    seq: 13,
+                    content: "fixed".into(),
+                    edited_at: "2026-12-05T10:00:00.000Z".into(),
+                },
+            },
+            ServerFrame::MessageDeleted {
+                room_id: RoomId(1),
+                data: MessageDeletedData {
+                    id: MessageId(8),
+                    seq: 14,
+                },
+            },
         ];
         let mut covered = [false; VARIANTS];
         for f in frames {
@@ -373,7 +445,7 @@ mod tests {
         );
     }
 
-    const VARIANTS: usize = 11;
+    const VARIANTS: usize = 13;
 
     /// No wildcard arm: a new frame variant does not compile until it is
     /// listed here, and the test above then fails until it round-trips it.
@@ -390,6 +462,8 @@ mod tests {
             ServerFrame::Pong => 8,
             ServerFrame::Typing { .. } => 9,
             ServerFrame::Read { .. } => 10,
+            ServerFrame::MessageEdited { .. } => 11,
+            ServerFrame::MessageDeleted { .. } => 12,
         }
     }
 }

@@ -27,6 +27,12 @@ pub enum BusError {
 pub trait Bus: Send + Sync + 'static {
     /// Deliver `envelope` to every node subscribed to its room.
     async fn publish(&self, envelope: BusEnvelope) -> Result<(), BusError>;
+    /// Publish `envelope` again (a retry, or a retried send's original):
+    /// delivered as by `publish`, but a message is not added to a cache a
+    /// second time (see `recent_cache::update_for`).
+    async fn republish(&self, envelope: BusEnvelope) -> Result<(), BusError> {
+        self.publish(envelope).await
+    }
     /// Start receiving `room`.
     async fn subscribe(&self, room: RoomId) -> Result<(), BusError>;
     /// Stop receiving `room`.

@@ -5,15 +5,16 @@
 //! re-subscribes, and once Redis confirmed it the node catches up from the
 //! history.
 //!
-//! Publishing a chat message also appends it to the room's recent-messages
-//! cache, in the same script (see `lua/publish.lua`).
+//! Publishing a chat message, an edit or a deletion also updates the room's
+//! recent-messages cache, in the same script (see `lua/publish.lua` and
+//! `recent_cache`).
 
 use super::{Bus, BusError};
 use crate::redis::RedisConn;
 use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::scripts::Script;
-use shared::bus_envelope::{BusEnvelope, BusEvent};
+use shared::bus_envelope::BusEnvelope;
 use shared::ids::RoomId;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -32,6 +33,32 @@ pub struct RedisBus {
 }
 
 impl RedisBus {
+    /// Publish, updating the recent-messages cache as `recent_cache` says.
+    async fn publish_with_cache(
+        &self,
+        envelope: BusEnvelope,
+        first_publish: bool,
+    ) -> Result<(), BusError> {
+        let room = envelope.room;
+        let cache = crate::recent_cache::update_for(&envelope.event, first_publish);
+        let keys = &self.redis.keys;
+        let args: Vec<Value> = vec![
+            keys.room_channel(room).into(),
+            Value::Bytes(envelope.encode().into()),
+            cache.push.into(),
+            if self.redis.sharded { "1" } else { "0" }.into(),
+            cache.replace_id.into(),
+            cache.replacement.into(),
+            cache.rev.into(),
+        ];
+        let _receivers: i64 = self
+            .redis
+            .eval("publish", publish_script(), vec![keys.recent(room)], args)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     /// Start forwarding received envelopes to `tx` (the node's router);
     /// `lost` is rung when messages were dropped for falling behind.
     pub fn start(redis: RedisConn, tx: mpsc::Sender<BusEnvelope>, lost: Arc<Notify>) -> Self {
@@ -86,24 +113,11 @@ fn unavailable(e: impl std::fmt::Display) -> BusError {
 #[async_trait]
 impl Bus for RedisBus {
     async fn publish(&self, envelope: BusEnvelope) -> Result<(), BusError> {
-        let room = envelope.room;
-        let cache = match &envelope.event {
-            BusEvent::Message(m) => serde_json::to_string(m).expect("messages serialise"),
-            _ => String::new(),
-        };
-        let keys = &self.redis.keys;
-        let args: Vec<Value> = vec![
-            keys.room_channel(room).into(),
-            Value::Bytes(envelope.encode().into()),
-            cache.into(),
-            if self.redis.sharded { "1" } else { "0" }.into(),
-        ];
-        let _receivers: i64 = self
-            .redis
-            .eval("publish", publish_script(), vec![keys.recent(room)], args)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.publish_with_cache(envelope, true).await
+    }
+
+    async fn republish(&self, envelope: BusEnvelope) -> Result<(), BusError> {
+        self.publish_with_cache(envelope, false).await
     }
 
     async fn subscribe(&self, room: RoomId) -> Result<(), BusError> {

@@ -268,15 +268,9 @@ pub async fn catch_up(
         if page.is_empty() {
             break;
         }
-        for m in page {
-            from = m.seq;
-            frames.push(ByteString::from(
-                ServerFrame::Message {
-                    room_id: room,
-                    data: m,
-                }
-                .to_json(),
-            ));
+        for frame in page {
+            from = frame.stream_seq().expect("the stream's frames have a seq");
+            frames.push(ByteString::from(frame.to_json()));
         }
     }
     Ok(CatchUp {

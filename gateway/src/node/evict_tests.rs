@@ -110,6 +110,8 @@ fn message(room: RoomId, seq: i64, user: &UserPublic) -> BusEvent {
         created_at: "2026-11-26T18:00:00.000Z".into(),
         user: user.clone(),
         client_msg_id: None,
+        edited_at: None,
+        deleted: false,
     })
 }
 

@@ -59,6 +59,7 @@
 //! message reached the sender anyway.
 
 use super::Node;
+use super::republish::Publish;
 use crate::domain::{BodyError, ClientMsgId, MessageBody};
 use crate::store::{MessageRecord, StoreError};
 use shared::error_code::ErrorCode;
@@ -197,7 +198,7 @@ impl Node {
         let data = message_data(stored, user);
         // Stored, so acknowledged whatever the publish does (see the module
         // documentation): a failed publish is retried in the background.
-        if self.publish_stored(&data).await {
+        if self.publish_stored(&data, Publish::First).await {
             m.messages_published.inc();
         }
         Ok(Posted {
@@ -248,7 +249,7 @@ impl Node {
             return Err(SendError::ClientMsgIdReused);
         }
         let message = message_data(original, user);
-        self.publish_stored(&message).await;
+        self.publish_stored(&message, Publish::Again).await;
         Ok(Posted {
             message,
             duplicate: true,
@@ -257,14 +258,5 @@ impl Node {
 }
 
 fn message_data(stored: MessageRecord, user: &UserPublic) -> MessageData {
-    MessageData {
-        id: stored.id,
-        room_id: stored.room_id,
-        user_id: stored.user_id,
-        seq: stored.seq,
-        content: stored.content,
-        created_at: crate::clock::rfc3339(stored.created_at),
-        user: user.clone(),
-        client_msg_id: stored.client_msg_id,
-    }
+    crate::history::message_data(stored, user.clone())
 }

@@ -10,6 +10,7 @@
 
 mod entry_cache;
 mod evict;
+mod message_edits;
 mod messages;
 mod presence_batch;
 mod presence_keeper;
@@ -20,6 +21,7 @@ mod router;
 mod typing;
 mod user_cache;
 
+pub use message_edits::ChangeError;
 pub use messages::{DEDUP_WINDOW, Posted, SendError};
 pub use read_marks::MarkReadError;
 

@@ -13,7 +13,7 @@
 
 use super::Node;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
-use shared::ids::MessageId;
+use shared::ids::{MessageId, RoomId};
 use shared::server_frame::MessageData;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -30,20 +30,48 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(300);
 /// same `client_msg_id` throughout an outage starts one, not one per retry.
 pub(super) type InFlight = Arc<Mutex<HashSet<MessageId>>>;
 
+/// Whether a stored event goes on the bus for the first time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Publish {
+    /// Just stored: a message also enters the recent-messages cache.
+    First,
+    /// The original of a retried send, out again (see `Bus::republish`).
+    Again,
+}
+
 impl Node {
     /// Publish the stored message `data`; if that fails, keep trying in the
     /// background. Returns whether the first attempt went through.
-    pub(super) async fn publish_stored(&self, data: &MessageData) -> bool {
-        let (room, id) = (data.room_id, data.id);
-        match self.publish(room, BusEvent::Message(data.clone())).await {
+    pub(super) async fn publish_stored(&self, data: &MessageData, how: Publish) -> bool {
+        let event = BusEvent::Message(data.clone());
+        self.publish_sequenced(data.room_id, data.id, event, how)
+            .await
+    }
+
+    /// Publish a stored event with a place in its room's sequence (a
+    /// message, an edit, a deletion: `id` is its row); if that fails, keep
+    /// trying in the background. Returns whether the first attempt went
+    /// through.
+    pub(super) async fn publish_sequenced(
+        &self,
+        room: RoomId,
+        id: MessageId,
+        event: BusEvent,
+        how: Publish,
+    ) -> bool {
+        let envelope = BusEnvelope::new(self.id.clone(), room, event);
+        let first = match how {
+            Publish::First => self.bus.publish(envelope.clone()).await,
+            Publish::Again => self.bus.republish(envelope.clone()).await,
+        };
+        match first {
             Ok(()) => true,
             Err(e) => {
+                crate::metrics::metrics().bus_publish_errors.inc();
                 if !self.republishing.lock().unwrap().insert(id) {
                     return false;
                 }
-                tracing::warn!(room = %room, seq = data.seq, error = %e, "stored message not published; retrying in the background");
-                let envelope =
-                    BusEnvelope::new(self.id.clone(), room, BusEvent::Message(data.clone()));
+                tracing::warn!(room = %room, seq = envelope.event.stream_seq(), error = %e, "stored event not published; retrying in the background");
                 let (bus, in_flight) = (Arc::clone(&self.bus), Arc::clone(&self.republishing));
                 tokio::spawn(async move {
                     republish(bus, envelope).await;
@@ -60,14 +88,14 @@ async fn republish(bus: Arc<dyn crate::bus::Bus>, envelope: BusEnvelope) {
     let mut delay = FIRST_DELAY;
     loop {
         tokio::time::sleep(delay).await;
-        match bus.publish(envelope.clone()).await {
+        match bus.republish(envelope.clone()).await {
             Ok(()) => {
-                tracing::info!(room = %envelope.room, "stored message published after a retry");
+                tracing::info!(room = %envelope.room, "stored event published after a retry");
                 crate::metrics::metrics().messages_published.inc();
                 return;
             }
             Err(e) if Instant::now() >= give_up => {
-                tracing::error!(room = %envelope.room, error = %e, "gave up publishing a stored message; members get it by refill or gap filling");
+                tracing::error!(room = %envelope.room, error = %e, "gave up publishing a stored event; members get it by refill or gap filling");
                 return;
             }
             Err(_) => {

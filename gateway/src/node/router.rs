@@ -36,6 +36,20 @@ impl Node {
                 },
                 Audience::All,
             ),
+            BusEvent::MessageEdited { data, .. } => (
+                ServerFrame::MessageEdited {
+                    room_id: room,
+                    data,
+                },
+                Audience::All,
+            ),
+            BusEvent::MessageDeleted { data, .. } => (
+                ServerFrame::MessageDeleted {
+                    room_id: room,
+                    data,
+                },
+                Audience::All,
+            ),
             BusEvent::UserJoined { user, .. }
                 if self.batch_presence(room, Change::Joined(user.clone())) =>
             {
@@ -97,13 +111,10 @@ impl Node {
                 return;
             }
         };
-        let seq = match &frame {
-            ServerFrame::Message { data, .. } => {
-                self.entries.saw(room, data.seq);
-                Some(data.seq)
-            }
-            _ => None,
-        };
+        let seq = frame.stream_seq();
+        if let Some(seq) = seq {
+            self.entries.saw(room, seq);
+        }
         if let ServerFrame::Message { data, .. } = &frame
             && let Ok(created) = chrono::DateTime::parse_from_rfc3339(&data.created_at)
         {

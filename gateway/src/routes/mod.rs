@@ -8,6 +8,7 @@ mod extract;
 mod extractor;
 mod health;
 mod members;
+mod message_edits;
 mod messages;
 mod metrics;
 mod openapi;
@@ -55,6 +56,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, internal: bool) {
         .service(bans::list)
         .service(messages::history)
         .service(messages::post)
+        .service(message_edits::edit)
+        .service(message_edits::remove)
         .service(ws::upgrade)
         .service(openapi::document)
         .service(page::index)

@@ -3,7 +3,8 @@
 //! they return, so it cannot drift from the code. Built once, on first use.
 
 use super::{
-    auth, bans, direct_messages, health, members, messages, metrics, read_markers, rooms, users, ws,
+    auth, bans, direct_messages, health, members, message_edits, messages, metrics, read_markers,
+    rooms, users, ws,
 };
 use actix_web::{HttpResponse, get, http::header::ContentType};
 use std::sync::LazyLock;
@@ -49,6 +50,8 @@ use utoipa::{Modify, OpenApi};
         bans::list,
         messages::history,
         messages::post,
+        message_edits::edit,
+        message_edits::remove,
         ws::upgrade,
         document,
     ),

@@ -13,7 +13,7 @@ use shared::ids::{MessageId, RoomId, UserId};
 use std::collections::{BTreeMap, HashMap};
 
 use super::entities::{message, room};
-use super::{MessageRecord, Store, StoreError, fk_violation_is_not_found};
+use super::{MessageKind, MessageRecord, Store, StoreError, fk_violation_is_not_found};
 
 impl From<message::Model> for MessageRecord {
     fn from(m: message::Model) -> Self {
@@ -25,6 +25,10 @@ impl From<message::Model> for MessageRecord {
             content: m.content,
             client_msg_id: m.client_msg_id,
             created_at: m.created_at,
+            kind: MessageKind::from_column(&m.kind),
+            target: m.target_id.map(MessageId),
+            edited_at: m.edited_at,
+            deleted_at: m.deleted_at,
         }
     }
 }
@@ -129,7 +133,8 @@ impl Store {
     }
 
     /// Newest-first page of the room's messages with id < `before` (or the
-    /// newest if `None`), at most `limit`.
+    /// newest if `None`), at most `limit`: chat messages as they now are
+    /// (tombstones included), not the edit and delete events.
     pub async fn messages_before(
         &self,
         room: RoomId,
@@ -139,7 +144,9 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut query = message::Entity::find().filter(message::Column::RoomId.eq(room.0));
+        let mut query = message::Entity::find()
+            .filter(message::Column::RoomId.eq(room.0))
+            .filter(message::Column::Kind.eq("message"));
         if let Some(before) = before {
             query = query.filter(message::Column::Id.lt(before.0));
         }
@@ -151,9 +158,9 @@ impl Store {
         Ok(page.into_iter().map(Into::into).collect())
     }
 
-    /// The room's messages with seq > `after_seq`, oldest first (ascending
+    /// The room's rows with seq > `after_seq`, oldest first (ascending
     /// seq), at most `limit`: what a client that has seen up to `after_seq`
-    /// missed. Served by the unique (room_id, seq) index.
+    /// missed, edit and delete events included. Served by the unique (room_id, seq) index.
     pub async fn messages_after_seq(
         &self,
         room: RoomId,
@@ -198,6 +205,10 @@ async fn insert_in(
             content: Set(m.content.clone()),
             client_msg_id: Set(m.client_msg_id.clone()),
             created_at: Set(m.now),
+            kind: NotSet,
+            target_id: NotSet,
+            edited_at: NotSet,
+            deleted_at: NotSet,
         }
     });
     let rows: Vec<_> = rows.collect();
@@ -226,7 +237,7 @@ async fn insert_in(
 /// One statement per room in ascending room order, so that transactions of
 /// several writers and nodes take rooms' row locks in one order and cannot
 /// deadlock (an `IN` list's scan order is the planner's choice).
-async fn bump_seqs(
+pub(super) async fn bump_seqs(
     txn: &DatabaseTransaction,
     counts: &mut BTreeMap<RoomId, i64>,
 ) -> Result<(), StoreError> {

@@ -20,6 +20,7 @@ mod error;
 mod external_users;
 mod group_commit;
 mod members;
+mod message_edits;
 mod messages;
 mod read_markers;
 mod room_entry;
@@ -46,6 +47,7 @@ pub use bans::BanRecord;
 pub use error::StoreError;
 use error::fk_violation_is_not_found;
 pub use group_commit::NewMessage;
+pub use message_edits::{MessageChange, MessageKind};
 pub use read_markers::{ReadMark, UNREAD_COUNT_MAX};
 pub use room_entry::RoomEntry;
 
@@ -143,6 +145,12 @@ pub struct MessageRecord {
     pub content: String,
     pub client_msg_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// A message, or an edit or deletion of `target`.
+    pub kind: MessageKind,
+    pub target: Option<MessageId>,
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Set on a deleted message (its content is then empty).
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 impl Store {

@@ -69,7 +69,8 @@ impl Store {
 }
 
 /// The viewer's unread messages in `rooms.id`, for `visible_rooms`: those
-/// after the viewer's marker that others wrote, among the
+/// after the viewer's marker that others wrote and nobody deleted (edit
+/// and delete events are not messages), among the
 /// [`UNREAD_COUNT_MAX`] after it (0 when the viewer is not a member).
 /// Served by the (room_id, user_id) key of `room_members` and the
 /// (room_id, seq) index of `messages`.
@@ -100,6 +101,8 @@ pub(super) fn unread_count_of_room(viewer: UserId) -> Expr {
         .and_where(seq().gt(marker()))
         .and_where(seq().lte(marker().add(UNREAD_COUNT_MAX)))
         .and_where(Expr::col((m.clone(), message::Column::UserId)).ne(viewer.0))
+        .and_where(Expr::col((m.clone(), message::Column::Kind)).eq("message"))
+        .and_where(Expr::col((m.clone(), message::Column::DeletedAt)).is_null())
         .to_owned();
     Expr::SubQuery(None, Box::new(count.into()))
 }
@@ -241,6 +244,21 @@ mod tests {
             assert_eq!(
                 listed(bo.id).await,
                 (Some("member".into()), Some(2), Some(2))
+            );
+            // Seqs 3 and 4 are ann's: an edit of 3 (seq 6) is no message,
+            // and 4 deleted (seq 7) is not counted any more.
+            let unread = s.messages_after_seq(room, 2, 2).await.unwrap();
+            s.edit_message(room, unread[0].id, ann.id, "a2!", now)
+                .await
+                .unwrap();
+            s.delete_message(room, unread[1].id, ann.id, now)
+                .await
+                .unwrap();
+            assert_eq!(
+                listed(bo.id).await,
+                (Some("member".into()), Some(2), Some(1)),
+                "{}",
+                t.label
             );
             let cy = s.create_user("cy", "h", "Cy", now).await.unwrap();
             assert_eq!(listed(cy.id).await, (None, None, None), "not a member");

@@ -115,6 +115,10 @@ fn insert_in(
                 content: m.content.clone(),
                 client_msg_id: m.client_msg_id.clone(),
                 created_at: m.now,
+                kind: super::MessageKind::Message,
+                target: None,
+                edited_at: None,
+                deleted_at: None,
             });
         }
     }

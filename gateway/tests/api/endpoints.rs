@@ -143,6 +143,24 @@ impl TestApp {
             .await
     }
 
+    /// `PATCH /api/rooms/{room}/messages/{id}` to `content`.
+    pub async fn edit_message(
+        &self,
+        token: &str,
+        room: i64,
+        id: i64,
+        content: &str,
+    ) -> (u16, Value) {
+        let (tail, body) = (format!("/messages/{id}"), json!({"content": content}));
+        self.on_room("PATCH", room, &tail, token, Some(body)).await
+    }
+
+    /// `DELETE /api/rooms/{room}/messages/{id}`.
+    pub async fn delete_message(&self, token: &str, room: i64, id: i64) -> (u16, Value) {
+        let tail = format!("/messages/{id}");
+        self.on_room("DELETE", room, &tail, token, None).await
+    }
+
     /// `GET /api/rooms/{room}/online`.
     pub async fn online(&self, token: &str, room: i64) -> (u16, Value) {
         self.on_room("GET", room, "/online", token, None).await

@@ -21,6 +21,7 @@ mod isolation_reads;
 mod kicks;
 mod large_rooms;
 mod limits;
+mod message_edits;
 mod metrics;
 mod nodes;
 mod openapi;

@@ -15,6 +15,13 @@ pub struct Model {
     pub content: String,
     pub client_msg_id: Option<String>,
     pub created_at: DateTimeUtc,
+    /// 'message', or an event row: 'edited' / 'deleted' (see migration
+    /// `m20261206_000012_add_message_edits`).
+    pub kind: String,
+    /// The message an event row is about.
+    pub target_id: Option<i64>,
+    pub edited_at: Option<DateTimeUtc>,
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
