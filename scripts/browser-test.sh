@@ -12,9 +12,10 @@
 # Then starts scripts/cluster.sh --background on free loopback ports with the
 # gateway's default Origin policy (same origin only) and runs
 # gateway/web/tests/browser.mjs: two users register on nodes A and B, meet in a
-# new room, chat both ways; one sees the other typing; one opens a direct
-# message from the online list and the other answers there; a message with
-# <script> renders as text; one page goes offline while the other writes and comes
+# new room, chat both ways; an edit and a delete show on the other node
+# ("(edited)", a tombstone; and so after a reload); one sees the other typing;
+# one opens a direct message from the online list and the other answers there;
+# a message with <script> renders as text; one page goes offline while the other writes and comes
 # back with every message exactly once, in seq order (and its own message
 # written offline delivered once); another room counts unread messages, and
 # its badge clears when another device marks it read; a burst of sends shows

@@ -1,14 +1,16 @@
 // The chat page: the REST API for accounts, rooms and history, and
-// chat-client.js for the live part. User data only ever goes into the DOM
+// chat-client.js for the live part; a message and its edit and delete
+// actions are messages.js, the online list and who is typing presence.js,
+// the members panel members.js. User data only ever goes into the DOM
 // through textContent (never innerHTML), so a message is always text.
 
 import { ChatClient } from './chat-client.js';
 import { showMembers } from './members.js';
+import { createMessages } from './messages.js';
+import { createPresence, showConnection } from './presence.js';
 
 const $ = (id) => document.getElementById(id);
 const HISTORY_PAGE = 50;
-/** How long "X is typing…" stays after the last `typing` (they come every 2 s while typing). */
-const TYPING_SHOWN_MS = 4000;
 const SESSION_KEY = 'chat.session';
 
 /** Readable text for the gateway's error codes. */
@@ -27,15 +29,6 @@ const FRIENDLY = {
   closed: 'Disconnected.',
 };
 
-const CONNECTION_TEXT = {
-  idle: 'Not connected',
-  connecting: 'Connecting…',
-  connected: 'Connected',
-  reconnecting: 'Reconnecting…',
-  offline: 'Offline: waiting for the network',
-  closed: 'Disconnected',
-};
-
 /** @type {{token: string, user: {id: number, username: string, nickname: string}} | null} */
 let session = null;
 /** @type {ChatClient | null} */
@@ -49,8 +42,35 @@ const people = new Map();
 let active = null;
 /** The timer that looks for rooms opened with this user elsewhere. */
 let roomsTimer = null;
-/** Who is typing where: roomId → (userId → {user, until}). */
-const typists = new Map();
+
+/** A message on screen, with its Edit and Delete buttons and the edit form (messages.js). */
+const messages = createMessages({
+  me: () => session?.user,
+  roleIn: (roomId) => myRooms.get(roomId)?.role,
+  active: () => active,
+  views,
+  viewOf,
+  api,
+  errorText,
+  onDeleted: (roomId, view, m) => {
+    // The server counts no deleted message as unread: neither does the badge.
+    if (roomId !== active && view.unread > 0 && m.user_id !== session.user.id &&
+        m.seq > (client?.readSeq(roomId) ?? 0)) {
+      view.unread -= 1;
+      renderRooms();
+    }
+  },
+});
+const messageElement = messages.element;
+
+/** The online list, who is typing (presence.js). */
+const presence = createPresence({
+  me: () => session?.user,
+  active: () => active,
+  people,
+  onlineCount: (roomId) => client?.onlineCount(roomId),
+  openDm,
+});
 
 /** Debugging handle (and what the browser test uses to find the client). */
 globalThis.chatApp = { get client() { return client; }, views, enterNewRooms: () => enterNewRooms() };
@@ -119,6 +139,7 @@ function logout(reason = '') {
   myRooms.clear();
   views.clear();
   active = null;
+  messages.forgetEdit();
   $('app').hidden = true;
   $('who').hidden = true;
   $('auth').hidden = false;
@@ -143,10 +164,12 @@ async function start() {
     if (e.detail.state === 'reconnecting' && e.detail.attempt >= 3) api('GET', '/api/users/me').catch(() => {});
   });
   client.addEventListener('message', (e) => onMessage(e.detail.roomId, e.detail.message));
-  client.addEventListener('presence', (e) => onPresence(e.detail));
+  client.addEventListener('edited', (e) => onChanged(e.detail, { content: e.detail.content, edited_at: e.detail.editedAt }));
+  client.addEventListener('deleted', (e) => onChanged(e.detail, { deleted: true, content: '' }));
+  client.addEventListener('presence', (e) => presence.onPresence(e.detail));
   client.addEventListener('left', (e) => onLeft(e.detail));
   client.addEventListener('recovery', (e) => reloadHistory(e.detail.roomId));
-  client.addEventListener('typing', (e) => onTyping(e.detail.roomId, e.detail.user));
+  client.addEventListener('typing', (e) => presence.onTyping(e.detail.roomId, e.detail.user));
   client.addEventListener('read', (e) => onRead(e.detail.roomId, e.detail.seq));
   client.addEventListener('error', (e) => {
     $('composer-error').textContent = errorText(e.detail.error);
@@ -205,7 +228,9 @@ async function reloadHistory(roomId) {
 
 function viewOf(roomId) {
   if (!views.has(roomId)) {
-    views.set(roomId, { messages: new Map(), nextBeforeId: null, unread: 0, pending: new Map(), loading: false });
+    // newestSeq: the room's newest place in its stream seen here: a message,
+    // or an edit or a deletion (they hold seqs too, and mark a room read as well).
+    views.set(roomId, { messages: new Map(), nextBeforeId: null, unread: 0, pending: new Map(), loading: false, newestSeq: 0 });
   }
   return views.get(roomId);
 }
@@ -213,6 +238,7 @@ function viewOf(roomId) {
 function addPage(view, page) {
   for (const m of page.messages) {
     view.messages.set(m.seq, m);
+    view.newestSeq = Math.max(view.newestSeq, m.seq);
     people.set(m.user.id, m.user);
   }
   view.nextBeforeId = page.next_before_id;
@@ -357,8 +383,8 @@ function select(roomId) {
   $('composer-error').textContent = '';
   renderRooms();
   renderMessages();
-  renderOnline(client?.onlineUsers(roomId) ?? [], client?.onlineCount(roomId));
-  renderTyping();
+  presence.renderOnline(client?.onlineUsers(roomId) ?? [], client?.onlineCount(roomId));
+  presence.renderTyping();
   if ($('members-box').open) loadMembers();
   scrollToBottom();
 }
@@ -400,31 +426,19 @@ function onLeft({ roomId, reason }) {
   loadRooms().catch(() => {});
 }
 
-// --- Messages --------------------------------------------------------------------
+// --- Messages: edits and deletions from the live stream --------------------------------
 
-function messageElement(m) {
-  const li = document.createElement('li');
-  li.className = 'msg';
-  if (m.user_id === session?.user.id) li.classList.add('mine');
-  if (m.seq !== undefined) li.dataset.seq = String(m.seq);
-  const header = document.createElement('header');
-  const author = document.createElement('span');
-  author.className = 'author';
-  author.textContent = m.user?.nickname ?? m.user?.username ?? `user ${m.user_id}`;
-  const time = document.createElement('time');
-  const when = m.created_at ? new Date(m.created_at) : new Date();
-  time.dateTime = when.toISOString();
-  time.textContent = when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  header.append(author, time);
-  const content = document.createElement('p');
-  content.className = 'content';
-  // Direction controls in the text stay in it (isolated by the CSS), so
-  // they cannot reorder the author, the time or the next message.
-  content.dir = 'auto';
-  content.textContent = m.content;
-  li.append(header, content);
-  return li;
+/** An edit or a deletion from the live stream (maybe made here, maybe elsewhere). */
+function onChanged({ roomId, id, seq }, change) {
+  const view = views.get(roomId);
+  if (!view) return;
+  view.newestSeq = Math.max(view.newestSeq, seq);
+  messages.applyChange(roomId, id, change);
+  // Not a message: no unread badge; but on screen, the room is read up to here.
+  if (roomId === active) markViewedRead();
 }
+
+// --- The message list ------------------------------------------------------------------
 
 function renderMessages() {
   const list = $('messages');
@@ -450,9 +464,10 @@ function insertMessage(m) {
 function onMessage(roomId, m) {
   people.set(m.user.id, m.user);
   // They sent what they were typing.
-  if (typists.get(roomId)?.delete(m.user.id) && roomId === active) renderTyping();
+  presence.stoppedTyping(roomId, m.user.id);
   const view = viewOf(roomId);
   if (m.client_msg_id) dropPending(view, m.client_msg_id);
+  view.newestSeq = Math.max(view.newestSeq, m.seq);
   if (view.messages.has(m.seq)) return;
   view.messages.set(m.seq, m);
   if (roomId === active) {
@@ -466,11 +481,14 @@ function onMessage(roomId, m) {
   }
 }
 
-/** The open room, on screen: read up to its newest message (here and on the user's other devices). */
+/**
+ * The open room, on screen: read up to its newest message, or edit or
+ * deletion (here and on the user's other devices).
+ */
 function markViewedRead() {
   if (active === null || !client || document.visibilityState !== 'visible') return;
-  const seqs = [...viewOf(active).messages.keys()];
-  if (seqs.length) client.markRead(active, Math.max(...seqs));
+  const newest = viewOf(active).newestSeq;
+  if (newest > 0) client.markRead(active, newest);
 }
 
 document.addEventListener('visibilitychange', markViewedRead);
@@ -478,9 +496,10 @@ document.addEventListener('visibilitychange', markViewedRead);
 /** The read marker moved (maybe on another device): what is at or below it is read. */
 function onRead(roomId, seq) {
   const view = viewOf(roomId);
-  const after = [...view.messages.values()].filter((m) => m.seq > seq && m.user_id !== session.user.id).length;
-  const newest = Math.max(0, ...view.messages.keys());
-  const unread = seq >= newest ? 0 : Math.min(view.unread, after);
+  // Unread are the messages of others after the marker, as the server counts: not the deleted ones.
+  const after = [...view.messages.values()]
+    .filter((m) => m.seq > seq && m.user_id !== session.user.id && !m.deleted).length;
+  const unread = seq >= view.newestSeq ? 0 : Math.min(view.unread, after);
   if (unread === view.unread) return;
   view.unread = unread;
   renderRooms();
@@ -585,73 +604,6 @@ function nearBottom() {
 function scrollToBottom() {
   const s = $('scroller');
   s.scrollTop = s.scrollHeight;
-}
-
-// --- Presence and connection state -----------------------------------------------------
-
-function onPresence({ roomId, users, change }) {
-  for (const u of users) people.set(u.id, u);
-  if (roomId !== active) return;
-  renderOnline(users, client?.onlineCount(roomId) ?? users.length);
-  if (change.type === 'joined') $('presence-note').textContent = `${change.user.nickname} joined`;
-  if (change.type === 'left') {
-    const who = people.get(change.userId);
-    $('presence-note').textContent = `${who?.nickname ?? 'Someone'} left`;
-  }
-}
-
-function onTyping(roomId, user) {
-  people.set(user.id, user);
-  if (!typists.has(roomId)) typists.set(roomId, new Map());
-  typists.get(roomId).set(user.id, { user, until: Date.now() + TYPING_SHOWN_MS });
-  if (roomId === active) renderTyping();
-  setTimeout(() => roomId === active && renderTyping(), TYPING_SHOWN_MS + 50);
-}
-
-/** "Alice is typing…" for the open room, from the indications not yet stale. */
-function renderTyping() {
-  const now = Date.now();
-  const here = typists.get(active);
-  for (const [id, t] of here ?? []) if (t.until <= now) here.delete(id);
-  const names = [...(here?.values() ?? [])].map((t) => t.user.nickname);
-  let text = '';
-  if (names.length === 1) text = `${names[0]} is typing…`;
-  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
-  else if (names.length > 2) text = 'Several people are typing…';
-  $('typing').textContent = text;
-}
-
-function renderOnline(users, total = users.length) {
-  const list = $('online');
-  list.replaceChildren(...users.map((u) => {
-    const li = document.createElement('li');
-    li.textContent = u.nickname;
-    li.title = `@${u.username}`;
-    li.dataset.user = String(u.id);
-    if (session && u.id !== session.user.id) {
-      const dm = document.createElement('button');
-      dm.type = 'button';
-      dm.className = 'dm secondary';
-      dm.textContent = '✉';
-      dm.title = `Message ${u.nickname}`;
-      dm.setAttribute('aria-label', `Message ${u.nickname}`);
-      dm.addEventListener('click', () => openDm(u));
-      li.append(' ', dm);
-    }
-    return li;
-  }));
-  // A large room lists only part of its users: the count is the server's.
-  $('online-count').textContent = `(${Math.max(total, users.length)})`;
-}
-
-function showConnection(state, detail = {}) {
-  const conn = $('conn');
-  conn.dataset.state = state;
-  let text = CONNECTION_TEXT[state] ?? state;
-  if (state === 'reconnecting' && detail.delayMs !== undefined) {
-    text = `Reconnecting in ${Math.ceil(detail.delayMs / 1000)} s…`;
-  }
-  conn.textContent = text;
 }
 
 // --- Boot ----------------------------------------------------------------------------------

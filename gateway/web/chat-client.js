@@ -37,7 +37,9 @@ export class ChatError extends Error {
 /**
  * @typedef {{id: number, username: string, nickname: string}} User
  * @typedef {{id: number, room_id: number, user_id: number, seq: number,
- *   content: string, created_at: string, user: User, client_msg_id?: string}} Message
+ *   content: string, created_at: string, user: User, client_msg_id?: string,
+ *   edited_at?: string, deleted?: boolean}} Message
+ *   `edited_at` (RFC 3339) once edited; `deleted: true` for a tombstone (empty content).
  *
  * @typedef {object} ChatClientOptions
  * @property {string|(() => string|Promise<string>)} token The JWT, or a function
@@ -61,6 +63,11 @@ export class ChatError extends Error {
  *              `reconnecting`, `offline` (the browser says the network is down),
  *              `closed` (by `close()` or a final close code).
  * - `message`  `{roomId, message}`: a chat message, exactly once per room, in `seq` order.
+ * - `edited`   `{roomId, id, seq, content, editedAt}`: message `id` was edited. `seq` is
+ *              the edit's own place in the room's stream (not the message's seq): edits
+ *              come exactly once, in order with the messages, and count for the resume.
+ * - `deleted`  `{roomId, id, seq}`: message `id` was deleted (show a tombstone); `seq`
+ *              is the deletion's own place in the stream, as for `edited`.
  * - `presence` `{roomId, users, change}`: the room's online users (an array, by id;
  *   in a large room the server lists at most 100 at entry by default: `onlineCount(roomId)`
  *   has the real number)
@@ -93,7 +100,8 @@ export class ChatClient extends EventTarget {
     this.state = 'idle';
     /**
      * Rooms the app wants to be in: id → `{lastSeq, entered}`. `lastSeq` is the
-     * highest `seq` delivered (null when unknown: the room was joined live);
+     * highest `seq` delivered, message, edit or deletion (null when unknown: the
+     * room was joined live);
      * `entered` is true once the server confirmed (`online_users`) on this socket.
      * @type {Map<number, {lastSeq: number|null, entered: boolean}>}
      */
@@ -134,8 +142,9 @@ export class ChatClient extends EventTarget {
 
   /**
    * Enter a room. With `sinceSeq` (the last `seq` the app has, e.g. from the
-   * history API; 0 for "from the start"), every message after it is delivered,
-   * then the live stream: no gap, no duplicate. Resolves when the server
+   * history API; 0 for "from the start"), every message after it is delivered
+   * (and every edit and deletion, which hold seqs of their own), then the live
+   * stream: no gap, no duplicate. Resolves when the server
    * confirmed (`online_users`); rejects with the `error` frame (`forbidden`,
    * `room_not_found`, `too_many_rooms`, ...).
    * @param {number} roomId
@@ -447,6 +456,10 @@ export class ChatClient extends EventTarget {
     switch (frame.type) {
       case 'message':
         return this.onMessage(roomId, data);
+      case 'message_edited':
+        return this.onChange(roomId, 'edited', { id: data.id, seq: data.seq, content: data.content, editedAt: data.edited_at });
+      case 'message_deleted':
+        return this.onChange(roomId, 'deleted', { id: data.id, seq: data.seq });
       case 'online_users':
         this.counts.set(roomId, data.online_count ?? null);
         return this.onEntered(roomId, data.users ?? []);
@@ -491,12 +504,27 @@ export class ChatClient extends EventTarget {
       this.pending.delete(message.client_msg_id);
       entry.resolve(message);
     }
+    if (this.inStream(roomId, message.seq)) this.emit('message', { roomId, message });
+  }
+
+  /** An edit or a deletion: a place in the room's stream like a message, so the same cursor. */
+  onChange(roomId, type, change) {
+    if (this.inStream(roomId, change.seq)) this.emit(type, { roomId, ...change });
+  }
+
+  /**
+   * Whether an item of a room's ordered stream (a message, an edit, a
+   * deletion: each holds its own `seq`) is new, moving the room's cursor
+   * past it if so. Exactly once: anything at or below the last delivered
+   * seq was seen already (a resume replays everything after `since_seq`: an
+   * edit that had not moved the cursor would come again).
+   */
+  inStream(roomId, seq) {
     const room = this.rooms.get(roomId);
-    if (!room) return;
-    // Exactly once: anything at or below the last delivered seq was seen already.
-    if (room.lastSeq !== null && message.seq <= room.lastSeq) return;
-    room.lastSeq = message.seq;
-    this.emit('message', { roomId, message });
+    if (!room) return false;
+    if (room.lastSeq !== null && seq <= room.lastSeq) return false;
+    room.lastSeq = seq;
+    return true;
   }
 
   onEntered(roomId, users) {

@@ -69,6 +69,16 @@ async fn the_scripts_and_styles_have_their_content_types() {
             "text/javascript",
             "export async function showMembers",
         ),
+        (
+            "messages.js",
+            "text/javascript",
+            "export function createMessages",
+        ),
+        (
+            "presence.js",
+            "text/javascript",
+            "export function createPresence",
+        ),
         ("style.css", "text/css", ":root"),
         ("icon.svg", "image/svg+xml", "<svg"),
         ("index.html", "text/html", "<!doctype html>"),

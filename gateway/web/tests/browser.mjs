@@ -7,12 +7,14 @@
 // CHROMIUM the browser (default /usr/bin/chromium).
 //
 // Alice's page is served by node A (and its WebSocket goes to node A), Bob's by
-// node B. They register, meet in a new room, chat both ways, Bob sees Alice
+// node B. They register, meet in a new room, chat both ways, Alice edits one
+// of her messages and deletes another and Bob sees both, Bob sees Alice
 // typing, Bob opens a direct message with Alice, a message full of HTML stays
 // text, Alice goes offline while Bob writes and comes back with every
 // message exactly once (and her own message written while offline delivered
 // once), an unread badge read on another device clears, scrolling back loads
-// older pages, Bob logs in through HAProxy, and the online lists follow joins
+// older pages (edited and deleted messages show so from the history too),
+// Bob logs in through HAProxy, and the online lists follow joins
 // and leaves.
 // Screenshots go to ARTIFACTS_DIR.
 
@@ -100,11 +102,21 @@ async function seen(page, text) {
   );
 }
 
+/** The seqs the room's edits and deletions hold: no message has them. */
+const changeSeqs = new Set();
+
 function assertExactlyOnceInOrder(list, who) {
   const seqs = list.map((m) => m.seq);
   for (let i = 1; i < seqs.length; i += 1) {
-    assert.equal(seqs[i], seqs[i - 1] + 1, `${who}: seqs not consecutive at ${i}: ${seqs.join(',')}`);
+    let next = seqs[i - 1] + 1;
+    while (changeSeqs.has(next)) next += 1;
+    assert.equal(seqs[i], next, `${who}: seqs not consecutive at ${i} (but for edits and deletions ${[...changeSeqs]}): ${seqs.join(',')}`);
   }
+}
+
+/** The open room's message with this text (its <li>). */
+function messageItem(page, text) {
+  return page.locator('#messages li[data-id]', { has: page.locator('.content', { hasText: text }) });
 }
 
 let failed = false;
@@ -141,6 +153,48 @@ try {
   await say(pageB, 'Hello Alice! Bob here, on node B. Grüße');
   await seen(pageA, 'Hello Alice! Bob here, on node B. Grüße');
   log('chatted both ways across nodes A and B');
+
+  // --- Edit and delete: Alice changes her messages on node A, Bob sees it on node B -----------
+  await pageB.evaluate(() => {
+    window.__changes = [];
+    for (const type of ['edited', 'deleted']) {
+      window.chatApp.client.addEventListener(type, (e) => window.__changes.push({ type, ...e.detail }));
+    }
+  });
+  await say(pageA, 'See you at 5 pm');
+  await seen(pageB, 'See you at 5 pm');
+  assert.equal(await messageItem(pageB, 'See you at 5 pm').getByRole('button').count(), 0,
+    'Bob (a member) may neither edit nor delete Alice\'s message');
+  const bobsOnA = messageItem(pageA, 'Hello Alice! Bob here');
+  assert.equal(await bobsOnA.getByRole('button', { name: /^Delete Bob's message/ }).count(), 1, 'the owner may delete Bob\'s message');
+  assert.equal(await bobsOnA.getByRole('button', { name: /^Edit/ }).count(), 0, 'nobody edits another\'s message');
+  await messageItem(pageA, 'See you at 5 pm').getByRole('button', { name: /^Edit your message/ }).click();
+  const editBox = pageA.getByRole('textbox', { name: 'Edit your message' });
+  await editBox.fill('  ');
+  await editBox.press('Enter');
+  await pageA.locator('#messages form.edit-form .error', { hasText: 'Write something' }).waitFor({ timeout: WAIT });
+  await editBox.fill('See you at 6 pm');
+  await editBox.press('Enter');
+  await seen(pageB, 'See you at 6 pm');
+  const editedOnB = messageItem(pageB, 'See you at 6 pm').locator('.edited');
+  await editedOnB.waitFor({ timeout: WAIT });
+  assert.equal(await editedOnB.textContent(), '(edited)');
+  assert.match(await editedOnB.getAttribute('title'), /^Edited /);
+  await messageItem(pageA, 'See you at 6 pm').locator('.edited').waitFor({ timeout: WAIT });
+  assert.equal(await pageB.locator('#messages .content', { hasText: 'See you at 5 pm' }).count(), 0);
+
+  await say(pageA, 'oops, wrong room');
+  await seen(pageB, 'oops, wrong room');
+  const oops = await messageItem(pageA, 'oops, wrong room').getAttribute('data-id');
+  pageA.once('dialog', (dialog) => dialog.accept());
+  await messageItem(pageA, 'oops, wrong room').getByRole('button', { name: /^Delete your message/ }).click();
+  await pageB.locator(`#messages li[data-id="${oops}"].deleted .tombstone`, { hasText: 'message deleted' }).waitFor({ timeout: WAIT });
+  await pageA.locator(`#messages li[data-id="${oops}"].deleted`).waitFor({ timeout: WAIT });
+  assert.equal(await pageB.locator('#messages .content', { hasText: 'oops' }).count(), 0, 'the deleted text is gone');
+  const changes = await pageB.evaluate(() => window.__changes);
+  assert.deepEqual(changes.map((c) => c.type), ['edited', 'deleted'], JSON.stringify(changes));
+  for (const c of changes) changeSeqs.add(c.seq);
+  log(`Alice edited a message on node A: Bob on node B saw the new text with "(edited)"; she deleted another: Bob saw the tombstone (event seqs ${[...changeSeqs].join(', ')})`);
 
   // --- Typing: Bob sees it across nodes, Alice does not see her own -------------------------
   // Alice's last typing went with her message above: one interval later the
@@ -312,7 +366,10 @@ try {
   const all = await messages(pageA);
   assertExactlyOnceInOrder(all, 'Alice after scrolling back');
   assert.equal(all[0].seq, 1);
-  log(`after a reload: newest 50 shown, scrolling up loaded the rest (${all.length} messages, seq 1..${all.at(-1).seq})`);
+  // From the history: the edit and the deletion as they are now.
+  await messageItem(pageA, 'See you at 6 pm').locator('.edited').waitFor({ timeout: WAIT });
+  await pageA.locator(`#messages li[data-id="${oops}"].deleted .tombstone`).waitFor({ timeout: WAIT });
+  log(`after a reload: newest 50 shown, scrolling up loaded the rest (${all.length} messages, seq 1..${all.at(-1).seq}; the edited one and the tombstone as before)`);
 
   // --- Through the load balancer: log in, same room, presence updates -----------------------------
   const bobViaLb = await browser.newContext({ viewport: { width: 800, height: 600 } });

@@ -265,3 +265,63 @@ test('read markers: forward only, one frame per interval with the highest seq, a
   assert.deepEqual(events, ['1:5', '1:6', '1:8', '1:12']);
   chat.close();
 });
+
+test('edits and deletions are events, and go through the same seq cursor as messages', async () => {
+  const chat = client();
+  const got = [];
+  chat.addEventListener('message', (e) => got.push(`message ${e.detail.message.seq}`));
+  chat.addEventListener('edited', (e) => got.push(e.detail));
+  chat.addEventListener('deleted', (e) => got.push(e.detail));
+  const joined = chat.join(3, { sinceSeq: 4 });
+  let socket = await connected(chat, [3]);
+  await joined;
+  const edited = (seq, id, content) => ({ type: 'message_edited', room_id: 3, data: { id, seq, content, edited_at: '2026-12-05T10:00:00.000Z' } });
+  const deleted = (seq, id) => ({ type: 'message_deleted', room_id: 3, data: { id, seq } });
+
+  socket.frame(msg(3, 5));
+  socket.frame(edited(4, 2, 'replayed, seen already')); // at or below lastSeq: dropped
+  socket.frame(edited(6, 5, 'fixed'));
+  socket.frame(edited(6, 5, 'fixed')); // the same edit again: dropped
+  socket.frame(deleted(7, 5));
+  socket.frame(deleted(7, 5));
+  assert.equal(chat.lastSeq(3), 7, 'the events moved the cursor');
+  socket.frame(msg(3, 7)); // a seq an event already held: dropped
+  socket.frame(msg(3, 8));
+  socket.frame({ ...edited(9, 1, 'elsewhere'), room_id: 9 }); // a room the client is not in: ignored
+  assert.deepEqual(got, [
+    'message 5',
+    { roomId: 3, id: 5, seq: 6, content: 'fixed', editedAt: '2026-12-05T10:00:00.000Z' },
+    { roomId: 3, id: 5, seq: 7 },
+    'message 8',
+  ]);
+
+  // An event is the newest item: a resume starts after it.
+  socket.frame(edited(9, 8, 'after the last message'));
+  assert.equal(got.length, 5);
+  socket.drop(1006);
+  await tick(60);
+  socket = FakeSocket.all.at(-1);
+  socket.open();
+  assert.equal(socket.url.searchParams.get('since_seq'), '9');
+  socket.frame({ type: 'online_users', room_id: 3, data: { users: [] } });
+  socket.frame(edited(9, 8, 'after the last message')); // replayed by the resume: dropped
+  socket.frame(deleted(10, 8));
+  assert.deepEqual(got.slice(5), [{ roomId: 3, id: 8, seq: 10 }]);
+  chat.close();
+});
+
+test('an event starts the cursor of a room joined live', async () => {
+  const chat = client();
+  const got = [];
+  chat.addEventListener('message', (e) => got.push(e.detail.message.seq));
+  chat.addEventListener('deleted', (e) => got.push(`deleted ${e.detail.id}`));
+  chat.join(4);
+  const socket = await connected(chat, [4]);
+  assert.equal(chat.lastSeq(4), null);
+  socket.frame({ type: 'message_deleted', room_id: 4, data: { id: 20, seq: 21 } });
+  assert.equal(chat.lastSeq(4), 21);
+  socket.frame(msg(4, 21));
+  socket.frame(msg(4, 22));
+  assert.deepEqual(got, ['deleted 20', 22]);
+  chat.close();
+});
