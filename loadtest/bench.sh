@@ -17,7 +17,10 @@
 # 5/s), persist (messages stored per
 # second: 200 rooms of 2, every member sending, window 32), roomlist
 # (`GET /api/rooms` for a user in 64 rooms with 1,500 unread messages each:
-# loadtest/room_list.py) on one node with SQLite; cluster (three nodes, PostgreSQL + Redis, via scripts/cluster.sh:
+# loadtest/room_list.py), deflate (one 500-member room, one sender at 200/s,
+# 400 then 64 bytes of content, without and with permessage-deflate; a
+# fixed rate, because inflating costs the generator more than it costs the
+# gateway) on one node with SQLite; cluster (three nodes, PostgreSQL + Redis, via scripts/cluster.sh:
 # fanout500, small and persist again with each room spread over the nodes).
 #
 # Every process started here is stopped here, by pid. The gateway gets the
@@ -33,11 +36,11 @@ RUNS=()
 for a in "$@"; do
     case "$a" in
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) RUNS+=("$a") ;;
     esac
 done
-[ ${#RUNS[@]} -gt 0 ] || RUNS=(idle storm quiet fanout500 fanout1000 fanout5000 small rooms1000 persist roomlist cluster)
+[ ${#RUNS[@]} -gt 0 ] || RUNS=(idle storm quiet fanout500 fanout1000 fanout5000 small rooms1000 persist roomlist deflate cluster)
 OUT=${OUT:-$ROOT/loadtest/results.jsonl}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 GATEWAY=$TARGET/release/gateway
@@ -138,6 +141,15 @@ fi
 if want persist; then
     start_node
     run persist fanout --rooms 200 --room-size 2 --senders 2 --window 32 --duration 20
+fi
+if want deflate; then
+    for size in 400 64; do
+        for offer in false true; do
+            start_node
+            run "deflate$size-$([ $offer = true ] && echo on || echo off)" fanout --rooms 1 --room-size 500 \
+                --senders 1 --rate 200 --duration 20 --size "$size" --deflate "$offer"
+        done
+    done
 fi
 stop_node
 

@@ -1,7 +1,8 @@
 //! A WebSocket echo endpoint on the gateway's own transport, for the
 //! Autobahn|Testsuite conformance run (`scripts/autobahn.sh`): the same
 //! listener wrapper, upgrade ([`accept`]), frame reader and frame writer as
-//! `/ws`, echoing every message instead of chatting. Test tooling only:
+//! `/ws` (permessage-deflate negotiated as `/ws` does, each echo compressed
+//! on its own), echoing every message instead of chatting. Test tooling only:
 //! never part of the shipped routes.
 //!
 //! ```sh
@@ -35,7 +36,7 @@ fn main() -> std::io::Result<()> {
                     .upgrade(fn_service(
                         |(req, framed): (Request, Framed<HeadDeadline, h1::Codec>)| async move {
                             if let Some(socket) =
-                                accept(framed, req.head(), Duration::from_secs(10)).await
+                                accept(framed, req.head(), Duration::from_secs(10), true).await
                             {
                                 echo(socket).await;
                             }
@@ -64,8 +65,9 @@ async fn echo(socket: Accepted) {
         socket.read_buf,
         MAX_MESSAGE,
         ReadBudget::new(0, 0, 0),
+        socket.deflate.is_some(),
     );
-    let mut writer = FrameWriter::new(socket.write);
+    let mut writer = FrameWriter::new(socket.write, socket.deflate);
     let close = loop {
         match reader.next().await {
             Ok(Incoming::Text(text)) => writer.text(text.as_bytes()),

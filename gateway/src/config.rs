@@ -128,6 +128,8 @@ pub struct WsSettings {
     /// How far back (in messages) a resume or a gap fill reaches; further
     /// back, the client gets `recovery_partial` and reloads the history.
     pub recovery_window: u64,
+    /// Negotiate permessage-deflate (RFC 7692) with clients that offer it.
+    pub compression: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -250,6 +252,7 @@ impl Default for WsSettings {
             client_timeout_secs: 60,
             write_timeout_secs: 10,
             recovery_window: 1000,
+            compression: true,
         }
     }
 }

@@ -9,7 +9,8 @@
 //!    (Prometheus, `/metrics`), [`domain`] (validated input types),
 //!    [`telemetry`] (logging), [`memory`] (allocator settings),
 //!    [`open_files`] (the open-files limit), [`shutdown`] (the stop signal),
-//!    [`recent_cache`] (the format of Redis's recent-messages cache).
+//!    [`recent_cache`] (the format of Redis's recent-messages cache),
+//!    [`deflate`] (permessage-deflate: negotiation, compression, inflation).
 //! 2. Backends: [`store`] (SQL through sea-orm: SQLite or PostgreSQL),
 //!    [`redis`] (the cluster-mode connection and key names), [`bus`]
 //!    (cross-node fan-out behind a trait), [`presence`] (who is in which
@@ -39,6 +40,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod deflate;
 pub mod domain;
 pub mod error;
 pub mod history;

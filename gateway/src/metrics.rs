@@ -40,6 +40,8 @@ pub struct Metrics {
     pub bus_lag: Histogram,
     pub ws_received_bytes: IntCounter,
     pub ws_sent_bytes: IntCounter,
+    pub ws_messages_compressed: IntCounter,
+    pub ws_compressed_connections: IntCounter,
     pub outbound_queue_depth: Histogram,
     pub db_pool_connections: IntGaugeVec,
     pub db_pool_max: IntGauge,
@@ -204,6 +206,14 @@ impl Metrics {
             ws_sent_bytes: reg!(counter(
                 "ws_sent_bytes_total",
                 "Bytes written to WebSocket connections"
+            )),
+            ws_messages_compressed: reg!(counter(
+                "ws_messages_compressed_total",
+                "Outgoing messages deflated (permessage-deflate): once per broadcast, however many members negotiated compression"
+            )),
+            ws_compressed_connections: reg!(counter(
+                "ws_compressed_connections_total",
+                "WebSocket connections that negotiated permessage-deflate"
             )),
             outbound_queue_depth: reg!(Histogram::with_opts(
                 HistogramOpts::new(

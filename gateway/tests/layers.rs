@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("open_files", 1),
     ("shutdown", 1),
     ("recent_cache", 1),
+    ("deflate", 1),
     ("store", 2),
     ("redis", 2),
     ("bus", 2),

@@ -20,9 +20,9 @@
 //! bounded by the recovery window: further back than that, the client gets
 //! `recovery_partial` and should reload the history instead.
 
+use super::text_frame::TextFrame;
 use crate::history::History;
 use crate::store::StoreError;
-use bytestring::ByteString;
 use shared::ids::RoomId;
 use shared::server_frame::{RecoveryPartialData, ServerFrame};
 use std::collections::{HashMap, VecDeque};
@@ -85,7 +85,7 @@ struct Room {
     /// Until the room's `online_users` has gone out, the presence events
     /// that arrived meanwhile. They go out right after it, in order: applied
     /// to the snapshot as set updates they end in the latest state.
-    held: Option<VecDeque<ByteString>>,
+    held: Option<VecDeque<TextFrame>>,
     /// The last fill could not read the history (the database away, a pool
     /// timeout): failures in a row, and whether a `Fill` is due. While one
     /// is due, messages that would need a fill are left to it: one history
@@ -145,7 +145,7 @@ impl Cursors {
 
     /// A presence event of `room`: `Some` to send now; `None` when it is
     /// held for after the snapshot, or the connection left the room.
-    pub fn presence(&mut self, room: RoomId, frame: ByteString) -> Option<ByteString> {
+    pub fn presence(&mut self, room: RoomId, frame: TextFrame) -> Option<TextFrame> {
         let r = self.rooms.get_mut(&room)?;
         match &mut r.held {
             Some(held) => {
@@ -160,7 +160,7 @@ impl Cursors {
     }
 
     /// The room's snapshot went out: the held presence events follow it.
-    pub fn release_held(&mut self, room: RoomId) -> VecDeque<ByteString> {
+    pub fn release_held(&mut self, room: RoomId) -> VecDeque<TextFrame> {
         self.rooms
             .get_mut(&room)
             .and_then(|r| r.held.take())
@@ -229,7 +229,7 @@ impl Cursors {
 
 /// Frames that bring a room from `after` up to `until` (or the newest).
 pub struct CatchUp {
-    pub frames: Vec<ByteString>,
+    pub frames: Vec<TextFrame>,
     /// The seq the cursor is at afterwards.
     pub last: i64,
 }
@@ -270,7 +270,7 @@ pub async fn catch_up(
         }
         for frame in page {
             from = frame.stream_seq().expect("the stream's frames have a seq");
-            frames.push(ByteString::from(frame.to_json()));
+            frames.push(TextFrame::new(frame.to_json()));
         }
     }
     Ok(CatchUp {
@@ -279,8 +279,8 @@ pub async fn catch_up(
     })
 }
 
-fn partial(room: RoomId, since_seq: i64, resumed_at_seq: i64) -> ByteString {
-    ByteString::from(
+fn partial(room: RoomId, since_seq: i64, resumed_at_seq: i64) -> TextFrame {
+    TextFrame::new(
         ServerFrame::RecoveryPartial {
             room_id: room,
             data: RecoveryPartialData {
@@ -381,10 +381,7 @@ mod tests {
         c.track(r, 0);
         assert_eq!(c.presence(r, "joined".into()), None);
         assert_eq!(c.presence(r, "left".into()), None);
-        assert_eq!(
-            c.release_held(r),
-            [ByteString::from("joined"), "left".into()]
-        );
+        assert_eq!(c.release_held(r), [TextFrame::new("joined"), "left".into()]);
         assert_eq!(c.presence(r, "later".into()), Some("later".into()));
         c.track(r, 0);
         for i in 0..MAX_HELD + 5 {

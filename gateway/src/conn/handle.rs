@@ -7,8 +7,8 @@
 
 use super::outbound::Outbound;
 use super::send_queue::{Pushed, QueueReader, SendQueue};
+use super::text_frame::TextFrame;
 use super::worker::WorkerId;
-use bytestring::ByteString;
 use shared::close_codes::{self, Close};
 use shared::ids::{ConnId, ConnKey, RoomId};
 use shared::server_frame::{ServerFrame, UserPublic};
@@ -99,7 +99,7 @@ impl ConnHandle {
     }
 
     /// Enqueue an encoded frame outside any room's sequence.
-    pub fn push_frame(&self, frame: ByteString) -> Enqueued {
+    pub fn push_frame(&self, frame: TextFrame) -> Enqueued {
         self.push(Outbound::Frame(frame))
     }
 
@@ -109,7 +109,7 @@ impl ConnHandle {
             .frames_sent
             .with_label_values(&[frame.kind()])
             .inc();
-        self.push_frame(ByteString::from(frame.to_json()))
+        self.push_frame(TextFrame::new(frame.to_json()))
     }
 
     /// Close it as a slow consumer (counted once per connection).

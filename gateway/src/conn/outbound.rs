@@ -2,20 +2,20 @@
 //! instructions the writer needs to deliver each room's messages exactly
 //! once and in `seq` order (see `conn::delivery`).
 
-use bytestring::ByteString;
+use super::text_frame::TextFrame;
 use shared::ids::RoomId;
 
 #[derive(Debug, Clone)]
 pub enum Outbound {
     /// A frame outside any room's sequence (errors, presence, pong, ...).
-    Frame(ByteString),
+    Frame(TextFrame),
     /// The answer to a client's ping, with its payload.
     Pong(bytes::Bytes),
     /// A room's chat message, with its `seq`.
     Message {
         room: RoomId,
         seq: i64,
-        frame: ByteString,
+        frame: TextFrame,
     },
     /// The answer to this connection's own `message`: the stored message,
     /// in sequence like any other while the connection is in the room (the
@@ -24,7 +24,7 @@ pub enum Outbound {
     Echo {
         room: RoomId,
         seq: i64,
-        frame: ByteString,
+        frame: TextFrame,
     },
     /// The stored original answering a retried send: delivered in order if
     /// this connection has not had it, written if it predates the
@@ -33,13 +33,13 @@ pub enum Outbound {
     Retried {
         room: RoomId,
         seq: i64,
-        frame: ByteString,
+        frame: TextFrame,
     },
     /// A presence event of `room` (`user_joined`, `user_left`): held while
     /// the room is being entered, until its `online_users` went out.
-    Presence { room: RoomId, frame: ByteString },
+    Presence { room: RoomId, frame: TextFrame },
     /// The room's `online_users`: the snapshot presence events apply to.
-    Snapshot { room: RoomId, frame: ByteString },
+    Snapshot { room: RoomId, frame: TextFrame },
     /// Start delivering `room`'s messages after `since`, from the next fill on.
     Track { room: RoomId, since: i64 },
     /// Catch up on `room` from the history now (after entering it, or after

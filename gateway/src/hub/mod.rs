@@ -10,8 +10,8 @@ pub use rooms::Delivery;
 pub use workers::QUEUE as WORKER_QUEUE;
 
 use crate::conn::outbound::Outbound;
+use crate::conn::text_frame::TextFrame;
 use crate::conn::{ConnHandle, Enqueued};
-use bytestring::ByteString;
 use rooms::Rooms;
 use shared::ids::{ConnId, RoomId, UserId};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub struct Hub {
 #[derive(Debug)]
 pub struct Broadcast {
     pub room: RoomId,
-    pub frame: ByteString,
+    pub frame: TextFrame,
     /// A chat message's `seq`, so each connection's writer can keep the
     /// room's order and drop duplicates; `None` for presence.
     pub seq: Option<i64>,
@@ -258,7 +258,7 @@ mod tests {
     fn presence(room: i64, frame: &str, to: Audience) -> Broadcast {
         Broadcast {
             room: RoomId(room),
-            frame: frame.into(),
+            frame: TextFrame::new(frame.to_string()),
             seq: None,
             to,
             kind: "user_joined",

@@ -11,8 +11,8 @@
 //! later single event can never overtake each other.
 
 use super::Node;
+use crate::conn::text_frame::TextFrame;
 use crate::hub::{Audience, Broadcast};
-use bytestring::ByteString;
 use shared::ids::{RoomId, UserId};
 use shared::server_frame::{PresenceBatchData, ServerFrame, UserPublic};
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,7 +87,7 @@ impl Node {
             };
             self.hub.broadcast(Broadcast {
                 room,
-                frame: ByteString::from(frame.to_json()),
+                frame: TextFrame::new(frame.to_json()),
                 seq: None,
                 to: Audience::All,
                 kind: frame.kind(),

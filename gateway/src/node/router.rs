@@ -3,8 +3,8 @@
 
 use super::Node;
 use super::presence_batch::Change;
+use crate::conn::text_frame::TextFrame;
 use crate::hub::{Audience, Broadcast};
-use bytestring::ByteString;
 use shared::bus_envelope::{BusEnvelope, BusEvent};
 use shared::server_frame::{
     LeaveReason, ReadData, ServerFrame, TypingData, UserJoinedData, UserLeftData,
@@ -124,7 +124,7 @@ impl Node {
         }
         self.hub.broadcast(Broadcast {
             room,
-            frame: ByteString::from(frame.to_json()),
+            frame: TextFrame::new(frame.to_json()),
             seq,
             to,
             kind: frame.kind(),

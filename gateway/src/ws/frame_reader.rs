@@ -13,6 +13,9 @@
 //!   (TCP pushes back on the client). And the reader gives its worker back
 //!   every [`YIELD_EVERY`] steps, so a client with a full socket cannot keep
 //!   the other connections of its thread (or `/healthz`) waiting;
+//! - inflation (permessage-deflate, when negotiated): a compressed message
+//!   is inflated to at most the same cap, counted after inflation, so a
+//!   deflate bomb gets 1009 having cost at most the cap;
 //! - the log: a fragmented control frame is refused here (1002) before
 //!   actix-http's parser would log it at ERROR; nothing a client sends logs
 //!   above DEBUG.
@@ -64,7 +67,16 @@ pub struct FrameReader {
     budget: ReadBudget,
     /// Frames decoded and reads made since the reader last gave its worker back.
     steps: u32,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message.
+    inflate: bool,
+    /// The frame at the head of `buf` had RSV1 (cleared there, for the parser).
+    head_compressed: bool,
+    /// The fragmented message being put together is compressed.
+    partial_compressed: bool,
 }
+
+/// The bit of a message's first frame that says it is compressed (RFC 7692 §6).
+const RSV1: u8 = 0x40;
 
 /// Bytes taken from the socket per read, at most.
 const SCRATCH: usize = 4096;
@@ -85,11 +97,13 @@ enum Step {
 impl FrameReader {
     /// `already_read`: bytes the HTTP parser read past the handshake (a client
     /// that sent frames before it saw the 101). `budget`: how fast it may send.
+    /// `inflate`: permessage-deflate was negotiated.
     pub fn new(
         io: OwnedReadHalf,
         already_read: BytesMut,
         max_message: usize,
         budget: ReadBudget,
+        inflate: bool,
     ) -> Self {
         FrameReader {
             io,
@@ -99,6 +113,9 @@ impl FrameReader {
             max_message,
             budget,
             steps: 0,
+            inflate,
+            head_compressed: false,
+            partial_compressed: false,
         }
     }
 
@@ -155,17 +172,19 @@ impl FrameReader {
     /// One frame from the buffered bytes, if a whole one is there.
     fn decode(&mut self) -> Result<Step, Close> {
         check_header(&self.buf, self.partial.len(), self.max_message)?;
+        self.take_rsv1()?;
         let Some(frame) = self.codec.decode(&mut self.buf).map_err(protocol_close)? else {
             return Ok(Step::NeedBytes);
         };
+        let compressed = std::mem::take(&mut self.head_compressed);
         self.budget.frame();
         let message = match frame {
-            Frame::Text(bytes) => text(bytes)?,
-            Frame::Binary(bytes) => Incoming::Binary(bytes),
+            Frame::Text(bytes) => text(self.inflated(bytes, compressed)?)?,
+            Frame::Binary(bytes) => Incoming::Binary(self.inflated(bytes, compressed)?),
             Frame::Ping(bytes) => Incoming::Ping(bytes),
             Frame::Pong(_) => Incoming::Pong,
             Frame::Close(_) => Incoming::Close,
-            Frame::Continuation(item) => match self.fragment(item)? {
+            Frame::Continuation(item) => match self.fragment(item, compressed)? {
                 Some(message) => message,
                 None => return Ok(Step::Fragment),
             },
@@ -173,14 +192,49 @@ impl FrameReader {
         Ok(Step::Message(message))
     }
 
-    fn fragment(&mut self, item: Item) -> Result<Option<Incoming>, Close> {
+    /// RSV1 on the frame at the head of the buffer: allowed on the first
+    /// frame of a data message once compression is negotiated, where it is
+    /// noted and cleared (actix-http's parser refuses any RSV bit); on
+    /// anything else, a protocol error (RFC 7692 §6.1).
+    fn take_rsv1(&mut self) -> Result<(), Close> {
+        let Some(b0) = self.buf.first_mut() else {
+            return Ok(());
+        };
+        if *b0 & RSV1 == 0 {
+            return Ok(());
+        }
+        let opcode = *b0 & 0x0F;
+        if !self.inflate || opcode == 0x0 || opcode >= 0x8 {
+            return Err(close_codes::PROTOCOL_ERROR);
+        }
+        *b0 &= !RSV1;
+        self.head_compressed = true;
+        Ok(())
+    }
+
+    /// A whole message's payload, inflated if it was compressed, at most
+    /// the cap either way.
+    fn inflated(&self, bytes: Bytes, compressed: bool) -> Result<Bytes, Close> {
+        if !compressed {
+            return Ok(bytes);
+        }
+        match crate::deflate::inflate(&bytes, self.max_message) {
+            Ok(plain) => Ok(Bytes::from(plain)),
+            Err(crate::deflate::InflateError::TooBig) => Err(close_codes::MESSAGE_TOO_BIG),
+            Err(crate::deflate::InflateError::Invalid) => Err(close_codes::INVALID_PAYLOAD),
+        }
+    }
+
+    fn fragment(&mut self, item: Item, compressed: bool) -> Result<Option<Incoming>, Close> {
         let (bytes, last) = match item {
             Item::FirstText(bytes) => {
                 self.partial = Partial::Text(BytesMut::new());
+                self.partial_compressed = compressed;
                 (bytes, false)
             }
             Item::FirstBinary(bytes) => {
                 self.partial = Partial::Binary(BytesMut::new());
+                self.partial_compressed = compressed;
                 (bytes, false)
             }
             Item::Continue(bytes) => (bytes, false),
@@ -198,9 +252,12 @@ impl FrameReader {
         if !last {
             return Ok(None);
         }
+        let compressed = std::mem::take(&mut self.partial_compressed);
         match std::mem::replace(&mut self.partial, Partial::None) {
-            Partial::Text(joined) => Ok(Some(text(joined.freeze())?)),
-            Partial::Binary(joined) => Ok(Some(Incoming::Binary(joined.freeze()))),
+            Partial::Text(joined) => Ok(Some(text(self.inflated(joined.freeze(), compressed)?)?)),
+            Partial::Binary(joined) => Ok(Some(Incoming::Binary(
+                self.inflated(joined.freeze(), compressed)?,
+            ))),
             Partial::None => Err(close_codes::PROTOCOL_ERROR),
         }
     }
@@ -291,7 +348,7 @@ mod tests {
         // The bytes stay readable after the peer is gone; then the end.
         drop(peer);
         let (read, _) = server.into_split();
-        FrameReader::new(read, BytesMut::new(), max, budget)
+        FrameReader::new(read, BytesMut::new(), max, budget, true)
     }
 
     #[tokio::test]
@@ -397,5 +454,77 @@ mod tests {
             took >= std::time::Duration::from_secs(7),
             "paced by the budget: {took:?}"
         );
+    }
+
+    /// A client frame with RSV1 set (a compressed message's first frame).
+    fn compressed_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = frame(fin, opcode, payload);
+        f[0] |= RSV1;
+        f
+    }
+
+    fn deflated(payload: &[u8]) -> Vec<u8> {
+        crate::deflate::compress(payload, 15).unwrap().to_vec()
+    }
+
+    #[tokio::test]
+    async fn compressed_messages_are_inflated_whole_or_in_fragments() {
+        let json = format!(r#"{{"type":"message","content":"{}"}}"#, "abc ".repeat(80));
+        let z = deflated(json.as_bytes());
+        assert!(z.len() < 126);
+        let mut bytes = compressed_frame(true, 0x1, &z);
+        // The same split in two fragments, RSV1 on the first only, a ping between.
+        bytes.extend(compressed_frame(false, 0x1, &z[..10]));
+        bytes.extend(frame(true, 0x9, b"p"));
+        bytes.extend(frame(true, 0x0, &z[10..]));
+        // Then an uncompressed message: RSV1 is per message.
+        bytes.extend(frame(true, 0x1, b"plain"));
+        let mut r = reader(bytes, 4096).await;
+        assert!(matches!(r.next().await, Ok(Incoming::Text(t)) if t == json));
+        assert!(matches!(r.next().await, Ok(Incoming::Ping(_))));
+        assert!(matches!(r.next().await, Ok(Incoming::Text(t)) if t == json));
+        assert!(matches!(r.next().await, Ok(Incoming::Text(t)) if t == "plain"));
+    }
+
+    #[tokio::test]
+    async fn a_deflate_bomb_gets_1009_and_bad_rsv1_gets_1002() {
+        // 1 MiB of spaces in a few hundred bytes: refused after 4 KiB of inflation.
+        let bomb = deflated(&vec![b' '; 1 << 20]);
+        let mut bytes = vec![0x80 | RSV1 | 0x1, 0x80 | 126];
+        bytes.extend_from_slice(&(bomb.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&[0, 0, 0, 0]); // a zero mask
+        bytes.extend_from_slice(&bomb);
+        let mut r = reader(bytes, 4096).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::MESSAGE_TOO_BIG);
+        // RSV1 on a continuation or a control frame.
+        let mut cont = frame(false, 0x1, b"a");
+        cont.extend(compressed_frame(true, 0x0, b"b"));
+        let mut r = reader(cont, 64).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::PROTOCOL_ERROR);
+        let mut r = reader(compressed_frame(true, 0x9, b""), 64).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::PROTOCOL_ERROR);
+        // Not valid deflate data; and invalid UTF-8 once inflated.
+        let mut r = reader(compressed_frame(true, 0x1, &[0xff, 0xff]), 64).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::INVALID_PAYLOAD);
+        let bad_utf8 = deflated(&[0xff; 300]);
+        let mut r = reader(compressed_frame(true, 0x1, &bad_utf8), 4096).await;
+        assert_eq!(r.next().await.unwrap_err(), close_codes::INVALID_PAYLOAD);
+    }
+
+    #[tokio::test]
+    async fn without_compression_negotiated_rsv1_is_a_protocol_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let z = deflated(&[b'a'; 300]);
+        peer.write_all(&compressed_frame(true, 0x1, &z))
+            .await
+            .unwrap();
+        drop(peer);
+        let (read, _) = server.into_split();
+        let mut r = FrameReader::new(read, BytesMut::new(), 4096, ReadBudget::new(0, 0, 0), false);
+        assert_eq!(r.next().await.unwrap_err(), close_codes::PROTOCOL_ERROR);
     }
 }

@@ -7,7 +7,13 @@
 //! life, and writes per wake-up of that dispatcher. Here the session's writer
 //! appends every frame it has queued and flushes once; the buffer is given
 //! back as soon as it is empty, so an idle connection holds no buffer at all.
+//!
+//! With permessage-deflate negotiated, data frames of a compressed message
+//! carry RSV1 (RFC 7692 §6): a broadcast's shared compressed copy
+//! ([`TextFrame::deflated`]), or, for a message sent once, its own.
 
+use crate::conn::text_frame::TextFrame;
+use crate::deflate::{self, Deflate};
 use bytes::{BufMut, BytesMut};
 use shared::close_codes::Close;
 use std::io;
@@ -20,6 +26,8 @@ const BINARY: u8 = 0x2;
 const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
 const PONG: u8 = 0xA;
+/// "This message is compressed", on its first frame.
+const RSV1: u8 = 0x40;
 /// A control frame's payload is at most 125 bytes (RFC 6455 §5.5).
 const MAX_CONTROL_PAYLOAD: usize = 125;
 /// The buffer's first allocation after a write: room for a turn's worth of
@@ -34,13 +42,16 @@ pub struct FrameWriter {
     /// timeout it keeps the unwritten rest, so a later close frame still
     /// starts on a frame boundary.
     buf: BytesMut,
+    /// permessage-deflate, when the client negotiated it.
+    deflate: Option<Deflate>,
 }
 
 impl FrameWriter {
-    pub fn new(io: OwnedWriteHalf) -> Self {
+    pub fn new(io: OwnedWriteHalf, deflate: Option<Deflate>) -> Self {
         FrameWriter {
             io,
             buf: BytesMut::new(),
+            deflate,
         }
     }
 
@@ -49,15 +60,38 @@ impl FrameWriter {
         self.buf.len()
     }
 
-    /// Append a text frame (the payload is UTF-8 already: it is JSON we encoded).
-    pub fn text(&mut self, payload: &[u8]) {
-        self.frame(TEXT, payload);
+    /// Append a queued frame: compressed (its shared copy) if this
+    /// connection negotiated compression and the frame is worth it.
+    pub fn shared_text(&mut self, frame: &TextFrame) {
+        match self
+            .deflate
+            .and_then(|d| frame.deflated(d.server_window_bits))
+        {
+            Some(deflated) => self.frame(TEXT | RSV1, &deflated),
+            None => self.frame(TEXT, frame.as_str().as_bytes()),
+        }
     }
 
-    /// Append a binary frame (the gateway itself sends none; the conformance
-    /// echo endpoint does).
+    /// Append a text message sent once (the payload is UTF-8 already),
+    /// compressed for this connection alone when it negotiated compression.
+    pub fn text(&mut self, payload: &[u8]) {
+        self.data(TEXT, payload);
+    }
+
+    /// Append a binary message (the gateway itself sends none; the
+    /// conformance echo endpoint does), compressed like [`Self::text`].
     pub fn binary(&mut self, payload: &[u8]) {
-        self.frame(BINARY, payload);
+        self.data(BINARY, payload);
+    }
+
+    fn data(&mut self, opcode: u8, payload: &[u8]) {
+        match self
+            .deflate
+            .and_then(|d| deflate::compress(payload, d.server_window_bits))
+        {
+            Some(deflated) => self.frame(opcode | RSV1, &deflated),
+            None => self.frame(opcode, payload),
+        }
     }
 
     pub fn ping(&mut self) {
@@ -79,14 +113,15 @@ impl FrameWriter {
         self.frame(CLOSE, &payload[..2 + n]);
     }
 
-    fn frame(&mut self, opcode: u8, payload: &[u8]) {
+    /// `head`: the opcode, and RSV1 for a compressed message.
+    fn frame(&mut self, head: u8, payload: &[u8]) {
         let len = payload.len();
         if self.buf.capacity() == 0 {
             self.buf.reserve(FIRST_ALLOCATION.max(len + 10));
         } else {
             self.buf.reserve(len + 10);
         }
-        self.buf.put_u8(0x80 | opcode); // FIN: the gateway never fragments
+        self.buf.put_u8(0x80 | head); // FIN: the gateway never fragments
         match len {
             0..=125 => self.buf.put_u8(len as u8),
             126..=0xFFFF => {
@@ -126,12 +161,19 @@ mod tests {
 
     /// Encode through a real socket pair and read the bytes back.
     async fn encoded(fill: impl FnOnce(&mut FrameWriter)) -> Vec<u8> {
+        encoded_with(None, fill).await
+    }
+
+    async fn encoded_with(
+        deflate: Option<Deflate>,
+        fill: impl FnOnce(&mut FrameWriter),
+    ) -> Vec<u8> {
         use tokio::io::AsyncReadExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
         let (_r, w) = accepted.unwrap().0.into_split();
-        let mut writer = FrameWriter::new(w);
+        let mut writer = FrameWriter::new(w, deflate);
         fill(&mut writer);
         writer.flush().await.unwrap();
         assert_eq!(writer.pending(), 0);
@@ -178,5 +220,33 @@ mod tests {
             &close[4..],
             shared::close_codes::SLOW_CONSUMER.reason.as_bytes()
         );
+    }
+
+    #[tokio::test]
+    async fn compressed_messages_carry_rsv1_and_short_ones_go_plain() {
+        let deflate = Some(Deflate {
+            server_window_bits: 15,
+        });
+        let json = format!(
+            r#"{{"type":"message","content":"{}"}}"#,
+            "hi there ".repeat(60)
+        );
+        let shared = TextFrame::new(json.clone());
+        let out = encoded_with(deflate, |w| {
+            w.shared_text(&shared);
+            w.text(b"short");
+            w.shared_text(&TextFrame::from("tiny"));
+        })
+        .await;
+        assert_eq!(out[0], 0x80 | RSV1 | TEXT, "FIN, RSV1, text");
+        let len = out[1] as usize;
+        assert!(len < 126 && len < json.len() / 2, "{len}");
+        let inflated = deflate::inflate(&out[2..2 + len], 4096).unwrap();
+        assert_eq!(inflated, json.as_bytes());
+        assert_eq!(&out[2 + len..], b"\x81\x05short\x81\x04tiny");
+        // Not negotiated: the same frame goes plain.
+        let out = encoded(|w| w.shared_text(&shared)).await;
+        assert_eq!(&out[..2], &[0x81, 126]);
+        assert_eq!(&out[4..], json.as_bytes());
     }
 }

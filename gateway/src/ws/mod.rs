@@ -41,10 +41,12 @@ mod sizes {
                 size_of::<super::frame_reader::FrameReader>(),
                 176,
             ),
+            // 48 + the negotiated permessage-deflate window (no compressor:
+            // that state is per worker thread).
             (
                 "FrameWriter",
                 size_of::<super::frame_writer::FrameWriter>(),
-                48,
+                56,
             ),
             ("Cursors", size_of::<crate::conn::delivery::Cursors>(), 48),
             ("ReplayBudget", size_of::<super::replay::ReplayBudget>(), 16),

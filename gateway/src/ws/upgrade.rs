@@ -12,6 +12,7 @@ use super::handshake::{self, Refusal, Refused};
 use super::read_budget::ReadBudget;
 use super::session::{self, SessionParts};
 use crate::conn::ConnHandle;
+use crate::deflate::{self, Deflate};
 use crate::limits::head_deadline::HeadDeadline;
 use crate::state::AppState;
 use actix_codec::Framed;
@@ -79,7 +80,8 @@ async fn upgrade(
         Ok(admitted) => admitted,
         Err(refusal) => return refuse(framed, refusal, outcome).await,
     };
-    let accepted = accept(framed, head, write_timeout).await;
+    let compression = state.settings.ws.compression;
+    let accepted = accept(framed, head, write_timeout, compression).await;
     outcome.done(if accepted.is_some() { 101 } else { CLIENT_GONE });
     let Some(socket) = accepted else {
         state
@@ -109,8 +111,9 @@ async fn upgrade(
             socket.read_buf,
             limits.max_frame_bytes,
             read_budget(limits),
+            socket.deflate.is_some(),
         ),
-        writer: FrameWriter::new(socket.write),
+        writer: FrameWriter::new(socket.write, socket.deflate),
         state,
         conn,
         queue,
@@ -129,20 +132,34 @@ pub struct Accepted {
     pub read: OwnedReadHalf,
     pub read_buf: BytesMut,
     pub write: OwnedWriteHalf,
+    /// permessage-deflate, if the client offered it and it is on.
+    pub deflate: Option<Deflate>,
 }
 
 /// Answer the handshake in `head` with its 101 and take the bare stream
 /// over; `None` when the headers are no WebSocket handshake or the client
 /// is gone. The one way a socket becomes a WebSocket here (the Autobahn echo
-/// endpoint of the conformance run takes it too).
+/// endpoint of the conformance run takes it too). With `compression` on,
+/// the client's first acceptable permessage-deflate offer is accepted.
 pub async fn accept(
     mut framed: Framed<HeadDeadline, h1::Codec>,
     head: &RequestHead,
     write_timeout: Duration,
+    compression: bool,
 ) -> Option<Accepted> {
-    let response = actix_http::ws::handshake_response(head)
-        .message_body(())
-        .ok()?;
+    let mut response = actix_http::ws::handshake_response(head);
+    let deflate = compression
+        .then(|| {
+            let offers = head.headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS);
+            deflate::negotiate(offers.filter_map(|v| v.to_str().ok()))
+        })
+        .flatten();
+    if let Some(deflate) = deflate {
+        let value = HeaderValue::from_str(&deflate.response()).ok()?;
+        response.insert_header((header::SEC_WEBSOCKET_EXTENSIONS, value));
+        crate::metrics::metrics().ws_compressed_connections.inc();
+    }
+    let response = response.message_body(()).ok()?;
     let sent = timeout(
         write_timeout,
         framed.send(Message::Item((response, BodySize::None))),
@@ -160,6 +177,7 @@ pub async fn accept(
         read,
         read_buf: parts.read_buf,
         write,
+        deflate,
     })
 }
 

@@ -10,8 +10,8 @@ use crate::conn::ConnHandle;
 use crate::conn::delivery::{Cursors, Decision, Retry, catch_up};
 use crate::conn::outbound::Outbound;
 use crate::conn::send_queue::QueueReader;
+use crate::conn::text_frame::TextFrame;
 use crate::history::History;
-use bytestring::ByteString;
 use shared::close_codes;
 use shared::ids::RoomId;
 use std::time::Duration;
@@ -181,7 +181,7 @@ impl Writer {
         cursors: &mut Cursors,
         room: RoomId,
         seq: i64,
-        frame: ByteString,
+        frame: TextFrame,
         echo: bool,
     ) -> bool {
         let decision = match cursors.decide(room, seq) {
@@ -272,8 +272,8 @@ impl Writer {
     }
 
     /// Encode a frame; it is written with the rest of the batch.
-    async fn write(&mut self, frame: ByteString) -> bool {
-        self.out.text(frame.as_bytes());
+    async fn write(&mut self, frame: TextFrame) -> bool {
+        self.out.shared_text(&frame);
         self.out.pending() < FLUSH_AT || self.flush().await
     }
 
@@ -375,7 +375,7 @@ mod tests {
         conn.add_room(room);
         let writer = Writer {
             conn: conn.clone(),
-            out: FrameWriter::new(write),
+            out: FrameWriter::new(write, None),
             history: History::new(store.clone(), None),
             ping_every,
             write_timeout,
@@ -385,8 +385,8 @@ mod tests {
         (conn, client)
     }
 
-    fn message_frame(room: RoomId, seq: i64) -> ByteString {
-        ByteString::from(format!(
+    fn message_frame(room: RoomId, seq: i64) -> TextFrame {
+        TextFrame::new(format!(
             r#"{{"type":"message","room_id":{room},"seq":{seq}}}"#
         ))
     }
@@ -497,7 +497,7 @@ mod tests {
         let (conn, _client) = writer_with_timers(&store, user.id, RoomId(1), timers).await;
         // More than loopback's socket buffers hold, in fewer items than the
         // queue's 64 (a full queue would close it at once, another path).
-        let big = ByteString::from("x".repeat(512 * 1024));
+        let big = TextFrame::new("x".repeat(512 * 1024));
         for _ in 0..48 {
             assert_eq!(
                 conn.push(Outbound::Frame(big.clone())),

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bans;
+mod compression;
 mod deferred_fills;
 mod delivery;
 mod direct_messages;

@@ -49,6 +49,8 @@ pub struct Plan {
     /// Messages per second for a sender; 0: as fast as the window allows.
     pub rate: f64,
     pub pad: usize,
+    /// Offer permessage-deflate (`--deflate true`).
+    pub deflate: bool,
 }
 
 /// Phases the worker drives all connections through.
@@ -85,10 +87,31 @@ pub fn unix_micros() -> u64 {
         .as_micros() as u64
 }
 
+/// `len` bytes of word salad, different for each `seed`: compresses about
+/// as well as chat text does (a run of one letter would flatter deflate).
+fn prose(len: usize, seed: u64) -> String {
+    const WORDS: [&str; 32] = [
+        "the", "meeting", "is", "moved", "to", "three", "tomorrow", "and", "we", "should", "check",
+        "deploy", "logs", "before", "lunch", "ok", "sounds", "good", "I", "will", "ping", "you",
+        "after", "review", "thanks", "for", "update", "on", "staging", "build", "failed", "again",
+    ];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = String::with_capacity(len + 10);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push_str(WORDS[(x % 32) as usize]);
+        out.push(' ');
+    }
+    out.truncate(len);
+    out
+}
+
 /// Connect; Ok once `online_users` arrived (the room is entered).
 pub async fn open(plan: &Plan) -> Result<Ws, String> {
     let path = format!("/ws?room_id={}&token={}", plan.room, plan.token);
-    let mut ws = net::connect(plan.source, plan.addr, &path).await?;
+    let mut ws = net::connect(plan.source, plan.addr, &path, plan.deflate).await?;
     loop {
         match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) if t.contains("\"online_users\"") => return Ok(ws),
@@ -122,7 +145,6 @@ pub async fn run(
     };
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let pad = "x".repeat(plan.pad);
     let mut closed_by_peer = false;
     loop {
         let current = *phase.borrow();
@@ -139,6 +161,7 @@ pub async fn run(
                 let mut ok = true;
                 for _ in 0..burst {
                     counter += 1;
+                    let pad = prose(plan.pad, plan.user ^ counter << 20);
                     let frame = format!(
                         r#"{{"type":"message","content":"{} {pad}","client_msg_id":"lg{}-{}-{counter}"}}"#,
                         unix_micros(), plan.room, plan.user

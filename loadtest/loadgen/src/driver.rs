@@ -5,7 +5,7 @@ use crate::args::Args;
 use crate::conn::Plan;
 use crate::histogram::{Histogram, Sparse};
 use crate::worker::Share;
-use crate::{net, proc_stats, setup, token::Minter};
+use crate::{gateway_metrics, net, proc_stats, setup, token::Minter};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -25,6 +25,7 @@ pub struct Options {
     window: usize,
     duration: f64,
     pad: usize,
+    deflate: bool,
     procs: usize,
     concurrency: usize,
     sources: Vec<std::net::IpAddr>,
@@ -76,6 +77,7 @@ impl Options {
             window: a.get("window", 32).max(1),
             duration: a.get("duration", if fanout { 20.0 } else { 0.0 }),
             pad: a.get("size", 64),
+            deflate: a.get("deflate", false),
             procs: a.get("procs", 1).max(1),
             concurrency: a.get("concurrency", 256).max(1),
             sources: net::parse_sources(&a.string("sources", "127.0.0.1")),
@@ -118,6 +120,7 @@ impl Options {
                 window: self.window,
                 rate: self.rate,
                 pad: self.pad,
+                deflate: self.deflate,
             });
         }
         Share {
@@ -282,6 +285,7 @@ pub async fn drive(o: Options, passthrough: Vec<String>) -> i32 {
 
 async fn send_phase(o: &Options, workers: &mut [Worker]) -> Value {
     let before = proc_stats::sample(&o.pids);
+    let bytes_before = gateway_metrics::ws_sent_bytes(&o.urls).await;
     let started = Instant::now();
     let own_before = sum(&ask_all(workers, "SEND").await, "cpu_ms");
     say(format!("sending for {} s", o.duration));
@@ -289,6 +293,7 @@ async fn send_phase(o: &Options, workers: &mut [Worker]) -> Value {
     let answers = ask_all(workers, "STOP").await;
     let wall = started.elapsed().as_secs_f64();
     let after = proc_stats::sample(&o.pids);
+    let bytes_after = gateway_metrics::ws_sent_bytes(&o.urls).await;
     let mut latency = Histogram::default();
     let mut rooms: BTreeMap<i64, (i64, u64, u64)> = BTreeMap::new();
     for a in &answers {
@@ -309,6 +314,10 @@ async fn send_phase(o: &Options, workers: &mut [Worker]) -> Value {
     let own = sum(&answers, "cpu_ms").saturating_sub(own_before);
     let per_delivery_us = cpu.as_secs_f64() * 1e6 / frames.max(1) as f64;
     let ms = |us: u64| us as f64 / 1000.0;
+    // Everything the nodes wrote in the phase (acks included) per delivery.
+    let wire_bytes = bytes_before
+        .zip(bytes_after)
+        .map(|(b, a)| (a.saturating_sub(b) as f64 / frames.max(1) as f64).round());
     let stats = json!({
         "messages": stored,
         "deliveries": frames,
@@ -326,6 +335,7 @@ async fn send_phase(o: &Options, workers: &mut [Worker]) -> Value {
         "gateway_cpu_s": cpu.as_secs_f64(),
         "gateway_cpu_us_per_delivery": (per_delivery_us * 1000.0).round() / 1000.0,
         "loadgen_cpu_s": own as f64 / 1000.0,
+        "wire_bytes_per_delivery": wire_bytes,
         "wall_s": (wall * 100.0).round() / 100.0,
         "latency_samples": latency.count(),
     });
@@ -340,6 +350,9 @@ async fn send_phase(o: &Options, workers: &mut [Worker]) -> Value {
         "lost {}, duplicates {}, gaps {}, error frames {}, dropped connections {}",
         stats["lost"], stats["duplicates"], stats["gaps"], stats["errors"], stats["dropped"]
     ));
+    if let Some(bytes) = wire_bytes {
+        say(format!("{bytes} bytes written to WebSockets per delivery"));
+    }
     if !o.pids.is_empty() {
         say(format!(
             "gateway CPU {:.2} s = {per_delivery_us:.3} µs per delivery (loadgen {:.2} s)",

@@ -17,7 +17,9 @@
 mod args;
 mod conn;
 mod driver;
+mod gateway_metrics;
 mod histogram;
+mod inflating;
 mod net;
 mod proc_stats;
 mod setup;
