@@ -28,17 +28,28 @@ class Api:
     """One keep-alive HTTP connection to the gateway."""
 
     def __init__(self, url, token=None):
-        u = urllib.parse.urlparse(url)
-        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        self.url = urllib.parse.urlparse(url)
+        self.conn = self.connect()
         self.token = token
+
+    def connect(self):
+        return http.client.HTTPConnection(self.url.hostname, self.url.port, timeout=30)
 
     def call(self, method, path, body=None):
         headers = {"content-type": "application/json"}
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"
         data = json.dumps(body) if body is not None else None
-        self.conn.request(method, path, body=data, headers=headers)
-        r = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            r = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The node closed a keep-alive connection that sat idle past its
+            # timeout (the reader waits while the others post): a new one.
+            self.conn.close()
+            self.conn = self.connect()
+            self.conn.request(method, path, body=data, headers=headers)
+            r = self.conn.getresponse()
         raw = r.read()
         if r.status >= 300:
             raise RuntimeError(f"{method} {path}: {r.status} {raw[:200]!r}")
