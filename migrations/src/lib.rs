@@ -26,6 +26,7 @@ mod m20261204_000009_drop_messages_user_id_index;
 mod m20261205_000010_add_room_members_last_read_seq;
 mod m20261205_000011_add_direct_messages;
 mod m20261206_000012_add_message_edits;
+mod m20261206_000013_add_messages_unread_index;
 
 /// All migrations of the chat-gateway schema, oldest first.
 pub struct Migrator;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000010_add_room_members_last_read_seq::Migration),
             Box::new(m20261205_000011_add_direct_messages::Migration),
             Box::new(m20261206_000012_add_message_edits::Migration),
+            Box::new(m20261206_000013_add_messages_unread_index::Migration),
         ]
     }
 }

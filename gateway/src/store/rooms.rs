@@ -130,8 +130,8 @@ impl Store {
     /// count). One query: visibility is an `EXISTS` on the membership's
     /// primary key and the rest correlated subqueries, served by the
     /// (room_id, user_id) primary key of `room_members` and, for the unread
-    /// counts, at most `UNREAD_COUNT_MAX` entries of the (room_id, seq)
-    /// index of `messages` per room.
+    /// counts, at most `UNREAD_COUNT_MAX` entries per room of the partial
+    /// index `idx_messages_unread`, read alone.
     pub async fn visible_rooms(
         &self,
         viewer: UserId,
@@ -141,6 +141,31 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let page = Self::visible_rooms_query(viewer, after, limit)
+            .into_model::<RoomWithCount>()
+            .all(&self.db)
+            .await?;
+        Ok(page
+            .into_iter()
+            .map(|r| RoomListing {
+                room: r.room.into(),
+                member_count: u64::try_from(r.member_count).unwrap_or(0),
+                unread_count: r
+                    .last_read_seq
+                    .is_some()
+                    .then(|| u64::try_from(r.unread_count).unwrap_or(0)),
+                role: r.role,
+                last_read_seq: r.last_read_seq,
+            })
+            .collect())
+    }
+
+    /// The query behind [`Store::visible_rooms`] (its plan is tested).
+    pub(super) fn visible_rooms_query(
+        viewer: UserId,
+        after: Option<RoomId>,
+        limit: u64,
+    ) -> sea_orm::Select<room::Entity> {
         let mut query = room::Entity::find()
             .expr_as(member_count_of_room(), "member_count")
             .expr_as(
@@ -160,25 +185,9 @@ impl Store {
         if let Some(after) = after {
             query = query.filter(room::Column::Id.gt(after.0));
         }
-        let page = query
+        query
             .order_by_asc(room::Column::Id)
             .limit(limit.min(i64::MAX as u64))
-            .into_model::<RoomWithCount>()
-            .all(&self.db)
-            .await?;
-        Ok(page
-            .into_iter()
-            .map(|r| RoomListing {
-                room: r.room.into(),
-                member_count: u64::try_from(r.member_count).unwrap_or(0),
-                unread_count: r
-                    .last_read_seq
-                    .is_some()
-                    .then(|| u64::try_from(r.unread_count).unwrap_or(0)),
-                role: r.role,
-                last_read_seq: r.last_read_seq,
-            })
-            .collect())
     }
 
     /// Changes the given fields (`None`: left as is) and returns the room as
