@@ -159,7 +159,7 @@ impl Application {
             .context("cannot subscribe the node channel on the bus")?;
         tasks.spawn(Arc::clone(&node).run_presence_batcher(background.clone()));
         tasks.spawn(Arc::clone(&node.user_status).run(store.clone(), background.clone()));
-        let history = History::new(store.clone(), redis.clone());
+        let history = Arc::new(History::new(store.clone(), redis.clone()));
         let backends = Arc::new(crate::state::BackendHealth::new());
         tasks.spawn(watch_backends(
             Arc::clone(&node),

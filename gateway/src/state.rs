@@ -14,7 +14,8 @@ pub struct AppState {
     pub store: Store,
     pub node: Arc<Node>,
     pub tokens: Arc<TokenService>,
-    pub history: History,
+    /// Shared, not copied, by every connection's writer.
+    pub history: Arc<History>,
     pub limiter: ConnectionLimiter,
     /// Per client address and per user (see `limits`).
     pub limits: crate::limits::Limits,

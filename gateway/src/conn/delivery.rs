@@ -25,7 +25,7 @@ use crate::history::History;
 use crate::store::StoreError;
 use shared::ids::RoomId;
 use shared::server_frame::{RecoveryPartialData, ServerFrame};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cursor {
@@ -74,7 +74,44 @@ const MAX_HELD: usize = 256;
 /// every connection for its life: an empty map costs its inline size only).
 #[derive(Default)]
 pub struct Cursors {
-    rooms: HashMap<RoomId, Room>,
+    rooms: RoomMap,
+}
+
+/// A connection's rooms: at most `limits.max_rooms_per_connection` (64),
+/// nearly always one. A vector searched in order, grown one entry at a
+/// time: a `HashMap`'s smallest table (or a `Vec`'s first growth, to four)
+/// costs every idle connection ~300 bytes, one entry costs ~70.
+#[derive(Default)]
+struct RoomMap(Vec<(RoomId, Room)>);
+
+impl RoomMap {
+    fn get(&self, room: &RoomId) -> Option<&Room> {
+        self.0.iter().find(|(r, _)| r == room).map(|(_, v)| v)
+    }
+
+    fn get_mut(&mut self, room: &RoomId) -> Option<&mut Room> {
+        self.0.iter_mut().find(|(r, _)| r == room).map(|(_, v)| v)
+    }
+
+    fn insert(&mut self, room: RoomId, value: Room) {
+        match self.get_mut(&room) {
+            Some(v) => *v = value,
+            None => {
+                self.0.reserve_exact(1);
+                self.0.push((room, value));
+            }
+        }
+    }
+
+    fn remove(&mut self, room: &RoomId) {
+        if let Some(at) = self.0.iter().position(|(r, _)| r == room) {
+            self.0.swap_remove(at);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&RoomId, &Room)> {
+        self.0.iter().map(|(r, v)| (r, v))
+    }
 }
 
 struct Room {

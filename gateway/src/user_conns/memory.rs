@@ -3,13 +3,17 @@
 use super::{Unavailable, UserConns};
 use async_trait::async_trait;
 use shared::ids::{ConnKey, UserId};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 #[derive(Default)]
 pub struct MemoryUserConns {
-    /// std Mutex: map work only, never held across `.await`.
-    users: Mutex<HashMap<UserId, HashSet<ConnKey>>>,
+    /// std Mutex: map work only, never held across `.await`. Per user, its
+    /// connections: a few at most (`limits.max_connections_per_user`),
+    /// held by every connection, so a vector of exactly that many, not a
+    /// set's smallest table. Keys, not ids: in tests several in-process
+    /// nodes share one.
+    users: Mutex<HashMap<UserId, Vec<ConnKey>>>,
 }
 
 #[async_trait]
@@ -26,14 +30,15 @@ impl UserConns for MemoryUserConns {
             }
             return Ok(false);
         }
-        conns.insert(conn.clone());
+        conns.reserve_exact(1);
+        conns.push(conn.clone());
         Ok(true)
     }
 
     async fn release(&self, user: UserId, conn: &ConnKey) {
         let mut users = self.users.lock().expect("user conns lock");
         if let Some(conns) = users.get_mut(&user) {
-            conns.remove(conn);
+            conns.retain(|c| c != conn);
             if conns.is_empty() {
                 users.remove(&user);
             }

@@ -60,4 +60,29 @@ mod sizes {
             assert!(size <= max, "{name} is {size} bytes (was at most {max})");
         }
     }
+
+    /// The size of the future `f` returns, without calling it.
+    fn future_size<A, F: std::future::Future>(_: impl FnOnce(A) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// The two tasks every connection runs for its whole life: their
+    /// futures are most of its memory (heaptrack of 10,000 idle
+    /// connections, `loadtest/BENCHMARKS.md`). Sizes as the test profile
+    /// builds them.
+    #[test]
+    fn the_connection_tasks_stay_small() {
+        use super::{session, writer};
+        let session = future_size(session::run);
+        let writer =
+            future_size(|(w, q): (writer::Writer, crate::conn::send_queue::QueueReader)| w.run(q));
+        assert!(
+            session <= 1216,
+            "the session future is {session} bytes (was at most 1216)"
+        );
+        assert!(
+            writer <= 712,
+            "the writer future is {writer} bytes (was at most 712)"
+        );
+    }
 }

@@ -44,7 +44,10 @@ pub struct SessionParts {
     pub slot: Slot,
 }
 
-pub async fn run(parts: SessionParts) {
+/// `parts` comes boxed: an async fn keeps its arguments for its whole
+/// life, beside the locals they are moved into, and this future lives as
+/// long as the connection (memory per idle connection).
+pub async fn run(parts: Box<SessionParts>) {
     let SessionParts {
         state,
         conn,
@@ -54,7 +57,7 @@ pub async fn run(parts: SessionParts) {
         first_room,
         after_seq,
         slot,
-    } = parts;
+    } = *parts;
     let limits = &state.settings.limits;
     let ws = state.settings.ws.clone();
     let user = conn.user().id;
@@ -107,8 +110,16 @@ pub async fn run(parts: SessionParts) {
             biased;
             _ = conn.closed() => break,
             _ = state.node.shutdown.cancelled(), if drain_at.is_none() => drain_at = Some(Instant::now() + drain_delay(drain_window)),
-            _ = sleep_until(drain_at.unwrap_or_else(Instant::now)), if drain_at.is_some() => conn.close(close_codes::SERVICE_RESTART),
-            _ = sleep_until(last_heard + ws.client_timeout()) => conn.close(close_codes::HEARTBEAT_TIMEOUT),
+            // One timer for both deadlines (a timer is 112 bytes of this
+            // future, held by every connection): the drain's turn, if the
+            // node is draining, and the client's silence.
+            _ = sleep_until(earliest(drain_at, last_heard + ws.client_timeout())) => {
+                if drain_at.is_some_and(|at| at <= Instant::now()) {
+                    conn.close(close_codes::SERVICE_RESTART);
+                } else {
+                    conn.close(close_codes::HEARTBEAT_TIMEOUT);
+                }
+            }
             msg = reader.next() => {
                 last_heard = Instant::now();
                 match msg {
@@ -166,6 +177,11 @@ pub async fn run(parts: SessionParts) {
         ))
         .await;
     }
+}
+
+/// The sooner of the drain's deadline (if any) and the heartbeat's.
+fn earliest(drain_at: Option<Instant>, silence_at: Instant) -> Instant {
+    drain_at.map_or(silence_at, |at| at.min(silence_at))
 }
 
 /// Our close frame, then (unless the client closed first or is gone) its

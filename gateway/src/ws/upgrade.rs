@@ -105,7 +105,7 @@ async fn upgrade(
     );
     let limits = &state.settings.limits;
     let (conn, queue) = ConnHandle::new(admitted.key, admitted.user, limits.outbound_queue);
-    let parts = SessionParts {
+    let parts = Box::new(SessionParts {
         reader: FrameReader::new(
             socket.read,
             socket.read_buf,
@@ -120,7 +120,7 @@ async fn upgrade(
         first_room: admitted.first_room,
         after_seq: admitted.after_seq,
         slot: admitted.slot,
-    };
+    });
     // Its own task on this worker: the HTTP dispatcher of the handshake is
     // done and freed.
     actix_rt::spawn(session::run(parts));

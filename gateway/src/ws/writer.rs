@@ -45,7 +45,9 @@ enum Filled {
 pub struct Writer {
     pub conn: ConnHandle,
     pub out: FrameWriter,
-    pub history: History,
+    /// An `Arc`: a `History` (its store's pools) is 160 bytes, held by
+    /// every connection.
+    pub history: std::sync::Arc<History>,
     pub ping_every: Duration,
     pub write_timeout: Duration,
     pub recovery_window: u64,
@@ -376,7 +378,7 @@ mod tests {
         let writer = Writer {
             conn: conn.clone(),
             out: FrameWriter::new(write, None),
-            history: History::new(store.clone(), None),
+            history: std::sync::Arc::new(History::new(store.clone(), None)),
             ping_every,
             write_timeout,
             recovery_window: 1000,
