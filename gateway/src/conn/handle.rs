@@ -9,11 +9,15 @@ use super::outbound::Outbound;
 use super::send_queue::{Pushed, QueueReader, SendQueue};
 use super::text_frame::TextFrame;
 use super::worker::WorkerId;
+use futures_util::task::AtomicWaker;
 use shared::close_codes::{self, Close};
 use shared::ids::{ConnId, ConnKey, RoomId};
 use shared::server_frame::{ServerFrame, UserPublic};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use tokio_util::sync::CancellationToken;
+use std::task::Poll;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Cheap to clone; every clone names the same connection.
 #[derive(Clone)]
@@ -28,10 +32,19 @@ struct Inner {
     worker: WorkerId,
     /// Bounded outgoing queue of encoded frames; the session's writer reads it.
     queue: Arc<SendQueue>,
-    /// Cancelled when the connection must end, for whatever reason.
-    closing: CancellationToken,
-    /// The first reason given wins; read by the session when it closes the socket.
+    /// Set when the connection must end, for whatever reason: the first
+    /// reason given wins; read by the session when it closes the socket.
     reason: OnceLock<Close>,
+    /// The session's waker while it waits in [`ConnHandle::closed`] (a
+    /// `CancellationToken` was a 128-byte allocation and a 72-byte wait per
+    /// connection; the writer is woken through its queue).
+    session: AtomicWaker,
+    /// When the handle was made; `heard_ms` counts from it.
+    born: Instant,
+    /// Milliseconds from `born` to the last frame heard from the client:
+    /// written by the session's reader, read by the writer's heartbeat
+    /// deadline (`ws::deadlines`).
+    heard_ms: AtomicU64,
     /// Rooms this connection is in. std Mutex: held for a lookup or an insert, never across `.await`.
     rooms: Mutex<Vec<RoomId>>,
 }
@@ -58,8 +71,10 @@ impl ConnHandle {
             user,
             worker: WorkerId::current(),
             queue,
-            closing: CancellationToken::new(),
             reason: OnceLock::new(),
+            session: AtomicWaker::new(),
+            born: Instant::now(),
+            heard_ms: AtomicU64::new(0),
             rooms: Mutex::new(Vec::new()),
         };
         (
@@ -122,8 +137,10 @@ impl ConnHandle {
 
     /// Ask the connection to close; the first reason sticks.
     pub fn close(&self, reason: Close) {
-        let _ = self.inner.reason.set(reason);
-        self.inner.closing.cancel();
+        if self.inner.reason.set(reason).is_ok() {
+            self.inner.queue.end();
+            self.inner.session.wake();
+        }
     }
 
     pub fn close_reason(&self) -> Option<Close> {
@@ -131,12 +148,37 @@ impl ConnHandle {
     }
 
     pub fn is_closing(&self) -> bool {
-        self.inner.closing.is_cancelled()
+        self.inner.reason.get().is_some()
     }
 
     /// Resolves once [`close`](Self::close) was called.
+    /// The client was heard from just now (any frame).
+    pub fn heard(&self) {
+        let ms = self.inner.born.elapsed().as_millis() as u64;
+        self.inner.heard_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// When the client was last heard from (the handle's creation at first),
+    /// to the millisecond below.
+    pub fn last_heard(&self) -> Instant {
+        self.inner.born + Duration::from_millis(self.inner.heard_ms.load(Ordering::Relaxed))
+    }
+
+    /// One waiter at a time: the session task (or a test standing in for it).
     pub async fn closed(&self) {
-        self.inner.closing.cancelled().await
+        std::future::poll_fn(|cx| {
+            if self.is_closing() {
+                return Poll::Ready(());
+            }
+            // Registered before looking again: a close in between wakes it.
+            self.inner.session.register(cx.waker());
+            if self.is_closing() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     pub fn rooms(&self) -> Vec<RoomId> {

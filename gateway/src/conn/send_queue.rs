@@ -6,18 +6,25 @@
 //! idle connection), and pays a semaphore and atomic list operations per
 //! item. Here the queue is a `VecDeque` behind a std mutex, held only for a
 //! push or a swap, never across an `.await`: the writer takes everything
-//! queued in one swap, and an empty queue holds no allocation.
+//! queued in one swap, and an empty queue holds no allocation. The writer
+//! waits on one `AtomicWaker` (no waiter list: it is the only reader), woken
+//! by the push that makes the queue non-empty and by [`SendQueue::end`], so
+//! its wait is a 16-byte future (memory per idle connection).
 
 use super::outbound::Outbound;
+use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use std::task::Poll;
 
 /// The shared half, owned by the connection's handle.
 pub struct SendQueue {
     queue: Mutex<Queue>,
-    /// Rung when the queue goes from empty to not empty.
-    ready: Notify,
+    /// The reader's waker while it waits.
+    reader: AtomicWaker,
+    /// The connection is closing: [`QueueReader::recv`] stops waiting.
+    ending: AtomicBool,
     capacity: usize,
 }
 
@@ -44,9 +51,18 @@ impl SendQueue {
                 items: VecDeque::new(),
                 closed: false,
             }),
-            ready: Notify::new(),
+            reader: AtomicWaker::new(),
+            ending: AtomicBool::new(false),
             capacity,
         }
+    }
+
+    /// The connection is closing: a waiting [`QueueReader::recv`] returns
+    /// `None`. Pushes are still taken (what is queued may go out before the
+    /// close frame, through `try_recv`).
+    pub fn end(&self) {
+        self.ending.store(true, Ordering::SeqCst);
+        self.reader.wake();
     }
 
     pub fn push(&self, item: Outbound) -> Pushed {
@@ -61,7 +77,7 @@ impl SendQueue {
         let first = queue.items.len() == 1;
         drop(queue);
         if first {
-            self.ready.notify_one();
+            self.reader.wake();
         }
         Pushed::Queued
     }
@@ -86,15 +102,31 @@ impl QueueReader {
         }
     }
 
-    /// The next item, waiting for one. Cancel-safe: nothing is taken
-    /// across the only `.await`.
-    pub async fn recv(&mut self) -> Outbound {
-        loop {
-            if let Ok(item) = self.try_recv() {
-                return item;
+    /// The next item, waiting for one; `None` once the connection is
+    /// closing ([`SendQueue::end`]; what is still queued is for
+    /// `try_recv`). Cancel-safe: an item is only taken when it is returned.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        std::future::poll_fn(|cx| {
+            if let Some(next) = self.ready() {
+                return Poll::Ready(next);
             }
-            self.shared.ready.notified().await;
+            // Registered before looking again: a push or an end between the
+            // two looks wakes this waker.
+            self.shared.reader.register(cx.waker());
+            match self.ready() {
+                Some(next) => Poll::Ready(next),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// What `recv` returns now, if it need not wait.
+    fn ready(&mut self) -> Option<Option<Outbound>> {
+        if self.shared.ending.load(Ordering::SeqCst) {
+            return Some(None);
         }
+        self.try_recv().ok().map(Some)
     }
 
     pub fn try_recv(&mut self) -> Result<Outbound, Empty> {
@@ -163,10 +195,10 @@ mod tests {
         assert_eq!(shared.push(frame("b")), Pushed::Queued);
         assert_eq!(shared.push(frame("c")), Pushed::Full);
         assert_eq!(reader.len(), 2);
-        assert_eq!(text(reader.recv().await), "a");
+        assert_eq!(text(reader.recv().await.unwrap()), "a");
         // "b" is taken with "a": the queue has room again.
         assert_eq!(shared.push(frame("c")), Pushed::Queued);
-        assert_eq!(text(reader.recv().await), "b");
+        assert_eq!(text(reader.recv().await.unwrap()), "b");
         assert_eq!(text(reader.try_recv().unwrap()), "c");
         assert!(reader.is_empty());
         drop(reader);
@@ -184,7 +216,28 @@ mod tests {
         let got = tokio::time::timeout(std::time::Duration::from_secs(5), reader.recv())
             .await
             .expect("woken");
-        assert_eq!(text(got), "x");
+        assert_eq!(text(got.unwrap()), "x");
         assert_eq!(pusher.join().unwrap(), Pushed::Queued);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_is_woken_by_the_end_and_the_queued_items_stay() {
+        let shared = Arc::new(SendQueue::new(8));
+        let mut reader = QueueReader::new(shared.clone());
+        let ender = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                shared.end();
+            })
+        };
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), reader.recv())
+            .await
+            .expect("woken");
+        assert!(got.is_none(), "ending");
+        ender.join().unwrap();
+        assert_eq!(shared.push(frame("last")), Pushed::Queued);
+        assert!(reader.recv().await.is_none(), "still ending");
+        assert_eq!(text(reader.try_recv().unwrap()), "last");
     }
 }

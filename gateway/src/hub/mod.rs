@@ -391,7 +391,9 @@ mod tests {
     /// The next item queued for a connection, within 5 s.
     async fn next(rx: &mut crate::conn::send_queue::QueueReader) -> Outbound {
         let item = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv());
-        item.await.expect("delivered")
+        item.await
+            .expect("delivered")
+            .expect("an item, not the end")
     }
 
     fn seq_of(item: Outbound) -> i64 {
@@ -474,7 +476,7 @@ mod tests {
 
             let start = tokio::time::Instant::now();
             hub.broadcast(message(1, 1));
-            assert_eq!(seq_of(ra.recv().await), 1);
+            assert_eq!(seq_of(ra.recv().await.expect("an item")), 1);
             assert!(
                 waited(start) < std::time::Duration::from_millis(1),
                 "first: at once"
@@ -483,7 +485,7 @@ mod tests {
             let start = tokio::time::Instant::now();
             hub.broadcast(message(1, 2));
             hub.broadcast(message(1, 3));
-            assert_eq!(seq_of(ra.recv().await), 2);
+            assert_eq!(seq_of(ra.recv().await.expect("an item")), 2);
             assert_eq!(seq_of(ra.try_recv().unwrap()), 3, "in the same turn");
             assert!(
                 waited(start) >= std::time::Duration::from_millis(7),
@@ -492,10 +494,10 @@ mod tests {
 
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             hub.push_in_order(&a, Outbound::Frame("answer".into()));
-            assert!(matches!(ra.recv().await, Outbound::Frame(_)));
+            assert!(matches!(ra.recv().await, Some(Outbound::Frame(_))));
             let start = tokio::time::Instant::now();
             hub.broadcast(message(1, 4));
-            assert_eq!(seq_of(ra.recv().await), 4);
+            assert_eq!(seq_of(ra.recv().await.expect("an item")), 4);
             assert!(
                 waited(start) < std::time::Duration::from_millis(1),
                 "an answer alone does not hold back the next broadcast"

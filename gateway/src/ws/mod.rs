@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  upgrade (handshake::check) ──► session::run ──┬─ reader: frames → dispatch → node / conn queue
-//!                                                ├─ writer: conn queue → socket, pings
+//!                                                ├─ writer: conn queue → socket, pings, deadlines
 //!                                                └─ cleanup (one place): leave all rooms, close frame
 //! ```
 //! - [`handshake`]: may this `GET /ws` become a WebSocket (token, Origin, limits, room).
@@ -12,10 +12,12 @@
 //! - [`dispatch`]: client frame → effect, no socket I/O.
 //! - [`session`]: the reader loop and the cleanup block.
 //! - [`writer`]: queue → socket, pings, exactly-once per room.
+//! - [`deadlines`]: the writer's one timer (ping, client silence, drain turn).
 //! - [`rate`]: per-connection flood control of client messages.
 //! - [`replay`]: how much history a connection may have replayed.
 //! - [`read_budget`]: how fast a connection's socket is read (every frame, every byte).
 
+pub mod deadlines;
 pub mod dispatch;
 pub mod frame_reader;
 pub mod frame_writer;
@@ -69,7 +71,8 @@ mod sizes {
     /// The two tasks every connection runs for its whole life: their
     /// futures are most of its memory (heaptrack of 10,000 idle
     /// connections, `loadtest/BENCHMARKS.md`). Sizes as the test profile
-    /// builds them.
+    /// builds them. The writer holds the connection's one timer
+    /// (`deadlines`); the session none.
     #[test]
     fn the_connection_tasks_stay_small() {
         use super::{session, writer};
@@ -77,12 +80,12 @@ mod sizes {
         let writer =
             future_size(|(w, q): (writer::Writer, crate::conn::send_queue::QueueReader)| w.run(q));
         assert!(
-            session <= 1216,
-            "the session future is {session} bytes (was at most 1216)"
+            session <= 920,
+            "the session future is {session} bytes (was at most 920)"
         );
         assert!(
-            writer <= 712,
-            "the writer future is {writer} bytes (was at most 712)"
+            writer <= 824,
+            "the writer future is {writer} bytes (was at most 824)"
         );
     }
 }

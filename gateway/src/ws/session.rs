@@ -4,15 +4,17 @@
 //!
 //! - The reader decodes frames and dispatches them one at a time, so one
 //!   client's messages are stored and broadcast in the order it sent them.
-//!   It also enforces the client timeout (nothing heard for N seconds).
-//! - The writer drains the connection's bounded queue into the socket and
-//!   sends pings. A write that cannot complete within the write timeout means
-//!   the client stopped reading: it is closed as a slow consumer.
+//!   It notes when it last heard the client, and holds no timer.
+//! - The writer drains the connection's bounded queue into the socket, and
+//!   keeps the deadlines (pings, the client timeout, the drain's turn: see
+//!   `ws::deadlines`). A write that cannot complete within the write timeout
+//!   means the client stopped reading: it is closed as a slow consumer.
 
 use crate::conn::ConnHandle;
 use crate::conn::outbound::Outbound;
 use crate::limits::connections::Slot;
 use crate::state::AppState;
+use crate::ws::deadlines::Deadlines;
 use crate::ws::dispatch::{self, Flow};
 use crate::ws::frame_reader::{FrameReader, Incoming};
 use crate::ws::frame_writer::FrameWriter;
@@ -25,7 +27,7 @@ use shared::error_code::ErrorCode;
 use shared::ids::RoomId;
 use shared::server_frame::ServerFrame;
 use std::time::Duration;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, timeout};
 
 /// How long the closing handshake waits for the client's close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
@@ -67,11 +69,18 @@ pub async fn run(parts: Box<SessionParts>) {
     crate::metrics::metrics().connections_accepted.inc();
     tracing::debug!(conn = %conn.key(), user_id = %user, "connected");
 
+    let drain_window = Duration::from_secs(state.settings.server.drain_window_secs);
     let writer = Writer {
         conn: conn.clone(),
         out: writer,
         history: state.history.clone(),
-        ping_every: ws.ping_interval(),
+        deadlines: Deadlines::new(
+            Instant::now(),
+            ws.ping_interval(),
+            ws.client_timeout(),
+            drain_window,
+        ),
+        shutdown: state.node.shutdown.clone(),
         write_timeout: ws.write_timeout(),
         recovery_window: ws.recovery_window,
     };
@@ -94,7 +103,6 @@ pub async fn run(parts: Box<SessionParts>) {
         conn.close(close_codes::TRY_AGAIN_LATER);
     }
 
-    let mut last_heard = Instant::now();
     // Set when there is nothing to wait for after our close frame: the
     // client ended the conversation (close frame or end of stream), or broke
     // the protocol, which fails the connection: TCP closes at once after
@@ -102,26 +110,12 @@ pub async fn run(parts: Box<SessionParts>) {
     let mut client_closed = false;
     let mut flood = FrameLimiter::new(limits.msg_rate, limits.msg_burst);
     let mut replays = ReplayBudget::new(ws.recovery_window);
-    // Set when the node starts draining: this connection's turn to close.
-    let mut drain_at: Option<Instant> = None;
-    let drain_window = Duration::from_secs(state.settings.server.drain_window_secs);
     while !conn.is_closing() {
         tokio::select! {
             biased;
             _ = conn.closed() => break,
-            _ = state.node.shutdown.cancelled(), if drain_at.is_none() => drain_at = Some(Instant::now() + drain_delay(drain_window)),
-            // One timer for both deadlines (a timer is 112 bytes of this
-            // future, held by every connection): the drain's turn, if the
-            // node is draining, and the client's silence.
-            _ = sleep_until(earliest(drain_at, last_heard + ws.client_timeout())) => {
-                if drain_at.is_some_and(|at| at <= Instant::now()) {
-                    conn.close(close_codes::SERVICE_RESTART);
-                } else {
-                    conn.close(close_codes::HEARTBEAT_TIMEOUT);
-                }
-            }
             msg = reader.next() => {
-                last_heard = Instant::now();
+                conn.heard();
                 match msg {
                     Ok(Incoming::Text(text)) if !within_frame_rate(&mut flood, &conn, Some(&text)) => {}
                     Ok(Incoming::Binary(_)) if !within_frame_rate(&mut flood, &conn, None) => {}
@@ -179,11 +173,6 @@ pub async fn run(parts: Box<SessionParts>) {
     }
 }
 
-/// The sooner of the drain's deadline (if any) and the heartbeat's.
-fn earliest(drain_at: Option<Instant>, silence_at: Instant) -> Instant {
-    drain_at.map_or(silence_at, |at| at.min(silence_at))
-}
-
 /// Our close frame, then (unless the client closed first or is gone) its
 /// answer, so the socket is dropped with nothing unread in it: dropping
 /// unread data resets the connection, which can lose the close frame.
@@ -206,17 +195,6 @@ async fn closing_handshake(
             let _ = timeout(CLOSE_LINGER, reader.await_close()).await;
         }
         let _ = out.shutdown().await;
-    }
-}
-
-/// A random moment within the drain window, so that thousands of clients
-/// told to reconnect (1012) do not all come back in the same millisecond.
-fn drain_delay(window: Duration) -> Duration {
-    let ms = window.as_millis() as u64;
-    if ms == 0 {
-        Duration::ZERO
-    } else {
-        Duration::from_millis(rand::random_range(0..ms))
     }
 }
 

@@ -1,10 +1,13 @@
 //! The writer half of a session: drains the connection's queue into the
 //! socket, keeps each room's messages exactly-once and in order (see
-//! [`delivery`](crate::conn::delivery)), and pings on a timer. Everything queued
+//! [`delivery`](crate::conn::delivery)), and keeps the connection's
+//! [`deadlines`](super::deadlines) on one timer: pings, the client's
+//! silence, the node's drain. Everything queued
 //! at a wake-up is encoded into one buffer and leaves in one write. A write
 //! that cannot complete within the write timeout means the client stopped
 //! reading: it is closed as a slow consumer.
 
+use super::deadlines::{Deadlines, Due};
 use super::frame_writer::FrameWriter;
 use crate::conn::ConnHandle;
 use crate::conn::delivery::{Cursors, Decision, Retry, catch_up};
@@ -16,6 +19,7 @@ use shared::close_codes;
 use shared::ids::RoomId;
 use std::time::Duration;
 use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
 
 /// At most this many queued items per batch (then the close and ping
 /// checks get their turn).
@@ -48,7 +52,9 @@ pub struct Writer {
     /// An `Arc`: a `History` (its store's pools) is 160 bytes, held by
     /// every connection.
     pub history: std::sync::Arc<History>,
-    pub ping_every: Duration,
+    pub deadlines: Deadlines,
+    /// The node's: cancelled when it starts draining.
+    pub shutdown: CancellationToken,
     pub write_timeout: Duration,
     pub recovery_window: u64,
 }
@@ -67,15 +73,39 @@ impl Writer {
     /// otherwise be that of the largest thing it ever awaits.
     async fn serve(&mut self, mut queue: QueueReader) {
         let mut cursors = Cursors::default();
-        let mut ping = tokio::time::interval_at(Instant::now() + self.ping_every, self.ping_every);
+        let timer = tokio::time::sleep_until(self.deadlines.next(self.conn.last_heard()));
+        tokio::pin!(timer);
         loop {
             let ok = tokio::select! {
                 biased;
-                _ = self.conn.closed() => break,
-                item = queue.recv() => Box::pin(self.drain(&mut cursors, &mut queue, item)).await,
-                _ = ping.tick() => {
-                    self.out.ping();
-                    Box::pin(self.flush()).await
+                // `None`: the connection is closing.
+                item = queue.recv() => match item {
+                    Some(item) => Box::pin(self.drain(&mut cursors, &mut queue, item)).await,
+                    None => break,
+                },
+                _ = self.shutdown.cancelled(), if !self.deadlines.draining() => {
+                    self.deadlines.drain(Instant::now());
+                    timer.as_mut().reset(self.deadlines.next(self.conn.last_heard()));
+                    true
+                }
+                () = &mut timer => {
+                    let ok = match self.deadlines.due(Instant::now(), self.conn.last_heard()) {
+                        Due::Drain => {
+                            self.conn.close(close_codes::SERVICE_RESTART);
+                            true
+                        }
+                        Due::Silence => {
+                            self.conn.close(close_codes::HEARTBEAT_TIMEOUT);
+                            true
+                        }
+                        Due::Ping => {
+                            self.out.ping();
+                            Box::pin(self.flush()).await
+                        }
+                        Due::Nothing => true,
+                    };
+                    timer.as_mut().reset(self.deadlines.next(self.conn.last_heard()));
+                    ok
                 }
             };
             if !ok {
@@ -379,7 +409,13 @@ mod tests {
             conn: conn.clone(),
             out: FrameWriter::new(write, None),
             history: std::sync::Arc::new(History::new(store.clone(), None)),
-            ping_every,
+            deadlines: Deadlines::new(
+                Instant::now(),
+                ping_every,
+                Duration::from_secs(3600),
+                Duration::ZERO,
+            ),
+            shutdown: CancellationToken::new(),
             write_timeout,
             recovery_window: 1000,
         };
