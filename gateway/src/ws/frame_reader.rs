@@ -154,7 +154,12 @@ impl FrameReader {
         // never read past that.
         let room = (self.max_message + MAX_HEADER).saturating_sub(self.buf.len());
         let want = room.clamp(1, SCRATCH);
-        self.io.readable().await.map_err(|_| close_codes::NORMAL)?;
+        // The stream's own read-readiness slot (this reader's waker alone),
+        // not `readable()`, whose waiter-list future every idle connection
+        // would hold.
+        std::future::poll_fn(|cx| self.io.as_ref().poll_read_ready(cx))
+            .await
+            .map_err(|_| close_codes::NORMAL)?;
         let mut scratch = [0u8; SCRATCH];
         match self.io.try_read(&mut scratch[..want]) {
             Ok(0) => Err(close_codes::NORMAL),

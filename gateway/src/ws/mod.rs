@@ -80,8 +80,8 @@ mod sizes {
         let writer =
             future_size(|(w, q): (writer::Writer, crate::conn::send_queue::QueueReader)| w.run(q));
         assert!(
-            session <= 920,
-            "the session future is {session} bytes (was at most 920)"
+            session <= 728,
+            "the session future is {session} bytes (was at most 728)"
         );
         assert!(
             writer <= 824,

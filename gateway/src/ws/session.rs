@@ -61,7 +61,7 @@ pub async fn run(parts: Box<SessionParts>) {
         slot,
     } = *parts;
     let limits = &state.settings.limits;
-    let ws = state.settings.ws.clone();
+    let ws = &state.settings.ws;
     let user = conn.user().id;
     // This worker's fan-out task, before the connection joins a room.
     state.node.hub.attach_worker();
