@@ -80,12 +80,12 @@ mod sizes {
         let writer =
             future_size(|(w, q): (writer::Writer, crate::conn::send_queue::QueueReader)| w.run(q));
         assert!(
-            session <= 728,
-            "the session future is {session} bytes (was at most 728)"
+            session <= 688,
+            "the session future is {session} bytes (was at most 688)"
         );
         assert!(
-            writer <= 824,
-            "the writer future is {writer} bytes (was at most 824)"
+            writer <= 800,
+            "the writer future is {writer} bytes (was at most 800)"
         );
     }
 }

@@ -1,13 +1,14 @@
-//! Per-connection flood control: a token bucket (`governor`) over client
+//! Per-connection flood control: a token bucket ([`Gcra`]: 32 bytes, where
+//! a `governor` limiter was 72, held by every idle connection) over client
 //! frames. A refused frame is answered with `rate_limited`; a client that
 //! keeps sending through `msg_burst` consecutive refusals is disconnected
 //! with 1008 (policy violation).
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::num::NonZeroU32;
+use crate::limits::gcra::Gcra;
+use tokio::time::Instant;
 
 pub struct FrameLimiter {
-    bucket: Option<DefaultDirectRateLimiter>,
+    bucket: Option<Gcra>,
     /// Consecutive refused frames.
     strikes: u32,
     max_strikes: u32,
@@ -24,22 +25,18 @@ pub enum Verdict {
 impl FrameLimiter {
     /// `rate` frames per second with bursts of `burst`; `rate == 0` allows everything.
     pub fn new(rate: u32, burst: u32) -> Self {
-        let bucket = NonZeroU32::new(rate).map(|rate| {
-            let burst = NonZeroU32::new(burst.max(1)).expect("max(1) is non-zero");
-            RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
-        });
         FrameLimiter {
-            bucket,
+            bucket: Gcra::new(rate, burst),
             strikes: 0,
             max_strikes: burst.max(1),
         }
     }
 
     pub fn check(&mut self) -> Verdict {
-        let Some(bucket) = &self.bucket else {
+        let Some(bucket) = &mut self.bucket else {
             return Verdict::Allow;
         };
-        if bucket.check().is_ok() {
+        if bucket.try_charge(1, Instant::now()).is_ok() {
             self.strikes = 0;
             return Verdict::Allow;
         }
@@ -66,6 +63,27 @@ mod tests {
             assert_eq!(l.check(), Verdict::Refuse);
         }
         assert_eq!(l.check(), Verdict::Disconnect);
+    }
+
+    /// In paused time: `rate` frames a second once the burst is spent, and
+    /// an allowed frame clears the strikes.
+    #[tokio::test(start_paused = true)]
+    async fn the_bucket_refills_at_the_rate() {
+        let mut l = FrameLimiter::new(10, 2);
+        assert_eq!(l.check(), Verdict::Allow);
+        assert_eq!(l.check(), Verdict::Allow);
+        assert_eq!(l.check(), Verdict::Refuse);
+        tokio::time::advance(std::time::Duration::from_millis(99)).await;
+        assert_eq!(l.check(), Verdict::Refuse, "not a whole unit yet");
+        tokio::time::advance(std::time::Duration::from_millis(1)).await;
+        assert_eq!(l.check(), Verdict::Allow, "one unit (100 ms) later");
+        assert_eq!(l.check(), Verdict::Refuse);
+        assert_eq!(l.check(), Verdict::Refuse);
+        assert_eq!(
+            l.check(),
+            Verdict::Disconnect,
+            "more than burst strikes in a row"
+        );
     }
 
     #[test]

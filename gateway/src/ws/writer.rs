@@ -63,15 +63,17 @@ impl Writer {
     /// Run until the connection closes. On a clean close, frames already
     /// queued (an `error`, a `left_room`) still go out before the close frame.
     /// Gives the socket's writing half back for the close frame.
-    pub async fn run(mut self, queue: QueueReader) -> FrameWriter {
-        self.serve(queue).await;
+    pub async fn run(mut self, mut queue: QueueReader) -> FrameWriter {
+        // By reference: an async fn's arguments stay in its future, so a
+        // queue moved on would be held twice.
+        self.serve(&mut queue).await;
         self.out
     }
 
     /// The work done at a wake-up is boxed: this future lives as long as the
     /// connection, and its size, taken by every idle connection, would
     /// otherwise be that of the largest thing it ever awaits.
-    async fn serve(&mut self, mut queue: QueueReader) {
+    async fn serve(&mut self, queue: &mut QueueReader) {
         let mut cursors = Cursors::default();
         let timer = tokio::time::sleep_until(self.deadlines.next(self.conn.last_heard()));
         tokio::pin!(timer);
@@ -80,7 +82,7 @@ impl Writer {
                 biased;
                 // `None`: the connection is closing.
                 item = queue.recv() => match item {
-                    Some(item) => Box::pin(self.drain(&mut cursors, &mut queue, item)).await,
+                    Some(item) => Box::pin(self.drain(&mut cursors, queue, item)).await,
                     None => break,
                 },
                 _ = self.shutdown.cancelled(), if !self.deadlines.draining() => {
@@ -118,7 +120,7 @@ impl Writer {
             r != close_codes::SLOW_CONSUMER && r != close_codes::HEARTBEAT_TIMEOUT
         });
         if clean {
-            Box::pin(self.finish(&mut cursors, &mut queue)).await;
+            Box::pin(self.finish(&mut cursors, queue)).await;
         }
     }
 
