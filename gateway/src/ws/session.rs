@@ -102,6 +102,9 @@ pub async fn run(parts: Box<SessionParts>) {
         ));
         conn.close(close_codes::TRY_AGAIN_LATER);
     }
+    // The client's silence counts from here, where reading starts, not
+    // from the upgrade: entering the first room may have taken a while.
+    conn.heard();
 
     // Set when there is nothing to wait for after our close frame: the
     // client ended the conversation (close frame or end of stream), or broke

@@ -379,16 +379,36 @@ mod tests {
         user: shared::ids::UserId,
         room: RoomId,
     ) -> (ConnHandle, tokio::net::TcpStream) {
-        let timers = (Duration::from_secs(60), Duration::from_secs(5));
-        writer_with_timers(store, user, room, timers).await
+        writer_with_timers(store, user, room, Timers::default()).await
     }
 
-    /// [`writer_on_a_socket`] with its ping interval and write timeout.
+    /// A test writer's timers, and the node's shutdown token it watches.
+    struct Timers {
+        ping_every: Duration,
+        write_timeout: Duration,
+        client_timeout: Duration,
+        drain_window: Duration,
+        shutdown: CancellationToken,
+    }
+
+    impl Default for Timers {
+        fn default() -> Self {
+            Timers {
+                ping_every: Duration::from_secs(60),
+                write_timeout: Duration::from_secs(5),
+                client_timeout: Duration::from_secs(3600),
+                drain_window: Duration::ZERO,
+                shutdown: CancellationToken::new(),
+            }
+        }
+    }
+
+    /// [`writer_on_a_socket`] with the given timers.
     async fn writer_with_timers(
         store: &Store,
         user: shared::ids::UserId,
         room: RoomId,
-        (ping_every, write_timeout): (Duration, Duration),
+        timers: Timers,
     ) -> (ConnHandle, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
@@ -413,12 +433,12 @@ mod tests {
             history: std::sync::Arc::new(History::new(store.clone(), None)),
             deadlines: Deadlines::new(
                 Instant::now(),
-                ping_every,
-                Duration::from_secs(3600),
-                Duration::ZERO,
+                timers.ping_every,
+                timers.client_timeout,
+                timers.drain_window,
             ),
-            shutdown: CancellationToken::new(),
-            write_timeout,
+            shutdown: timers.shutdown,
+            write_timeout: timers.write_timeout,
             recovery_window: 1000,
         };
         tokio::spawn(writer.run(inbox));
@@ -505,7 +525,10 @@ mod tests {
         // Paused once the store is open: its pool's timeouts are real.
         tokio::time::pause();
         let every = Duration::from_secs(30);
-        let timers = (every, Duration::from_secs(5));
+        let timers = Timers {
+            ping_every: every,
+            ..Timers::default()
+        };
         let (conn, mut client) = writer_with_timers(&store, user.id, RoomId(1), timers).await;
         let start = Instant::now();
         // To the timer wheel's millisecond.
@@ -533,7 +556,11 @@ mod tests {
         // Paused once the store is open: its pool's timeouts are real.
         tokio::time::pause();
         let write_timeout = Duration::from_secs(7);
-        let timers = (Duration::from_secs(3600), write_timeout);
+        let timers = Timers {
+            ping_every: Duration::from_secs(3600),
+            write_timeout,
+            ..Timers::default()
+        };
         let (conn, _client) = writer_with_timers(&store, user.id, RoomId(1), timers).await;
         // More than loopback's socket buffers hold, in fewer items than the
         // queue's 64 (a full queue would close it at once, another path).
@@ -551,6 +578,58 @@ mod tests {
         assert!(
             waited >= write_timeout && waited < write_timeout * 2,
             "closed after {waited:?}"
+        );
+    }
+
+    /// In paused time: a client heard from at 15 s, with a 20 s client
+    /// timeout, is closed 4000 at 35 s: the silence counts from the last
+    /// frame heard, not from the timer's first setting.
+    #[tokio::test]
+    async fn a_silent_client_is_closed_the_client_timeout_after_it_was_last_heard() {
+        let (_dir, store, user) = store_with_messages(0).await;
+        tokio::time::pause();
+        let timers = Timers {
+            ping_every: Duration::from_secs(3600),
+            client_timeout: Duration::from_secs(20),
+            ..Timers::default()
+        };
+        let (conn, _client) = writer_with_timers(&store, user.id, RoomId(1), timers).await;
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        assert!(!conn.is_closing());
+        conn.heard();
+        conn.closed().await;
+        assert_eq!(conn.close_reason(), Some(close_codes::HEARTBEAT_TIMEOUT));
+        let at = start.elapsed();
+        assert!(
+            at >= Duration::from_secs(35) && at <= Duration::from_millis(35_005),
+            "closed at {at:?}"
+        );
+    }
+
+    /// In paused time: once the node drains, the connection is closed 1012
+    /// within the drain window, and not before the drain began.
+    #[tokio::test]
+    async fn a_draining_node_closes_the_connection_within_the_window() {
+        let (_dir, store, user) = store_with_messages(0).await;
+        tokio::time::pause();
+        let shutdown = CancellationToken::new();
+        let timers = Timers {
+            drain_window: Duration::from_secs(10),
+            shutdown: shutdown.clone(),
+            ..Timers::default()
+        };
+        let (conn, _client) = writer_with_timers(&store, user.id, RoomId(1), timers).await;
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert!(!conn.is_closing(), "no drain, no close");
+        let start = Instant::now();
+        shutdown.cancel();
+        conn.closed().await;
+        assert_eq!(conn.close_reason(), Some(close_codes::SERVICE_RESTART));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
         );
     }
 }
