@@ -15,7 +15,6 @@ use shared::ids::{ConnId, ConnKey, RoomId};
 use shared::server_frame::{ServerFrame, UserPublic};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::Poll;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -165,20 +164,9 @@ impl ConnHandle {
     }
 
     /// One waiter at a time: the session task (or a test standing in for it).
-    pub async fn closed(&self) {
-        std::future::poll_fn(|cx| {
-            if self.is_closing() {
-                return Poll::Ready(());
-            }
-            // Registered before looking again: a close in between wakes it.
-            self.inner.session.register(cx.waker());
-            if self.is_closing() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await
+    pub fn closed(&self) -> impl Future<Output = ()> + '_ {
+        let closing = || self.is_closing().then_some(());
+        super::one_waiter::wait_until(&self.inner.session, closing)
     }
 
     pub fn rooms(&self) -> Vec<RoomId> {

@@ -10,6 +10,7 @@
 
 pub mod delivery;
 mod handle;
+mod one_waiter;
 pub mod outbound;
 pub mod send_queue;
 pub mod text_frame;

@@ -7,16 +7,14 @@
 //! item. Here the queue is a `VecDeque` behind a std mutex, held only for a
 //! push or a swap, never across an `.await`: the writer takes everything
 //! queued in one swap, and an empty queue holds no allocation. The writer
-//! waits on one `AtomicWaker` (no waiter list: it is the only reader), woken
-//! by the push that makes the queue non-empty and by [`SendQueue::end`], so
-//! its wait is a 16-byte future (memory per idle connection).
+//! is its only reader: it waits through [`one_waiter`](super::one_waiter),
+//! woken by the push that makes the queue non-empty and by [`SendQueue::end`].
 
 use super::outbound::Outbound;
 use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 
 /// The shared half, owned by the connection's handle.
 pub struct SendQueue {
@@ -105,45 +103,20 @@ impl QueueReader {
     /// The next item, waiting for one; `None` once the connection is
     /// closing ([`SendQueue::end`]; what is still queued is for
     /// `try_recv`). Cancel-safe: an item is only taken when it is returned.
-    pub async fn recv(&mut self) -> Option<Outbound> {
-        std::future::poll_fn(|cx| {
-            if let Some(next) = self.ready() {
-                return Poll::Ready(next);
+    pub fn recv(&mut self) -> impl Future<Output = Option<Outbound>> + '_ {
+        let QueueReader { shared, taken } = self;
+        // What `recv` returns now, if it need not wait.
+        let ready = || {
+            if shared.ending.load(Ordering::SeqCst) {
+                return Some(None);
             }
-            // Registered before looking again: a push or an end between the
-            // two looks wakes this waker.
-            self.shared.reader.register(cx.waker());
-            match self.ready() {
-                Some(next) => Poll::Ready(next),
-                None => Poll::Pending,
-            }
-        })
-        .await
-    }
-
-    /// What `recv` returns now, if it need not wait.
-    fn ready(&mut self) -> Option<Option<Outbound>> {
-        if self.shared.ending.load(Ordering::SeqCst) {
-            return Some(None);
-        }
-        self.try_recv().ok().map(Some)
+            take_next(shared, taken).ok().map(Some)
+        };
+        super::one_waiter::wait_until(&shared.reader, ready)
     }
 
     pub fn try_recv(&mut self) -> Result<Outbound, Empty> {
-        if self.taken.is_empty() {
-            // Given back empty and unallocated: an idle connection's queue
-            // holds no memory.
-            self.taken = VecDeque::new();
-            let mut queue = self.shared.queue.lock().expect("send queue lock");
-            std::mem::swap(&mut queue.items, &mut self.taken);
-            drop(queue);
-            if !self.taken.is_empty() {
-                crate::metrics::metrics()
-                    .outbound_queue_depth
-                    .observe(self.taken.len() as f64);
-            }
-        }
-        self.taken.pop_front().ok_or(Empty)
+        take_next(&self.shared, &mut self.taken)
     }
 
     /// Items waiting, taken or not.
@@ -161,6 +134,25 @@ impl QueueReader {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The next item: from the batch taken, else the whole queue is taken in
+/// one swap.
+fn take_next(shared: &SendQueue, taken: &mut VecDeque<Outbound>) -> Result<Outbound, Empty> {
+    if taken.is_empty() {
+        // Given back empty and unallocated: an idle connection's queue
+        // holds no memory.
+        *taken = VecDeque::new();
+        let mut queue = shared.queue.lock().expect("send queue lock");
+        std::mem::swap(&mut queue.items, taken);
+        drop(queue);
+        if !taken.is_empty() {
+            crate::metrics::metrics()
+                .outbound_queue_depth
+                .observe(taken.len() as f64);
+        }
+    }
+    taken.pop_front().ok_or(Empty)
 }
 
 impl Drop for QueueReader {
