@@ -23,7 +23,10 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest >/dev/null
 fi
 
-log "building the workspace and its tests"
+# A fresh clone builds once: incremental caches would only take disk
+# (1.8 GB of the debug build), and disk is what CI ran short of.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+log "building the workspace and its tests (disk free: $(df -h --output=avail . | tail -1 | tr -d ' '))"
 cargo build --workspace --tests --examples --locked 2>&1 | grep -E '^(error|warning: unused)|Finished|Compiling (gateway|chat-shared|migrations)' || true
 cargo build --workspace --tests --examples --locked --quiet
 
@@ -61,4 +64,4 @@ bash scripts/k6-smoke.sh --no-build
 log "property-based API test against a live node (schemathesis over /api/openapi.json)"
 bash scripts/schemathesis.sh
 
-log "all tests passed in $((SECONDS - started)) s"
+log "all tests passed in $((SECONDS - started)) s (build directory: $(du -sh target | cut -f1))"
