@@ -93,59 +93,48 @@ stop_node() {
     GATEWAY_PID=
 }
 
-run() { # run NAME loadgen-args...: one measured run on the single node
-    local name=$1; shift
+record() { # record NAME JSON: one summary line, printed and appended to $OUT
+    echo "{\"run\":\"$1\",\"at\":\"$(date -u +%FT%TZ)\",\"result\":$2}" | tee -a "$OUT"
+}
+
+measure() { # measure NAME URLS SECRET PIDS loadgen-args...: one measured run
+    local name=$1 urls=$2 secret=$3 pids=$4 line
+    shift 4
     log "$name: loadgen $*"
-    local line
-    line=$("$LOADGEN" "$@" --url "http://127.0.0.1:$PORT" --secret "$SECRET" --gateway-pid "$GATEWAY_PID") || {
+    line=$("$LOADGEN" "$@" --url "$urls" --secret "$secret" --gateway-pid "$pids") || {
         echo "$line"; log "$name: FAILED (loss, duplicates, refusals or drops; see above)"; return 1; }
-    echo "{\"run\":\"$name\",\"at\":\"$(date -u +%FT%TZ)\",\"result\":$line}" | tee -a "$OUT"
+    record "$name" "$line"
+}
+
+run() { # run NAME loadgen-args...: one measured run on a fresh single node
+    start_node
+    measure "$1" "http://127.0.0.1:$PORT" "$SECRET" "$GATEWAY_PID" "${@:2}"
 }
 
 want() { local r; for r in "${RUNS[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
 
 if want idle; then
-    start_node
     run idle10k connect --conns 10000 --room-size 10 --sources 127.0.0.1-4
-    start_node
     [ -n "${SKIP19K:-}" ] || run idle19k connect --conns 19000 --room-size 10 --procs 2 --sources 127.0.0.1-8
 fi
-if want storm; then
-    start_node
-    run storm connect --conns 10000 --room-size 10000 --passes 2 --sources 127.0.0.1-4
-fi
-if want quiet; then
-    start_node
-    run quiet fanout --rooms 1 --room-size 10 --senders 1 --rate 5 --duration 20
-fi
-if want fanout500; then
-    start_node
-    run fanout500 fanout --rooms 1 --room-size 500 --senders 1 --window 32 --duration 20
-fi
-if want fanout1000; then
-    start_node
-    run fanout1000 fanout --rooms 1 --room-size 1000 --senders 1 --window 32 --duration 20
-fi
-if want fanout5000; then
-    start_node
-    run fanout5000 fanout --rooms 1 --room-size 5000 --senders 1 --window 8 --duration 20 --sources 127.0.0.1-2
-fi
-if want small; then
-    start_node
-    run small fanout --rooms 100 --room-size 10 --senders 1 --rate 20 --duration 20
-fi
-if want rooms1000; then
-    start_node
-    run rooms1000 fanout --rooms 1000 --room-size 10 --senders 1 --rate 5 --duration 20 --sources 127.0.0.1-2
-fi
-if want persist; then
-    start_node
-    run persist fanout --rooms 200 --room-size 2 --senders 2 --window 32 --duration 20
-fi
+# The fan-out runs on one node, NAME then loadgen's arguments.
+FANOUT_RUNS=(
+    "storm connect --conns 10000 --room-size 10000 --passes 2 --sources 127.0.0.1-4"
+    "quiet fanout --rooms 1 --room-size 10 --senders 1 --rate 5 --duration 20"
+    "fanout500 fanout --rooms 1 --room-size 500 --senders 1 --window 32 --duration 20"
+    "fanout1000 fanout --rooms 1 --room-size 1000 --senders 1 --window 32 --duration 20"
+    "fanout5000 fanout --rooms 1 --room-size 5000 --senders 1 --window 8 --duration 20 --sources 127.0.0.1-2"
+    "small fanout --rooms 100 --room-size 10 --senders 1 --rate 20 --duration 20"
+    "rooms1000 fanout --rooms 1000 --room-size 10 --senders 1 --rate 5 --duration 20 --sources 127.0.0.1-2"
+    "persist fanout --rooms 200 --room-size 2 --senders 2 --window 32 --duration 20"
+)
+for spec in "${FANOUT_RUNS[@]}"; do
+    read -r -a words <<<"$spec"
+    if want "${words[0]}"; then run "${words[@]}"; fi
+done
 if want deflate; then
     for size in 400 64; do
         for offer in false true; do
-            start_node
             run "deflate$size-$([ $offer = true ] && echo on || echo off)" fanout --rooms 1 --room-size 500 \
                 --senders 1 --rate 200 --duration 20 --size "$size" --deflate "$offer"
         done
@@ -157,7 +146,7 @@ if want roomlist; then
     start_node
     log "roomlist: loadtest/room_list.py (64 rooms, 1,500 messages each)"
     line=$(python3 loadtest/room_list.py "http://127.0.0.1:$PORT" --rooms 64 --backlog 1500 | tee /dev/stderr | tail -1)
-    echo "{\"run\":\"roomlist\",\"at\":\"$(date -u +%FT%TZ)\",\"result\":$line}" | tee -a "$OUT"
+    record roomlist "$line"
 fi
 if want cluster; then
     log "cluster: three nodes on PostgreSQL + Redis (scripts/cluster.sh --release)"
@@ -168,14 +157,7 @@ if want cluster; then
     source "$CLUSTER_DIR/cluster.env"
     URLS=$(echo "$NODE_URLS_LIST" | tr ' ' ',')
     PIDS=$(echo "$NODE_PIDS_LIST" | tr ' ' ',')
-    crun() {
-        local name=$1; shift
-        log "$name: loadgen $*"
-        local line
-        line=$("$LOADGEN" "$@" --url "$URLS" --secret "$JWT_SECRET" --gateway-pid "$PIDS") || {
-            echo "$line"; log "$name: FAILED"; return 1; }
-        echo "{\"run\":\"$name\",\"at\":\"$(date -u +%FT%TZ)\",\"result\":$line}" | tee -a "$OUT"
-    }
+    crun() { measure "$1" "$URLS" "$JWT_SECRET" "$PIDS" "${@:2}"; }
     crun cluster-fanout500 fanout --rooms 1 --room-size 500 --senders 1 --window 32 --duration 20
     crun cluster-small fanout --rooms 100 --room-size 10 --senders 1 --rate 20 --duration 20
     crun cluster-persist fanout --rooms 200 --room-size 2 --senders 2 --window 32 --duration 20

@@ -5,7 +5,7 @@ the `websockets` library (asyncio implementation, websockets >= 13).
 
 The wrappers (scripts/e2e-cluster.sh, rolling-restart.sh, soak.sh) run the
 scenarios with the python of a venv holding the pinned `websockets`
-(scripts/scenario-venv.sh); the scenarios import this module by name, their
+(scripts/cluster-scenario.sh); the scenarios import this module by name, their
 own directory being first on sys.path.
 """
 

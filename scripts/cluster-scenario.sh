@@ -7,7 +7,7 @@
 # parses --no-build / --help, defines `log`, finds or builds the gateway
 # ($GATEWAY_BIN, else ${CARGO_TARGET_DIR:-target}/debug/gateway), sets
 # SCENARIO_PYTHON (the python of a venv with the pinned websockets the
-# scenarios' client needs: scripts/scenario-venv.sh), makes
+# scenarios' client needs, cached once per machine), makes
 # CLUSTER_DIR and ENV_FILE, and installs the EXIT trap that prints the last
 # log lines on a failure and stops the cluster by pid (`cluster.sh stop`).
 # Then call `start_cluster`, run the scenario, and set STATUS_OK=1.
@@ -19,10 +19,13 @@ parse_build_args "$@"
 started=$SECONDS
 
 command -v python3 >/dev/null || { echo "$SCENARIO needs python3" >&2; exit 1; }
-# The scenario's python: a venv with the pinned websockets (SCENARIO_PYTHON).
-# shellcheck source=scripts/scenario-venv.sh
-source scripts/scenario-venv.sh
-ensure_scenario_python || { echo "$SCENARIO: no python with websockets $WEBSOCKETS_VERSION" >&2; exit 1; }
+# The scenario's python: a venv with the pinned `websockets` that the
+# scenarios' shared client (scripts/chat_scenario.py) is built on.
+WEBSOCKETS_VERSION=17.4
+SCENARIO_VENV=$CACHE_DIR/scenarios-websockets-$WEBSOCKETS_VERSION
+pip_venv "$SCENARIO_VENV" "websockets==$WEBSOCKETS_VERSION" \
+    || { echo "$SCENARIO: no python with websockets $WEBSOCKETS_VERSION" >&2; exit 1; }
+SCENARIO_PYTHON=$SCENARIO_VENV/bin/python
 
 gateway_binary
 built=$SECONDS

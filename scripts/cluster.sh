@@ -271,22 +271,25 @@ tail_log() {
     tail -n 40 "$1" >&2 2>/dev/null || true
 }
 
-wait_ready() { # wait_ready INDEX
-    local name=${NODE_NAMES[$1]} port=${NODE_PORTS[$1]} pid=${NODE_PIDS[$1]}
-    local deadline=$((SECONDS + 60))
-    until [ "$(http_status "http://127.0.0.1:$port/readyz")" = 200 ]; do
-        if ! alive "$pid"; then
-            echo "node $name exited" >&2
-            tail_log "$CLUSTER_DIR/node-$name.log"
-            exit 1
-        fi
-        if [ $SECONDS -ge $deadline ]; then
-            echo "node $name is not ready after 60 s" >&2
-            tail_log "$CLUSTER_DIR/node-$name.log"
-            exit 1
-        fi
+# await_start WHAT PID LOG SECONDS COMMAND...: until COMMAND succeeds. Stops
+# the script, with the last lines of LOG, when PID exits first or SECONDS pass.
+await_start() {
+    local what=$1 pid=$2 log_file=$3 secs=$4
+    local deadline=$((SECONDS + secs))
+    shift 4
+    until "$@"; do
+        alive "$pid" || { echo "$what exited" >&2; tail_log "$log_file"; exit 1; }
+        [ $SECONDS -lt $deadline ] || { echo "$what is not ready after $secs s" >&2; tail_log "$log_file"; exit 1; }
         sleep 0.2
     done
+}
+
+answers_200() { [ "$(http_status "$1")" = 200 ]; }
+
+wait_ready() { # wait_ready INDEX
+    local name=${NODE_NAMES[$1]}
+    await_start "node $name" "${NODE_PIDS[$1]}" "$CLUSTER_DIR/node-$name.log" 60 \
+        answers_200 "http://127.0.0.1:${NODE_PORTS[$1]}/readyz"
     log "node $name ready"
 }
 
@@ -605,16 +608,11 @@ HAPROXY_PID=$!
 remember "$HAPROXY_PID"
 log "HAProxy starting on 127.0.0.1:$LB_PORT, stats on 127.0.0.1:$LB_STATS_PORT (pid $HAPROXY_PID, log $CLUSTER_DIR/haproxy/haproxy.log)"
 
-haproxy_servers_up() { # prints how many of the three servers HAProxy has UP
+haproxy_sees_all() { # HAProxy has the three servers UP
     http_get "http://127.0.0.1:$LB_STATS_PORT/stats;csv" 2>/dev/null \
-        | awk -F, '$1 == "gateways" && $2 ~ /^node-/ && $18 == "UP"' | wc -l
+        | awk -F, '$1 == "gateways" && $2 ~ /^node-/ && $18 == "UP"' | wc -l | grep -qx 3
 }
-deadline=$((SECONDS + 30))
-until [ "$(haproxy_servers_up)" = 3 ]; do
-    alive "$HAPROXY_PID" || { echo "HAProxy exited" >&2; tail_log "$CLUSTER_DIR/haproxy/haproxy.log"; exit 1; }
-    [ $SECONDS -lt $deadline ] || { echo "HAProxy does not see 3 healthy nodes after 30 s" >&2; tail_log "$CLUSTER_DIR/haproxy/haproxy.log"; exit 1; }
-    sleep 0.2
-done
+await_start "HAProxy (3 healthy nodes)" "$HAPROXY_PID" "$CLUSTER_DIR/haproxy/haproxy.log" 30 haproxy_sees_all
 log "HAProxy ready: 3/3 nodes up"
 
 # --- Prometheus -----------------------------------------------------------
@@ -666,28 +664,20 @@ fi
 PROMETHEUS_PID=$!
 remember "$PROMETHEUS_PID"
 log "Prometheus starting on 127.0.0.1:$PROMETHEUS_PORT (pid $PROMETHEUS_PID, log $CLUSTER_DIR/prometheus/prometheus.log)"
-deadline=$((SECONDS + 60))
-until [ "$(http_status "http://127.0.0.1:$PROMETHEUS_PORT/-/ready")" = 200 ]; do
-    alive "$PROMETHEUS_PID" || { echo "Prometheus exited" >&2; tail_log "$CLUSTER_DIR/prometheus/prometheus.log"; exit 1; }
-    [ $SECONDS -lt $deadline ] || { echo "Prometheus is not ready after 60 s" >&2; tail_log "$CLUSTER_DIR/prometheus/prometheus.log"; exit 1; }
-    sleep 0.2
-done
+await_start Prometheus "$PROMETHEUS_PID" "$CLUSTER_DIR/prometheus/prometheus.log" 60 \
+    answers_200 "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
 # Prometheus applies its scrape targets a few seconds after it is ready.
-prometheus_targets_up() { # prints how many chat-gateway targets Prometheus has up
+prometheus_scrapes_all() { # Prometheus has the three chat-gateway targets up
     http_get "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/targets?state=active" 2>/dev/null | python3 -c '
 import json, sys
 try:
     targets = json.load(sys.stdin)["data"]["activeTargets"]
 except Exception:
     targets = []
-print(sum(1 for t in targets if t["labels"].get("job") == "chat-gateway" and t["health"] == "up"))'
+up = sum(1 for t in targets if t["labels"].get("job") == "chat-gateway" and t["health"] == "up")
+sys.exit(0 if up == 3 else 1)'
 }
-deadline=$((SECONDS + 30))
-until [ "$(prometheus_targets_up)" = 3 ]; do
-    alive "$PROMETHEUS_PID" || { echo "Prometheus exited" >&2; tail_log "$CLUSTER_DIR/prometheus/prometheus.log"; exit 1; }
-    [ $SECONDS -lt $deadline ] || { echo "Prometheus has not scraped the 3 nodes after 30 s" >&2; tail_log "$CLUSTER_DIR/prometheus/prometheus.log"; exit 1; }
-    sleep 0.5
-done
+await_start "Prometheus (scraping 3 nodes)" "$PROMETHEUS_PID" "$CLUSTER_DIR/prometheus/prometheus.log" 30 prometheus_scrapes_all
 log "Prometheus ready: 3/3 nodes scraped"
 
 # --- The env file -----------------------------------------------------------

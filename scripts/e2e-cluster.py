@@ -2,7 +2,7 @@
 """End-to-end check of a running local cluster (scripts/cluster.sh --background).
 
 Run by scripts/e2e-cluster.sh, which starts the cluster and stops it, with the
-python of the scenarios' venv (scripts/scenario-venv.sh): the WebSocket client
+python of the scenarios' venv (scripts/cluster-scenario.sh): the WebSocket client
 is that of scripts/chat_scenario.py (on the `websockets` library), HTTP is
 urllib; tokens from the cluster's own binary (`gateway token`).
 

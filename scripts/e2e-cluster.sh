@@ -13,7 +13,7 @@
 # three nodes, HAProxy, Prometheus), then runs scripts/e2e-cluster.py (Python 3;
 # its WebSocket client, scripts/chat_scenario.py, is on the `websockets`
 # library, installed pinned in a venv under the cache directory on the first
-# run: scripts/scenario-venv.sh): 9 users connect THROUGH HAPROXY, every node holds
+# run: scripts/cluster-scenario.sh): 9 users connect THROUGH HAPROXY, every node holds
 # some of them (each node's /metrics), they chat in room 1 and every client
 # gets every message exactly once, Prometheus reports the three nodes up and
 # sum(chat_gateway_connections) equal to the connections held, then 0 after

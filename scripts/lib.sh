@@ -78,3 +78,63 @@ on_exit() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 }
+
+# CACHE_DIR: where tools are installed once per machine.
+CACHE_DIR=${CHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-gateway}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# pip_venv DIR SPEC...: a Python venv in DIR holding the pip packages SPEC
+# (pinned, name==version), made once per machine: it is made again only
+# when SPEC changes or an earlier install was cut short (the stamp file is
+# written last). Installs python3-venv with apt-get (as root) when Debian's
+# python3 lacks venv's pip bootstrap.
+pip_venv() {
+    local dir=$1
+    shift
+    [ "$(cat "$dir/.installed" 2>/dev/null)" = "$*" ] && return 0
+    log "installing $* into $dir (first run on this machine)"
+    rm -rf "$dir"
+    mkdir -p "$(dirname "$dir")"
+    if ! python3 -m venv "$dir" >/dev/null 2>&1; then
+        rm -rf "$dir"
+        [ "$(id -u)" = 0 ] || { echo "python3 -m venv failed; install python3-venv (needs root)" >&2; return 1; }
+        log "python3 -m venv failed; installing python3-venv with apt-get"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        python3 -m venv "$dir" || { echo "cannot create a venv in $dir" >&2; return 1; }
+    fi
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$@" || { echo "pip install $* failed" >&2; return 1; }
+    echo "$*" >"$dir/.installed"
+}
+
+# wait_ready URL PID [SECONDS]: until URL answers 200; fails (exit 1) when
+# the process PID exits first or SECONDS (default 60) pass.
+wait_ready() {
+    local url=$1 pid=$2 deadline=$((SECONDS + ${3:-60}))
+    until [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$url" || true)" = 200 ]; do
+        kill -0 "$pid" 2>/dev/null || { log "pid $pid exited before $url was ready"; exit 1; }
+        [ $SECONDS -lt $deadline ] || { log "$url was not ready within ${3:-60} s"; exit 1; }
+        sleep 0.2
+    done
+}
+
+# stop_pid PID [NAME]: TERM, up to 20 s to exit (a node drains first),
+# then KILL; reaps it. Only for a process this script started.
+stop_pid() {
+    local pid=$1
+    [ -n "$pid" ] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        log "stopping ${2:-pid $pid} (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 200); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}

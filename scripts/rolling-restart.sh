@@ -11,7 +11,7 @@
 # Redis, nodes A, B, C, HAProxy round robin with /readyz health checks,
 # Prometheus) with a short drain window, then runs scripts/rolling_restart.py
 # (Python 3; the WebSocket client of scripts/chat_scenario.py, on the pinned
-# `websockets` in a venv under the cache directory: scripts/scenario-venv.sh):
+# `websockets` in a venv under the cache directory: scripts/cluster-scenario.sh):
 # ~40 clients in two rooms, 20 messages/s, each client reconnecting with
 # since_seq after every close and the senders resending unacknowledged
 # messages with the same client_msg_id, while `cluster.sh restart DIR A`,

@@ -3,7 +3,7 @@
 
 Run by scripts/rolling-restart.sh, which starts the cluster (scripts/cluster.sh
 --background, short drain window) and stops it, with the python of the
-scenarios' venv (scripts/scenario-venv.sh); the WebSocket client (on the
+scenarios' venv (scripts/cluster-scenario.sh); the WebSocket client (on the
 `websockets` library), tokens and env-file reader are those of
 scripts/chat_scenario.py.
 

@@ -18,6 +18,9 @@
 # ~/.cache/chat-gateway).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SCRIPT=schemathesis
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 ROOT=$PWD
 
 # Pinned: schemathesis 4 changed most CLI flags, and a new release must not
@@ -33,27 +36,15 @@ CHECKS=${SCHEMATHESIS_CHECKS:-all}
 # - unsupported_method: actix-web answers an undeclared method on a known
 #   path with 404, not 405.
 EXCLUDE_CHECKS=${SCHEMATHESIS_EXCLUDE_CHECKS-positive_data_acceptance,unsupported_method}
-CACHE_DIR=${CHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-gateway}
 VENV=$CACHE_DIR/schemathesis-$SCHEMATHESIS_VERSION
 SECRET=schemathesis-jwt-secret-0123456789abcdef
-
-log() { echo "==> [$(date +%H:%M:%S)] schemathesis: $*"; }
 
 WORK=$(mktemp -d /tmp/chat-schemathesis.XXXXXX)
 NODE_PID=
 cleanup() {
     local status=$?
     trap - EXIT
-    if [ -n "$NODE_PID" ] && kill -0 "$NODE_PID" 2>/dev/null; then
-        log "stopping the node (pid $NODE_PID)"
-        kill -TERM "$NODE_PID" 2>/dev/null || true
-        for _ in $(seq 1 150); do
-            kill -0 "$NODE_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$NODE_PID" 2>/dev/null || true
-        wait "$NODE_PID" 2>/dev/null || true
-    fi
+    stop_pid "$NODE_PID" "the node"
     if [ "$status" != 0 ] && [ -s "$WORK/gateway.log" ]; then
         echo "---- last lines of the node's log ----"
         tail -n 40 "$WORK/gateway.log"
@@ -64,20 +55,7 @@ cleanup() {
 trap cleanup EXIT
 
 # 1. schemathesis, once per machine.
-if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
-    log "installing schemathesis $SCHEMATHESIS_VERSION into $VENV (first run on this machine)"
-    rm -rf "$VENV"
-    mkdir -p "$CACHE_DIR"
-    if ! python3 -m venv "$VENV" 2>/dev/null; then
-        # Debian's python3 ships venv's pip bootstrap separately.
-        log "python3 -m venv failed; installing python3-venv with apt-get"
-        rm -rf "$VENV"
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-        python3 -m venv "$VENV"
-    fi
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
-fi
+pip_venv "$VENV" "schemathesis==$SCHEMATHESIS_VERSION"
 log "using $("$VENV/bin/schemathesis" --version)"
 
 # 2. One node.
@@ -89,7 +67,7 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 GATEWAY=$TARGET_DIR/debug/gateway
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 log "starting one node on $BASE (SQLite in $WORK)"
 env -u CHAT__REDIS__URL \
@@ -102,18 +80,7 @@ env -u CHAT__REDIS__URL \
     "$GATEWAY" >"$WORK/gateway.log" 2>&1 &
 NODE_PID=$!
 
-deadline=$((SECONDS + 60))
-until [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$BASE/readyz" || true)" = 200 ]; do
-    if ! kill -0 "$NODE_PID" 2>/dev/null; then
-        log "the node exited during start-up"
-        exit 1
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-        log "the node was not ready within 60 s"
-        exit 1
-    fi
-    sleep 0.2
-done
+wait_ready "$BASE/readyz" "$NODE_PID"
 
 # 3. A user (its token authenticates every request), a room of its own and a
 # message, so that ids 1 and 2 lead somewhere.

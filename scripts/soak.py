@@ -2,7 +2,7 @@
 """A bounded soak of a running local cluster: churn, then compare resources.
 
 Run by scripts/soak.sh, which starts the cluster and stops it, with the python
-of the scenarios' venv (scripts/scenario-venv.sh); the WebSocket client (on
+of the scenarios' venv (scripts/cluster-scenario.sh); the WebSocket client (on
 the `websockets` library), tokens and env-file reader are those of
 scripts/chat_scenario.py.
 

@@ -11,7 +11,7 @@
 # Redis, nodes A, B, C, HAProxy round robin, Prometheus), then runs
 # scripts/soak.py (Python 3; the WebSocket client of scripts/chat_scenario.py,
 # on the pinned `websockets` in a venv under the cache directory:
-# scripts/scenario-venv.sh): a warm-up of churn, every client leaves, a "start"
+# scripts/cluster-scenario.sh): a warm-up of churn, every client leaves, a "start"
 # sample of each node; SOAK_SECS of churn (SOAK_CLIENTS clients at a time
 # through the balancer, each living a few seconds: it chats, joins a room and
 # leaves it, then closes, or drops its TCP connection); every client leaves,

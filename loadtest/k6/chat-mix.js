@@ -35,7 +35,7 @@ import exec from 'k6/execution';
 import { check, sleep } from 'k6';
 import { setTimeout } from 'k6/timers';
 import {
-    BASE_URL, envNum, tokenFor, createRooms, deleteRooms, api, ChatClient, scenarioAt, chatThresholds, every, cancel, closeWhenAnswered,
+    BASE_URL, envNum, tokenFor, setupRooms, teardownRooms, api, ChatClient, scenarioAt, chatThresholds, every, cancel, closeWhenAnswered,
 } from './lib/chat.js';
 
 const USERS = envNum('USERS', 300);
@@ -58,14 +58,8 @@ export const options = {
     }),
 };
 
-export function setup() {
-    return { rooms: createRooms(BASE_URL, ROOMS, 'k6-mix') };
-}
-
-// What setup() created goes again (the users stay: see deleteRooms).
-export function teardown(data) {
-    deleteRooms(BASE_URL, data.rooms);
-}
+export const setup = () => setupRooms(ROOMS, 'k6-mix');
+export const teardown = teardownRooms;
 
 const pick = (a) => a[Math.floor(Math.random() * a.length)];
 const jitter = (s) => s * 1000 * (0.5 + Math.random());

@@ -33,7 +33,7 @@
 import exec from 'k6/execution';
 import { setTimeout } from 'k6/timers';
 import {
-    BASE_URL, envNum, envList, httpBase, tokenFor, createRooms, deleteRooms, runSender, runReceiver, scenarioAt, chatThresholds,
+    BASE_URL, envNum, envList, httpBase, tokenFor, setupRooms, teardownRooms, runSender, runReceiver, scenarioAt, chatThresholds, oncePerVu,
 } from './lib/chat.js';
 
 const SENDER_URLS = envList('SENDER_URLS', [BASE_URL]).map(httpBase);
@@ -47,30 +47,16 @@ const DRAIN_S = envNum('DRAIN_S', 5);
 const TOTAL_S = WARMUP_S + DURATION_S + DRAIN_S;
 const RECEIVERS = ROOMS * PER_ROOM;
 
-export const options = {
-    setupTimeout: '120s',
-    scenarios: {
-        receivers: {
-            executor: 'per-vu-iterations', exec: 'receiver',
-            vus: RECEIVERS, iterations: 1, maxDuration: `${TOTAL_S + 30}s`,
-        },
-        senders: {
-            executor: 'per-vu-iterations', exec: 'sender',
-            vus: ROOMS, iterations: 1, maxDuration: `${TOTAL_S + 30}s`,
-        },
-    },
-    thresholds: chatThresholds(),
-};
+export const options = oncePerVu(
+    { receivers: ['receiver', RECEIVERS], senders: ['sender', ROOMS] }, TOTAL_S, chatThresholds(),
+);
 
 export function setup() {
     console.log(`senders on ${SENDER_URLS.join(' ')}; receivers on ${RECEIVER_URLS.join(' ')}`);
-    return { rooms: createRooms(BASE_URL, ROOMS, 'k6-cross') };
+    return setupRooms(ROOMS, 'k6-cross');
 }
 
-// What setup() created goes again (the users stay: see deleteRooms).
-export function teardown(data) {
-    deleteRooms(BASE_URL, data.rooms);
-}
+export const teardown = teardownRooms;
 
 export function receiver(data) {
     const i = exec.scenario.iterationInTest; // 0 .. RECEIVERS-1

@@ -25,7 +25,7 @@
 
 import exec from 'k6/execution';
 import { setTimeout } from 'k6/timers';
-import { BASE_URL, envNum, tokenFor, createRooms, deleteRooms, runSender, runReceiver, scenarioAt, chatThresholds } from './lib/chat.js';
+import { BASE_URL, envNum, tokenFor, setupRooms, teardownRooms, runSender, runReceiver, scenarioAt, chatThresholds, oncePerVu } from './lib/chat.js';
 
 const MEMBERS = envNum('MEMBERS', 200);
 const SENDERS = envNum('SENDERS', 2);
@@ -35,36 +35,19 @@ const DURATION_S = envNum('DURATION_S', 30);
 const DRAIN_S = envNum('DRAIN_S', 5);
 const TOTAL_S = WARMUP_S + DURATION_S + DRAIN_S;
 
-export const options = {
-    setupTimeout: '120s',
-    scenarios: {
-        receivers: {
-            executor: 'per-vu-iterations', exec: 'receiver',
-            vus: MEMBERS, iterations: 1, maxDuration: `${TOTAL_S + 30}s`,
-        },
-        senders: {
-            executor: 'per-vu-iterations', exec: 'sender',
-            vus: SENDERS, iterations: 1, maxDuration: `${TOTAL_S + 30}s`,
-        },
-    },
-    thresholds: chatThresholds(),
-};
+export const options = oncePerVu(
+    { receivers: ['receiver', MEMBERS], senders: ['sender', SENDERS] }, TOTAL_S, chatThresholds(),
+);
 
-export function setup() {
-    return { roomId: createRooms(BASE_URL, 1, 'k6-fanout')[0] };
-}
-
-// What setup() created goes again (the users stay: see deleteRooms).
-export function teardown(data) {
-    deleteRooms(BASE_URL, [data.roomId]);
-}
+export const setup = () => setupRooms(1, 'k6-fanout');
+export const teardown = teardownRooms;
 
 export function receiver(data) {
     const i = exec.scenario.iterationInTest; // 0 .. MEMBERS-1
     const token = tokenFor(1 + i);
     const delay = (WARMUP_S * 500 * i) / Math.max(1, MEMBERS);
     setTimeout(() => runReceiver({
-        url: BASE_URL, roomId: data.roomId, token,
+        url: BASE_URL, roomId: data.rooms[0], token,
         sendFrom: scenarioAt(WARMUP_S), until: scenarioAt(TOTAL_S),
     }), delay);
 }
@@ -72,7 +55,7 @@ export function receiver(data) {
 export function sender(data) {
     const i = exec.scenario.iterationInTest;
     runSender({
-        url: BASE_URL, roomId: data.roomId, token: tokenFor(1 + MEMBERS + i), rate: RATE,
+        url: BASE_URL, roomId: data.rooms[0], token: tokenFor(1 + MEMBERS + i), rate: RATE,
         from: scenarioAt(WARMUP_S), until: scenarioAt(WARMUP_S + DURATION_S), drainMs: DRAIN_S * 1000,
     });
 }

@@ -24,7 +24,7 @@
 
 import exec from 'k6/execution';
 import { setTimeout } from 'k6/timers';
-import { BASE_URL, envNum, tokenFor, createRooms, deleteRooms, ChatClient, scenarioAt, chatThresholds, every, cancel } from './lib/chat.js';
+import { BASE_URL, envNum, tokenFor, setupRooms, teardownRooms, oncePerVu, ChatClient, scenarioAt, chatThresholds, every, cancel } from './lib/chat.js';
 
 const VUS = envNum('VUS', 1000);
 const ROOMS = envNum('ROOMS', 20);
@@ -32,27 +32,12 @@ const RAMP_S = envNum('RAMP_S', 60);
 const HOLD_S = envNum('HOLD_S', 30);
 const MSG_EVERY_S = envNum('MSG_EVERY_S', 10);
 
-export const options = {
-    setupTimeout: '120s',
-    scenarios: {
-        ramp: {
-            executor: 'per-vu-iterations', exec: 'client',
-            vus: VUS, iterations: 1, maxDuration: `${RAMP_S + HOLD_S + 30}s`,
-        },
-    },
-    thresholds: chatThresholds({
-        chat_join_time: [`p(95)<${envNum('JOIN_P95_MS', 1000)}`],
-    }),
-};
+export const options = oncePerVu({ ramp: ['client', VUS] }, RAMP_S + HOLD_S, chatThresholds({
+    chat_join_time: [`p(95)<${envNum('JOIN_P95_MS', 1000)}`],
+}));
 
-export function setup() {
-    return { rooms: createRooms(BASE_URL, ROOMS, 'k6-ramp') };
-}
-
-// What setup() created goes again (the users stay: see deleteRooms).
-export function teardown(data) {
-    deleteRooms(BASE_URL, data.rooms);
-}
+export const setup = () => setupRooms(ROOMS, 'k6-ramp');
+export const teardown = teardownRooms;
 
 export function client(data) {
     const i = exec.scenario.iterationInTest; // 0 .. VUS-1

@@ -38,7 +38,7 @@ import { check } from 'k6';
 import { Trend, Counter } from 'k6/metrics';
 import { setTimeout } from 'k6/timers';
 import {
-    BASE_URL, envNum, tokenFor, createRooms, deleteRooms, ChatClient, runSender, roomLastSeq, metrics, scenarioAt, chatThresholds,
+    BASE_URL, envNum, tokenFor, setupRooms, teardownRooms, oncePerVu, ChatClient, runSender, roomLastSeq, metrics, scenarioAt, chatThresholds,
 } from './lib/chat.js';
 
 const CLIENTS = envNum('CLIENTS', 500);
@@ -55,32 +55,13 @@ const TOTAL_S = SEND_END_S + DRAIN_S;
 const reconnectTime = new Trend('chat_reconnect_time', true);
 const reconnects = new Counter('chat_reconnects');
 
-export const options = {
-    setupTimeout: '120s',
-    scenarios: {
-        clients: {
-            executor: 'per-vu-iterations', exec: 'client',
-            vus: CLIENTS, iterations: 1, maxDuration: `${TOTAL_S + 30}s`,
-        },
-        senders: {
-            executor: 'per-vu-iterations', exec: 'sender',
-            vus: ROOMS, iterations: 1, maxDuration: `${TOTAL_S + 30}s`,
-        },
-    },
-    thresholds: chatThresholds({
-        chat_reconnect_time: [`p(95)<${envNum('RECONNECT_P95_MS', 2000)}`],
-        chat_reconnects: [`count>=${CLIENTS * STORMS}`],
-    }),
-};
+export const options = oncePerVu({ clients: ['client', CLIENTS], senders: ['sender', ROOMS] }, TOTAL_S, chatThresholds({
+    chat_reconnect_time: [`p(95)<${envNum('RECONNECT_P95_MS', 2000)}`],
+    chat_reconnects: [`count>=${CLIENTS * STORMS}`],
+}));
 
-export function setup() {
-    return { rooms: createRooms(BASE_URL, ROOMS, 'k6-storm') };
-}
-
-// What setup() created goes again (the users stay: see deleteRooms).
-export function teardown(data) {
-    deleteRooms(BASE_URL, data.rooms);
-}
+export const setup = () => setupRooms(ROOMS, 'k6-storm');
+export const teardown = teardownRooms;
 
 export function client(data) {
     const i = exec.scenario.iterationInTest; // 0 .. CLIENTS-1

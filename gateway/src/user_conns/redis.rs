@@ -45,6 +45,21 @@ impl RedisUserConns {
     fn ttl_ms(&self) -> i64 {
         self.ttl.as_millis() as i64
     }
+
+    /// Runs `script` (timed as `op`) on `user`'s sorted set of claims.
+    async fn run_on(
+        &self,
+        op: &'static str,
+        script: &Script,
+        user: UserId,
+        args: Vec<Value>,
+    ) -> Result<i64, Unavailable> {
+        let keys = vec![self.redis.keys.user_conns(user)];
+        self.redis
+            .eval(op, script, keys, args)
+            .await
+            .map_err(unavailable)
+    }
 }
 
 #[async_trait]
@@ -55,16 +70,9 @@ impl UserConns for RedisUserConns {
             (max as i64).into(),
             self.ttl_ms().into(),
         ];
-        let claimed: i64 = self
-            .redis
-            .eval(
-                "user_conns_claim",
-                claim_script(),
-                vec![self.redis.keys.user_conns(user)],
-                args,
-            )
-            .await
-            .map_err(unavailable)?;
+        let claimed = self
+            .run_on("user_conns_claim", claim_script(), user, args)
+            .await?;
         if claimed == 1 {
             self.mine
                 .lock()
@@ -108,16 +116,8 @@ impl UserConns for RedisUserConns {
             let mut args: Vec<Value> = Vec::with_capacity(1 + conns.len());
             args.push(self.ttl_ms().into());
             args.extend(conns.iter().map(|c| Value::from(c.to_string())));
-            let _: i64 = self
-                .redis
-                .eval(
-                    "user_conns_refresh",
-                    refresh_script(),
-                    vec![self.redis.keys.user_conns(user)],
-                    args,
-                )
-                .await
-                .map_err(unavailable)?;
+            self.run_on("user_conns_refresh", refresh_script(), user, args)
+                .await?;
         }
         Ok(())
     }
