@@ -9,6 +9,9 @@ source scripts/services.sh
 trap stop_services EXIT
 
 started=$SECONDS
+# A fresh clone builds once: incremental caches would only take disk
+# (1.8 GB of the debug build), and disk is what CI ran short of.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 log "toolchain: $(cargo --version)"
 log "deployment files (rule tests, Kubernetes schemas, policy lint)"
 bash scripts/check-deploy.sh
@@ -23,9 +26,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest >/dev/null
 fi
 
-# A fresh clone builds once: incremental caches would only take disk
-# (1.8 GB of the debug build), and disk is what CI ran short of.
-export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 log "building the workspace and its tests (disk free: $(df -h --output=avail . | tail -1 | tr -d ' '))"
 cargo build --workspace --tests --examples --locked 2>&1 | grep -E '^(error|warning: unused)|Finished|Compiling (gateway|chat-shared|migrations)' || true
 cargo build --workspace --tests --examples --locked --quiet
