@@ -216,15 +216,7 @@ pub async fn connect(url: &str) -> Result<WsClient, (u16, String)> {
     use tokio_tungstenite::tungstenite::Error;
     match tokio_tungstenite::connect_async(url).await {
         Ok((stream, _)) => Ok(WsClient { stream }),
-        Err(Error::Http(resp)) => {
-            let status = resp.status().as_u16();
-            let body = resp
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            Err((status, body))
-        }
+        Err(Error::Http(resp)) => Err(crate::ws_refusal::refusal(&resp)),
         Err(e) => panic!("connect {url}: {e}"),
     }
 }

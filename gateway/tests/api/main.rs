@@ -34,3 +34,5 @@ mod rooms;
 mod slow_client;
 mod typing;
 mod web;
+#[path = "../common/ws_refusal.rs"]
+mod ws_refusal;

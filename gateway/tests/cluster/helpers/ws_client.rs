@@ -46,15 +46,7 @@ impl WsClient {
                     },
                 })
             }
-            Ok(Err(Error::Http(resp))) => {
-                let status = resp.status().as_u16();
-                let body = resp
-                    .body()
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default();
-                Err((status, body))
-            }
+            Ok(Err(Error::Http(resp))) => Err(crate::ws_refusal::refusal(&resp)),
             Ok(Err(e)) => panic!("{label}: connect {url}: {e}"),
         }
     }
