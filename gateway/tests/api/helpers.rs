@@ -120,6 +120,18 @@ pub async fn start(
     }
 }
 
+/// Two nodes of one service ([`spawn_nodes`]).
+pub async fn spawn_pair() -> (TestApp, TestApp) {
+    spawn_pair_with(|_| {}).await
+}
+
+/// [`spawn_pair`] with the same settings tweak on both nodes.
+pub async fn spawn_pair_with(tweak: impl FnOnce(&mut Settings)) -> (TestApp, TestApp) {
+    let mut nodes = spawn_nodes_with(2, tweak).await;
+    let b = nodes.pop().expect("two nodes");
+    (nodes.pop().expect("two nodes"), b)
+}
+
 /// `n` nodes forming one service: in cluster mode (`TEST_BACKEND=redis`)
 /// they share Redis and the database; on the embedded default they share
 /// the SQLite file and an in-process cluster (a linked bus, one presence),

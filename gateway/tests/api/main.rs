@@ -31,6 +31,7 @@ mod protocol;
 mod read_markers;
 mod retries;
 mod rooms;
+mod setup;
 mod slow_client;
 mod typing;
 mod web;
