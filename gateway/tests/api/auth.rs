@@ -142,9 +142,8 @@ async fn login_with_a_nul_byte_in_the_username_is_401_not_500() {
 #[tokio::test]
 async fn a_deleted_account_is_refused_everywhere() {
     let (a, b) = &spawn_pair().await;
-    let [(id, token), (_, friend)] = a.register_all(["leaving", "staying"]).await;
-    let mut on_b = b.ws_in_general(&token).await;
-    let mut watcher = a.ws_in_general(&friend).await;
+    let (id, token, mut on_b) = b.user_in_general("leaving").await;
+    let (_, friend, mut watcher) = a.user_in_general("staying").await;
     on_b.send_json(serde_json::json!({"type": "message", "content": "my last words"}))
         .await;
     on_b.recv_type("message").await;

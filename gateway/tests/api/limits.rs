@@ -1,13 +1,12 @@
 //! Abuse limits: frame floods, connections per user, upgrade attempts per IP.
 
 use crate::helpers::{spawn_pair_with, spawn_with};
-use crate::setup::spawn_with_frame_rate;
+use crate::setup::user_at_frame_rate;
 use serde_json::json;
 
 #[tokio::test]
 async fn a_flooding_client_is_told_then_disconnected_with_1008() {
-    let app = spawn_with_frame_rate(5, 5).await;
-    let (_, _, mut c) = app.user_in_general("flooder").await;
+    let (_app, mut c) = user_at_frame_rate(5, 5, "flooder").await;
     for _ in 0..40 {
         c.send_json(json!({"type": "ping"})).await;
     }
@@ -47,8 +46,7 @@ async fn a_flooding_client_is_told_then_disconnected_with_1008() {
 
 #[tokio::test]
 async fn a_refused_message_is_answered_by_name() {
-    let app = spawn_with_frame_rate(1, 2).await;
-    let (_, _, mut c) = app.user_in_general("hasty").await;
+    let (_app, mut c) = user_at_frame_rate(1, 2, "hasty").await;
     for n in 1..=3 {
         c.send_json(json!({"type": "message", "room_id": 1, "content": format!("m{n}"), "client_msg_id": format!("c-{n}")}))
             .await;
@@ -74,8 +72,7 @@ async fn a_refused_message_is_answered_by_name() {
 
 #[tokio::test]
 async fn a_sender_within_the_rate_is_never_limited() {
-    let app = spawn_with_frame_rate(50, 10).await;
-    let (_, _, mut c) = app.user_in_general("polite").await;
+    let (_app, mut c) = user_at_frame_rate(50, 10, "polite").await;
     for _ in 0..20 {
         c.send_json(json!({"type": "ping"})).await;
         assert_eq!(c.recv_json().await, json!({"type": "pong"}));
@@ -154,9 +151,7 @@ async fn a_connection_beyond_its_room_limit_gets_too_many_rooms() {
     c.send_json(json!({"type": "join_room", "room_id": 1}))
         .await;
     assert_eq!(c.recv_type("online_users").await["room_id"], 1);
-    c.send_json(json!({"type": "message", "content": "still here"}))
-        .await;
-    let m = c.recv_type("message").await;
+    let m = c.say("still here").await;
     assert_eq!(
         (m["room_id"].as_i64(), m["data"]["content"].as_str()),
         (Some(1), Some("still here"))

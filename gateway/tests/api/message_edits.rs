@@ -22,9 +22,8 @@ async fn newest(app: &TestApp, token: &str) -> Vec<Value> {
 #[tokio::test]
 async fn edits_and_deletes_reach_the_room_on_every_node_and_the_history() {
     let (a, b) = &spawn_pair().await;
-    let [(_, alice), (_, bob)] = a.register_all(["alice", "bob"]).await;
-    let mut talker = a.ws_in_general(&alice).await;
-    let mut listener = b.ws_in_general(&bob).await;
+    let (_, alice, mut talker) = a.user_in_general("alice").await;
+    let (_, bob, mut listener) = b.user_in_general("bob").await;
     let m = said(&mut talker, "helo").await;
     listener.recv_type("message").await;
     let id = m["id"].as_i64().unwrap();

@@ -237,10 +237,7 @@ async fn one_senders_messages_arrive_in_order() {
 #[tokio::test]
 async fn a_user_with_two_connections_joins_once_and_leaves_with_the_last() {
     let app = spawn_app().await;
-    let (_, watcher) = app.register("watcher").await;
-    let (multi_id, multi) = app.register("multi").await;
-    let mut w = app.ws_in_general(&watcher).await;
-    let tab1 = app.ws_in_general(&multi).await;
+    let [(_, _, mut w), (multi_id, multi, tab1)] = app.users_in_general(["watcher", "multi"]).await;
     assert_eq!(
         w.recv_type("user_joined").await["data"]["user"]["id"],
         multi_id

@@ -33,9 +33,8 @@ async fn messages_until_quiet(c: &mut WsClient, quiet: Duration) -> Vec<Value> {
 #[tokio::test]
 async fn a_retried_send_is_stored_once_and_answered_with_the_original() {
     let (a, b) = &spawn_pair().await;
-    let [(_, alice), (_, bob)] = a.register_all(["alice", "bob"]).await;
-    let mut sender = a.ws_in_general(&alice).await;
-    let mut watcher = b.ws_in_general(&bob).await;
+    let (_, alice, mut sender) = a.user_in_general("alice").await;
+    let (_, _, mut watcher) = b.user_in_general("bob").await;
     sender
         .send_json(json!({"type": "message", "content": "once", "client_msg_id": "retry-1"}))
         .await;

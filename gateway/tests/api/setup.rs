@@ -93,13 +93,15 @@ pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) {
 }
 
 /// A node whose frame rate limit is `rate` frames a second per connection,
-/// with bursts of `burst`.
-pub async fn spawn_with_frame_rate(rate: u32, burst: u32) -> TestApp {
-    spawn_with(|s| {
+/// with bursts of `burst`, and the new user `name`'s connection in room 1.
+pub async fn user_at_frame_rate(rate: u32, burst: u32, name: &str) -> (TestApp, WsClient) {
+    let app = spawn_with(|s| {
         s.limits.msg_rate = rate;
         s.limits.msg_burst = burst;
     })
-    .await
+    .await;
+    let (_, _, ws) = app.user_in_general(name).await;
+    (app, ws)
 }
 
 /// The user ids of an `online_users` frame, in its order.

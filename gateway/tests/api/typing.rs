@@ -4,7 +4,7 @@
 //! counts typing frames like any other.
 
 use crate::helpers::{spawn_app, spawn_pair};
-use crate::setup::spawn_with_frame_rate;
+use crate::setup::user_at_frame_rate;
 use serde_json::{Value, json};
 
 fn typing() -> Value {
@@ -66,8 +66,7 @@ async fn typing_in_a_room_the_connection_is_not_in_is_refused() {
 
 #[tokio::test]
 async fn typing_frames_count_against_the_frame_rate() {
-    let app = spawn_with_frame_rate(1, 3).await;
-    let (_, _, mut c) = app.user_in_general("alice").await;
+    let (_app, mut c) = user_at_frame_rate(1, 3, "alice").await;
     for _ in 0..4 {
         c.send_json(typing()).await;
     }
