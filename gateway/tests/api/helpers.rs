@@ -159,8 +159,13 @@ pub async fn spawn_nodes_with(n: usize, tweak: impl FnOnce(&mut Settings)) -> Ve
 impl TestApp {
     /// The node's `GET /metrics` text.
     pub async fn metrics(&self) -> String {
-        let r = self.http.get(self.url("/metrics")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
+        self.get_text("/metrics").await
+    }
+
+    /// `GET path`: the body of its 200 answer, as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
         r.text().await.unwrap()
     }
 
