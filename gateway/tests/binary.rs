@@ -59,6 +59,12 @@ impl Gateway {
         Self::start_with(dir, env, |_| {}).await
     }
 
+    /// [`start`](Self::start) with the test's JWT secret set besides `env`.
+    async fn start_with_secret(dir: &Path, env: &[(&str, &str)]) -> Gateway {
+        let env = [&[("CHAT__AUTH__JWT_SECRET", SECRET)], env].concat();
+        Self::start(dir, &env).await
+    }
+
     /// [`start`](Self::start), with the command adjusted first.
     async fn start_with(
         dir: &Path,
@@ -188,7 +194,7 @@ async fn migrate_runs_the_migrations_and_exits() {
 #[tokio::test]
 async fn the_token_subcommand_mints_what_the_node_accepts() {
     let dir = tempfile::tempdir().unwrap();
-    let g = Gateway::start(dir.path(), &[("CHAT__AUTH__JWT_SECRET", SECRET)]).await;
+    let g = Gateway::start_with_secret(dir.path(), &[]).await;
     let mint = |env: &[(&str, &str)]| {
         let (mut cmd, log) = command(
             dir.path(),
@@ -234,14 +240,7 @@ async fn the_token_subcommand_mints_what_the_node_accepts() {
 #[tokio::test]
 async fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
-    let g = Gateway::start(
-        dir.path(),
-        &[
-            ("CHAT__LOG__FORMAT", "json"),
-            ("CHAT__AUTH__JWT_SECRET", SECRET),
-        ],
-    )
-    .await;
+    let g = Gateway::start_with_secret(dir.path(), &[("CHAT__LOG__FORMAT", "json")]).await;
     reqwest::get(g.url("/healthz")).await.unwrap();
     let out = g.stop().await;
     let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -283,14 +282,7 @@ async fn without_a_jwt_secret_the_node_warns() {
 async fn no_password_or_token_reaches_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     // The most verbose level (every crate's debug and trace events).
-    let g = Gateway::start(
-        dir.path(),
-        &[
-            ("CHAT__LOG__LEVEL", "trace"),
-            ("CHAT__AUTH__JWT_SECRET", SECRET),
-        ],
-    )
-    .await;
+    let g = Gateway::start_with_secret(dir.path(), &[("CHAT__LOG__LEVEL", "trace")]).await;
     let password = "Pw-in-no-log-7f3a9c";
     let wrong = "Wrong-pw-in-no-log-1b2c";
     let creds = json!({"username": "secretive", "password": password});
@@ -424,11 +416,8 @@ async fn the_open_files_limit_is_raised_to_the_hard_limit_and_reported() {
 async fn a_lame_duck_fails_readiness_first_and_keeps_taking_upgrades() {
     use futures_util::StreamExt;
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("CHAT__AUTH__JWT_SECRET", SECRET),
-        ("CHAT__SERVER__LAME_DUCK_SECS", "3"),
-    ];
-    let mut g = Gateway::start(dir.path(), &env).await;
+    let env = [("CHAT__SERVER__LAME_DUCK_SECS", "3")];
+    let mut g = Gateway::start_with_secret(dir.path(), &env).await;
     let credentials = json!({"username": "duck", "password": "correct horse battery"});
     let token: Value = g
         .post("/api/auth/register", &credentials)

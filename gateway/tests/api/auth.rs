@@ -1,4 +1,5 @@
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_pair};
+use crate::setup::assert_error;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -35,9 +36,7 @@ async fn duplicate_username_is_409() {
     let app = spawn_app().await;
     app.register("carol").await;
     let resp = app.try_register("carol", "different123").await;
-    assert_eq!(resp.status(), 409);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "conflict");
+    assert_error(resp, 409, "conflict").await;
 }
 
 #[tokio::test]
@@ -134,9 +133,7 @@ async fn login_with_a_nul_byte_in_the_username_is_401_not_500() {
     let app = spawn_app().await;
     app.register("frank").await;
     let resp = app.login("frank\0", "password123").await;
-    assert_eq!(resp.status(), 401);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_error(resp, 401, "unauthorized").await;
 }
 
 /// A deleted account: every token for it is refused, a token minted
@@ -144,12 +141,9 @@ async fn login_with_a_nul_byte_in_the_username_is_401_not_500() {
 /// leave their rooms and close with 4001.
 #[tokio::test]
 async fn a_deleted_account_is_refused_everywhere() {
-    let nodes = crate::helpers::spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (id, token) = a.register("leaving").await;
-    let (_, friend) = a.register("staying").await;
-    let mut on_b = b.ws_in_general(&token).await;
-    let mut watcher = a.ws_in_general(&friend).await;
+    let (a, b) = &spawn_pair().await;
+    let (id, token, mut on_b) = b.user_in_general("leaving").await;
+    let (_, friend, mut watcher) = a.user_in_general("staying").await;
     on_b.send_json(serde_json::json!({"type": "message", "content": "my last words"}))
         .await;
     on_b.recv_type("message").await;
@@ -167,25 +161,14 @@ async fn a_deleted_account_is_refused_everywhere() {
         let (status, body) = node.me(&token).await;
         assert_eq!(status, 401);
         assert_eq!(body["error"]["code"], "unauthorized");
-        let (status, _) = node
-            .try_ws(&format!("token={token}"))
-            .await
-            .err()
-            .expect("upgrade refused");
-        assert_eq!(status, 401);
+        assert_eq!(node.refused_ws(&token).await.0, 401);
     }
     // A token minted by another service for the same id does not bring it back.
     let minted = crate::helpers::mint(
         &serde_json::json!({"sub": id.to_string(), "exp": crate::helpers::now_secs() + 600}),
         crate::helpers::SECRET,
     );
-    assert_eq!(
-        a.try_ws(&format!("token={minted}"))
-            .await
-            .err()
-            .map(|e| e.0),
-        Some(401)
-    );
+    assert_eq!(a.refused_ws(&minted).await.0, 401);
     let login = a.login("leaving", "password123").await;
     assert_eq!(login.status(), 401);
     // The history keeps the message, under "Deleted user"; the name is free.

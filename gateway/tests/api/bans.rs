@@ -4,7 +4,7 @@
 //! their joins and connects until it ends. Run on two nodes in cluster mode
 //! (the ban is made on one, the banned user is connected to the other).
 
-use crate::helpers::{TestApp, rest, spawn_app, spawn_nodes};
+use crate::helpers::{TestApp, rest, spawn_app, spawn_pair};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -14,12 +14,15 @@ async fn room(app: &TestApp, owner: &str) -> i64 {
 
 #[tokio::test]
 async fn a_ban_evicts_everywhere_refuses_every_way_in_and_can_be_lifted() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (owner_id, owner) = a.register("owner").await;
-    let (admin_id, admin) = a.register("admin").await;
-    let (pest_id, pest) = a.register("pest").await;
-    let (other_admin_id, other_admin) = a.register("other_admin").await;
+    let (a, b) = &spawn_pair().await;
+    let [
+        (owner_id, owner),
+        (admin_id, admin),
+        (pest_id, pest),
+        (other_admin_id, other_admin),
+    ] = a
+        .register_all(["owner", "admin", "pest", "other_admin"])
+        .await;
     let room = room(a, &owner).await;
     for (id, role) in [
         (admin_id, "admin"),

@@ -215,8 +215,7 @@ fn long_content() -> String {
 #[tokio::test]
 async fn a_broadcast_is_compressed_once_for_every_member_that_negotiated_it() {
     let app = spawn_app().await;
-    let (_, alice) = app.register("alice").await;
-    let mut sender = app.ws_in_general(&alice).await;
+    let (_, _, mut sender) = app.user_in_general("alice").await;
     let mut compressing = Vec::new();
     for name in ["bob", "carol", "dave"] {
         let (_, token) = app.register(name).await;

@@ -1,7 +1,7 @@
 //! Delivery guarantees: resume without gaps or duplicates, gap filling,
 //! the recovery window.
 
-use crate::helpers::{spawn_nodes, spawn_with};
+use crate::helpers::{TestApp, WsClient, spawn_app, spawn_nodes, spawn_pair, spawn_with};
 use serde_json::{Value, json};
 use shared::ids::{RoomId, UserId};
 
@@ -14,12 +14,8 @@ fn seqs(frames: &[Value]) -> Vec<i64> {
 
 #[tokio::test]
 async fn a_client_resumes_on_another_node_with_every_missed_message_once() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (_, alice) = a.register("alice").await;
-    let (_, bob) = a.register("bob").await;
-    let mut talker = a.ws_in_general(&alice).await;
-    let mut listener = a.ws_in_general(&bob).await;
+    let (a, b) = &spawn_pair().await;
+    let [(_, _, mut talker), (_, bob, mut listener)] = a.users_in_general(["alice", "bob"]).await;
     for i in 1..=5 {
         assert_eq!(talker.say(&format!("m{i}")).await["data"]["seq"], i);
         assert_eq!(listener.recv_type("message").await["data"]["seq"], i);
@@ -60,10 +56,8 @@ async fn a_client_resumes_on_another_node_with_every_missed_message_once() {
 #[tokio::test]
 async fn resumes_while_messages_stream_have_no_gap() {
     const TOTAL: i64 = 150;
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (_, alice) = a.register("alice").await;
-    let (_, bob) = a.register("bob").await;
+    let (a, b) = &spawn_pair().await;
+    let [(_, alice), (_, bob)] = a.register_all(["alice", "bob"]).await;
     let mut talker = a.ws_in_general(&alice).await;
     let streaming = tokio::spawn(async move {
         for i in 1..=TOTAL {
@@ -94,22 +88,13 @@ async fn resumes_while_messages_stream_have_no_gap() {
 
 #[tokio::test]
 async fn join_room_with_since_seq_replays_then_streams() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (_, alice) = a.register("alice").await;
-    let (_, bob) = a.register("bob").await;
+    let (a, b) = &spawn_pair().await;
+    let [(_, alice), (_, bob)] = a.register_all(["alice", "bob"]).await;
     let mut talker = a.ws_in_general(&alice).await;
     for i in 1..=4 {
         talker.say(&format!("m{i}")).await;
     }
-    let room = a
-        .app_state
-        .store
-        .create_room("second", "", false, None, gateway::clock::now())
-        .await
-        .unwrap()
-        .id
-        .0;
+    let room = a.insert_public_room("second").await;
     let mut c = b.ws_in_general(&bob).await;
     c.send_json(json!({"type": "join_room", "room_id": room}))
         .await;
@@ -131,12 +116,9 @@ async fn join_room_with_since_seq_replays_then_streams() {
 
 #[tokio::test]
 async fn a_gap_in_the_live_stream_is_filled_from_the_history_first() {
-    let nodes = spawn_nodes(1).await;
-    let app = &nodes[0];
-    let (alice_id, alice) = app.register("alice").await;
-    let (_, bob) = app.register("bob").await;
-    let mut talker = app.ws_in_general(&alice).await;
-    let mut listener = app.ws_in_general(&bob).await;
+    let app = &spawn_app().await;
+    let [(alice_id, _, mut talker), (_, _, mut listener)] =
+        app.users_in_general(["alice", "bob"]).await;
     talker
         .send_json(json!({"type": "message", "content": "one"}))
         .await;
@@ -206,38 +188,30 @@ async fn collect(
     got
 }
 
+/// A new user `name` on `node`, connected in room 1 and in `room`.
+async fn also_in(node: &TestApp, name: &str, room: i64) -> WsClient {
+    let (_, _, mut c) = node.user_in_general(name).await;
+    c.send_json(json!({"type": "join_room", "room_id": room}))
+        .await;
+    c.recv_type("online_users").await;
+    c
+}
+
 #[tokio::test]
 async fn concurrent_senders_on_three_nodes_give_everyone_the_same_gap_free_order() {
     let nodes = spawn_nodes(3).await;
     let n = nodes.len();
-    let room2 = nodes[0]
-        .app_state
-        .store
-        .create_room("second", "", false, None, gateway::clock::now())
-        .await
-        .unwrap()
-        .id
-        .0;
+    let room2 = nodes[0].insert_public_room("second").await;
     let rooms = [1, room2];
     let mut listeners = Vec::new();
     for i in 0..6 {
         let node = &nodes[i % n];
-        let (_, t) = node.register(&format!("listener{i}")).await;
-        let mut c = node.ws_in_general(&t).await;
-        c.send_json(json!({"type": "join_room", "room_id": room2}))
-            .await;
-        c.recv_type("online_users").await;
-        listeners.push(c);
+        listeners.push(also_in(node, &format!("listener{i}"), room2).await);
     }
     const PER_SENDER: usize = 30;
     let mut senders = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
-        let (_, t) = node.register(&format!("sender{i}")).await;
-        let mut c = node.ws_in_general(&t).await;
-        c.send_json(json!({"type": "join_room", "room_id": room2}))
-            .await;
-        c.recv_type("online_users").await;
-        senders.push(c);
+        senders.push(also_in(node, &format!("sender{i}"), room2).await);
     }
     let total = PER_SENDER * senders.len();
     let sends = senders.iter_mut().enumerate().map(|(i, c)| async move {

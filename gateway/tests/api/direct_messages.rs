@@ -2,16 +2,14 @@
 //! users, race-free from both sides and on any node; nobody else gets in;
 //! `dm_policy` and deleted accounts decide who may open one.
 
-use crate::helpers::spawn_nodes;
+use crate::helpers::{spawn_app, spawn_pair};
 use serde_json::json;
 
 #[tokio::test]
 async fn both_sides_at_once_on_two_nodes_get_one_room_that_nobody_else_enters() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[1]);
-    let (alice_id, alice) = a.register("alice").await;
-    let (bob_id, bob) = a.register("bob").await;
-    let (eve_id, eve) = a.register("eve").await;
+    let (a, b) = &spawn_pair().await;
+    let [(alice_id, alice), (bob_id, bob), (eve_id, eve)] =
+        a.register_all(["alice", "bob", "eve"]).await;
     let ((s1, r1), (s2, r2)) = tokio::join!(a.open_dm(&alice, bob_id), b.open_dm(&bob, alice_id));
     let mut statuses = [s1, s2];
     statuses.sort();
@@ -70,8 +68,7 @@ async fn both_sides_at_once_on_two_nodes_get_one_room_that_nobody_else_enters() 
 
 #[tokio::test]
 async fn dm_policy_deleted_users_and_oneself_decide_who_may_open_one() {
-    let nodes = spawn_nodes(1).await;
-    let app = &nodes[0];
+    let app = &spawn_app().await;
     let (carol_id, carol) = app.register("carol").await;
     let (dave_id, dave) = app.register("dave").await;
     let (_, me) = app.me(&carol).await;

@@ -102,8 +102,7 @@ impl TestApp {
 
     /// `POST /api/rooms/{room}/members` adding `user` with the default role.
     pub async fn add_member(&self, token: &str, room: i64, user: i64) -> (u16, Value) {
-        let body = json!({"user_id": user});
-        self.on_room("POST", room, "/members", token, Some(body))
+        self.post_member(token, room, json!({"user_id": user}))
             .await
     }
 
@@ -115,7 +114,12 @@ impl TestApp {
         user: i64,
         role: &str,
     ) -> (u16, Value) {
-        let body = json!({"user_id": user, "role": role});
+        self.post_member(token, room, json!({"user_id": user, "role": role}))
+            .await
+    }
+
+    /// `POST /api/rooms/{room}/members` with `body`.
+    async fn post_member(&self, token: &str, room: i64, body: Value) -> (u16, Value) {
         self.on_room("POST", room, "/members", token, Some(body))
             .await
     }

@@ -132,23 +132,13 @@ async fn the_connection_limit_refuses_upgrades_with_503() {
     let (_, token) = app.register("limited").await;
     let a = app.ws_in_general(&token).await;
     let _b = app.ws_in_general(&token).await;
-    let (status, body) = app
-        .try_ws(&format!("token={token}"))
-        .await
-        .err()
-        .expect("third is refused");
+    let (status, body) = app.refused_ws(&token).await;
     assert_eq!(status, 503);
     assert!(flat_error(&body).contains("Too many connections"));
     // A slot frees up when a connection ends.
     a.close().await;
-    crate::eventually::eventually(crate::helpers::WAIT, "a freed slot", || async {
-        match app.try_ws(&format!("token={token}")).await {
-            Ok(_) => Ok(()),
-            Err((503, body)) => Err(format!("503 {body}")),
-            Err(e) => panic!("refused otherwise: {e:?}"),
-        }
-    })
-    .await;
+    app.ws_accepted_again(&token, 503, crate::helpers::WAIT)
+        .await;
 }
 
 #[tokio::test]

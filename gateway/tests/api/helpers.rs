@@ -120,6 +120,18 @@ pub async fn start(
     }
 }
 
+/// Two nodes of one service ([`spawn_nodes`]).
+pub async fn spawn_pair() -> (TestApp, TestApp) {
+    spawn_pair_with(|_| {}).await
+}
+
+/// [`spawn_pair`] with the same settings tweak on both nodes.
+pub async fn spawn_pair_with(tweak: impl FnOnce(&mut Settings)) -> (TestApp, TestApp) {
+    let mut nodes = spawn_nodes_with(2, tweak).await;
+    let b = nodes.pop().expect("two nodes");
+    (nodes.pop().expect("two nodes"), b)
+}
+
 /// `n` nodes forming one service: in cluster mode (`TEST_BACKEND=redis`)
 /// they share Redis and the database; on the embedded default they share
 /// the SQLite file and an in-process cluster (a linked bus, one presence),
@@ -147,8 +159,13 @@ pub async fn spawn_nodes_with(n: usize, tweak: impl FnOnce(&mut Settings)) -> Ve
 impl TestApp {
     /// The node's `GET /metrics` text.
     pub async fn metrics(&self) -> String {
-        let r = self.http.get(self.url("/metrics")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
+        self.get_text("/metrics").await
+    }
+
+    /// `GET path`: the body of its 200 answer, as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
         r.text().await.unwrap()
     }
 
@@ -216,15 +233,7 @@ pub async fn connect(url: &str) -> Result<WsClient, (u16, String)> {
     use tokio_tungstenite::tungstenite::Error;
     match tokio_tungstenite::connect_async(url).await {
         Ok((stream, _)) => Ok(WsClient { stream }),
-        Err(Error::Http(resp)) => {
-            let status = resp.status().as_u16();
-            let body = resp
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            Err((status, body))
-        }
+        Err(Error::Http(resp)) => Err(crate::ws_refusal::refusal(&resp)),
         Err(e) => panic!("connect {url}: {e}"),
     }
 }

@@ -43,10 +43,8 @@ fn random_frame(rng: &mut StdRng) -> String {
 #[tokio::test]
 async fn random_garbage_never_breaks_the_connection_or_the_node() {
     let app = spawn_app().await;
-    let (_, t) = app.register("fuzzer").await;
-    let (_, other) = app.register("bystander").await;
-    let mut c = app.ws_in_general(&t).await;
-    let mut bystander = app.ws_in_general(&other).await;
+    let [(_, t, mut c), (_, _, mut bystander)] =
+        app.users_in_general(["fuzzer", "bystander"]).await;
     let mut rng = StdRng::seed_from_u64(42);
     let mut answered = 0;
     for _ in 0..200 {
@@ -89,8 +87,7 @@ async fn random_garbage_never_breaks_the_connection_or_the_node() {
 #[tokio::test]
 async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
     let app = spawn_app().await;
-    let (_, t) = app.register("bytes").await;
-    let mut c = app.ws_in_general(&t).await;
+    let (_, _, mut c) = app.user_in_general("bytes").await;
     // A text frame whose payload is not UTF-8, which tungstenite would refuse to build: send raw frame bytes.
     let frame = tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
         vec![0xff, 0xfe, 0xfd],
@@ -106,38 +103,20 @@ async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
 #[tokio::test]
 async fn a_fragmented_message_past_the_limit_closes_with_1009() {
     let app = spawn_app().await;
-    let (_, t) = app.register("frag").await;
-    let mut c = app.ws_in_general(&t).await;
+    let (_, _, mut c) = app.user_in_general("frag").await;
     use tokio_tungstenite::tungstenite::protocol::frame::{
         Frame,
         coding::{Data, OpCode},
     };
     let chunk = vec![b'a'; 1500];
-    c.stream
-        .send(Message::Frame(Frame::message(
-            chunk.clone(),
-            OpCode::Data(Data::Text),
-            false,
-        )))
-        .await
-        .unwrap();
+    let mut send = async |data, fin| {
+        let frame = Frame::message(chunk.clone(), OpCode::Data(data), fin);
+        c.stream.send(Message::Frame(frame)).await.unwrap();
+    };
+    send(Data::Text, false).await;
     for _ in 0..3 {
-        c.stream
-            .send(Message::Frame(Frame::message(
-                chunk.clone(),
-                OpCode::Data(Data::Continue),
-                false,
-            )))
-            .await
-            .unwrap();
+        send(Data::Continue, false).await;
     }
-    c.stream
-        .send(Message::Frame(Frame::message(
-            chunk,
-            OpCode::Data(Data::Continue),
-            true,
-        )))
-        .await
-        .unwrap();
+    send(Data::Continue, true).await;
     assert_eq!(c.recv_close().await, Some(1009));
 }

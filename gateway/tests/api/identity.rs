@@ -5,7 +5,7 @@
 //! names cannot hide behind case, direction controls or invisible
 //! characters.
 
-use crate::helpers::{SECRET, mint, now_secs, spawn_app, spawn_with};
+use crate::helpers::{SECRET, mint, now_secs, spawn_app, spawn_pair, spawn_with};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -256,11 +256,9 @@ async fn names_cannot_hide_behind_case_direction_controls_or_invisible_character
 /// brought it the change).
 #[tokio::test]
 async fn a_new_nickname_shows_on_the_next_connection() {
-    let nodes = crate::helpers::spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (a, b) = &spawn_pair().await;
     let (id, token) = a.register("renamed").await;
-    let (_, friend) = a.register("onlooker").await;
-    let mut watcher = a.ws_in_general(&friend).await;
+    let (_, _, mut watcher) = a.user_in_general("onlooker").await;
     let first = b.ws_in_general(&token).await;
     let joined = watcher.recv_type("user_joined").await;
     assert_eq!(joined["data"]["user"]["nickname"], "renamed");

@@ -3,7 +3,7 @@
 //! `left_room`, and a message sent the moment the kick's 204 returns never
 //! reaches them; the same for a public room, and for a room deletion.
 
-use crate::helpers::{TestApp, WsClient, spawn_nodes};
+use crate::helpers::{TestApp, WsClient, spawn_pair};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,8 +97,7 @@ async fn scene(
 
 #[tokio::test]
 async fn a_member_kicked_via_another_node_never_gets_the_next_message() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (a, b) = &spawn_pair().await;
     let (owner, (victim_id, victim), room) = scene(a, b, "inner-circle", true).await;
     let mut o = a.ws_in(&owner, room).await;
     let mut v = b.ws_in_general(&victim).await;
@@ -129,8 +128,7 @@ async fn a_member_kicked_via_another_node_never_gets_the_next_message() {
 
 #[tokio::test]
 async fn public_room_kicks_and_deletions_reach_connections_on_every_node() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (a, b) = &spawn_pair().await;
     let (owner, (victim_id, victim), room) = scene(a, b, "town-square", false).await;
     // The victim is in the room twice: through each node.
     let mut v_a = a.ws(&victim, &format!("&room_id={room}")).await;

@@ -1,17 +1,12 @@
 //! Abuse limits: frame floods, connections per user, upgrade attempts per IP.
 
-use crate::helpers::spawn_with;
+use crate::helpers::{spawn_pair_with, spawn_with};
+use crate::setup::user_at_frame_rate;
 use serde_json::json;
 
 #[tokio::test]
 async fn a_flooding_client_is_told_then_disconnected_with_1008() {
-    let app = spawn_with(|s| {
-        s.limits.msg_rate = 5;
-        s.limits.msg_burst = 5;
-    })
-    .await;
-    let (_, t) = app.register("flooder").await;
-    let mut c = app.ws_in_general(&t).await;
+    let (_app, mut c) = user_at_frame_rate(5, 5, "flooder").await;
     for _ in 0..40 {
         c.send_json(json!({"type": "ping"})).await;
     }
@@ -51,13 +46,7 @@ async fn a_flooding_client_is_told_then_disconnected_with_1008() {
 
 #[tokio::test]
 async fn a_refused_message_is_answered_by_name() {
-    let app = spawn_with(|s| {
-        s.limits.msg_rate = 1;
-        s.limits.msg_burst = 2;
-    })
-    .await;
-    let (_, t) = app.register("hasty").await;
-    let mut c = app.ws_in_general(&t).await;
+    let (_app, mut c) = user_at_frame_rate(1, 2, "hasty").await;
     for n in 1..=3 {
         c.send_json(json!({"type": "message", "room_id": 1, "content": format!("m{n}"), "client_msg_id": format!("c-{n}")}))
             .await;
@@ -83,13 +72,7 @@ async fn a_refused_message_is_answered_by_name() {
 
 #[tokio::test]
 async fn a_sender_within_the_rate_is_never_limited() {
-    let app = spawn_with(|s| {
-        s.limits.msg_rate = 50;
-        s.limits.msg_burst = 10;
-    })
-    .await;
-    let (_, t) = app.register("polite").await;
-    let mut c = app.ws_in_general(&t).await;
+    let (_app, mut c) = user_at_frame_rate(50, 10, "polite").await;
     for _ in 0..20 {
         c.send_json(json!({"type": "ping"})).await;
         assert_eq!(c.recv_json().await, json!({"type": "pong"}));
@@ -104,12 +87,8 @@ async fn connections_per_user_are_capped_with_429() {
     let (_, other) = app.register("other").await;
     let _a = app.ws_in_general(&t).await;
     let _b = app.ws_in_general(&t).await;
-    let (status, body) = app
-        .try_ws(&format!("token={t}"))
-        .await
-        .err()
-        .expect("third refused");
-    assert_eq!(status, 429, "{body}");
+    let (status, body) = app.refused_ws(&t).await;
+    assert_eq!(status, 429, "third refused: {body}");
     let _c = app.ws_in_general(&other).await;
 }
 
@@ -117,30 +96,18 @@ async fn connections_per_user_are_capped_with_429() {
 /// (through Redis); a closed connection gives its place back.
 #[tokio::test]
 async fn the_per_user_cap_spans_nodes_and_frees_on_close() {
-    let nodes =
-        crate::helpers::spawn_nodes_with(2, |s| s.limits.max_connections_per_user = 2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
+    let (a, b) = &spawn_pair_with(|s| s.limits.max_connections_per_user = 2).await;
     let (_, t) = a.register("spread").await;
     let _first = a.ws_in_general(&t).await;
     let second = b.ws_in_general(&t).await;
     for node in [a, b] {
-        let (status, body) = node
-            .try_ws(&format!("token={t}"))
-            .await
-            .err()
-            .expect("a third connection on any node is refused");
-        assert_eq!(status, 429, "{body}");
+        let (status, body) = node.refused_ws(&t).await;
+        assert_eq!(status, 429, "a third connection on any node: {body}");
     }
     second.close().await;
-    let within = std::time::Duration::from_secs(5);
-    crate::eventually::eventually(within, "the freed place given back", || async {
-        match a.try_ws(&format!("token={t}")).await {
-            Ok(_) => Ok(()),
-            Err((429, body)) => Err(format!("429 {body}")),
-            Err(other) => panic!("refused otherwise: {other:?}"),
-        }
-    })
-    .await;
+    // The freed place is given back.
+    a.ws_accepted_again(&t, 429, std::time::Duration::from_secs(5))
+        .await;
 }
 
 #[tokio::test]
@@ -161,7 +128,7 @@ async fn upgrade_attempts_per_ip_are_rate_limited() {
 async fn a_connection_beyond_its_room_limit_gets_too_many_rooms() {
     let app = spawn_with(|s| s.limits.max_rooms_per_connection = 1).await;
     let (_, t) = app.register("roomy").await;
-    let second = crate::protocol::create_public_room(&app, "second").await;
+    let second = app.insert_public_room("second").await;
     let mut c = app.ws_in_general(&t).await;
 
     // In room 1 already: a second room is refused by name, for that room.
@@ -184,9 +151,7 @@ async fn a_connection_beyond_its_room_limit_gets_too_many_rooms() {
     c.send_json(json!({"type": "join_room", "room_id": 1}))
         .await;
     assert_eq!(c.recv_type("online_users").await["room_id"], 1);
-    c.send_json(json!({"type": "message", "content": "still here"}))
-        .await;
-    let m = c.recv_type("message").await;
+    let m = c.say("still here").await;
     assert_eq!(
         (m["room_id"].as_i64(), m["data"]["content"].as_str()),
         (Some(1), Some("still here"))

@@ -31,6 +31,9 @@ mod protocol;
 mod read_markers;
 mod retries;
 mod rooms;
+mod setup;
 mod slow_client;
 mod typing;
 mod web;
+#[path = "../common/ws_refusal.rs"]
+mod ws_refusal;

@@ -2,7 +2,7 @@
 //! node, what the history shows (from SQL and from Redis's cache alike), and
 //! what a client that was away learns when it resumes with `since_seq`.
 
-use crate::helpers::{TestApp, WsClient, spawn_nodes, spawn_with};
+use crate::helpers::{TestApp, WsClient, spawn_app, spawn_pair, spawn_with};
 use serde_json::{Value, json};
 
 /// Alice's message `content` in room 1, as her connection's echo.
@@ -21,12 +21,9 @@ async fn newest(app: &TestApp, token: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn edits_and_deletes_reach_the_room_on_every_node_and_the_history() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (_, alice) = a.register("alice").await;
-    let (_, bob) = a.register("bob").await;
-    let mut talker = a.ws_in_general(&alice).await;
-    let mut listener = b.ws_in_general(&bob).await;
+    let (a, b) = &spawn_pair().await;
+    let (_, alice, mut talker) = a.user_in_general("alice").await;
+    let (_, bob, mut listener) = b.user_in_general("bob").await;
     let m = said(&mut talker, "helo").await;
     listener.recv_type("message").await;
     let id = m["id"].as_i64().unwrap();
@@ -97,8 +94,7 @@ async fn edits_and_deletes_reach_the_room_on_every_node_and_the_history() {
 
 #[tokio::test]
 async fn a_rooms_owner_and_admins_may_delete_any_message_and_non_members_nothing() {
-    let nodes = spawn_nodes(1).await;
-    let app = &nodes[0];
+    let app = &spawn_app().await;
     let (_, carol) = app.register("carol").await;
     let (_, bob) = app.register("bob").await;
     let (dave_id, dave) = app.register("dave").await;
@@ -150,10 +146,8 @@ async fn a_rooms_owner_and_admins_may_delete_any_message_and_non_members_nothing
 
 #[tokio::test]
 async fn a_client_back_from_away_learns_each_edit_and_delete_once_and_in_order() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (_, alice) = a.register("alice").await;
-    let (_, bob) = a.register("bob").await;
+    let (a, b) = &spawn_pair().await;
+    let [(_, alice), (_, bob)] = a.register_all(["alice", "bob"]).await;
     let mut talker = a.ws_in_general(&alice).await;
     let mut ids = Vec::new();
     for text in ["m1", "m2", "m3"] {
@@ -210,8 +204,7 @@ async fn a_client_back_from_away_learns_each_edit_and_delete_once_and_in_order()
 #[tokio::test]
 async fn past_the_edit_window_a_message_can_be_deleted_but_not_edited() {
     let app = spawn_with(|s| s.limits.edit_window_secs = 0).await;
-    let (_, alice) = app.register("alice").await;
-    let mut talker = app.ws_in_general(&alice).await;
+    let (_, alice, mut talker) = app.user_in_general("alice").await;
     let id = said(&mut talker, "final").await["id"].as_i64().unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let (status, body) = app.edit_message(&alice, 1, id, "not final").await;
@@ -229,10 +222,8 @@ async fn the_history_reads_the_same_from_the_cache_and_sql_after_edits_and_delet
     use shared::bus_envelope::BusEvent;
     use shared::ids::{MessageId, RoomId};
     const PAGE: u64 = 4;
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (_, alice) = a.register("alice").await;
-    let mut talker = a.ws_in_general(&alice).await;
+    let (a, b) = &spawn_pair().await;
+    let (_, alice, mut talker) = a.user_in_general("alice").await;
     let mut ids = Vec::new();
     for i in 0..20 {
         ids.push(

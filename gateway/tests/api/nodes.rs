@@ -4,6 +4,7 @@
 //! multi-node scenarios of this suite run in the default pass too.
 
 use crate::helpers::spawn_nodes_with;
+use crate::setup::online_ids;
 use serde_json::json;
 
 #[tokio::test]
@@ -19,13 +20,7 @@ async fn nodes_share_the_bus_the_presence_and_the_per_user_cap() {
     // Presence is shared: bob, arriving on B, sees alice who is on A...
     let mut on_b = b.ws(&bob, "").await;
     let online = on_b.recv_type("online_users").await;
-    let ids: Vec<i64> = online["data"]["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_i64().unwrap())
-        .collect();
-    assert!(ids.contains(&alice_id), "{online}");
+    assert!(online_ids(&online).contains(&alice_id), "{online}");
     // ...and A hears of him through the bus, as his message.
     assert_eq!(
         on_a.recv_type("user_joined").await["data"]["user"]["username"],
@@ -37,10 +32,5 @@ async fn nodes_share_the_bus_the_presence_and_the_per_user_cap() {
     // The per-user cap counts connections on every node: alice has one on
     // A, a second on B is her last.
     let _second = b.ws(&alice, "").await;
-    let (status, _) = a
-        .try_ws(&format!("token={alice}"))
-        .await
-        .err()
-        .expect("a third is refused");
-    assert_eq!(status, 429);
+    assert_eq!(a.refused_ws(&alice).await.0, 429, "a third is refused");
 }

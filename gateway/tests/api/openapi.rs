@@ -133,15 +133,6 @@ async fn the_openapi_document_covers_every_registered_route() {
 #[tokio::test]
 async fn the_document_is_the_same_on_every_request() {
     let app = spawn_app().await;
-    let get = || async {
-        app.http
-            .get(app.url("/api/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let get = || app.get_text("/api/openapi.json");
     assert_eq!(get().await, get().await);
 }

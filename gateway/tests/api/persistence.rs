@@ -1,12 +1,10 @@
 use crate::helpers::spawn_app;
 use serde_json::json;
-use shared::ids::RoomId;
 
 #[tokio::test]
 async fn messages_survive_a_restart_of_the_node() {
     let app = spawn_app().await;
-    let (alice_id, alice) = app.register("alice").await;
-    let mut a = app.ws_in_general(&alice).await;
+    let (alice_id, alice, mut a) = app.user_in_general("alice").await;
     let mut sent = Vec::new();
     for i in 0..5 {
         a.send_json(json!({"type": "message", "content": format!("persist {i}")}))
@@ -16,12 +14,7 @@ async fn messages_survive_a_restart_of_the_node() {
     drop(a);
     let app = app.restart().await;
 
-    let stored = app
-        .app_state
-        .store
-        .messages_before(RoomId(1), None, 10)
-        .await
-        .unwrap();
+    let stored = app.stored_messages(1, 10).await;
     assert_eq!(stored.len(), 5);
     for (record, frame) in stored.iter().rev().zip(&sent) {
         assert_eq!(record.id.0, frame["id"].as_i64().unwrap());
@@ -35,9 +28,7 @@ async fn messages_survive_a_restart_of_the_node() {
     }
     // The same token still works after the restart (same configured secret), and seq continues.
     let mut a = app.ws_in_general(&alice).await;
-    a.send_json(json!({"type": "message", "content": "after restart"}))
-        .await;
-    assert_eq!(a.recv_type("message").await["data"]["seq"], 6);
+    assert_eq!(a.say("after restart").await["data"]["seq"], 6);
 }
 
 #[tokio::test]
@@ -76,8 +67,7 @@ async fn stopping_the_node_flushes_the_online_status() {
         s.server.shutdown_timeout_secs = 3;
     })
     .await;
-    let (id, t) = app.register("leaver").await;
-    let mut c = app.ws_in_general(&t).await;
+    let (id, _, mut c) = app.user_in_general("leaver").await;
     let store = app.app_state.store.clone();
     let id = shared::ids::UserId(id);
     let until = tokio::time::Instant::now() + crate::helpers::WAIT;

@@ -1,6 +1,7 @@
 //! Protocol v1 over real sockets: its frame shapes, rooms, errors.
 
-use crate::helpers::{WAIT, spawn_app, spawn_with};
+use crate::helpers::{TestApp, WAIT, spawn_app, spawn_with};
+use crate::setup::online_ids;
 use serde_json::{Value, json};
 
 fn assert_rfc3339_millis(s: &str) {
@@ -14,10 +15,7 @@ fn assert_rfc3339_millis(s: &str) {
 #[tokio::test]
 async fn a_message_reaches_everyone_in_the_room_with_the_v1_shape() {
     let app = spawn_app().await;
-    let (alice_id, alice) = app.register("alice").await;
-    let (_, bob) = app.register("bob").await;
-    let mut a = app.ws_in_general(&alice).await;
-    let mut b = app.ws_in_general(&bob).await;
+    let [(alice_id, _, mut a), (_, _, mut b)] = app.users_in_general(["alice", "bob"]).await;
     a.recv_type("user_joined").await;
 
     a.send_json(json!({"type": "message", "room_id": 1, "content": "  Hello, World!  ", "client_msg_id": "m-1"})).await;
@@ -57,13 +55,7 @@ async fn join_leave_and_online_users_frames() {
     let mut b = app.ws(&bob, "").await;
     let online = b.recv_json().await;
     assert_eq!(online["type"], "online_users");
-    let ids: Vec<i64> = online["data"]["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_i64().unwrap())
-        .collect();
-    assert_eq!(ids, vec![alice_id, bob_id]);
+    assert_eq!(online_ids(&online), vec![alice_id, bob_id]);
     assert_eq!(
         a.recv_json().await,
         json!({"type": "user_joined", "room_id": 1, "data": {"user": {"id": bob_id, "username": "bob", "nickname": "bob"}}})
@@ -82,7 +74,7 @@ async fn a_connection_can_be_in_several_rooms_and_leave_them_one_by_one() {
     let app = spawn_app().await;
     let (_, alice) = app.register("alice").await;
     let (bob_id, bob) = app.register("bob").await;
-    let room2 = create_public_room(&app, "second").await;
+    let room2 = app.insert_public_room("second").await;
     let mut a = app.ws_in_general(&alice).await;
     a.send_json(json!({"type": "join_room", "room_id": room2}))
         .await;
@@ -136,10 +128,7 @@ async fn a_connection_can_be_in_several_rooms_and_leave_them_one_by_one() {
 #[tokio::test]
 async fn leave_room_without_room_id_closes_normally() {
     let app = spawn_app().await;
-    let (_, alice) = app.register("alice").await;
-    let (bob_id, bob) = app.register("bob").await;
-    let mut a = app.ws_in_general(&alice).await;
-    let mut b = app.ws_in_general(&bob).await;
+    let [(_, _, mut a), (bob_id, _, mut b)] = app.users_in_general(["alice", "bob"]).await;
     a.recv_type("user_joined").await;
     b.send_json(json!({"type": "leave_room"})).await;
     assert_eq!(b.recv_close().await, Some(1000));
@@ -149,8 +138,7 @@ async fn leave_room_without_room_id_closes_normally() {
 #[tokio::test]
 async fn ping_gets_pong() {
     let app = spawn_app().await;
-    let (_, t) = app.register("pinger").await;
-    let mut c = app.ws_in_general(&t).await;
+    let (_, _, mut c) = app.user_in_general("pinger").await;
     c.send_json(json!({"type": "ping"})).await;
     assert_eq!(c.recv_json().await, json!({"type": "pong"}));
 }
@@ -158,8 +146,7 @@ async fn ping_gets_pong() {
 #[tokio::test]
 async fn every_bad_frame_gets_an_error_frame_and_the_connection_keeps_working() {
     let app = spawn_with(|s| s.limits.max_content_chars = 20).await;
-    let (_, t) = app.register("tester").await;
-    let mut c = app.ws_in_general(&t).await;
+    let (_, _, mut c) = app.user_in_general("tester").await;
     let cases: Vec<(String, &str)> = vec![
         ("not json".into(), "invalid_json"),
         ("[1]".into(), "invalid_frame"),
@@ -228,21 +215,13 @@ async fn every_bad_frame_gets_an_error_frame_and_the_connection_keeps_working() 
         .unwrap();
     assert_eq!(c.recv_json().await["data"]["code"], "binary_not_supported");
     // Still alive.
-    c.send_json(json!({"type": "message", "content": "still here"}))
-        .await;
-    assert_eq!(
-        c.recv_type("message").await["data"]["content"],
-        "still here"
-    );
+    assert_eq!(c.say("still here").await["data"]["content"], "still here");
 }
 
 #[tokio::test]
 async fn one_senders_messages_arrive_in_order() {
     let app = spawn_app().await;
-    let (_, alice) = app.register("alice").await;
-    let (_, bob) = app.register("bob").await;
-    let mut a = app.ws_in_general(&alice).await;
-    let mut b = app.ws_in_general(&bob).await;
+    let [(_, _, mut a), (_, _, mut b)] = app.users_in_general(["alice", "bob"]).await;
     const N: usize = 200;
     for i in 0..N {
         a.send_json(json!({"type": "message", "content": format!("m{i}")}))
@@ -258,10 +237,7 @@ async fn one_senders_messages_arrive_in_order() {
 #[tokio::test]
 async fn a_user_with_two_connections_joins_once_and_leaves_with_the_last() {
     let app = spawn_app().await;
-    let (_, watcher) = app.register("watcher").await;
-    let (multi_id, multi) = app.register("multi").await;
-    let mut w = app.ws_in_general(&watcher).await;
-    let tab1 = app.ws_in_general(&multi).await;
+    let [(_, _, mut w), (multi_id, multi, tab1)] = app.users_in_general(["watcher", "multi"]).await;
     assert_eq!(
         w.recv_type("user_joined").await["data"]["user"]["id"],
         multi_id
@@ -293,8 +269,7 @@ async fn a_user_with_two_connections_joins_once_and_leaves_with_the_last() {
 #[tokio::test]
 async fn an_oversized_frame_closes_with_1009() {
     let app = spawn_app().await;
-    let (_, t) = app.register("big").await;
-    let mut c = app.ws_in_general(&t).await;
+    let (_, _, mut c) = app.user_in_general("big").await;
     let content = "x".repeat(5000);
     c.send_json(json!({"type": "message", "content": content}))
         .await;
@@ -304,21 +279,23 @@ async fn an_oversized_frame_closes_with_1009() {
 #[tokio::test]
 async fn four_kib_of_chinese_text_fits() {
     let app = spawn_app().await;
-    let (_, t) = app.register("zh_cn").await;
-    let mut c = app.ws_in_general(&t).await;
+    let (_, _, mut c) = app.user_in_general("zh_cn").await;
     let content = "测试".repeat(600); // 3,600 bytes of UTF-8, 1,200 characters
-    c.send_json(json!({"type": "message", "content": content}))
-        .await;
-    assert_eq!(c.recv_type("message").await["data"]["content"], content);
+    assert_eq!(c.say(&content).await["data"]["content"], content);
+}
+
+/// A node that pings every second and drops a client silent for 2 s.
+async fn spawn_with_quick_pings() -> TestApp {
+    spawn_with(|s| {
+        s.ws.ping_interval_secs = 1;
+        s.ws.client_timeout_secs = 2;
+    })
+    .await
 }
 
 #[tokio::test]
 async fn a_silent_client_is_dropped_after_the_client_timeout() {
-    let app = spawn_with(|s| {
-        s.ws.ping_interval_secs = 1;
-        s.ws.client_timeout_secs = 2;
-    })
-    .await;
+    let app = spawn_with_quick_pings().await;
     let (_, t) = app.register("silent").await;
     // tungstenite answers pings automatically only while we poll; not polling = silent.
     let mut c = app.ws_in_general(&t).await;
@@ -329,27 +306,11 @@ async fn a_silent_client_is_dropped_after_the_client_timeout() {
 
 #[tokio::test]
 async fn a_client_that_answers_pings_stays_connected() {
-    let app = spawn_with(|s| {
-        s.ws.ping_interval_secs = 1;
-        s.ws.client_timeout_secs = 2;
-    })
-    .await;
-    let (_, t) = app.register("lively").await;
-    let mut c = app.ws_in_general(&t).await;
+    let app = spawn_with_quick_pings().await;
+    let (_, _, mut c) = app.user_in_general("lively").await;
     c.expect_silence(3500).await; // polling answers the pings
     c.send_json(json!({"type": "ping"})).await;
     assert_eq!(c.recv_json().await, json!({"type": "pong"}));
-}
-
-/// Room creation has no API yet in protocol v1's foundation; tests insert rows.
-pub async fn create_public_room(app: &crate::helpers::TestApp, name: &str) -> i64 {
-    app.app_state
-        .store
-        .create_room(name, "", false, None, gateway::clock::now())
-        .await
-        .expect("room")
-        .id
-        .0
 }
 
 #[tokio::test]
@@ -415,16 +376,8 @@ async fn private_rooms_need_a_membership_and_look_missing_to_outsiders() {
 #[tokio::test]
 async fn a_send_followed_at_once_by_leave_room_is_still_answered() {
     let app = crate::helpers::spawn_app().await;
-    let (_, t) = app.register("hasty").await;
-    let room = app
-        .app_state
-        .store
-        .create_room("side", "", false, None, gateway::clock::now())
-        .await
-        .unwrap()
-        .id
-        .0;
-    let mut c = app.ws_in_general(&t).await;
+    let room = app.insert_public_room("side").await;
+    let (_, _, mut c) = app.user_in_general("hasty").await;
     for i in 0..20 {
         c.send_json(serde_json::json!({"type": "join_room", "room_id": room}))
             .await;

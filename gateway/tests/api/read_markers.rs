@@ -3,7 +3,7 @@
 //! user's other connections in the room hear of it on every node, and
 //! `GET /api/rooms` shows it with the unread count.
 
-use crate::helpers::{TestApp, spawn_app, spawn_nodes};
+use crate::helpers::{TestApp, spawn_app, spawn_pair};
 use serde_json::{Value, json};
 
 /// `(last_read_seq, unread_count)` of room 1 in the user's room list.
@@ -25,13 +25,10 @@ async fn general_marker(app: &TestApp, token: &str) -> (Value, Value) {
 
 #[tokio::test]
 async fn a_room_read_on_one_device_is_read_on_the_others_on_every_node() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[1]);
-    let (_, alice) = a.register("alice").await;
-    let (_, bob) = a.register("bob").await;
-    let mut phone = a.ws_in_general(&alice).await;
+    let (a, b) = &spawn_pair().await;
+    let (_, alice, mut phone) = a.user_in_general("alice").await;
     let mut laptop = b.ws_in_general(&alice).await;
-    let mut talker = b.ws_in_general(&bob).await;
+    let (_, bob, mut talker) = b.user_in_general("bob").await;
     for i in 1..=3 {
         talker.say(&format!("m{i}")).await;
     }
@@ -77,9 +74,8 @@ async fn a_room_read_on_one_device_is_read_on_the_others_on_every_node() {
 #[tokio::test]
 async fn read_markers_refuse_what_they_cannot_store() {
     let app = spawn_app().await;
-    let (_, alice) = app.register("alice").await;
+    let (_, alice, mut c) = app.user_in_general("alice").await;
     let (_, owner) = app.register("owner").await;
-    let mut c = app.ws_in_general(&alice).await;
     for (frame, code) in [
         (
             json!({"type": "read", "room_id": 999, "seq": 1}),

@@ -4,7 +4,7 @@
 //! first publish was lost still reaches the room (see
 //! `gateway/src/node/messages.rs`).
 
-use crate::helpers::{WsClient, spawn_nodes};
+use crate::helpers::{WsClient, spawn_pair};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use shared::ids::{RoomId, UserId};
@@ -32,12 +32,9 @@ async fn messages_until_quiet(c: &mut WsClient, quiet: Duration) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_retried_send_is_stored_once_and_answered_with_the_original() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (_, alice) = a.register("alice").await;
-    let (_, bob) = a.register("bob").await;
-    let mut sender = a.ws_in_general(&alice).await;
-    let mut watcher = b.ws_in_general(&bob).await;
+    let (a, b) = &spawn_pair().await;
+    let (_, alice, mut sender) = a.user_in_general("alice").await;
+    let (_, _, mut watcher) = b.user_in_general("bob").await;
     sender
         .send_json(json!({"type": "message", "content": "once", "client_msg_id": "retry-1"}))
         .await;
@@ -59,21 +56,14 @@ async fn a_retried_send_is_stored_once_and_answered_with_the_original() {
     let (status, body) = a.post_message(&alice, 1, retry).await;
     assert_eq!(status, 200);
     assert_eq!(body, original["data"]);
-    let stored = a
-        .app_state
-        .store
-        .messages_before(RoomId(1), None, 10)
-        .await
-        .unwrap();
+    let stored = a.stored_messages(1, 10).await;
     assert_eq!(stored.len(), 1, "stored once");
 }
 
 #[tokio::test]
 async fn concurrent_retries_on_two_nodes_store_one_message() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (_, alice) = a.register("alice").await;
-    let mut c1 = a.ws_in_general(&alice).await;
+    let (a, b) = &spawn_pair().await;
+    let (_, alice, mut c1) = a.user_in_general("alice").await;
     let mut c2 = b.ws_in_general(&alice).await;
     for i in 0..10 {
         let frame = json!({"type": "message", "content": format!("race {i}"), "client_msg_id": format!("race-{i}")});
@@ -91,12 +81,7 @@ async fn concurrent_retries_on_two_nodes_store_one_message() {
         let expected: BTreeMap<String, usize> = (0..10).map(|i| (format!("race-{i}"), 1)).collect();
         assert_eq!(answers, expected, "{label}: answers per client_msg_id");
     }
-    let stored = a
-        .app_state
-        .store
-        .messages_before(RoomId(1), None, 100)
-        .await
-        .unwrap();
+    let stored = a.stored_messages(1, 100).await;
     assert_eq!(stored.len(), 10, "each client_msg_id stored exactly once");
 }
 
@@ -105,11 +90,8 @@ async fn concurrent_retries_on_two_nodes_store_one_message() {
 /// the gap. The sender's retry must bring it to the other members too.
 #[tokio::test]
 async fn a_retry_after_a_lost_publish_reaches_the_other_members() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[nodes.len() - 1]);
-    let (alice_id, alice) = a.register("alice").await;
-    let (_, bob) = a.register("bob").await;
-    let (_, carol) = a.register("carol").await;
+    let (a, b) = &spawn_pair().await;
+    let [(alice_id, alice), (_, bob), (_, carol)] = a.register_all(["alice", "bob", "carol"]).await;
     let mut sender = a.ws_in_general(&alice).await;
     let mut far = b.ws_in_general(&bob).await;
     let mut near = a.ws_in_general(&carol).await;

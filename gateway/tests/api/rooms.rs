@@ -231,8 +231,7 @@ async fn roles_owner_appoints_admins_who_add_members() {
 #[tokio::test]
 async fn history_pages_newest_first_and_rest_posts_reach_websockets() {
     let app = spawn_app().await;
-    let (_, t) = app.register("historian").await;
-    let mut c = app.ws_in_general(&t).await;
+    let (_, t, mut c) = app.user_in_general("historian").await;
     for i in 0..7 {
         let body = json!({"content": format!("h{i}"), "client_msg_id": format!("c{i}")});
         let (status, m) = app.post_message(&t, 1, body).await;
@@ -294,8 +293,7 @@ async fn history_reads_the_same_from_the_cache_and_from_sql() {
     const TOTAL: i64 = 112;
     const PAGE: u64 = 7;
     let app = spawn_app().await;
-    let (_, t) = app.register("cachey").await;
-    let mut c = app.ws_in_general(&t).await;
+    let (_, t, mut c) = app.user_in_general("cachey").await;
     for i in 0..TOTAL {
         c.send_json(json!({"type": "message", "content": format!("c{i}")}))
             .await;

@@ -3,7 +3,8 @@
 //! room; a connection not in the room is told so, and the frame rate limit
 //! counts typing frames like any other.
 
-use crate::helpers::{spawn_app, spawn_nodes, spawn_with};
+use crate::helpers::{spawn_app, spawn_pair};
+use crate::setup::user_at_frame_rate;
 use serde_json::{Value, json};
 
 fn typing() -> Value {
@@ -12,11 +13,8 @@ fn typing() -> Value {
 
 #[tokio::test]
 async fn typing_reaches_the_others_on_every_node_and_none_of_the_typists_connections() {
-    let nodes = spawn_nodes(2).await;
-    let (a, b) = (&nodes[0], &nodes[1]);
-    let (alice_id, alice) = a.register("alice").await;
-    let (_, bob) = a.register("bob").await;
-    let (_, carol) = a.register("carol").await;
+    let (a, b) = &spawn_pair().await;
+    let [(alice_id, alice), (_, bob), (_, carol)] = a.register_all(["alice", "bob", "carol"]).await;
     let mut phone = a.ws_in_general(&alice).await;
     let mut laptop = b.ws_in_general(&alice).await;
     let mut bob_b = b.ws_in_general(&bob).await;
@@ -55,8 +53,7 @@ async fn typing_reaches_the_others_on_every_node_and_none_of_the_typists_connect
 #[tokio::test]
 async fn typing_in_a_room_the_connection_is_not_in_is_refused() {
     let app = spawn_app().await;
-    let (_, alice) = app.register("alice").await;
-    let mut c = app.ws_in_general(&alice).await;
+    let (_, _, mut c) = app.user_in_general("alice").await;
     c.send_json(json!({"type": "typing", "room_id": 999})).await;
     let e = c.next_event().await;
     assert_eq!(e["type"], "error", "{e}");
@@ -69,13 +66,7 @@ async fn typing_in_a_room_the_connection_is_not_in_is_refused() {
 
 #[tokio::test]
 async fn typing_frames_count_against_the_frame_rate() {
-    let app = spawn_with(|s| {
-        s.limits.msg_rate = 1;
-        s.limits.msg_burst = 3;
-    })
-    .await;
-    let (_, alice) = app.register("alice").await;
-    let mut c = app.ws_in_general(&alice).await;
+    let (_app, mut c) = user_at_frame_rate(1, 3, "alice").await;
     for _ in 0..4 {
         c.send_json(typing()).await;
     }

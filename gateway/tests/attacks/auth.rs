@@ -15,14 +15,9 @@ async fn register_flood(
     name: impl Fn(usize, usize) -> String + Send + Sync + Clone + 'static,
 ) -> BTreeMap<u16, usize> {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for c in 0..64 {
-        let (http, url, name) = (
-            node.http.clone(),
-            node.url("/api/auth/register"),
-            name.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
+    node.flood("/api/auth/register", 64, |http, url, c| {
+        let name = name.clone();
+        async move {
             let mut got = BTreeMap::new();
             let mut i = 0;
             while Instant::now() < deadline {
@@ -40,15 +35,9 @@ async fn register_flood(
                 i += 1;
             }
             got
-        }));
-    }
-    let mut all = BTreeMap::new();
-    for t in tasks {
-        for (k, v) in t.await.unwrap() {
-            *all.entry(k).or_insert(0) += v;
         }
-    }
-    all
+    })
+    .await
 }
 
 /// Finding 3, as found: 64 parallel registrations of a taken name for 20 s

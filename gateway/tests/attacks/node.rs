@@ -1,6 +1,7 @@
 //! One gateway process for one attack: start it, watch it, read it.
 
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -76,6 +77,26 @@ impl Node {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `clients` tasks at once against `path`, each given the node's HTTP
+    /// client, the URL and its index, and counting the statuses it got; the
+    /// counts of all of them, added up.
+    pub async fn flood<F, Fut>(&self, path: &str, clients: usize, client: F) -> BTreeMap<u16, usize>
+    where
+        F: Fn(reqwest::Client, String, usize) -> Fut,
+        Fut: Future<Output = BTreeMap<u16, usize>> + Send + 'static,
+    {
+        let tasks: Vec<_> = (0..clients)
+            .map(|c| tokio::spawn(client(self.http.clone(), self.url(path), c)))
+            .collect();
+        let mut all = BTreeMap::new();
+        for t in tasks {
+            for (status, n) in t.await.unwrap() {
+                *all.entry(status).or_default() += n;
+            }
+        }
+        all
     }
 
     pub fn addr(&self) -> String {

@@ -29,37 +29,28 @@ async fn rest_sends_share_the_users_send_budget() {
     let watch = node.watch();
     let started = Instant::now();
     let ws_sends = tokio::spawn(ws_sends_during_flood(ws));
-    let mut tasks = Vec::new();
-    for t in 0..8 {
-        let (http, url, token) = (
-            node.http.clone(),
-            node.url("/api/rooms/1/messages"),
-            token.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut got: BTreeMap<u16, usize> = BTreeMap::new();
-            for i in 0..250 {
-                let r = http
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&json!({"content": format!("flood {t} {i}")}))
-                    .send()
-                    .await
-                    .unwrap();
-                if r.status() == 429 {
-                    assert!(r.headers().get("retry-after").is_some());
+    let all = node
+        .flood("/api/rooms/1/messages", 8, |http, url, t| {
+            let token = token.clone();
+            async move {
+                let mut got: BTreeMap<u16, usize> = BTreeMap::new();
+                for i in 0..250 {
+                    let r = http
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .json(&json!({"content": format!("flood {t} {i}")}))
+                        .send()
+                        .await
+                        .unwrap();
+                    if r.status() == 429 {
+                        assert!(r.headers().get("retry-after").is_some());
+                    }
+                    *got.entry(r.status().as_u16()).or_default() += 1;
                 }
-                *got.entry(r.status().as_u16()).or_default() += 1;
+                got
             }
-            got
-        }));
-    }
-    let mut all: BTreeMap<u16, usize> = BTreeMap::new();
-    for t in tasks {
-        for (k, v) in t.await.unwrap() {
-            *all.entry(k).or_default() += v;
-        }
-    }
+        })
+        .await;
     let (ws_stored, ws_refused) = ws_sends.await.unwrap();
     let secs = started.elapsed().as_secs_f64();
     let stored = all.get(&201).copied().unwrap_or(0);

@@ -76,6 +76,30 @@ async fn retry_until_left(
     panic!("{}: no left_room {reason} after retrying {path}", c.label);
 }
 
+/// With Redis killed (node 0 sees its bus down), `DELETE path` on node 0
+/// as `token` answers 503 `unavailable`.
+async fn delete_while_redis_is_down(cluster: &mut Cluster, path: &str, token: &str) {
+    cluster.redis_mut().kill().await;
+    cluster
+        .node(0)
+        .wait_bus(false, Duration::from_secs(10))
+        .await;
+    let (status, body) = rest(cluster, 0, "DELETE", path, token, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+}
+
+/// Restart Redis and wait until both nodes' buses are up again.
+async fn restart_redis(cluster: &mut Cluster) {
+    cluster.redis_mut().restart().await;
+    for i in 0..2 {
+        cluster.node(i).wait_bus(true, RECOVERY).await;
+    }
+}
+
 async fn enter(c: &mut WsClient, room: i64) {
     c.send_json(json!({"type": "join_room", "room_id": room}))
         .await;
@@ -85,7 +109,7 @@ async fn enter(c: &mut WsClient, room: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removals_during_a_redis_outage_answer_503_and_a_retry_finishes_them() {
     let mut cluster = Cluster::start(Opts::nodes(2)).await;
-    let (owner, victim) = (cluster.user("owner"), cluster.user("victim"));
+    let [owner, victim] = cluster.users(["owner", "victim"]);
     // Connecting creates the users (tokens minted elsewhere).
     let (mut o, _) = cluster.connect(0, &owner, 1).await;
     let (mut v_a, _) = cluster.connect(0, &victim, 1).await;
@@ -106,25 +130,12 @@ async fn removals_during_a_redis_outage_answer_503_and_a_retry_finishes_them() {
     enter(&mut v_a, room).await;
     enter(&mut v_b, room).await;
 
-    cluster.redis_mut().kill().await;
-    cluster
-        .node(0)
-        .wait_bus(false, Duration::from_secs(10))
-        .await;
     let kick = format!("{members}/{}", victim.id);
-    let (status, body) = rest(&cluster, 0, "DELETE", &kick, &owner.token, None).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (503, Some("unavailable")),
-        "{body}"
-    );
+    delete_while_redis_is_down(&mut cluster, &kick, &owner.token).await;
     // The kicking node's own connection left anyway.
     expect_left(&mut v_a, room, "kicked").await;
 
-    cluster.redis_mut().restart().await;
-    for i in 0..2 {
-        cluster.node(i).wait_bus(true, RECOVERY).await;
-    }
+    restart_redis(&mut cluster).await;
     cluster.report("Redis back");
     // The retry: no membership left (404), but node B is told now.
     retry_until_left(&cluster, &kick, &owner.token, &mut v_b, room, "kicked").await;
@@ -150,23 +161,10 @@ async fn removals_during_a_redis_outage_answer_503_and_a_retry_finishes_them() {
 
     // The same for deleting the room: the owner is in it through node B.
     let (mut o_b, _) = cluster.connect(1, &owner, room).await;
-    cluster.redis_mut().kill().await;
-    cluster
-        .node(0)
-        .wait_bus(false, Duration::from_secs(10))
-        .await;
     let path = format!("/api/rooms/{room}");
-    let (status, body) = rest(&cluster, 0, "DELETE", &path, &owner.token, None).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (503, Some("unavailable")),
-        "{body}"
-    );
+    delete_while_redis_is_down(&mut cluster, &path, &owner.token).await;
     expect_left(&mut o, room, "room_deleted").await;
-    cluster.redis_mut().restart().await;
-    for i in 0..2 {
-        cluster.node(i).wait_bus(true, RECOVERY).await;
-    }
+    restart_redis(&mut cluster).await;
     retry_until_left(
         &cluster,
         &path,

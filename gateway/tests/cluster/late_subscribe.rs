@@ -65,7 +65,7 @@ async fn send_until_acked(c: &mut WsClient, content: &str, cmid: &str, within: D
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_message_after_a_redis_outage_reaches_everyone() {
     let (mut cluster, proxy) = cluster_with_proxied_b().await;
-    let (alice, bob) = (cluster.user("alice"), cluster.user("bob"));
+    let [alice, bob] = cluster.users(["alice", "bob"]);
     let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
     let (mut b, _) = cluster.connect(1, &bob, ROOM).await;
     a.recv_type("user_joined").await;
@@ -118,7 +118,7 @@ async fn the_last_message_after_a_redis_outage_reaches_everyone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_failing_after_the_commit_is_acknowledged_and_delivered() {
     let (cluster, proxy) = cluster_with_proxied_b().await;
-    let (alice, bob) = (cluster.user("alice"), cluster.user("bob"));
+    let [alice, bob] = cluster.users(["alice", "bob"]);
     let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
     let (mut b, _) = cluster.connect(1, &bob, ROOM).await;
     a.recv_type("user_joined").await;

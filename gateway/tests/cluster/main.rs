@@ -17,6 +17,8 @@ mod eventually;
 mod free_port;
 mod helpers;
 mod sentinel;
+#[path = "../common/ws_refusal.rs"]
+mod ws_refusal;
 
 mod evictions;
 mod fanout;

@@ -12,14 +12,21 @@ use tokio::time::Instant;
 
 const ROOM: i64 = 1;
 
-async fn expect_message(c: &mut WsClient, from: &User, content: &str) {
-    let m = c.recv_type("message").await;
-    assert_eq!(
-        (m["data"]["content"].as_str(), m["data"]["user_id"].as_i64()),
-        (Some(content), Some(from.id)),
-        "{}: got {m}",
-        c.label
-    );
+/// Alice on node 0 and bob on node 1, both in room 1, once a message of
+/// alice's (`content`) reached them both: the users and their clients.
+async fn alice_and_bob_heard(
+    cluster: &Cluster,
+    content: &str,
+    cmid: &str,
+) -> ([User; 2], WsClient, WsClient) {
+    let [alice, bob] = cluster.users(["alice", "bob"]);
+    let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
+    let (mut b, _) = cluster.connect(1, &bob, ROOM).await;
+    a.recv_type("user_joined").await;
+    a.send_message(ROOM, content, cmid).await;
+    a.expect_message_from(&alice, content).await;
+    b.expect_message_from(&alice, content).await;
+    ([alice, bob], a, b)
 }
 
 /// GET `path` on node `i` as `user`: the JSON body of a 200.
@@ -60,13 +67,7 @@ async fn a_message_round_trips_over_tls_to_postgres_and_redis() {
         "{err}"
     );
 
-    let (alice, bob) = (cluster.user("alice"), cluster.user("bob"));
-    let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
-    let (mut b, _) = cluster.connect(1, &bob, ROOM).await;
-    a.recv_type("user_joined").await;
-    a.send_message(ROOM, "over tls", "tls-1").await;
-    expect_message(&mut a, &alice, "over tls").await;
-    expect_message(&mut b, &alice, "over tls").await;
+    let ([_, bob], _a, _b) = alice_and_bob_heard(&cluster, "over tls", "tls-1").await;
     // Stored through the TLS connection: the other node reads it back.
     let history = get_ok(&cluster, 1, &bob, "/api/rooms/1/messages").await;
     assert_eq!(contents(&history), ["over tls"], "{history}");
@@ -127,13 +128,7 @@ async fn messages_keep_flowing_through_a_sentinel_failover() {
     let mut opts = Opts::nodes(2);
     opts.redis = RedisMode::Sentinel;
     let mut cluster = Cluster::start(opts).await;
-    let (alice, bob) = (cluster.user("alice"), cluster.user("bob"));
-    let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
-    let (mut b, _) = cluster.connect(1, &bob, ROOM).await;
-    a.recv_type("user_joined").await;
-    a.send_message(ROOM, "before", "s-0").await;
-    expect_message(&mut a, &alice, "before").await;
-    expect_message(&mut b, &alice, "before").await;
+    let ([alice, bob], mut a, mut b) = alice_and_bob_heard(&cluster, "before", "s-0").await;
 
     let set = cluster.sentinel.as_mut().unwrap();
     let took = set.fail_over(Duration::from_secs(60)).await;
@@ -143,9 +138,9 @@ async fn messages_keep_flowing_through_a_sentinel_failover() {
 
     // Through the new primary, both ways, each message once and in order.
     let refused = send_until_acknowledged(&mut a, &alice, "after A", "s-1").await;
-    expect_message(&mut b, &alice, "after A").await;
+    b.expect_message_from(&alice, "after A").await;
     send_until_acknowledged(&mut b, &bob, "after B", "s-2").await;
-    expect_message(&mut a, &bob, "after B").await;
+    a.expect_message_from(&bob, "after B").await;
     for i in 0..2 {
         cluster
             .node(i)

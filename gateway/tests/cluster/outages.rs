@@ -7,7 +7,7 @@
 //! is back the same three nodes and the same connections work again, without
 //! restarts.
 
-use crate::helpers::{Cluster, Opts, User, WsClient};
+use crate::helpers::{Cluster, Opts, WsClient};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -44,18 +44,6 @@ async fn expect_unavailable(c: &mut WsClient, cmid: &str, within: Duration) {
     );
 }
 
-/// The next `message` frame (presence frames skipped) must be `content` from `from`.
-async fn expect_next_message(c: &mut WsClient, from: &User, content: &str) {
-    let m = c.recv_type("message").await;
-    assert_eq!(
-        (m["data"]["content"].as_str(), m["data"]["user_id"].as_i64()),
-        (Some(content), Some(from.id)),
-        "{}: expected {content:?} from {}, got {m}",
-        c.label,
-        from.username
-    );
-}
-
 /// Every node reports the bus up (or down), still taking traffic.
 async fn all_bus(cluster: &Cluster, up: bool, within: Duration) {
     futures_util::future::join_all(cluster.nodes.iter().map(|n| n.wait_bus(up, within))).await;
@@ -73,12 +61,7 @@ async fn nodes_ride_out_a_redis_outage() {
     // what brings presence back: the nodes must re-assert it on reconnect.
     opts.presence_ttl_secs = Some(120);
     let mut cluster = Cluster::start(opts).await;
-    let (alice, bob, carol, dave) = (
-        cluster.user("alice"),
-        cluster.user("bob"),
-        cluster.user("carol"),
-        cluster.user("dave"),
-    );
+    let [alice, bob, carol, dave] = cluster.users(["alice", "bob", "carol", "dave"]);
     let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
     let (mut b, _) = cluster.connect(1, &bob, ROOM).await;
     let (mut c, _) = cluster.connect(2, &carol, ROOM).await;
@@ -87,7 +70,7 @@ async fn nodes_ride_out_a_redis_outage() {
     b.recv_type("user_joined").await;
     a.send_message(ROOM, "before", "a0").await;
     for x in [&mut a, &mut b, &mut c] {
-        expect_next_message(x, &alice, "before").await;
+        x.expect_message_from(&alice, "before").await;
     }
 
     // Redis goes away (SIGKILL: a crash; it comes back empty).
@@ -144,7 +127,7 @@ async fn nodes_ride_out_a_redis_outage() {
             .send_message(ROOM, &content, &format!("after-{i}"))
             .await;
         for x in [&mut a, &mut b, &mut c] {
-            expect_next_message(x, from, &content).await;
+            x.expect_message_from(from, &content).await;
         }
     }
 
@@ -179,17 +162,13 @@ async fn nodes_ride_out_a_postgres_outage() {
     let mut opts = Opts::nodes(3);
     opts.own_postgres = true;
     let mut cluster = Cluster::start(opts).await;
-    let (alice, bob, carol) = (
-        cluster.user("alice"),
-        cluster.user("bob"),
-        cluster.user("carol"),
-    );
+    let [alice, bob, carol] = cluster.users(["alice", "bob", "carol"]);
     let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
     let (mut b, _) = cluster.connect(1, &bob, ROOM).await;
     let (mut c, _) = cluster.connect(2, &carol, ROOM).await;
     a.send_message(ROOM, "before", "a0").await;
     for x in [&mut a, &mut b, &mut c] {
-        expect_next_message(x, &alice, "before").await;
+        x.expect_message_from(&alice, "before").await;
     }
     for (i, path) in READS.iter().enumerate() {
         let (status, body) = cluster.get_json(i, &bob, path).await;
@@ -267,15 +246,15 @@ async fn nodes_ride_out_a_postgres_outage() {
         "[outage] sending works {:.1?} after PostgreSQL came back (attempt {attempt})",
         up.elapsed()
     );
-    expect_next_message(&mut b, &alice, &sent).await;
-    expect_next_message(&mut c, &alice, &sent).await;
+    b.expect_message_from(&alice, &sent).await;
+    c.expect_message_from(&alice, &sent).await;
     b.send_message(ROOM, "after B", "b1").await;
     for x in [&mut a, &mut b, &mut c] {
-        expect_next_message(x, &bob, "after B").await;
+        x.expect_message_from(&bob, "after B").await;
     }
     c.send_message(ROOM, "after C", "c1").await;
     for x in [&mut a, &mut b, &mut c] {
-        expect_next_message(x, &carol, "after C").await;
+        x.expect_message_from(&carol, "after C").await;
     }
     all_database(&cluster, true, RECOVERY.saturating_sub(up.elapsed())).await;
     let resp = http

@@ -53,16 +53,23 @@ async fn expect_message(c: &mut WsClient, from: &User, content: &str, why: &str)
     );
 }
 
+/// The next frame on each of `clients` must be the chat message `content`
+/// from `from` ([`expect_message`]).
+async fn each_hears<const N: usize>(
+    clients: [&mut WsClient; N],
+    from: &User,
+    content: &str,
+    why: &str,
+) {
+    for c in clients {
+        expect_message(c, from, content, why).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_is_shared_across_nodes() {
     let cluster = Cluster::start(Opts::nodes(3)).await;
-    let (alice, bob, carol, dave, erin) = (
-        cluster.user("alice"),
-        cluster.user("bob"),
-        cluster.user("carol"),
-        cluster.user("dave"),
-        cluster.user("erin"),
-    );
+    let [alice, bob, carol, dave, erin] = cluster.users(["alice", "bob", "carol", "dave", "erin"]);
 
     // alice on A, bob on B, carol on C: each newcomer sees the others, each
     // member hears user_joined from the other nodes.
@@ -89,30 +96,26 @@ async fn presence_is_shared_across_nodes() {
     let (mut d2, online) = cluster.connect(1, &dave, ROOM).await;
     assert_online(&online, &[&alice, &bob, &carol, &dave], "dave@B");
     d2.send_message(ROOM, "d2 here", "d2-1").await;
-    for x in [&mut a, &mut b, &mut c, &mut d1, &mut d2] {
-        expect_message(
-            x,
-            &dave,
-            "d2 here",
-            "no user_joined for dave's second connection",
-        )
-        .await;
-    }
+    each_hears(
+        [&mut a, &mut b, &mut c, &mut d1, &mut d2],
+        &dave,
+        "d2 here",
+        "no user_joined for dave's second connection",
+    )
+    .await;
 
     // Closing d1 (on A) leaves dave present through d2: no user_left.
     // close_and_wait returns after A's cleanup; alice's sentinel is published
     // by A after any user_left A would have published.
     d1.close_and_wait().await;
     a.send_message(ROOM, "after d1", "a-1").await;
-    for x in [&mut a, &mut b, &mut c, &mut d2] {
-        expect_message(
-            x,
-            &alice,
-            "after d1",
-            "no user_left while dave is still on B",
-        )
-        .await;
-    }
+    each_hears(
+        [&mut a, &mut b, &mut c, &mut d2],
+        &alice,
+        "after d1",
+        "no user_left while dave is still on B",
+    )
+    .await;
 
     // Closing d2 (on B), dave's last connection: one user_left everywhere.
     d2.close_and_wait().await;
@@ -137,13 +140,7 @@ async fn users_of_a_killed_node_leave_after_the_presence_ttl() {
     let mut opts = Opts::nodes(3);
     opts.presence_ttl_secs = Some(TTL);
     let mut cluster = Cluster::start(opts).await;
-    let (alice, uma, carol, dan, mo) = (
-        cluster.user("alice"),
-        cluster.user("uma"),
-        cluster.user("carol"),
-        cluster.user("dan"),
-        cluster.user("moe"),
-    );
+    let [alice, uma, carol, dan, mo] = cluster.users(["alice", "uma", "carol", "dan", "moe"]);
     let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
     let (mut c, _) = cluster.connect(2, &carol, ROOM).await;
     expect_frame(&mut a, &joined(&carol), "carol joined").await;
@@ -161,15 +158,13 @@ async fn users_of_a_killed_node_leave_after_the_presence_ttl() {
     let (mut m2, online) = cluster.connect(2, &mo, ROOM).await;
     assert_online(&online, &[&alice, &uma, &carol, &mo], "mo@C");
     m2.send_message(ROOM, "mo on C", "m2-1").await;
-    for x in [&mut a, &mut c, &mut m2] {
-        expect_message(
-            x,
-            &mo,
-            "mo on C",
-            "no user_joined for mo's second connection",
-        )
-        .await;
-    }
+    each_hears(
+        [&mut a, &mut c, &mut m2],
+        &mo,
+        "mo on C",
+        "no user_joined for mo's second connection",
+    )
+    .await;
 
     // kill -9 B: no cleanup, uma's and mo@B's presence entries just stop
     // being refreshed. Survivors prune at least every 2 s, so uma leaves
@@ -228,12 +223,7 @@ async fn users_of_a_stopped_node_leave_at_once() {
     // Default presence TTL (60 s): a user_left within a few seconds can only
     // come from the stopping node's own cleanup, not from expiry.
     let mut cluster = Cluster::start(Opts::nodes(3)).await;
-    let (alice, uma, carol, dan) = (
-        cluster.user("alice"),
-        cluster.user("uma"),
-        cluster.user("carol"),
-        cluster.user("dan"),
-    );
+    let [alice, uma, carol, dan] = cluster.users(["alice", "uma", "carol", "dan"]);
     let (mut a, _) = cluster.connect(0, &alice, ROOM).await;
     let (mut c, _) = cluster.connect(2, &carol, ROOM).await;
     expect_frame(&mut a, &joined(&carol), "carol joined via C").await;

@@ -17,11 +17,7 @@ async fn only_nodes_with_members_subscribe_a_room() {
     let cluster = Cluster::start(opts).await;
     let room = cluster.db.insert_room("r").await;
     assert!(room > 1, "new room id {room}");
-    let (alice, bob, carol) = (
-        cluster.user("alice"),
-        cluster.user("bob"),
-        cluster.user("carol"),
-    );
+    let [alice, bob, carol] = cluster.users(["alice", "bob", "carol"]);
 
     // bob is on B and carol on C, in room 1 only; nobody is in `room` yet.
     let (mut b, _) = cluster.connect(1, &bob, 1).await;

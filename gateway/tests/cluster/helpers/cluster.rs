@@ -228,6 +228,11 @@ impl Cluster {
         }
     }
 
+    /// A new user per name, in order ([`Cluster::user`]).
+    pub fn users<const N: usize>(&self, usernames: [&str; N]) -> [User; N] {
+        usernames.map(|name| self.user(name))
+    }
+
     /// Connect `user` to node `i` in `room`; the client and the `online_users` frame.
     pub async fn connect(&self, i: usize, user: &User, room: i64) -> (WsClient, Value) {
         let node = &self.nodes[i];

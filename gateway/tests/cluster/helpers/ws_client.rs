@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::WAIT;
+use super::{User, WAIT};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -46,15 +46,7 @@ impl WsClient {
                     },
                 })
             }
-            Ok(Err(Error::Http(resp))) => {
-                let status = resp.status().as_u16();
-                let body = resp
-                    .body()
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default();
-                Err((status, body))
-            }
+            Ok(Err(Error::Http(resp))) => Err(crate::ws_refusal::refusal(&resp)),
             Ok(Err(e)) => panic!("{label}: connect {url}: {e}"),
         }
     }
@@ -77,6 +69,20 @@ impl WsClient {
 
     pub async fn recv_type(&mut self, ty: &str) -> Value {
         self.rx.recv_type(ty).await
+    }
+
+    /// The next `message` frame (other frames skipped) must be `content`
+    /// from `from`; that frame.
+    pub async fn expect_message_from(&mut self, from: &User, content: &str) -> Value {
+        let m = self.recv_type("message").await;
+        assert_eq!(
+            (m["data"]["content"].as_str(), m["data"]["user_id"].as_i64()),
+            (Some(content), Some(from.id)),
+            "{}: expected {content:?} from {}, got {m}",
+            self.label,
+            from.username
+        );
+        m
     }
 
     /// Send a close frame and wait (bounded) for the server's: the gateway
