@@ -10,10 +10,11 @@ use super::responses::{
     BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
     WritesRateLimited,
 };
-use super::rooms::{forbidden, visible_room};
+use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
+use super::rooms::forbidden;
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
-use crate::routes::extractor::{AuthenticatedUser, WritingUser};
+use crate::routes::extractor::WritingUser;
 use crate::state::AppState;
 use crate::store::BanRecord;
 use actix_web::http::StatusCode;
@@ -80,18 +81,9 @@ async fn view(state: &AppState, ban: BanRecord) -> Result<Ban, ApiError> {
 }
 
 /// The caller's role if it may manage bans in the room.
-async fn moderator(
-    state: &AppState,
-    user: &crate::store::UserRecord,
-    room: RoomId,
-) -> Result<(RoomId, Role), ApiError> {
-    let (room, role) = visible_room(state, user, room).await?;
-    match role.filter(|r| r.moderates()) {
-        Some(role) => Ok((room.id, role)),
-        None => Err(forbidden(
-            "only the room's owner or an admin may manage bans",
-        )),
-    }
+fn moderator(role: Option<Role>) -> Result<Role, ApiError> {
+    role.filter(|r| r.moderates())
+        .ok_or_else(|| forbidden("only the room's owner or an admin may manage bans"))
 }
 
 /// Ban a user from the room (owner or admin).
@@ -99,7 +91,7 @@ async fn moderator(
     operation_id = "ban_user",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     request_body = BanBody,
     responses(
         (status = 201, description = "Banned: no longer a member, connections out of the room on every node", body = Ban),
@@ -117,11 +109,11 @@ async fn moderator(
 #[post("/api/rooms/{id}/bans")]
 pub(super) async fn create(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    at: RoomInPath<WritingUser>,
     body: super::extract::Json<BanBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = moderator(&state, &user, RoomId(*id)).await?;
+    let VisibleRoom { user, room, role, .. } = at.visible().await?;
+    let (room, role) = (room.id, moderator(role)?);
     let target = body.user_id;
     if target == user.id {
         return Err(forbidden("you cannot ban yourself"));
@@ -174,7 +166,7 @@ pub(super) async fn create(
     operation_id = "lift_ban",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id"), ("user_id", description = "The banned user's id")),
+    params(RoomParam, ("user_id" = i64, Path, description = "The banned user's id")),
     responses(
         (status = 204, description = "Lifted: the user may join again"),
         Unauthorized,
@@ -187,14 +179,17 @@ pub(super) async fn create(
 #[delete("/api/rooms/{id}/bans/{user_id}")]
 pub(super) async fn lift(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    path: web::Path<(i64, i64)>,
+    VisibleRoom {
+        room,
+        role,
+        path: (_, target),
+        ..
+    }: VisibleRoom<WritingUser, (i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = path.into_inner();
-    let (room, _) = moderator(&state, &user, RoomId(room_id)).await?;
+    moderator(role)?;
     if state
         .store
-        .lift_ban(room, UserId(target), crate::clock::now())
+        .lift_ban(room.id, UserId(target), crate::clock::now())
         .await?
     {
         Ok(HttpResponse::NoContent().finish())
@@ -212,7 +207,7 @@ pub(super) async fn lift(
     operation_id = "list_bans",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 200, description = "The bans in force", body = BanList),
         Unauthorized,
@@ -224,16 +219,15 @@ pub(super) async fn lift(
 #[get("/api/rooms/{id}/bans")]
 pub(super) async fn list(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    id: web::Path<i64>,
+    VisibleRoom { room, role, .. }: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, _) = moderator(&state, &user, RoomId(*id)).await?;
+    moderator(role)?;
     let mut bans = Vec::new();
-    for ban in state.store.bans(room, crate::clock::now()).await? {
+    for ban in state.store.bans(room.id, crate::clock::now()).await? {
         bans.push(view(&state, ban).await?);
     }
     Ok(HttpResponse::Ok().json(BanList {
-        room_id: room,
+        room_id: room.id,
         bans,
     }))
 }

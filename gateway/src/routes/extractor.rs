@@ -66,3 +66,15 @@ impl FromRequest for WritingUser {
     }
 }
 
+/// The user row of either caller (see `room_access::RoomInPath`).
+impl From<AuthenticatedUser> for UserRecord {
+    fn from(AuthenticatedUser(user): AuthenticatedUser) -> Self {
+        user
+    }
+}
+
+impl From<WritingUser> for UserRecord {
+    fn from(WritingUser(user): WritingUser) -> Self {
+        user
+    }
+}

@@ -7,10 +7,11 @@ use super::responses::{
     BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
     WritesRateLimited,
 };
-use super::rooms::{RoomView, forbidden, visible_room};
+use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
+use super::rooms::{RoomView, forbidden};
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
-use crate::routes::extractor::{AuthenticatedUser, WritingUser};
+use crate::routes::extractor::WritingUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
@@ -59,7 +60,7 @@ pub struct Membership {
     operation_id = "join_room",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 200, description = "The room, with the caller's role", body = RoomView),
         Unauthorized,
@@ -72,10 +73,10 @@ pub struct Membership {
 #[post("/api/rooms/{id}/join")]
 pub(super) async fn join(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    VisibleRoom {
+        user, room, role, ..
+    }: VisibleRoom<WritingUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
     let role = match role {
         Some(role) => role,
         // Visible but not a member: a public room (private ones answered 404).
@@ -109,7 +110,7 @@ pub(super) async fn join(
     operation_id = "leave_room",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 204, description = "Left"),
         Unauthorized,
@@ -122,10 +123,10 @@ pub(super) async fn join(
 #[post("/api/rooms/{id}/leave")]
 pub(super) async fn leave(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    VisibleRoom {
+        user, room, role, ..
+    }: VisibleRoom<WritingUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
     match role {
         None => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -150,7 +151,7 @@ pub(super) async fn leave(
     operation_id = "list_members",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 200, description = "The members", body = MemberList),
         Unauthorized,
@@ -161,10 +162,8 @@ pub(super) async fn leave(
 #[get("/api/rooms/{id}/members")]
 pub(super) async fn list(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    id: web::Path<i64>,
+    VisibleRoom { room, .. }: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, _) = visible_room(&state, &user, RoomId(*id)).await?;
     let members: Vec<_> = state
         .store
         .members(room.id)
@@ -200,7 +199,7 @@ pub(super) struct AddMember {
     operation_id = "add_member",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     request_body = AddMember,
     responses(
         (status = 201, description = "Added", body = Membership),
@@ -219,11 +218,10 @@ pub(super) struct AddMember {
 #[post("/api/rooms/{id}/members")]
 pub(super) async fn add(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    at: RoomInPath<WritingUser>,
     body: super::extract::Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
+    let VisibleRoom { room, role, .. } = at.visible().await?;
     let Some(role) = role.filter(|r| r.moderates()) else {
         return Err(forbidden(
             "only the room's owner or an admin may add members",
@@ -298,7 +296,7 @@ pub(super) struct SetRole {
     operation_id = "set_member_role",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id"), ("user_id", description = "The member's user id")),
+    params(RoomParam, ("user_id" = i64, Path, description = "The member's user id")),
     request_body = SetRole,
     responses(
         (status = 200, description = "The new role", body = Membership),
@@ -316,12 +314,16 @@ pub(super) struct SetRole {
 #[patch("/api/rooms/{id}/members/{user_id}")]
 pub(super) async fn set_role(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    path: web::Path<(i64, i64)>,
+    at: RoomInPath<WritingUser, (i64, i64)>,
     body: super::extract::Json<SetRole>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = path.into_inner();
-    let (room, role) = visible_room(&state, &user, RoomId(room_id)).await?;
+    let VisibleRoom {
+        user,
+        room,
+        role,
+        path: (_, target),
+        ..
+    } = at.visible().await?;
     if role != Some(Role::Owner) {
         return Err(forbidden("only the room's owner may change roles"));
     }
@@ -360,7 +362,7 @@ pub(super) async fn set_role(
     operation_id = "remove_member",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id"), ("user_id", description = "The member's user id")),
+    params(RoomParam, ("user_id" = i64, Path, description = "The member's user id")),
     responses(
         (status = 204, description = "Removed"),
         Unauthorized,
@@ -373,12 +375,14 @@ pub(super) async fn set_role(
 #[delete("/api/rooms/{id}/members/{user_id}")]
 pub(super) async fn kick(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    path: web::Path<(i64, i64)>,
+    VisibleRoom {
+        room,
+        role,
+        path: (_, target),
+        ..
+    }: VisibleRoom<WritingUser, (i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = path.into_inner();
     let target = UserId(target);
-    let (room, role) = visible_room(&state, &user, RoomId(room_id)).await?;
     let Some(role) = role.filter(|r| r.moderates()) else {
         return Err(forbidden(
             "only the room's owner or an admin may remove members",

@@ -4,8 +4,9 @@
 //! messages): each reaches every member of the room like a message.
 
 use super::responses::{BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, Unauthorized};
-use super::rooms::visible_room;
+use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
+use crate::domain::Role;
 use crate::node::{ChangeError, SendError};
 use crate::routes::extractor::AuthenticatedUser;
 use crate::state::AppState;
@@ -13,7 +14,7 @@ use crate::store::UserRecord;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, patch, web};
 use serde::Deserialize;
-use shared::ids::{MessageId, RoomId};
+use shared::ids::MessageId;
 use shared::server_frame::MessageData;
 use std::time::Duration;
 use utoipa::ToSchema;
@@ -36,7 +37,7 @@ pub(super) struct EditMessage {
     operation_id = "edit_message",
     tag = "messages",
     security(("bearer" = [])),
-    params(("id", description = "Room id"), ("message_id", description = "Message id")),
+    params(RoomParam, ("message_id" = i64, Path, description = "Message id")),
     request_body = EditMessage,
     responses(
         (status = 200, description = "The message as it now is", body = MessageData),
@@ -54,15 +55,21 @@ pub(super) struct EditMessage {
 #[patch("/api/rooms/{id}/messages/{message_id}")]
 pub(super) async fn edit(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    path: web::Path<(i64, i64)>,
+    at: RoomInPath<AuthenticatedUser, (i64, i64)>,
     body: super::extract::Json<EditMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, _) = member_sending(&state, &user, RoomId(path.0)).await?;
+    let VisibleRoom {
+        user,
+        room,
+        role,
+        path: (_, message_id),
+        ..
+    } = at.visible().await?;
+    member_sending(&state, &user, role)?;
     let window = Duration::from_secs(state.settings.limits.edit_window_secs);
     let message = state
         .node
-        .edit_message(user.id, room, MessageId(path.1), &body.content, window)
+        .edit_message(user.id, room.id, MessageId(message_id), &body.content, window)
         .await
         .map_err(refused)?;
     Ok(HttpResponse::Ok().json(message))
@@ -77,7 +84,7 @@ pub(super) async fn edit(
     operation_id = "delete_message",
     tag = "messages",
     security(("bearer" = [])),
-    params(("id", description = "Room id"), ("message_id", description = "Message id")),
+    params(RoomParam, ("message_id" = i64, Path, description = "Message id")),
     responses(
         (status = 204, description = "Deleted"),
         Unauthorized,
@@ -90,26 +97,26 @@ pub(super) async fn edit(
 #[delete("/api/rooms/{id}/messages/{message_id}")]
 pub(super) async fn remove(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    path: web::Path<(i64, i64)>,
+    VisibleRoom {
+        user,
+        room,
+        role,
+        path: (_, message_id),
+        ..
+    }: VisibleRoom<AuthenticatedUser, (i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, moderator) = member_sending(&state, &user, RoomId(path.0)).await?;
+    let moderator = member_sending(&state, &user, role)?;
     state
         .node
-        .delete_message(user.id, moderator, room, MessageId(path.1))
+        .delete_message(user.id, moderator, room.id, MessageId(message_id))
         .await
         .map_err(refused)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The room, for a member within the send budget, and whether the member
-/// moderates it (owner or admin).
-async fn member_sending(
-    state: &AppState,
-    user: &UserRecord,
-    room: RoomId,
-) -> Result<(RoomId, bool), ApiError> {
-    let (room, role) = visible_room(state, user, room).await?;
+/// Whether the caller, a member within the send budget, moderates the room
+/// (owner or admin).
+fn member_sending(state: &AppState, user: &UserRecord, role: Option<Role>) -> Result<bool, ApiError> {
     let Some(role) = role else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -118,7 +125,7 @@ async fn member_sending(
         ));
     };
     crate::limits::keyed::check(&state.limits.sends, &user.id).map_err(ApiError::rate_limited)?;
-    Ok((room.id, role.moderates()))
+    Ok(role.moderates())
 }
 
 fn refused(e: ChangeError) -> ApiError {

@@ -2,9 +2,9 @@
 //! over REST, through exactly the same path as a WebSocket `message`.
 
 use super::responses::{BodyTooLarge, MalformedBody, NotJson, RoomNotFound, Unauthorized};
-use super::rooms::{page_limit, visible_room};
+use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
+use super::rooms::page_limit;
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
-use crate::routes::extractor::AuthenticatedUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -39,7 +39,7 @@ pub struct HistoryPage {
     operation_id = "list_messages",
     tag = "messages",
     security(("bearer" = [])),
-    params(("id", description = "Room id"), HistoryQuery),
+    params(RoomParam, HistoryQuery),
     responses(
         (status = 200, description = "One page of messages", body = HistoryPage),
         (status = 400, description = "Malformed query", body = ErrorBody),
@@ -51,12 +51,11 @@ pub struct HistoryPage {
 #[get("/api/rooms/{id}/messages")]
 pub(super) async fn history(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    id: web::Path<i64>,
+    at: RoomInPath,
     query: super::extract::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit)?;
-    let (room, _) = visible_room(&state, &user, RoomId(*id)).await?;
+    let VisibleRoom { room, .. } = at.visible().await?;
     let (messages, _source) = state
         .history
         .page(room.id, query.before_id.map(MessageId), limit)
@@ -88,7 +87,7 @@ pub(super) struct PostMessage {
     operation_id = "post_message",
     tag = "messages",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     request_body = PostMessage,
     responses(
         (status = 201, description = "The stored message", body = MessageData),
@@ -108,11 +107,12 @@ pub(super) struct PostMessage {
 #[post("/api/rooms/{id}/messages")]
 pub(super) async fn post(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    id: web::Path<i64>,
+    at: RoomInPath,
     body: super::extract::Json<PostMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
+    let VisibleRoom {
+        user, room, role, ..
+    } = at.visible().await?;
     if role.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -5,7 +5,7 @@ use super::responses::{
     BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
     WritesRateLimited,
 };
-use super::rooms::visible_room;
+use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::node::MarkReadError;
 use crate::routes::extractor::WritingUser;
@@ -50,7 +50,7 @@ fn not_a_member() -> ApiError {
     operation_id = "mark_room_read",
     tag = "rooms",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     request_body = MarkRead,
     responses(
         (status = 200, description = "The marker as stored", body = ReadMarker),
@@ -68,8 +68,7 @@ fn not_a_member() -> ApiError {
 #[put("/api/rooms/{id}/read")]
 pub(super) async fn mark_read(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    at: RoomInPath<WritingUser>,
     body: super::extract::Json<MarkRead>,
 ) -> Result<HttpResponse, ApiError> {
     if body.seq < 0 {
@@ -79,7 +78,9 @@ pub(super) async fn mark_read(
             "seq must be >= 0",
         ));
     }
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
+    let VisibleRoom {
+        user, room, role, ..
+    } = at.visible().await?;
     if role.is_none() {
         return Err(not_a_member());
     }

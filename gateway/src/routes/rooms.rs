@@ -8,11 +8,12 @@ use super::responses::{
     BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
     WritesRateLimited,
 };
+use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::domain::{Description, Role, RoomName};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
-use crate::store::{RoomRecord, UserRecord};
+use crate::store::RoomRecord;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
@@ -96,31 +97,6 @@ impl RoomView {
             unread_count: None,
         }
     }
-}
-
-/// The room and the caller's role, or 404 when the caller may not see it.
-pub async fn visible_room(
-    state: &AppState,
-    user: &UserRecord,
-    id: RoomId,
-) -> Result<(RoomRecord, Option<Role>), ApiError> {
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            RestErrorCode::NotFound,
-            format!("room {id} not found"),
-        )
-    };
-    let room = state.store.find_room(id).await?.ok_or_else(not_found)?;
-    let role = state
-        .store
-        .member_role(id, user.id)
-        .await?
-        .and_then(|r| Role::parse(&r).ok());
-    if room.is_private && role.is_none() {
-        return Err(not_found());
-    }
-    Ok((room, role))
 }
 
 pub fn forbidden(message: &str) -> ApiError {
@@ -268,7 +244,7 @@ pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
     operation_id = "get_room",
     tag = "rooms",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 200, description = "The room", body = RoomView),
         Unauthorized,
@@ -279,10 +255,8 @@ pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
 #[get("/api/rooms/{id}")]
 pub(super) async fn read(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    id: web::Path<i64>,
+    VisibleRoom { room, role, .. }: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
     let mut view = RoomView::new(&room, role);
     view.member_count = Some(state.store.member_count(room.id).await?);
     view.online_count = Some(
@@ -312,7 +286,7 @@ pub(super) struct EditRoom {
     operation_id = "edit_room",
     tag = "rooms",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     request_body = EditRoom,
     responses(
         (status = 200, description = "The updated room", body = RoomView),
@@ -330,11 +304,10 @@ pub(super) struct EditRoom {
 #[patch("/api/rooms/{id}")]
 pub(super) async fn edit(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    at: RoomInPath<WritingUser>,
     body: super::extract::Json<EditRoom>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
+    let VisibleRoom { room, role, .. } = at.visible().await?;
     if !role.is_some_and(Role::moderates) {
         return Err(forbidden("only the room's owner or an admin may edit it"));
     }
@@ -370,7 +343,7 @@ pub(super) async fn edit(
     operation_id = "delete_room",
     tag = "rooms",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 204, description = "Deleted"),
         Unauthorized,
@@ -383,17 +356,16 @@ pub(super) async fn edit(
 #[delete("/api/rooms/{id}")]
 pub(super) async fn remove(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    at: RoomInPath<WritingUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = RoomId(*id);
+    let id = at.room_id();
     if state.store.find_room(id).await?.is_none() {
         // Perhaps a retry of a deletion answered 503: tell the nodes again.
         // Ids are never reused (AUTOINCREMENT, identity), so nobody belongs
         // in a room that does not exist.
         close_room(&state, id).await?;
     }
-    let (room, role) = visible_room(&state, &user, id).await?;
+    let VisibleRoom { room, role, .. } = at.visible().await?;
     if role != Some(Role::Owner) {
         return Err(forbidden("only the room's owner may delete it"));
     }
@@ -411,7 +383,7 @@ pub(super) async fn remove(
     operation_id = "online_users",
     tag = "rooms",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 200, description = "Who is online", body = OnlineUsers),
         Unauthorized,
@@ -422,10 +394,8 @@ pub(super) async fn remove(
 #[get("/api/rooms/{id}/online")]
 pub(super) async fn online(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    id: web::Path<i64>,
+    VisibleRoom { room, .. }: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, _) = visible_room(&state, &user, RoomId(*id)).await?;
     let users = state
         .node
         .online_users(room.id, ONLINE_LIST_MAX)
