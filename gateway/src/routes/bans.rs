@@ -6,10 +6,7 @@
 //! ban the owner or another admin; nobody bans themselves.
 
 use super::evictions::evict;
-use super::responses::{
-    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
-    WritesRateLimited,
-};
+use super::responses::{BodyRefused, DatabaseUnavailable, RoomRefused, WriterRefused};
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use super::rooms::forbidden;
 use crate::domain::Role;
@@ -95,14 +92,11 @@ fn moderator(role: Option<Role>) -> Result<Role, ApiError> {
     request_body = BanBody,
     responses(
         (status = 201, description = "Banned: no longer a member, connections out of the room on every node", body = Ban),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        WriterRefused,
         (status = 403, description = "Not the owner or an admin; or the target is the owner, an admin (for an admin), or the caller", body = ErrorBody),
         (status = 404, description = "No such room or user, or a private room the caller is not in", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "`duration_secs` out of range", body = ErrorBody),
-        WritesRateLimited,
         (status = 503, description = "The database is unavailable; or banned but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]
@@ -169,10 +163,9 @@ pub(super) async fn create(
     params(RoomParam, ("user_id" = i64, Path, description = "The banned user's id")),
     responses(
         (status = 204, description = "Lifted: the user may join again"),
-        Unauthorized,
+        WriterRefused,
         (status = 403, description = "Not the owner or an admin", body = ErrorBody),
         (status = 404, description = "No such room, no ban in force, or a private room the caller is not in", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
@@ -210,9 +203,8 @@ pub(super) async fn lift(
     params(RoomParam),
     responses(
         (status = 200, description = "The bans in force", body = BanList),
-        Unauthorized,
+        RoomRefused,
         (status = 403, description = "Not the owner or an admin", body = ErrorBody),
-        RoomNotFound,
         DatabaseUnavailable,
     )
 )]

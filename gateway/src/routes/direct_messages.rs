@@ -1,8 +1,6 @@
 //! `POST /api/dms`: the caller's direct-message room with another user.
 
-use super::responses::{
-    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, Unauthorized, WritesRateLimited,
-};
+use super::responses::{BodyRefused, DatabaseUnavailable, WriterRefused};
 use super::rooms::RoomView;
 use crate::domain::{DmPolicy, Role};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
@@ -39,14 +37,11 @@ pub(super) struct OpenDm {
     responses(
         (status = 200, description = "The pair's room, which existed", body = RoomView),
         (status = 201, description = "The pair's room, created now", body = RoomView),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        WriterRefused,
         (status = 403, description = "`forbidden`: the user takes direct messages only from people they share a room with", body = ErrorBody),
         (status = 404, description = "No such user (or a deleted one)", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "`user_id` is the caller", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]

@@ -4,8 +4,7 @@
 
 use super::evictions::evict;
 use super::responses::{
-    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
-    WritesRateLimited,
+    BodyRefused, DatabaseUnavailable, RoomRefused, RoomWriterRefused, WriterRefused,
 };
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use super::rooms::{RoomView, forbidden};
@@ -63,10 +62,8 @@ pub struct Membership {
     params(RoomParam),
     responses(
         (status = 200, description = "The room, with the caller's role", body = RoomView),
-        Unauthorized,
+        RoomWriterRefused,
         (status = 403, description = "`banned`: the caller is banned from the room (the message says until when)", body = ErrorBody),
-        RoomNotFound,
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
@@ -113,10 +110,8 @@ pub(super) async fn join(
     params(RoomParam),
     responses(
         (status = 204, description = "Left"),
-        Unauthorized,
-        RoomNotFound,
+        RoomWriterRefused,
         (status = 409, description = "Not a member, or the owner (who cannot leave)", body = ErrorBody),
-        WritesRateLimited,
         (status = 503, description = "The database is unavailable; or the caller left but other nodes could not be told", body = ErrorBody),
     )
 )]
@@ -154,8 +149,7 @@ pub(super) async fn leave(
     params(RoomParam),
     responses(
         (status = 200, description = "The members", body = MemberList),
-        Unauthorized,
-        RoomNotFound,
+        RoomRefused,
         DatabaseUnavailable,
     )
 )]
@@ -204,14 +198,11 @@ pub(super) struct AddMember {
     responses(
         (status = 201, description = "Added", body = Membership),
         (status = 200, description = "Already a member (the role is unchanged)", body = Membership),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        WriterRefused,
         (status = 403, description = "Not the owner or an admin; or an admin appointing an admin; or the user is banned from the room (`banned`)", body = ErrorBody),
         (status = 404, description = "No such room or user, or a private room the caller is not in", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "Not an assignable role", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
@@ -300,14 +291,11 @@ pub(super) struct SetRole {
     request_body = SetRole,
     responses(
         (status = 200, description = "The new role", body = Membership),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        WriterRefused,
         (status = 403, description = "Not the owner", body = ErrorBody),
         (status = 404, description = "No such room or member, or a private room the caller is not in", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "Not an assignable role, or the owner's own role", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
@@ -365,10 +353,9 @@ pub(super) async fn set_role(
     params(RoomParam, ("user_id" = i64, Path, description = "The member's user id")),
     responses(
         (status = 204, description = "Removed"),
-        Unauthorized,
+        WriterRefused,
         (status = 403, description = "Not allowed to remove this member", body = ErrorBody),
         (status = 404, description = "No such room or member, or a private room the caller is not in (a non-member's connections are still told to leave, so retrying a kick that answered 503 is safe)", body = ErrorBody),
-        WritesRateLimited,
         (status = 503, description = "The database is unavailable; or the member was removed but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]

@@ -3,7 +3,7 @@
 //! caller's sends (`limits.msg_rate`, shared with WebSocket and REST
 //! messages): each reaches every member of the room like a message.
 
-use super::responses::{BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, Unauthorized};
+use super::responses::{BodyRefused, DatabaseUnavailable, Unauthorized};
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::domain::Role;
@@ -41,12 +41,10 @@ pub(super) struct EditMessage {
     request_body = EditMessage,
     responses(
         (status = 200, description = "The message as it now is", body = MessageData),
-        MalformedBody,
+        BodyRefused,
         Unauthorized,
         (status = 403, description = "`not_a_member`, `forbidden` (not the author) or `edit_window_passed`", body = ErrorBody),
         (status = 404, description = "No such room or message, or the message is deleted", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "The content breaks a rule (`content_empty`, `content_too_long`, `invalid_content`)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the caller's sends are over `limits.msg_rate` (`Retry-After`)", body = ErrorBody),
         DatabaseUnavailable,

@@ -1,7 +1,7 @@
 //! A room's history (newest first, cursor-paginated) and posting a message
 //! over REST, through exactly the same path as a WebSocket `message`.
 
-use super::responses::{BodyTooLarge, MalformedBody, NotJson, RoomNotFound, Unauthorized};
+use super::responses::{BodyRefused, RoomRefused};
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use super::rooms::page_limit;
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
@@ -43,8 +43,7 @@ pub struct HistoryPage {
     responses(
         (status = 200, description = "One page of messages", body = HistoryPage),
         (status = 400, description = "Malformed query", body = ErrorBody),
-        Unauthorized,
-        RoomNotFound,
+        RoomRefused,
         (status = 503, description = "A backend is unavailable", body = ErrorBody),
     )
 )]
@@ -92,13 +91,10 @@ pub(super) struct PostMessage {
     responses(
         (status = 201, description = "The stored message", body = MessageData),
         (status = 200, description = "A retry (same client_msg_id within 10 minutes): the original message; nothing new was stored", body = MessageData),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        RoomRefused,
         (status = 403, description = "Not a member of the room", body = ErrorBody),
-        RoomNotFound,
-        BodyTooLarge,
         (status = 409, description = "`client_msg_id_reused`: the id names another of the caller's messages of the last 10 minutes (another room or other content)", body = ErrorBody),
-        NotJson,
         (status = 422, description = "The content or `client_msg_id` breaks a rule", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the caller's sends (WebSocket and REST together) are over `limits.msg_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "A backend is unavailable", body = ErrorBody),

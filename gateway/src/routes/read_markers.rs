@@ -1,10 +1,7 @@
 //! `PUT /api/rooms/{id}/read`: move the caller's read marker, as the
 //! WebSocket `read` frame does (see `node::read_marks`).
 
-use super::responses::{
-    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
-    WritesRateLimited,
-};
+use super::responses::{BodyRefused, DatabaseUnavailable, RoomWriterRefused};
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::node::MarkReadError;
@@ -54,14 +51,10 @@ fn not_a_member() -> ApiError {
     request_body = MarkRead,
     responses(
         (status = 200, description = "The marker as stored", body = ReadMarker),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        RoomWriterRefused,
         (status = 403, description = "`not_a_member`: the caller is not a member of the room", body = ErrorBody),
-        RoomNotFound,
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "`seq` is negative", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]

@@ -5,8 +5,7 @@
 
 use super::evictions::close_room;
 use super::responses::{
-    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
-    WritesRateLimited,
+    BodyRefused, DatabaseUnavailable, RoomRefused, RoomWriterRefused, Unauthorized, WriterRefused,
 };
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::domain::{Description, Role, RoomName};
@@ -123,13 +122,10 @@ pub(super) struct CreateRoom {
     request_body = CreateRoom,
     responses(
         (status = 201, description = "The new room", body = RoomView),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        WriterRefused,
         (status = 403, description = "`too_many_rooms`: the caller owns `limits.max_rooms_per_user` rooms", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
@@ -247,8 +243,7 @@ pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
     params(RoomParam),
     responses(
         (status = 200, description = "The room", body = RoomView),
-        Unauthorized,
-        RoomNotFound,
+        RoomRefused,
         (status = 503, description = "A backend is unavailable", body = ErrorBody),
     )
 )]
@@ -290,14 +285,10 @@ pub(super) struct EditRoom {
     request_body = EditRoom,
     responses(
         (status = 200, description = "The updated room", body = RoomView),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        RoomWriterRefused,
         (status = 403, description = "Not the owner or an admin; or an admin changing `is_private` (the owner only)", body = ErrorBody),
-        RoomNotFound,
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
@@ -346,10 +337,9 @@ pub(super) async fn edit(
     params(RoomParam),
     responses(
         (status = 204, description = "Deleted"),
-        Unauthorized,
+        WriterRefused,
         (status = 403, description = "Not the owner, or room 1", body = ErrorBody),
         (status = 404, description = "No such room (any connections still in it are told to leave again, so retrying a deletion that answered 503 is safe), or a private room the caller is not in", body = ErrorBody),
-        WritesRateLimited,
         (status = 503, description = "The database is unavailable; or the room was deleted but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]
@@ -386,8 +376,7 @@ pub(super) async fn remove(
     params(RoomParam),
     responses(
         (status = 200, description = "Who is online", body = OnlineUsers),
-        Unauthorized,
-        RoomNotFound,
+        RoomRefused,
         (status = 503, description = "A backend is unavailable", body = ErrorBody),
     )
 )]
