@@ -1,7 +1,7 @@
 //! `POST /api/auth/register` and `POST /api/auth/login`: a user and a token.
 
 use super::extract::ClientIp;
-use super::responses::BodyRefused;
+use super::responses::{AuthThrottled, BodyRefused};
 use crate::auth::password_hash;
 use crate::domain::{Nickname, Password, Username};
 use crate::error::{ApiError, ErrorBody};
@@ -71,8 +71,7 @@ fn with_token(state: &AppState, status: StatusCode, user: &UserRecord) -> HttpRe
         BodyRefused,
         (status = 409, description = "The username is taken", body = ErrorBody),
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: too many registrations and logins from this address (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable, or every password-hashing slot is busy (`busy`, `Retry-After`)", body = ErrorBody),
+        AuthThrottled,
     )
 )]
 #[post("/api/auth/register")]
@@ -131,8 +130,7 @@ pub(super) async fn register(
         (status = 200, description = "Logged in", body = AuthResponse),
         BodyRefused,
         (status = 401, description = "Wrong username or password", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: too many registrations and logins from this address (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable, or every password-hashing slot is busy (`busy`, `Retry-After`)", body = ErrorBody),
+        AuthThrottled,
     )
 )]
 #[post("/api/auth/login")]

@@ -95,3 +95,19 @@ impl IntoResponses for RoomWriterRefused {
     }
 }
 
+/// What refuses a registration or a login from its address or for want of
+/// a password-hashing slot (`routes::auth`).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documents the responses only
+pub enum AuthThrottled {
+    #[response(
+        status = 429,
+        description = "`rate_limited`: too many registrations and logins from this address (`Retry-After`)"
+    )]
+    RateLimited(ErrorBody),
+    #[response(
+        status = 503,
+        description = "The database is unavailable, or every password-hashing slot is busy (`busy`, `Retry-After`)"
+    )]
+    Unavailable(ErrorBody),
+}
