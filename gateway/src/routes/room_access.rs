@@ -25,6 +25,12 @@ use shared::ids::RoomId;
 use std::marker::PhantomData;
 use utoipa::IntoParams;
 
+/// Who calls a room route: an [`AuthenticatedUser`] or a
+/// [`WritingUser`](super::extractor::WritingUser), as a user row.
+pub trait Caller: FromRequest<Error = ApiError> + Into<UserRecord> + 'static {}
+
+impl<C: FromRequest<Error = ApiError> + Into<UserRecord> + 'static> Caller for C {}
+
 /// The path of a room route: `{id}`, the room, comes first.
 pub trait RoomPath: DeserializeOwned + 'static {
     fn room_id(&self) -> RoomId;
@@ -107,11 +113,7 @@ impl<C, P: RoomPath> RoomInPath<C, P> {
     }
 }
 
-impl<C, P> FromRequest for RoomInPath<C, P>
-where
-    C: FromRequest<Error = ApiError> + Into<UserRecord> + 'static,
-    P: RoomPath,
-{
+impl<C: Caller, P: RoomPath> FromRequest for RoomInPath<C, P> {
     type Error = actix_web::Error;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
@@ -133,11 +135,7 @@ where
     }
 }
 
-impl<C, P> FromRequest for VisibleRoom<C, P>
-where
-    C: FromRequest<Error = ApiError> + Into<UserRecord> + 'static,
-    P: RoomPath,
-{
+impl<C: Caller, P: RoomPath> FromRequest for VisibleRoom<C, P> {
     type Error = actix_web::Error;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
