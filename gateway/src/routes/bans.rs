@@ -8,13 +8,11 @@
 use super::evictions::evict;
 use super::responses::{BodyRefused, DatabaseUnavailable, RoomRefused, WriterRefused};
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
-use super::rooms::forbidden;
 use crate::domain::Role;
-use crate::error::{ApiError, ErrorBody, RestErrorCode};
+use crate::error::{ApiError, ErrorBody};
 use crate::routes::extractor::WritingUser;
 use crate::state::AppState;
 use crate::store::BanRecord;
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 use shared::ids::{RoomId, UserId};
@@ -80,7 +78,7 @@ async fn view(state: &AppState, ban: BanRecord) -> Result<Ban, ApiError> {
 /// The caller's role if it may manage bans in the room.
 fn moderator(role: Option<Role>) -> Result<Role, ApiError> {
     role.filter(|r| r.moderates())
-        .ok_or_else(|| forbidden("only the room's owner or an admin may manage bans"))
+        .ok_or_else(|| ApiError::forbidden("only the room's owner or an admin may manage bans"))
 }
 
 /// Ban a user from the room (owner or admin).
@@ -106,11 +104,13 @@ pub(super) async fn create(
     at: RoomInPath<WritingUser>,
     body: super::extract::Json<BanBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let VisibleRoom { user, room, role, .. } = at.visible().await?;
+    let VisibleRoom {
+        user, room, role, ..
+    } = at.visible().await?;
     let (room, role) = (room.id, moderator(role)?);
     let target = body.user_id;
     if target == user.id {
-        return Err(forbidden("you cannot ban yourself"));
+        return Err(ApiError::forbidden("you cannot ban yourself"));
     }
     let duration = match body.duration_secs {
         None => None,
@@ -118,9 +118,7 @@ pub(super) async fn create(
             Some(chrono::TimeDelta::seconds(secs as i64))
         }
         Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                RestErrorCode::ValidationFailed,
+            return Err(ApiError::validation_failed(
                 "duration_secs: must be 1 to 315360000 (ten years); leave it out for a ban for good",
             ));
         }
@@ -131,9 +129,9 @@ pub(super) async fn create(
         .await?
         .and_then(|r| Role::parse(&r).ok())
     {
-        Some(Role::Owner) => return Err(forbidden("the owner cannot be banned")),
+        Some(Role::Owner) => return Err(ApiError::forbidden("the owner cannot be banned")),
         Some(Role::Admin) if role != Role::Owner => {
-            return Err(forbidden("only the owner may ban an admin"));
+            return Err(ApiError::forbidden("only the owner may ban an admin"));
         }
         _ => {}
     }
@@ -143,11 +141,7 @@ pub(super) async fn create(
         .ban(room, target, user.id, duration.map(|d| now + d), now)
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::NotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                RestErrorCode::NotFound,
-                "no such user",
-            ),
+            crate::store::StoreError::NotFound => ApiError::not_found("no such user"),
             other => other.into(),
         })?;
     tracing::info!(room = %room, user_id = %target, by = %user.id, "banned");
@@ -187,11 +181,7 @@ pub(super) async fn lift(
     {
         Ok(HttpResponse::NoContent().finish())
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            RestErrorCode::NotFound,
-            "no ban in force for this user",
-        ))
+        Err(ApiError::not_found("no ban in force for this user"))
     }
 }
 

@@ -3,7 +3,7 @@
 use super::responses::{BodyRefused, DatabaseUnavailable, WriterRefused};
 use super::rooms::RoomView;
 use crate::domain::{DmPolicy, Role};
-use crate::error::{ApiError, ErrorBody, RestErrorCode};
+use crate::error::{ApiError, ErrorBody};
 use crate::routes::extractor::WritingUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -53,9 +53,7 @@ pub(super) async fn open(
 ) -> Result<HttpResponse, ApiError> {
     let other = UserId(body.user_id);
     if other == user.id {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            RestErrorCode::ValidationFailed,
+        return Err(ApiError::validation_failed(
             "a direct-message room needs another user",
         ));
     }
@@ -64,22 +62,14 @@ pub(super) async fn open(
         .find_user(other)
         .await?
         .filter(|u| !u.deleted)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                RestErrorCode::NotFound,
-                format!("user {other} not found"),
-            )
-        })?;
+        .ok_or_else(|| ApiError::not_found(format!("user {other} not found")))?;
     if target.dm_policy == DmPolicy::SharedRooms
         && state.store.dm_between(user.id, other).await?.is_none()
         && !state.store.share_a_room(user.id, other).await?
     {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            RestErrorCode::Forbidden,
-            format!("user {other} takes direct messages only from people they share a room with"),
-        ));
+        return Err(ApiError::forbidden(format!(
+            "user {other} takes direct messages only from people they share a room with"
+        )));
     }
     let (room, created) = state
         .store

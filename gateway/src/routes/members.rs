@@ -7,7 +7,7 @@ use super::responses::{
     BodyRefused, DatabaseUnavailable, RoomRefused, RoomWriterRefused, WriterRefused,
 };
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
-use super::rooms::{RoomView, forbidden};
+use super::rooms::RoomView;
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::WritingUser;
@@ -214,7 +214,7 @@ pub(super) async fn add(
 ) -> Result<HttpResponse, ApiError> {
     let VisibleRoom { room, role, .. } = at.visible().await?;
     let Some(role) = role.filter(|r| r.moderates()) else {
-        return Err(forbidden(
+        return Err(ApiError::forbidden(
             "only the room's owner or an admin may add members",
         ));
     };
@@ -225,22 +225,17 @@ pub(super) async fn add(
         .transpose()?
         .unwrap_or(Role::Member);
     if new_role == Role::Owner {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            RestErrorCode::ValidationFailed,
-            "role: a room has one owner",
-        ));
+        return Err(ApiError::validation_failed("role: a room has one owner"));
     }
     if new_role == Role::Admin && role != Role::Owner {
-        return Err(forbidden("only the owner may appoint admins"));
+        return Err(ApiError::forbidden("only the owner may appoint admins"));
     }
     let target = UserId(body.user_id);
     if state.store.find_user(target).await?.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            RestErrorCode::NotFound,
-            format!("user {} not found", body.user_id),
-        ));
+        return Err(ApiError::not_found(format!(
+            "user {} not found",
+            body.user_id
+        )));
     }
     if state
         .store
@@ -313,13 +308,13 @@ pub(super) async fn set_role(
         ..
     } = at.visible().await?;
     if role != Some(Role::Owner) {
-        return Err(forbidden("only the room's owner may change roles"));
+        return Err(ApiError::forbidden(
+            "only the room's owner may change roles",
+        ));
     }
     let new_role = Role::parse(&body.role)?;
     if new_role == Role::Owner || UserId(target) == user.id {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            RestErrorCode::ValidationFailed,
+        return Err(ApiError::validation_failed(
             "role: the owner's role cannot change",
         ));
     }
@@ -328,11 +323,7 @@ pub(super) async fn set_role(
         .set_member_role(room.id, UserId(target), new_role.as_str())
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::NotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                RestErrorCode::NotFound,
-                "not a member of this room",
-            ),
+            crate::store::StoreError::NotFound => ApiError::not_found("not a member of this room"),
             other => other.into(),
         })?;
     Ok(HttpResponse::Ok().json(Membership {
@@ -371,7 +362,7 @@ pub(super) async fn kick(
 ) -> Result<HttpResponse, ApiError> {
     let target = UserId(target);
     let Some(role) = role.filter(|r| r.moderates()) else {
-        return Err(forbidden(
+        return Err(ApiError::forbidden(
             "only the room's owner or an admin may remove members",
         ));
     };
@@ -388,15 +379,11 @@ pub(super) async fn kick(
             // this never removes anyone who belongs there (bar one joining
             // this very instant, who may join again).
             evict(&state, room.id, target, LeaveReason::Kicked).await?;
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                RestErrorCode::NotFound,
-                "not a member of this room",
-            ));
+            return Err(ApiError::not_found("not a member of this room"));
         }
-        Some(Role::Owner) => return Err(forbidden("the owner cannot be removed")),
+        Some(Role::Owner) => return Err(ApiError::forbidden("the owner cannot be removed")),
         Some(Role::Admin) if role != Role::Owner => {
-            return Err(forbidden("only the owner may remove an admin"));
+            return Err(ApiError::forbidden("only the owner may remove an admin"));
         }
         Some(_) => {}
     }

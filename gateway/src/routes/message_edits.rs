@@ -5,8 +5,8 @@
 
 use super::responses::{BodyRefused, DatabaseUnavailable, Unauthorized};
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
-use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::domain::Role;
+use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::node::{ChangeError, SendError};
 use crate::routes::extractor::AuthenticatedUser;
 use crate::state::AppState;
@@ -67,7 +67,13 @@ pub(super) async fn edit(
     let window = Duration::from_secs(state.settings.limits.edit_window_secs);
     let message = state
         .node
-        .edit_message(user.id, room.id, MessageId(message_id), &body.content, window)
+        .edit_message(
+            user.id,
+            room.id,
+            MessageId(message_id),
+            &body.content,
+            window,
+        )
         .await
         .map_err(refused)?;
     Ok(HttpResponse::Ok().json(message))
@@ -114,7 +120,11 @@ pub(super) async fn remove(
 
 /// Whether the caller, a member within the send budget, moderates the room
 /// (owner or admin).
-fn member_sending(state: &AppState, user: &UserRecord, role: Option<Role>) -> Result<bool, ApiError> {
+fn member_sending(
+    state: &AppState,
+    user: &UserRecord,
+    role: Option<Role>,
+) -> Result<bool, ApiError> {
     let Some(role) = role else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -129,12 +139,8 @@ fn member_sending(state: &AppState, user: &UserRecord, role: Option<Role>) -> Re
 fn refused(e: ChangeError) -> ApiError {
     let message = e.to_string();
     match e {
-        ChangeError::NotFound => {
-            ApiError::new(StatusCode::NOT_FOUND, RestErrorCode::NotFound, message)
-        }
-        ChangeError::NotAuthor | ChangeError::NotAllowed => {
-            ApiError::new(StatusCode::FORBIDDEN, RestErrorCode::Forbidden, message)
-        }
+        ChangeError::NotFound => ApiError::not_found(message),
+        ChangeError::NotAuthor | ChangeError::NotAllowed => ApiError::forbidden(message),
         ChangeError::EditWindowPassed(_) => ApiError::new(
             StatusCode::FORBIDDEN,
             RestErrorCode::EditWindowPassed,

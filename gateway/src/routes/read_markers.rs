@@ -65,11 +65,7 @@ pub(super) async fn mark_read(
     body: super::extract::Json<MarkRead>,
 ) -> Result<HttpResponse, ApiError> {
     if body.seq < 0 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            RestErrorCode::ValidationFailed,
-            "seq must be >= 0",
-        ));
+        return Err(ApiError::validation_failed("seq must be >= 0"));
     }
     let VisibleRoom {
         user, room, role, ..

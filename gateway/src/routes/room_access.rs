@@ -14,10 +14,9 @@
 
 use super::extractor::{AuthenticatedUser, app_state};
 use crate::domain::Role;
-use crate::error::{ApiError, RestErrorCode};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{RoomRecord, UserRecord};
-use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
@@ -87,13 +86,7 @@ impl<C, P: RoomPath> RoomInPath<C, P> {
     /// The room and the caller's role, or 404 when the caller may not see it.
     pub async fn visible(self) -> Result<VisibleRoom<C, P>, ApiError> {
         let id = self.room_id();
-        let not_found = || {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                RestErrorCode::NotFound,
-                format!("room {id} not found"),
-            )
-        };
+        let not_found = || ApiError::not_found(format!("room {id} not found"));
         let store = &self.state.store;
         let room = store.find_room(id).await?.ok_or_else(not_found)?;
         let role = store
@@ -144,4 +137,3 @@ impl<C: Caller, P: RoomPath> FromRequest for VisibleRoom<C, P> {
         Box::pin(async move { Ok(in_path.await?.visible().await?) })
     }
 }
-

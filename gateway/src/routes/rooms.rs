@@ -98,10 +98,6 @@ impl RoomView {
     }
 }
 
-pub fn forbidden(message: &str) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, RestErrorCode::Forbidden, message)
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateRoom {
@@ -300,12 +296,14 @@ pub(super) async fn edit(
 ) -> Result<HttpResponse, ApiError> {
     let VisibleRoom { room, role, .. } = at.visible().await?;
     if !role.is_some_and(Role::moderates) {
-        return Err(forbidden("only the room's owner or an admin may edit it"));
+        return Err(ApiError::forbidden(
+            "only the room's owner or an admin may edit it",
+        ));
     }
     // Who may read a room is the owner's decision: an admin making a
     // private room public would open its history to everyone.
     if body.is_private.is_some_and(|p| p != room.is_private) && role != Some(Role::Owner) {
-        return Err(forbidden(
+        return Err(ApiError::forbidden(
             "only the owner may change whether the room is private",
         ));
     }
@@ -357,10 +355,10 @@ pub(super) async fn remove(
     }
     let VisibleRoom { room, role, .. } = at.visible().await?;
     if role != Some(Role::Owner) {
-        return Err(forbidden("only the room's owner may delete it"));
+        return Err(ApiError::forbidden("only the room's owner may delete it"));
     }
     if room.id == RoomId(1) {
-        return Err(forbidden("the default room cannot be deleted"));
+        return Err(ApiError::forbidden("the default room cannot be deleted"));
     }
     state.store.delete_room(room.id).await?;
     state.history.forget(room.id).await;
