@@ -5,12 +5,10 @@
 
 use super::responses::{BodyRefused, DatabaseUnavailable, Unauthorized};
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
-use crate::domain::Role;
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::node::{ChangeError, SendError};
 use crate::routes::extractor::AuthenticatedUser;
 use crate::state::AppState;
-use crate::store::UserRecord;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, patch, web};
 use serde::Deserialize;
@@ -18,6 +16,10 @@ use shared::ids::MessageId;
 use shared::server_frame::MessageData;
 use std::time::Duration;
 use utoipa::ToSchema;
+
+/// `/api/rooms/{id}/messages/{message_id}`: the room as the caller sees it,
+/// and the message's id.
+type MessageInRoom = VisibleRoom<AuthenticatedUser, (i64, i64)>;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -56,21 +58,15 @@ pub(super) async fn edit(
     at: RoomInPath<AuthenticatedUser, (i64, i64)>,
     body: super::extract::Json<EditMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    let VisibleRoom {
-        user,
-        room,
-        role,
-        path: (_, message_id),
-        ..
-    } = at.visible().await?;
-    member_sending(&state, &user, role)?;
+    let at = at.visible().await?;
+    member_sending(&state, &at)?;
     let window = Duration::from_secs(state.settings.limits.edit_window_secs);
     let message = state
         .node
         .edit_message(
-            user.id,
-            room.id,
-            MessageId(message_id),
+            at.user.id,
+            at.room.id,
+            MessageId(at.path.1),
             &body.content,
             window,
         )
@@ -101,18 +97,12 @@ pub(super) async fn edit(
 #[delete("/api/rooms/{id}/messages/{message_id}")]
 pub(super) async fn remove(
     state: web::Data<AppState>,
-    VisibleRoom {
-        user,
-        room,
-        role,
-        path: (_, message_id),
-        ..
-    }: VisibleRoom<AuthenticatedUser, (i64, i64)>,
+    at: MessageInRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let moderator = member_sending(&state, &user, role)?;
+    let moderator = member_sending(&state, &at)?;
     state
         .node
-        .delete_message(user.id, moderator, room.id, MessageId(message_id))
+        .delete_message(at.user.id, moderator, at.room.id, MessageId(at.path.1))
         .await
         .map_err(refused)?;
     Ok(HttpResponse::NoContent().finish())
@@ -120,19 +110,16 @@ pub(super) async fn remove(
 
 /// Whether the caller, a member within the send budget, moderates the room
 /// (owner or admin).
-fn member_sending(
-    state: &AppState,
-    user: &UserRecord,
-    role: Option<Role>,
-) -> Result<bool, ApiError> {
-    let Some(role) = role else {
+fn member_sending(state: &AppState, at: &MessageInRoom) -> Result<bool, ApiError> {
+    let Some(role) = at.role else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             RestErrorCode::NotAMember,
             "only the room's members may change its messages",
         ));
     };
-    crate::limits::keyed::check(&state.limits.sends, &user.id).map_err(ApiError::rate_limited)?;
+    crate::limits::keyed::check(&state.limits.sends, &at.user.id)
+        .map_err(ApiError::rate_limited)?;
     Ok(role.moderates())
 }
 
