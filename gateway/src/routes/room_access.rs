@@ -2,12 +2,13 @@
 //! sees it: the opening every room handler shares, as actix extractors.
 //!
 //! [`RoomInPath`] is the caller (an [`AuthenticatedUser`] or a
-//! [`WritingUser`](super::extractor::WritingUser)) and the path; [`RoomInPath::visible`] looks the room up:
-//! 404 for no such room and for a private room the caller is not in, as if
-//! it did not exist. [`VisibleRoom`] is the two at once, for routes without
-//! a body or a query. Routes with one take [`RoomInPath`] and look the room
-//! up in the handler, so that a malformed body or query is refused before
-//! the room is looked for.
+//! [`WritingUser`](super::extractor::WritingUser)) and the path;
+//! [`RoomInPath::visible`] looks the room up: 404 for no such room and for
+//! a private room the caller is not in, as if it did not exist.
+//! [`VisibleRoom`] is the two at once, for routes without a body or a
+//! query. Routes with one take [`RoomInPath`] and look the room up in the
+//! handler, so that a malformed body or query is refused before the room
+//! is looked for (as is the room deletion, which acts before its 404).
 //!
 //! The checks come in one order: the caller (401, and 429 for a
 //! `WritingUser`), then the path (404 for a malformed one), then the room.
