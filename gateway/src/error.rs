@@ -145,6 +145,22 @@ impl ApiError {
             message,
         )
     }
+    /// 403 `forbidden`: the caller's role does not allow it.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, RestErrorCode::Forbidden, message)
+    }
+    /// 404 `not_found`: no such room, user, message or endpoint.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, RestErrorCode::NotFound, message)
+    }
+    /// 422 `validation_failed`: a value breaks a rule.
+    pub fn validation_failed(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            RestErrorCode::ValidationFailed,
+            message,
+        )
+    }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, RestErrorCode::Conflict, message)
     }
@@ -196,11 +212,7 @@ impl ResponseError for ApiError {
 
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            RestErrorCode::ValidationFailed,
-            e.to_string(),
-        )
+        Self::validation_failed(e.to_string())
     }
 }
 
@@ -208,9 +220,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict => Self::conflict("already exists"),
-            StoreError::NotFound => {
-                Self::new(StatusCode::NOT_FOUND, RestErrorCode::NotFound, "not found")
-            }
+            StoreError::NotFound => Self::not_found("not found"),
             StoreError::Unavailable(why) => {
                 tracing::warn!(error = %why, "database unavailable");
                 Self::unavailable()
@@ -272,14 +282,8 @@ pub fn query_config() -> web::QueryConfig {
 }
 
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|err, _req| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            RestErrorCode::NotFound,
-            err.to_string(),
-        )
-        .into()
-    })
+    web::PathConfig::default()
+        .error_handler(|err, _req| ApiError::not_found(err.to_string()).into())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `POST /api/auth/register` and `POST /api/auth/login`: a user and a token.
 
 use super::extract::ClientIp;
-use super::responses::{BodyTooLarge, MalformedBody, NotJson};
+use super::responses::{AuthThrottled, BodyRefused};
 use crate::auth::password_hash;
 use crate::domain::{Nickname, Password, Username};
 use crate::error::{ApiError, ErrorBody};
@@ -68,13 +68,10 @@ fn with_token(state: &AppState, status: StatusCode, user: &UserRecord) -> HttpRe
     request_body = RegisterBody,
     responses(
         (status = 201, description = "Registered", body = AuthResponse),
-        MalformedBody,
+        BodyRefused,
         (status = 409, description = "The username is taken", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: too many registrations and logins from this address (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable, or every password-hashing slot is busy (`busy`, `Retry-After`)", body = ErrorBody),
+        AuthThrottled,
     )
 )]
 #[post("/api/auth/register")]
@@ -131,12 +128,9 @@ pub(super) async fn register(
     request_body = LoginBody,
     responses(
         (status = 200, description = "Logged in", body = AuthResponse),
-        MalformedBody,
+        BodyRefused,
         (status = 401, description = "Wrong username or password", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
-        (status = 429, description = "`rate_limited`: too many registrations and logins from this address (`Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable, or every password-hashing slot is busy (`busy`, `Retry-After`)", body = ErrorBody),
+        AuthThrottled,
     )
 )]
 #[post("/api/auth/login")]

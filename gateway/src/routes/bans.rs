@@ -6,17 +6,13 @@
 //! ban the owner or another admin; nobody bans themselves.
 
 use super::evictions::evict;
-use super::responses::{
-    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
-    WritesRateLimited,
-};
-use super::rooms::{forbidden, visible_room};
+use super::responses::{BodyRefused, DatabaseUnavailable, RoomRefused, WriterRefused};
+use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::domain::Role;
-use crate::error::{ApiError, ErrorBody, RestErrorCode};
-use crate::routes::extractor::{AuthenticatedUser, WritingUser};
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::extractor::WritingUser;
 use crate::state::AppState;
 use crate::store::BanRecord;
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 use shared::ids::{RoomId, UserId};
@@ -80,18 +76,9 @@ async fn view(state: &AppState, ban: BanRecord) -> Result<Ban, ApiError> {
 }
 
 /// The caller's role if it may manage bans in the room.
-async fn moderator(
-    state: &AppState,
-    user: &crate::store::UserRecord,
-    room: RoomId,
-) -> Result<(RoomId, Role), ApiError> {
-    let (room, role) = visible_room(state, user, room).await?;
-    match role.filter(|r| r.moderates()) {
-        Some(role) => Ok((room.id, role)),
-        None => Err(forbidden(
-            "only the room's owner or an admin may manage bans",
-        )),
-    }
+fn moderator(role: Option<Role>) -> Result<Role, ApiError> {
+    role.filter(|r| r.moderates())
+        .ok_or_else(|| ApiError::forbidden("only the room's owner or an admin may manage bans"))
 }
 
 /// Ban a user from the room (owner or admin).
@@ -99,32 +86,31 @@ async fn moderator(
     operation_id = "ban_user",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     request_body = BanBody,
     responses(
         (status = 201, description = "Banned: no longer a member, connections out of the room on every node", body = Ban),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        WriterRefused,
         (status = 403, description = "Not the owner or an admin; or the target is the owner, an admin (for an admin), or the caller", body = ErrorBody),
         (status = 404, description = "No such room or user, or a private room the caller is not in", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "`duration_secs` out of range", body = ErrorBody),
-        WritesRateLimited,
         (status = 503, description = "The database is unavailable; or banned but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]
 #[post("/api/rooms/{id}/bans")]
 pub(super) async fn create(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    at: RoomInPath<WritingUser>,
     body: super::extract::Json<BanBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = moderator(&state, &user, RoomId(*id)).await?;
+    let VisibleRoom {
+        user, room, role, ..
+    } = at.visible().await?;
+    let (room, role) = (room.id, moderator(role)?);
     let target = body.user_id;
     if target == user.id {
-        return Err(forbidden("you cannot ban yourself"));
+        return Err(ApiError::forbidden("you cannot ban yourself"));
     }
     let duration = match body.duration_secs {
         None => None,
@@ -132,9 +118,7 @@ pub(super) async fn create(
             Some(chrono::TimeDelta::seconds(secs as i64))
         }
         Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                RestErrorCode::ValidationFailed,
+            return Err(ApiError::validation_failed(
                 "duration_secs: must be 1 to 315360000 (ten years); leave it out for a ban for good",
             ));
         }
@@ -145,9 +129,9 @@ pub(super) async fn create(
         .await?
         .and_then(|r| Role::parse(&r).ok())
     {
-        Some(Role::Owner) => return Err(forbidden("the owner cannot be banned")),
+        Some(Role::Owner) => return Err(ApiError::forbidden("the owner cannot be banned")),
         Some(Role::Admin) if role != Role::Owner => {
-            return Err(forbidden("only the owner may ban an admin"));
+            return Err(ApiError::forbidden("only the owner may ban an admin"));
         }
         _ => {}
     }
@@ -157,11 +141,7 @@ pub(super) async fn create(
         .ban(room, target, user.id, duration.map(|d| now + d), now)
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::NotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                RestErrorCode::NotFound,
-                "no such user",
-            ),
+            crate::store::StoreError::NotFound => ApiError::not_found("no such user"),
             other => other.into(),
         })?;
     tracing::info!(room = %room, user_id = %target, by = %user.id, "banned");
@@ -174,36 +154,34 @@ pub(super) async fn create(
     operation_id = "lift_ban",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id"), ("user_id", description = "The banned user's id")),
+    params(RoomParam, ("user_id" = i64, Path, description = "The banned user's id")),
     responses(
         (status = 204, description = "Lifted: the user may join again"),
-        Unauthorized,
+        WriterRefused,
         (status = 403, description = "Not the owner or an admin", body = ErrorBody),
         (status = 404, description = "No such room, no ban in force, or a private room the caller is not in", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
 #[delete("/api/rooms/{id}/bans/{user_id}")]
 pub(super) async fn lift(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    path: web::Path<(i64, i64)>,
+    VisibleRoom {
+        room,
+        role,
+        path: (_, target),
+        ..
+    }: VisibleRoom<WritingUser, (i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = path.into_inner();
-    let (room, _) = moderator(&state, &user, RoomId(room_id)).await?;
+    moderator(role)?;
     if state
         .store
-        .lift_ban(room, UserId(target), crate::clock::now())
+        .lift_ban(room.id, UserId(target), crate::clock::now())
         .await?
     {
         Ok(HttpResponse::NoContent().finish())
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            RestErrorCode::NotFound,
-            "no ban in force for this user",
-        ))
+        Err(ApiError::not_found("no ban in force for this user"))
     }
 }
 
@@ -212,28 +190,26 @@ pub(super) async fn lift(
     operation_id = "list_bans",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 200, description = "The bans in force", body = BanList),
-        Unauthorized,
+        RoomRefused,
         (status = 403, description = "Not the owner or an admin", body = ErrorBody),
-        RoomNotFound,
         DatabaseUnavailable,
     )
 )]
 #[get("/api/rooms/{id}/bans")]
 pub(super) async fn list(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    id: web::Path<i64>,
+    VisibleRoom { room, role, .. }: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, _) = moderator(&state, &user, RoomId(*id)).await?;
+    moderator(role)?;
     let mut bans = Vec::new();
-    for ban in state.store.bans(room, crate::clock::now()).await? {
+    for ban in state.store.bans(room.id, crate::clock::now()).await? {
         bans.push(view(&state, ban).await?);
     }
     Ok(HttpResponse::Ok().json(BanList {
-        room_id: room,
+        room_id: room.id,
         bans,
     }))
 }

@@ -1,11 +1,9 @@
 //! `POST /api/dms`: the caller's direct-message room with another user.
 
-use super::responses::{
-    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, Unauthorized, WritesRateLimited,
-};
+use super::responses::{BodyRefused, DatabaseUnavailable, WriterRefused};
 use super::rooms::RoomView;
 use crate::domain::{DmPolicy, Role};
-use crate::error::{ApiError, ErrorBody, RestErrorCode};
+use crate::error::{ApiError, ErrorBody};
 use crate::routes::extractor::WritingUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -39,14 +37,11 @@ pub(super) struct OpenDm {
     responses(
         (status = 200, description = "The pair's room, which existed", body = RoomView),
         (status = 201, description = "The pair's room, created now", body = RoomView),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        WriterRefused,
         (status = 403, description = "`forbidden`: the user takes direct messages only from people they share a room with", body = ErrorBody),
         (status = 404, description = "No such user (or a deleted one)", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "`user_id` is the caller", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
@@ -58,9 +53,7 @@ pub(super) async fn open(
 ) -> Result<HttpResponse, ApiError> {
     let other = UserId(body.user_id);
     if other == user.id {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            RestErrorCode::ValidationFailed,
+        return Err(ApiError::validation_failed(
             "a direct-message room needs another user",
         ));
     }
@@ -69,22 +62,14 @@ pub(super) async fn open(
         .find_user(other)
         .await?
         .filter(|u| !u.deleted)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                RestErrorCode::NotFound,
-                format!("user {other} not found"),
-            )
-        })?;
+        .ok_or_else(|| ApiError::not_found(format!("user {other} not found")))?;
     if target.dm_policy == DmPolicy::SharedRooms
         && state.store.dm_between(user.id, other).await?.is_none()
         && !state.store.share_a_room(user.id, other).await?
     {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            RestErrorCode::Forbidden,
-            format!("user {other} takes direct messages only from people they share a room with"),
-        ));
+        return Err(ApiError::forbidden(format!(
+            "user {other} takes direct messages only from people they share a room with"
+        )));
     }
     let (room, created) = state
         .store

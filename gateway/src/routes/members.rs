@@ -4,13 +4,13 @@
 
 use super::evictions::evict;
 use super::responses::{
-    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
-    WritesRateLimited,
+    BodyRefused, DatabaseUnavailable, RoomRefused, RoomWriterRefused, WriterRefused,
 };
-use super::rooms::{RoomView, forbidden, visible_room};
+use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
+use super::rooms::RoomView;
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
-use crate::routes::extractor::{AuthenticatedUser, WritingUser};
+use crate::routes::extractor::WritingUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
@@ -59,23 +59,21 @@ pub struct Membership {
     operation_id = "join_room",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 200, description = "The room, with the caller's role", body = RoomView),
-        Unauthorized,
+        RoomWriterRefused,
         (status = 403, description = "`banned`: the caller is banned from the room (the message says until when)", body = ErrorBody),
-        RoomNotFound,
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
 #[post("/api/rooms/{id}/join")]
 pub(super) async fn join(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    VisibleRoom {
+        user, room, role, ..
+    }: VisibleRoom<WritingUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
     let role = match role {
         Some(role) => role,
         // Visible but not a member: a public room (private ones answered 404).
@@ -109,23 +107,21 @@ pub(super) async fn join(
     operation_id = "leave_room",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 204, description = "Left"),
-        Unauthorized,
-        RoomNotFound,
+        RoomWriterRefused,
         (status = 409, description = "Not a member, or the owner (who cannot leave)", body = ErrorBody),
-        WritesRateLimited,
         (status = 503, description = "The database is unavailable; or the caller left but other nodes could not be told", body = ErrorBody),
     )
 )]
 #[post("/api/rooms/{id}/leave")]
 pub(super) async fn leave(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    VisibleRoom {
+        user, room, role, ..
+    }: VisibleRoom<WritingUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
     match role {
         None => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -150,21 +146,18 @@ pub(super) async fn leave(
     operation_id = "list_members",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 200, description = "The members", body = MemberList),
-        Unauthorized,
-        RoomNotFound,
+        RoomRefused,
         DatabaseUnavailable,
     )
 )]
 #[get("/api/rooms/{id}/members")]
 pub(super) async fn list(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    id: web::Path<i64>,
+    VisibleRoom { room, .. }: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, _) = visible_room(&state, &user, RoomId(*id)).await?;
     let members: Vec<_> = state
         .store
         .members(room.id)
@@ -200,32 +193,28 @@ pub(super) struct AddMember {
     operation_id = "add_member",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     request_body = AddMember,
     responses(
         (status = 201, description = "Added", body = Membership),
         (status = 200, description = "Already a member (the role is unchanged)", body = Membership),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        WriterRefused,
         (status = 403, description = "Not the owner or an admin; or an admin appointing an admin; or the user is banned from the room (`banned`)", body = ErrorBody),
         (status = 404, description = "No such room or user, or a private room the caller is not in", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "Not an assignable role", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
 #[post("/api/rooms/{id}/members")]
 pub(super) async fn add(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    at: RoomInPath<WritingUser>,
     body: super::extract::Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
+    let VisibleRoom { room, role, .. } = at.visible().await?;
     let Some(role) = role.filter(|r| r.moderates()) else {
-        return Err(forbidden(
+        return Err(ApiError::forbidden(
             "only the room's owner or an admin may add members",
         ));
     };
@@ -236,22 +225,17 @@ pub(super) async fn add(
         .transpose()?
         .unwrap_or(Role::Member);
     if new_role == Role::Owner {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            RestErrorCode::ValidationFailed,
-            "role: a room has one owner",
-        ));
+        return Err(ApiError::validation_failed("role: a room has one owner"));
     }
     if new_role == Role::Admin && role != Role::Owner {
-        return Err(forbidden("only the owner may appoint admins"));
+        return Err(ApiError::forbidden("only the owner may appoint admins"));
     }
     let target = UserId(body.user_id);
     if state.store.find_user(target).await?.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            RestErrorCode::NotFound,
-            format!("user {} not found", body.user_id),
-        ));
+        return Err(ApiError::not_found(format!(
+            "user {} not found",
+            body.user_id
+        )));
     }
     if state
         .store
@@ -298,38 +282,39 @@ pub(super) struct SetRole {
     operation_id = "set_member_role",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id"), ("user_id", description = "The member's user id")),
+    params(RoomParam, ("user_id" = i64, Path, description = "The member's user id")),
     request_body = SetRole,
     responses(
         (status = 200, description = "The new role", body = Membership),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        WriterRefused,
         (status = 403, description = "Not the owner", body = ErrorBody),
         (status = 404, description = "No such room or member, or a private room the caller is not in", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "Not an assignable role, or the owner's own role", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
 #[patch("/api/rooms/{id}/members/{user_id}")]
 pub(super) async fn set_role(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    path: web::Path<(i64, i64)>,
+    at: RoomInPath<WritingUser, (i64, i64)>,
     body: super::extract::Json<SetRole>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = path.into_inner();
-    let (room, role) = visible_room(&state, &user, RoomId(room_id)).await?;
+    let VisibleRoom {
+        user,
+        room,
+        role,
+        path: (_, target),
+        ..
+    } = at.visible().await?;
     if role != Some(Role::Owner) {
-        return Err(forbidden("only the room's owner may change roles"));
+        return Err(ApiError::forbidden(
+            "only the room's owner may change roles",
+        ));
     }
     let new_role = Role::parse(&body.role)?;
     if new_role == Role::Owner || UserId(target) == user.id {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            RestErrorCode::ValidationFailed,
+        return Err(ApiError::validation_failed(
             "role: the owner's role cannot change",
         ));
     }
@@ -338,11 +323,7 @@ pub(super) async fn set_role(
         .set_member_role(room.id, UserId(target), new_role.as_str())
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::NotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                RestErrorCode::NotFound,
-                "not a member of this room",
-            ),
+            crate::store::StoreError::NotFound => ApiError::not_found("not a member of this room"),
             other => other.into(),
         })?;
     Ok(HttpResponse::Ok().json(Membership {
@@ -360,27 +341,28 @@ pub(super) async fn set_role(
     operation_id = "remove_member",
     tag = "members",
     security(("bearer" = [])),
-    params(("id", description = "Room id"), ("user_id", description = "The member's user id")),
+    params(RoomParam, ("user_id" = i64, Path, description = "The member's user id")),
     responses(
         (status = 204, description = "Removed"),
-        Unauthorized,
+        WriterRefused,
         (status = 403, description = "Not allowed to remove this member", body = ErrorBody),
         (status = 404, description = "No such room or member, or a private room the caller is not in (a non-member's connections are still told to leave, so retrying a kick that answered 503 is safe)", body = ErrorBody),
-        WritesRateLimited,
         (status = 503, description = "The database is unavailable; or the member was removed but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]
 #[delete("/api/rooms/{id}/members/{user_id}")]
 pub(super) async fn kick(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    path: web::Path<(i64, i64)>,
+    VisibleRoom {
+        room,
+        role,
+        path: (_, target),
+        ..
+    }: VisibleRoom<WritingUser, (i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = path.into_inner();
     let target = UserId(target);
-    let (room, role) = visible_room(&state, &user, RoomId(room_id)).await?;
     let Some(role) = role.filter(|r| r.moderates()) else {
-        return Err(forbidden(
+        return Err(ApiError::forbidden(
             "only the room's owner or an admin may remove members",
         ));
     };
@@ -397,15 +379,11 @@ pub(super) async fn kick(
             // this never removes anyone who belongs there (bar one joining
             // this very instant, who may join again).
             evict(&state, room.id, target, LeaveReason::Kicked).await?;
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                RestErrorCode::NotFound,
-                "not a member of this room",
-            ));
+            return Err(ApiError::not_found("not a member of this room"));
         }
-        Some(Role::Owner) => return Err(forbidden("the owner cannot be removed")),
+        Some(Role::Owner) => return Err(ApiError::forbidden("the owner cannot be removed")),
         Some(Role::Admin) if role != Role::Owner => {
-            return Err(forbidden("only the owner may remove an admin"));
+            return Err(ApiError::forbidden("only the owner may remove an admin"));
         }
         Some(_) => {}
     }

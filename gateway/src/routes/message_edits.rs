@@ -3,20 +3,23 @@
 //! caller's sends (`limits.msg_rate`, shared with WebSocket and REST
 //! messages): each reaches every member of the room like a message.
 
-use super::responses::{BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, Unauthorized};
-use super::rooms::visible_room;
+use super::responses::{BodyRefused, DatabaseUnavailable, Unauthorized};
+use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::node::{ChangeError, SendError};
 use crate::routes::extractor::AuthenticatedUser;
 use crate::state::AppState;
-use crate::store::UserRecord;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, patch, web};
 use serde::Deserialize;
-use shared::ids::{MessageId, RoomId};
+use shared::ids::MessageId;
 use shared::server_frame::MessageData;
 use std::time::Duration;
 use utoipa::ToSchema;
+
+/// `/api/rooms/{id}/messages/{message_id}`: the room as the caller sees it,
+/// and the message's id.
+type MessageInRoom = VisibleRoom<AuthenticatedUser, (i64, i64)>;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -36,16 +39,14 @@ pub(super) struct EditMessage {
     operation_id = "edit_message",
     tag = "messages",
     security(("bearer" = [])),
-    params(("id", description = "Room id"), ("message_id", description = "Message id")),
+    params(RoomParam, ("message_id" = i64, Path, description = "Message id")),
     request_body = EditMessage,
     responses(
         (status = 200, description = "The message as it now is", body = MessageData),
-        MalformedBody,
+        BodyRefused,
         Unauthorized,
         (status = 403, description = "`not_a_member`, `forbidden` (not the author) or `edit_window_passed`", body = ErrorBody),
         (status = 404, description = "No such room or message, or the message is deleted", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "The content breaks a rule (`content_empty`, `content_too_long`, `invalid_content`)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the caller's sends are over `limits.msg_rate` (`Retry-After`)", body = ErrorBody),
         DatabaseUnavailable,
@@ -54,15 +55,21 @@ pub(super) struct EditMessage {
 #[patch("/api/rooms/{id}/messages/{message_id}")]
 pub(super) async fn edit(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    path: web::Path<(i64, i64)>,
+    at: RoomInPath<AuthenticatedUser, (i64, i64)>,
     body: super::extract::Json<EditMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, _) = member_sending(&state, &user, RoomId(path.0)).await?;
+    let at = at.visible().await?;
+    member_sending(&state, &at)?;
     let window = Duration::from_secs(state.settings.limits.edit_window_secs);
     let message = state
         .node
-        .edit_message(user.id, room, MessageId(path.1), &body.content, window)
+        .edit_message(
+            at.user.id,
+            at.room.id,
+            MessageId(at.path.1),
+            &body.content,
+            window,
+        )
         .await
         .map_err(refused)?;
     Ok(HttpResponse::Ok().json(message))
@@ -77,7 +84,7 @@ pub(super) async fn edit(
     operation_id = "delete_message",
     tag = "messages",
     security(("bearer" = [])),
-    params(("id", description = "Room id"), ("message_id", description = "Message id")),
+    params(RoomParam, ("message_id" = i64, Path, description = "Message id")),
     responses(
         (status = 204, description = "Deleted"),
         Unauthorized,
@@ -90,46 +97,37 @@ pub(super) async fn edit(
 #[delete("/api/rooms/{id}/messages/{message_id}")]
 pub(super) async fn remove(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    path: web::Path<(i64, i64)>,
+    at: MessageInRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, moderator) = member_sending(&state, &user, RoomId(path.0)).await?;
+    let moderator = member_sending(&state, &at)?;
     state
         .node
-        .delete_message(user.id, moderator, room, MessageId(path.1))
+        .delete_message(at.user.id, moderator, at.room.id, MessageId(at.path.1))
         .await
         .map_err(refused)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The room, for a member within the send budget, and whether the member
-/// moderates it (owner or admin).
-async fn member_sending(
-    state: &AppState,
-    user: &UserRecord,
-    room: RoomId,
-) -> Result<(RoomId, bool), ApiError> {
-    let (room, role) = visible_room(state, user, room).await?;
-    let Some(role) = role else {
+/// Whether the caller, a member within the send budget, moderates the room
+/// (owner or admin).
+fn member_sending(state: &AppState, at: &MessageInRoom) -> Result<bool, ApiError> {
+    let Some(role) = at.role else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             RestErrorCode::NotAMember,
             "only the room's members may change its messages",
         ));
     };
-    crate::limits::keyed::check(&state.limits.sends, &user.id).map_err(ApiError::rate_limited)?;
-    Ok((room.id, role.moderates()))
+    crate::limits::keyed::check(&state.limits.sends, &at.user.id)
+        .map_err(ApiError::rate_limited)?;
+    Ok(role.moderates())
 }
 
 fn refused(e: ChangeError) -> ApiError {
     let message = e.to_string();
     match e {
-        ChangeError::NotFound => {
-            ApiError::new(StatusCode::NOT_FOUND, RestErrorCode::NotFound, message)
-        }
-        ChangeError::NotAuthor | ChangeError::NotAllowed => {
-            ApiError::new(StatusCode::FORBIDDEN, RestErrorCode::Forbidden, message)
-        }
+        ChangeError::NotFound => ApiError::not_found(message),
+        ChangeError::NotAuthor | ChangeError::NotAllowed => ApiError::forbidden(message),
         ChangeError::EditWindowPassed(_) => ApiError::new(
             StatusCode::FORBIDDEN,
             RestErrorCode::EditWindowPassed,

@@ -1,10 +1,10 @@
 //! A room's history (newest first, cursor-paginated) and posting a message
 //! over REST, through exactly the same path as a WebSocket `message`.
 
-use super::responses::{BodyTooLarge, MalformedBody, NotJson, RoomNotFound, Unauthorized};
-use super::rooms::{page_limit, visible_room};
+use super::responses::{BodyRefused, RoomRefused};
+use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
+use super::rooms::page_limit;
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
-use crate::routes::extractor::AuthenticatedUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
@@ -39,24 +39,22 @@ pub struct HistoryPage {
     operation_id = "list_messages",
     tag = "messages",
     security(("bearer" = [])),
-    params(("id", description = "Room id"), HistoryQuery),
+    params(RoomParam, HistoryQuery),
     responses(
         (status = 200, description = "One page of messages", body = HistoryPage),
         (status = 400, description = "Malformed query", body = ErrorBody),
-        Unauthorized,
-        RoomNotFound,
+        RoomRefused,
         (status = 503, description = "A backend is unavailable", body = ErrorBody),
     )
 )]
 #[get("/api/rooms/{id}/messages")]
 pub(super) async fn history(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    id: web::Path<i64>,
+    at: RoomInPath,
     query: super::extract::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit)?;
-    let (room, _) = visible_room(&state, &user, RoomId(*id)).await?;
+    let VisibleRoom { room, .. } = at.visible().await?;
     let (messages, _source) = state
         .history
         .page(room.id, query.before_id.map(MessageId), limit)
@@ -88,18 +86,15 @@ pub(super) struct PostMessage {
     operation_id = "post_message",
     tag = "messages",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     request_body = PostMessage,
     responses(
         (status = 201, description = "The stored message", body = MessageData),
         (status = 200, description = "A retry (same client_msg_id within 10 minutes): the original message; nothing new was stored", body = MessageData),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        RoomRefused,
         (status = 403, description = "Not a member of the room", body = ErrorBody),
-        RoomNotFound,
-        BodyTooLarge,
         (status = 409, description = "`client_msg_id_reused`: the id names another of the caller's messages of the last 10 minutes (another room or other content)", body = ErrorBody),
-        NotJson,
         (status = 422, description = "The content or `client_msg_id` breaks a rule", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the caller's sends (WebSocket and REST together) are over `limits.msg_rate` (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "A backend is unavailable", body = ErrorBody),
@@ -108,11 +103,12 @@ pub(super) struct PostMessage {
 #[post("/api/rooms/{id}/messages")]
 pub(super) async fn post(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    id: web::Path<i64>,
+    at: RoomInPath,
     body: super::extract::Json<PostMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
+    let VisibleRoom {
+        user, room, role, ..
+    } = at.visible().await?;
     if role.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

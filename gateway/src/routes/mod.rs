@@ -15,6 +15,7 @@ mod openapi;
 mod page;
 mod read_markers;
 mod responses;
+mod room_access;
 mod rooms;
 mod users;
 mod ws;

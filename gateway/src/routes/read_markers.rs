@@ -1,11 +1,8 @@
 //! `PUT /api/rooms/{id}/read`: move the caller's read marker, as the
 //! WebSocket `read` frame does (see `node::read_marks`).
 
-use super::responses::{
-    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
-    WritesRateLimited,
-};
-use super::rooms::visible_room;
+use super::responses::{BodyRefused, DatabaseUnavailable, RoomWriterRefused};
+use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::node::MarkReadError;
 use crate::routes::extractor::WritingUser;
@@ -50,36 +47,29 @@ fn not_a_member() -> ApiError {
     operation_id = "mark_room_read",
     tag = "rooms",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     request_body = MarkRead,
     responses(
         (status = 200, description = "The marker as stored", body = ReadMarker),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        RoomWriterRefused,
         (status = 403, description = "`not_a_member`: the caller is not a member of the room", body = ErrorBody),
-        RoomNotFound,
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "`seq` is negative", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
 #[put("/api/rooms/{id}/read")]
 pub(super) async fn mark_read(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    at: RoomInPath<WritingUser>,
     body: super::extract::Json<MarkRead>,
 ) -> Result<HttpResponse, ApiError> {
     if body.seq < 0 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            RestErrorCode::ValidationFailed,
-            "seq must be >= 0",
-        ));
+        return Err(ApiError::validation_failed("seq must be >= 0"));
     }
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
+    let VisibleRoom {
+        user, room, role, ..
+    } = at.visible().await?;
     if role.is_none() {
         return Err(not_a_member());
     }

@@ -5,14 +5,14 @@
 
 use super::evictions::close_room;
 use super::responses::{
-    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, RoomNotFound, Unauthorized,
-    WritesRateLimited,
+    BodyRefused, DatabaseUnavailable, RoomRefused, RoomWriterRefused, Unauthorized, WriterRefused,
 };
+use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::domain::{Description, Role, RoomName};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
-use crate::store::{RoomRecord, UserRecord};
+use crate::store::RoomRecord;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
@@ -98,35 +98,6 @@ impl RoomView {
     }
 }
 
-/// The room and the caller's role, or 404 when the caller may not see it.
-pub async fn visible_room(
-    state: &AppState,
-    user: &UserRecord,
-    id: RoomId,
-) -> Result<(RoomRecord, Option<Role>), ApiError> {
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            RestErrorCode::NotFound,
-            format!("room {id} not found"),
-        )
-    };
-    let room = state.store.find_room(id).await?.ok_or_else(not_found)?;
-    let role = state
-        .store
-        .member_role(id, user.id)
-        .await?
-        .and_then(|r| Role::parse(&r).ok());
-    if room.is_private && role.is_none() {
-        return Err(not_found());
-    }
-    Ok((room, role))
-}
-
-pub fn forbidden(message: &str) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, RestErrorCode::Forbidden, message)
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateRoom {
@@ -147,13 +118,10 @@ pub(super) struct CreateRoom {
     request_body = CreateRoom,
     responses(
         (status = 201, description = "The new room", body = RoomView),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        WriterRefused,
         (status = 403, description = "`too_many_rooms`: the caller owns `limits.max_rooms_per_user` rooms", body = ErrorBody),
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
@@ -268,21 +236,18 @@ pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
     operation_id = "get_room",
     tag = "rooms",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 200, description = "The room", body = RoomView),
-        Unauthorized,
-        RoomNotFound,
+        RoomRefused,
         (status = 503, description = "A backend is unavailable", body = ErrorBody),
     )
 )]
 #[get("/api/rooms/{id}")]
 pub(super) async fn read(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    id: web::Path<i64>,
+    VisibleRoom { room, role, .. }: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
     let mut view = RoomView::new(&room, role);
     view.member_count = Some(state.store.member_count(room.id).await?);
     view.online_count = Some(
@@ -312,36 +277,33 @@ pub(super) struct EditRoom {
     operation_id = "edit_room",
     tag = "rooms",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     request_body = EditRoom,
     responses(
         (status = 200, description = "The updated room", body = RoomView),
-        MalformedBody,
-        Unauthorized,
+        BodyRefused,
+        RoomWriterRefused,
         (status = 403, description = "Not the owner or an admin; or an admin changing `is_private` (the owner only)", body = ErrorBody),
-        RoomNotFound,
-        BodyTooLarge,
-        NotJson,
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
 #[patch("/api/rooms/{id}")]
 pub(super) async fn edit(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    at: RoomInPath<WritingUser>,
     body: super::extract::Json<EditRoom>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, role) = visible_room(&state, &user, RoomId(*id)).await?;
+    let VisibleRoom { room, role, .. } = at.visible().await?;
     if !role.is_some_and(Role::moderates) {
-        return Err(forbidden("only the room's owner or an admin may edit it"));
+        return Err(ApiError::forbidden(
+            "only the room's owner or an admin may edit it",
+        ));
     }
     // Who may read a room is the owner's decision: an admin making a
     // private room public would open its history to everyone.
     if body.is_private.is_some_and(|p| p != room.is_private) && role != Some(Role::Owner) {
-        return Err(forbidden(
+        return Err(ApiError::forbidden(
             "only the owner may change whether the room is private",
         ));
     }
@@ -370,35 +332,33 @@ pub(super) async fn edit(
     operation_id = "delete_room",
     tag = "rooms",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 204, description = "Deleted"),
-        Unauthorized,
+        WriterRefused,
         (status = 403, description = "Not the owner, or room 1", body = ErrorBody),
         (status = 404, description = "No such room (any connections still in it are told to leave again, so retrying a deletion that answered 503 is safe), or a private room the caller is not in", body = ErrorBody),
-        WritesRateLimited,
         (status = 503, description = "The database is unavailable; or the room was deleted but other nodes could not be told (retry)", body = ErrorBody),
     )
 )]
 #[delete("/api/rooms/{id}")]
 pub(super) async fn remove(
     state: web::Data<AppState>,
-    WritingUser(user): WritingUser,
-    id: web::Path<i64>,
+    at: RoomInPath<WritingUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = RoomId(*id);
+    let id = at.room_id();
     if state.store.find_room(id).await?.is_none() {
         // Perhaps a retry of a deletion answered 503: tell the nodes again.
         // Ids are never reused (AUTOINCREMENT, identity), so nobody belongs
         // in a room that does not exist.
         close_room(&state, id).await?;
     }
-    let (room, role) = visible_room(&state, &user, id).await?;
+    let VisibleRoom { room, role, .. } = at.visible().await?;
     if role != Some(Role::Owner) {
-        return Err(forbidden("only the room's owner may delete it"));
+        return Err(ApiError::forbidden("only the room's owner may delete it"));
     }
     if room.id == RoomId(1) {
-        return Err(forbidden("the default room cannot be deleted"));
+        return Err(ApiError::forbidden("the default room cannot be deleted"));
     }
     state.store.delete_room(room.id).await?;
     state.history.forget(room.id).await;
@@ -411,21 +371,18 @@ pub(super) async fn remove(
     operation_id = "online_users",
     tag = "rooms",
     security(("bearer" = [])),
-    params(("id", description = "Room id")),
+    params(RoomParam),
     responses(
         (status = 200, description = "Who is online", body = OnlineUsers),
-        Unauthorized,
-        RoomNotFound,
+        RoomRefused,
         (status = 503, description = "A backend is unavailable", body = ErrorBody),
     )
 )]
 #[get("/api/rooms/{id}/online")]
 pub(super) async fn online(
     state: web::Data<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    id: web::Path<i64>,
+    VisibleRoom { room, .. }: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let (room, _) = visible_room(&state, &user, RoomId(*id)).await?;
     let users = state
         .node
         .online_users(room.id, ONLINE_LIST_MAX)

@@ -1,8 +1,6 @@
 //! The caller's own profile.
 
-use super::responses::{
-    BodyTooLarge, DatabaseUnavailable, MalformedBody, NotJson, Unauthorized, WritesRateLimited,
-};
+use super::responses::{BodyRefused, DatabaseUnavailable, Unauthorized, WriterRefused};
 use crate::domain::{DmPolicy, Nickname};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::extractor::{AuthenticatedUser, WritingUser};
@@ -73,12 +71,9 @@ pub(super) struct EditMe {
     request_body = EditMe,
     responses(
         (status = 200, description = "The updated profile", body = Me),
-        MalformedBody,
-        Unauthorized,
-        BodyTooLarge,
-        NotJson,
+        BodyRefused,
+        WriterRefused,
         (status = 422, description = "A value breaks a rule", body = ErrorBody),
-        WritesRateLimited,
         DatabaseUnavailable,
     )
 )]
@@ -117,8 +112,7 @@ pub(super) async fn edit_me(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        Unauthorized,
-        WritesRateLimited,
+        WriterRefused,
         (status = 503, description = "The database is unavailable (nothing deleted); or deleted, but other nodes could not be told", body = ErrorBody),
     )
 )]
