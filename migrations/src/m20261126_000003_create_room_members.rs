@@ -6,9 +6,6 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::m20261126_000001_create_users::Users;
-use crate::m20261126_000002_create_rooms::Rooms;
-
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -26,6 +23,8 @@ const USER_ID_INDEX: &str = "idx_room_members_user_id";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let [mut room, mut user] = crate::room_and_user_keys(RoomMembers::Table);
+        let key = [RoomMembers::RoomId, RoomMembers::UserId];
         manager
             .create_table(
                 Table::create()
@@ -34,24 +33,9 @@ impl MigrationTrait for Migration {
                     .col(big_integer(RoomMembers::UserId))
                     .col(string_len(RoomMembers::Role, 16))
                     .col(timestamp_with_time_zone(RoomMembers::JoinedAt))
-                    .primary_key(
-                        Index::create()
-                            .name("pk_room_members")
-                            .col(RoomMembers::RoomId)
-                            .col(RoomMembers::UserId),
-                    )
-                    .foreign_key(&mut crate::foreign_key(
-                        "fk_room_members_room_id",
-                        (RoomMembers::Table, RoomMembers::RoomId),
-                        (Rooms::Table, Rooms::Id),
-                        ForeignKeyAction::Cascade,
-                    ))
-                    .foreign_key(&mut crate::foreign_key(
-                        "fk_room_members_user_id",
-                        (RoomMembers::Table, RoomMembers::UserId),
-                        (Users::Table, Users::Id),
-                        ForeignKeyAction::Cascade,
-                    ))
+                    .primary_key(&mut crate::primary_key(RoomMembers::Table, key))
+                    .foreign_key(&mut room)
+                    .foreign_key(&mut user)
                     .to_owned(),
             )
             .await?;
