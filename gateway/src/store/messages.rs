@@ -120,16 +120,8 @@ impl Store {
             return super::sqlite_messages::insert_messages(&self.writer, messages).await;
         }
         let txn = self.begin_write().await?;
-        match insert_in(&txn, messages).await {
-            Ok(stored) => {
-                txn.commit().await?;
-                Ok(stored)
-            }
-            Err(e) => {
-                let _ = txn.rollback().await;
-                Err(e)
-            }
-        }
+        let stored = insert_in(&txn, messages).await;
+        super::commit_if_ok(txn, stored).await
     }
 
     /// Newest-first page of the room's messages with id < `before` (or the

@@ -95,17 +95,8 @@ impl Store {
             ..Default::default()
         };
         let txn = self.writer.begin().await?;
-        match insert_room_with_owner(&txn, row, owner, now).await {
-            Ok(created) => {
-                txn.commit().await?;
-                Ok(created)
-            }
-            Err(e) => {
-                // Best effort: dropping the transaction rolls back too.
-                let _ = txn.rollback().await;
-                Err(e)
-            }
-        }
+        let created = insert_room_with_owner(&txn, row, owner, now).await;
+        super::commit_if_ok(txn, created).await
     }
 
     /// How many rooms `owner` owns (for `limits.max_rooms_per_user`).
