@@ -217,7 +217,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{backends, now_ms, user};
     use super::*;
 
     #[tokio::test]
@@ -241,7 +241,7 @@ mod tests {
                 .unwrap();
             assert_eq!(again, ext);
             // Registrations after an explicit id do not collide with it.
-            let reg = s.create_user("dave", "h", "Dave", now).await.unwrap();
+            let reg = user(s, "dave").await;
             assert!(reg.id.0 > 500, "{}: got {}", t.label, reg.id);
             // Claimed username taken (in any case) -> user{id}; that taken too -> user{id}_1.
             let e2 = s
@@ -252,7 +252,7 @@ mod tests {
                 (e2.username.as_str(), e2.nickname.as_str()),
                 ("user42", "D")
             );
-            s.create_user("user43", "h", "squatter", now).await.unwrap();
+            user(s, "user43").await;
             let e3 = s
                 .ensure_local_user(UserId(43), Some("dave"), None, now)
                 .await
@@ -300,7 +300,7 @@ mod tests {
                 rows.iter().all(|r| r == &rows[0] && r.id == UserId(7000)),
                 "{rows:?}"
             );
-            let next = s.create_user("frank", "h", "Frank", now).await.unwrap();
+            let next = user(s, "frank").await;
             assert!(next.id.0 > 7000, "{}: got {}", t.label, next.id);
             t.cleanup().await;
         }
@@ -311,7 +311,7 @@ mod tests {
         for t in backends(4).await {
             let s = &t.store;
             let now = now_ms();
-            let reg = s.create_user("first", "h", "First", now).await.unwrap();
+            let reg = user(s, "first").await;
             let a = s
                 .ensure_external_identity(
                     "https://idp",
@@ -354,7 +354,7 @@ mod tests {
             assert_ne!(b.id, a.id);
             assert_eq!(b.username, format!("user{}", b.id));
             // Registrations carry on from the sequence.
-            let next = s.create_user("second", "h", "Second", now).await.unwrap();
+            let next = user(s, "second").await;
             assert!(next.id.0 > b.id.0);
             let calls = (0..8).map(|_| {
                 let s = s.clone();

@@ -166,14 +166,14 @@ impl Checkpoints {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{backends, now_ms, user};
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_inserts_share_transactions_and_keep_every_rule() {
         for t in backends(5).await {
             let s = t.store.clone().with_group_commit();
-            let u = s.create_user("gc", "h", "GC", now_ms()).await.unwrap();
+            let u = user(&s, "gc").await;
             let r2 = s
                 .create_room("second", "", false, Some(u.id), now_ms())
                 .await
@@ -235,7 +235,7 @@ mod tests {
     async fn a_batch_of_several_rooms_keeps_each_rooms_order() {
         for t in backends(2).await {
             let s = &t.store;
-            let u = s.create_user("gc3", "h", "GC", now_ms()).await.unwrap();
+            let u = user(s, "gc3").await;
             let r2 = s
                 .create_room("other", "", false, Some(u.id), now_ms())
                 .await
@@ -304,7 +304,7 @@ mod tests {
         let plain = Store::connect(&url, 3).await.unwrap();
         plain.migrate().await.unwrap();
         let s = plain.clone().with_group_commit();
-        let u = s.create_user("wal", "h", "W", now_ms()).await.unwrap();
+        let u = user(&s, "wal").await;
         let db_bytes = || std::fs::metadata(&file).unwrap().len();
         let before = db_bytes();
         let content = "x".repeat(2000);
@@ -341,7 +341,7 @@ mod tests {
     async fn a_batch_is_all_or_nothing() {
         for t in backends(2).await {
             let s = &t.store;
-            let u = s.create_user("gc2", "h", "GC", now_ms()).await.unwrap();
+            let u = user(s, "gc2").await;
             let message = |content: &str, id: Option<&str>| NewMessage {
                 room: RoomId(1),
                 user: u.id,

@@ -167,7 +167,7 @@ async fn change_in(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{backends, now_ms, room, user};
     use super::*;
 
     #[tokio::test]
@@ -175,12 +175,8 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let ann = s.create_user("ann", "h", "Ann", now).await.unwrap();
-            let room = s
-                .create_room_with_owner("r", "", false, ann.id, now)
-                .await
-                .unwrap()
-                .id;
+            let ann = user(s, "ann").await;
+            let room = room(s, "r", ann.id).await;
             let first = s
                 .insert_message(room, ann.id, "one", None, now)
                 .await

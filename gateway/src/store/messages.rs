@@ -254,7 +254,7 @@ pub(super) async fn bump_seqs(
 #[cfg(test)]
 mod tests {
     use super::super::entities;
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{backends, now_ms, user};
     use super::*;
 
     async fn second_room(s: &Store) -> RoomId {
@@ -278,7 +278,7 @@ mod tests {
     async fn seqs_are_per_room() {
         for t in backends(4).await {
             let s = &t.store;
-            let u = s.create_user("ivy", "h", "Ivy", now_ms()).await.unwrap();
+            let u = user(s, "ivy").await;
             let r2 = second_room(s).await;
             let now = now_ms();
             let a1 = s
@@ -335,7 +335,7 @@ mod tests {
     async fn concurrent_inserts_get_distinct_seqs() {
         for t in backends(5).await {
             let s = &t.store;
-            let u = s.create_user("jack", "h", "Jack", now_ms()).await.unwrap();
+            let u = user(s, "jack").await;
             let tasks = (0..20).map(|i| {
                 let s = s.clone();
                 tokio::spawn(async move {
@@ -359,7 +359,7 @@ mod tests {
     async fn history_pages() {
         for t in backends(2).await {
             let s = &t.store;
-            let u = s.create_user("kim", "h", "Kim", now_ms()).await.unwrap();
+            let u = user(s, "kim").await;
             let r2 = second_room(s).await;
             let mut ids = Vec::new();
             for i in 0..7 {
@@ -412,7 +412,7 @@ mod tests {
     async fn pages_after_seq() {
         for t in backends(2).await {
             let s = &t.store;
-            let u = s.create_user("lea", "h", "Lea", now_ms()).await.unwrap();
+            let u = user(s, "lea").await;
             let r2 = second_room(s).await;
             let mut sent = Vec::new();
             for i in 0..7 {

@@ -344,7 +344,7 @@ fn sqlite_options(o: SqliteConnectOptions) -> SqliteConnectOptions {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{backends, empty_backends, now_ms};
+    use super::test_support::{backends, empty_backends, now_ms, user};
     use super::*;
     use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, EntityTrait, PaginatorTrait};
 
@@ -472,10 +472,7 @@ mod tests {
         let store = Store::connect("sqlite::memory:", 8).await.unwrap();
         store.migrate().await.unwrap();
         assert_eq!(store.backend_name(), "sqlite");
-        let u = store
-            .create_user("mem", "h", "Mem", now_ms())
-            .await
-            .unwrap();
+        let u = user(&store, "mem").await;
         assert_eq!(store.find_user(u.id).await.unwrap(), Some(u));
     }
 }

@@ -128,22 +128,8 @@ pub(super) fn membership_column_of_room(viewer: UserId, column: room_member::Col
 
 #[cfg(test)]
 mod tests {
-    use super::super::UserRecord;
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{ann_bo_and_a_room, backends, now_ms, user};
     use super::*;
-
-    /// Two users and a public room that the first owns.
-    async fn ann_bo_and_a_room(s: &Store) -> (UserRecord, UserRecord, RoomId) {
-        let now = now_ms();
-        let ann = s.create_user("ann", "h", "Ann", now).await.unwrap();
-        let bo = s.create_user("bo", "h", "Bo", now).await.unwrap();
-        let room = s
-            .create_room_with_owner("r", "", false, ann.id, now)
-            .await
-            .unwrap()
-            .id;
-        (ann, bo, room)
-    }
 
     #[tokio::test]
     async fn a_marker_moves_forward_only_and_never_past_the_newest_message() {
@@ -204,7 +190,7 @@ mod tests {
                     moved: false
                 }
             );
-            let stranger = s.create_user("cy", "h", "Cy", now).await.unwrap();
+            let stranger = user(s, "cy").await;
             assert!(matches!(
                 s.mark_read(room, stranger.id, 1).await,
                 Err(StoreError::NotFound)
@@ -298,7 +284,7 @@ mod tests {
                 "{}",
                 t.label
             );
-            let cy = s.create_user("cy", "h", "Cy", now).await.unwrap();
+            let cy = user(s, "cy").await;
             assert_eq!(listed(cy.id).await, (None, None, None), "not a member");
             t.cleanup().await;
         }

@@ -2,14 +2,17 @@
 //! fresh temp-file SQLite database (several pool connections, so locking and
 //! transactions are real); plus PostgreSQL when `TEST_DATABASE_URL` is set,
 //! each test in its own throwaway schema so tests can run in parallel on
-//! one database.
+//! one database. And the fixtures the store's tests open with: users and
+//! rooms whose details the test does not look at.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sea_orm::{ConnectionTrait, Database};
 
-use super::Store;
+use shared::ids::{RoomId, UserId};
+
+use super::{Store, UserRecord};
 
 pub(super) struct TestDb {
     pub store: Store,
@@ -39,6 +42,30 @@ pub(super) fn now_ms() -> DateTime<Utc> {
     Utc::now()
         .duration_trunc(TimeDelta::milliseconds(1))
         .unwrap()
+}
+
+/// A user named `name` (nickname `name` too, password hash "h"), created
+/// now.
+pub(super) async fn user(s: &Store, name: &str) -> UserRecord {
+    s.create_user(name, "h", name, now_ms()).await.unwrap()
+}
+
+/// A public room `name`, without description, created now by `owner`, who
+/// is its 'owner' member.
+pub(super) async fn room(s: &Store, name: &str, owner: UserId) -> RoomId {
+    s.create_room_with_owner(name, "", false, owner, now_ms())
+        .await
+        .unwrap()
+        .id
+}
+
+/// Two users, "ann" and "bo", and a public room "r" that ann owns; bo is
+/// not a member (yet).
+pub(super) async fn ann_bo_and_a_room(s: &Store) -> (UserRecord, UserRecord, RoomId) {
+    let ann = user(s, "ann").await;
+    let bo = user(s, "bo").await;
+    let room = room(s, "r", ann.id).await;
+    (ann, bo, room)
 }
 
 /// One migrated store per available backend, each with `max_connections`.
