@@ -243,46 +243,28 @@ mod tests {
             // Registrations after an explicit id do not collide with it.
             let reg = user(s, "dave").await;
             assert!(reg.id.0 > 500, "{}: got {}", t.label, reg.id);
+            // The (username, nickname) that a first sighting of `id` with
+            // these claims gets.
+            let claimed = async |id, username: Option<&str>, nickname: Option<&str>, want| {
+                let u = s
+                    .ensure_local_user(UserId(id), username, nickname, now)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (u.username.as_str(), u.nickname.as_str()),
+                    want,
+                    "{}",
+                    t.label
+                );
+            };
             // Claimed username taken (in any case) -> user{id}; that taken too -> user{id}_1.
-            let e2 = s
-                .ensure_local_user(UserId(42), Some("DAVE"), Some("D"), now)
-                .await
-                .unwrap();
-            assert_eq!(
-                (e2.username.as_str(), e2.nickname.as_str()),
-                ("user42", "D")
-            );
+            claimed(42, Some("DAVE"), Some("D"), ("user42", "D")).await;
             user(s, "user43").await;
-            let e3 = s
-                .ensure_local_user(UserId(43), Some("dave"), None, now)
-                .await
-                .unwrap();
-            assert_eq!(
-                (e3.username.as_str(), e3.nickname.as_str()),
-                ("user43_1", "user43_1")
-            );
+            claimed(43, Some("dave"), None, ("user43_1", "user43_1")).await;
             // Claims through the registration rules: cleaned, else the fallback.
-            let e4 = s
-                .ensure_local_user(
-                    UserId(44),
-                    Some("<b>Admin</b> "),
-                    Some("\u{1b}[1mBoss\u{7}\u{202E}"),
-                    now,
-                )
-                .await
-                .unwrap();
-            assert_eq!(
-                (e4.username.as_str(), e4.nickname.as_str()),
-                ("user44", "[1mBoss")
-            );
-            let e5 = s
-                .ensure_local_user(UserId(45), Some(" erin\u{0} "), Some("\u{200B}"), now)
-                .await
-                .unwrap();
-            assert_eq!(
-                (e5.username.as_str(), e5.nickname.as_str()),
-                ("erin", "erin")
-            );
+            let (admin, boss) = ("<b>Admin</b> ", "\u{1b}[1mBoss\u{7}\u{202E}");
+            claimed(44, Some(admin), Some(boss), ("user44", "[1mBoss")).await;
+            claimed(45, Some(" erin\u{0} "), Some("\u{200B}"), ("erin", "erin")).await;
             // Concurrent first sightings of one id all get the same row.
             let calls = (0..8).map(|i| {
                 let s = s.clone();
