@@ -253,25 +253,35 @@ pub(super) async fn bump_seqs(
 
 #[cfg(test)]
 mod tests {
-    use super::super::entities;
     use super::super::test_support::{backends, now_ms, user};
     use super::*;
 
+    /// A second public room, "two", without owner.
     async fn second_room(s: &Store) -> RoomId {
-        let r = entities::room::Entity::insert(entities::room::ActiveModel {
-            id: NotSet,
-            name: Set("two".into()),
-            description: Set(String::new()),
-            is_private: Set(false),
-            owner_id: Set(None),
-            last_seq: Set(0),
-            created_at: Set(now_ms()),
-            ..Default::default()
-        })
-        .exec_with_returning(&s.db)
-        .await
-        .unwrap();
-        RoomId(r.id)
+        s.create_room("two", "", false, None, now_ms())
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// Messages "m0" to "m6" by a new user in room 1, each followed by one
+    /// in a second room (returned too), so that pages have another room's
+    /// rows to skip.
+    async fn seven_between_noise(s: &Store) -> (Vec<MessageRecord>, RoomId) {
+        let u = user(s, "kim").await;
+        let r2 = second_room(s).await;
+        let mut sent = Vec::new();
+        for i in 0..7 {
+            sent.push(
+                s.insert_message(RoomId(1), u.id, &format!("m{i}"), None, now_ms())
+                    .await
+                    .unwrap(),
+            );
+            s.insert_message(r2, u.id, "noise", None, now_ms())
+                .await
+                .unwrap();
+        }
+        (sent, r2)
     }
 
     #[tokio::test]
@@ -359,20 +369,8 @@ mod tests {
     async fn history_pages() {
         for t in backends(2).await {
             let s = &t.store;
-            let u = user(s, "kim").await;
-            let r2 = second_room(s).await;
-            let mut ids = Vec::new();
-            for i in 0..7 {
-                ids.push(
-                    s.insert_message(RoomId(1), u.id, &format!("m{i}"), None, now_ms())
-                        .await
-                        .unwrap()
-                        .id,
-                );
-                s.insert_message(r2, u.id, "noise", None, now_ms())
-                    .await
-                    .unwrap();
-            }
+            let (sent, _) = seven_between_noise(s).await;
+            let ids: Vec<_> = sent.iter().map(|m| m.id).collect();
             let page1 = s.messages_before(RoomId(1), None, 3).await.unwrap();
             let got: Vec<_> = page1.iter().map(|m| m.content.as_str()).collect();
             assert_eq!(got, ["m6", "m5", "m4"], "{}", t.label);
@@ -412,19 +410,7 @@ mod tests {
     async fn pages_after_seq() {
         for t in backends(2).await {
             let s = &t.store;
-            let u = user(s, "lea").await;
-            let r2 = second_room(s).await;
-            let mut sent = Vec::new();
-            for i in 0..7 {
-                sent.push(
-                    s.insert_message(RoomId(1), u.id, &format!("m{i}"), None, now_ms())
-                        .await
-                        .unwrap(),
-                );
-                s.insert_message(r2, u.id, "noise", None, now_ms())
-                    .await
-                    .unwrap();
-            }
+            let (sent, r2) = seven_between_noise(s).await;
             let seqs = |page: &[MessageRecord]| page.iter().map(|m| m.seq).collect::<Vec<_>>();
             let first = s.messages_after_seq(RoomId(1), 0, 3).await.unwrap();
             assert_eq!(first, sent[..3].to_vec(), "{}", t.label);
