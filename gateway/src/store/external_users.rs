@@ -217,7 +217,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms, user};
+    use super::super::test_support::{at_once, backends, now_ms, user};
     use super::*;
 
     #[tokio::test]
@@ -266,18 +266,13 @@ mod tests {
             claimed(44, Some(admin), Some(boss), ("user44", "[1mBoss")).await;
             claimed(45, Some(" erin\u{0} "), Some("\u{200B}"), ("erin", "erin")).await;
             // Concurrent first sightings of one id all get the same row.
-            let calls = (0..8).map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    s.ensure_local_user(UserId(7000), Some(&format!("racer{}", i % 2)), None, now)
-                        .await
-                })
-            });
-            let rows: Vec<_> = futures_util::future::join_all(calls)
-                .await
-                .into_iter()
-                .map(|r| r.unwrap().unwrap())
-                .collect();
+            let rows = at_once(s, 8, |s, i| async move {
+                let name = format!("racer{}", i % 2);
+                s.ensure_local_user(UserId(7000), Some(&name), None, now)
+                    .await
+                    .unwrap()
+            })
+            .await;
             assert!(
                 rows.iter().all(|r| r == &rows[0] && r.id == UserId(7000)),
                 "{rows:?}"
@@ -338,18 +333,12 @@ mod tests {
             // Registrations carry on from the sequence.
             let next = user(s, "second").await;
             assert!(next.id.0 > b.id.0);
-            let calls = (0..8).map(|_| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    s.ensure_external_identity("https://idp", "race", Some("racer"), None, now)
-                        .await
-                })
-            });
-            let rows: Vec<_> = futures_util::future::join_all(calls)
-                .await
-                .into_iter()
-                .map(|r| r.unwrap().unwrap())
-                .collect();
+            let rows = at_once(s, 8, |s, _| async move {
+                s.ensure_external_identity("https://idp", "race", Some("racer"), None, now)
+                    .await
+                    .unwrap()
+            })
+            .await;
             assert!(rows.iter().all(|r| r.id == rows[0].id), "{rows:?}");
             t.cleanup().await;
         }

@@ -253,7 +253,7 @@ pub(super) async fn bump_seqs(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms, user};
+    use super::super::test_support::{at_once, backends, now_ms, user};
     use super::*;
 
     /// A second public room, "two", without owner.
@@ -346,18 +346,12 @@ mod tests {
         for t in backends(5).await {
             let s = &t.store;
             let u = user(s, "jack").await;
-            let tasks = (0..20).map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    s.insert_message(RoomId(1), u.id, &format!("m{i}"), None, now_ms())
-                        .await
-                })
-            });
-            let mut seqs: Vec<i64> = futures_util::future::join_all(tasks)
-                .await
-                .into_iter()
-                .map(|r| r.unwrap().unwrap().seq)
-                .collect();
+            let mut seqs = at_once(s, 20, |s, i| async move {
+                let content = format!("m{i}");
+                let sent = s.insert_message(RoomId(1), u.id, &content, None, now_ms());
+                sent.await.unwrap().seq
+            })
+            .await;
             seqs.sort_unstable();
             assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "{}", t.label);
             assert_eq!(s.find_room(RoomId(1)).await.unwrap().unwrap().last_seq, 20);

@@ -336,7 +336,7 @@ async fn insert_room_with_owner(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms, room, user};
+    use super::super::test_support::{at_once, backends, now_ms, room, user};
     use super::*;
 
     #[tokio::test]
@@ -359,15 +359,11 @@ mod tests {
 
             // Concurrent duplicate joins: exactly one inserts, none fails.
             let v = user(s, "hank").await;
-            let joins = (0..10).map(|_| {
-                let s = s.clone();
-                tokio::spawn(async move { s.add_member(RoomId(1), v.id, "member", now).await })
-            });
-            let inserted = futures_util::future::join_all(joins)
-                .await
-                .into_iter()
-                .filter(|r| *r.as_ref().unwrap().as_ref().unwrap())
-                .count();
+            let joins = at_once(s, 10, |s, _| async move {
+                s.add_member(RoomId(1), v.id, "member", now).await.unwrap()
+            })
+            .await;
+            let inserted = joins.into_iter().filter(|&inserted| inserted).count();
             assert_eq!(inserted, 1, "{}", t.label);
 
             assert!(matches!(

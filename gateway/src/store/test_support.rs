@@ -68,6 +68,22 @@ pub(super) async fn ann_bo_and_a_room(s: &Store) -> (UserRecord, UserRecord, Roo
     (ann, bo, room)
 }
 
+/// `task(s, i)` for each `i` in `0..n`, on clones of `s`, all at once: each
+/// on its own tokio task, so on several threads under a multi-threaded
+/// runtime. Their results, in the order of `i`.
+pub(super) async fn at_once<T, F>(s: &Store, n: usize, task: impl Fn(Store, usize) -> F) -> Vec<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks = (0..n).map(|i| tokio::spawn(task(s.clone(), i)));
+    futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// One migrated store per available backend, each with `max_connections`.
 pub(super) async fn backends(max_connections: u32) -> Vec<TestDb> {
     let out = empty_backends(max_connections).await;
