@@ -13,6 +13,7 @@
 pub use sea_orm_migration;
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::big_integer;
 
 use m20261126_000001_create_users::Users;
 use m20261126_000002_create_rooms::Rooms;
@@ -83,6 +84,23 @@ fn room_and_user_keys(table: impl IntoIden) -> [ForeignKeyCreateStatement; 2] {
         foreign_key(table.clone(), "room_id", Rooms::Table, cascade),
         foreign_key(table, "user_id", Users::Table, cascade),
     ]
+}
+
+/// `CREATE TABLE table` begun for a row per room and user (a membership, a
+/// ban): the columns `room_id` and `user_id` first, the primary key
+/// `pk_{table}` on them and their [`room_and_user_keys`]. The caller adds
+/// the other columns and keys.
+fn room_user_table(table: impl IntoIden) -> TableCreateStatement {
+    let table = table.into_iden();
+    let [mut room, mut user] = room_and_user_keys(table.clone());
+    Table::create()
+        .table(table.clone())
+        .col(big_integer("room_id"))
+        .col(big_integer("user_id"))
+        .primary_key(&mut primary_key(table, ["room_id", "user_id"]))
+        .foreign_key(&mut room)
+        .foreign_key(&mut user)
+        .to_owned()
 }
 
 /// `PRIMARY KEY (columns)` of `table`, named `pk_{table}`.

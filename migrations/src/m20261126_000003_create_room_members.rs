@@ -12,7 +12,6 @@ pub struct Migration;
 #[derive(DeriveIden)]
 enum RoomMembers {
     Table,
-    RoomId,
     UserId,
     Role,
     JoinedAt,
@@ -23,19 +22,11 @@ const USER_ID_INDEX: &str = "idx_room_members_user_id";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let [mut room, mut user] = crate::room_and_user_keys(RoomMembers::Table);
-        let key = [RoomMembers::RoomId, RoomMembers::UserId];
         manager
             .create_table(
-                Table::create()
-                    .table(RoomMembers::Table)
-                    .col(big_integer(RoomMembers::RoomId))
-                    .col(big_integer(RoomMembers::UserId))
+                crate::room_user_table(RoomMembers::Table)
                     .col(string_len(RoomMembers::Role, 16))
                     .col(timestamp_with_time_zone(RoomMembers::JoinedAt))
-                    .primary_key(&mut crate::primary_key(RoomMembers::Table, key))
-                    .foreign_key(&mut room)
-                    .foreign_key(&mut user)
                     .to_owned(),
             )
             .await?;

@@ -13,8 +13,6 @@ pub struct Migration;
 #[derive(DeriveIden)]
 enum RoomBans {
     Table,
-    RoomId,
-    UserId,
     BannedBy,
     CreatedAt,
     ExpiresAt,
@@ -23,8 +21,6 @@ enum RoomBans {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let [mut room, mut user] = crate::room_and_user_keys(RoomBans::Table);
-        let key = [RoomBans::RoomId, RoomBans::UserId];
         // Who banned: kept as NULL once that account is gone.
         let mut banned_by = crate::foreign_key(
             RoomBans::Table,
@@ -34,16 +30,10 @@ impl MigrationTrait for Migration {
         );
         manager
             .create_table(
-                Table::create()
-                    .table(RoomBans::Table)
-                    .col(big_integer(RoomBans::RoomId))
-                    .col(big_integer(RoomBans::UserId))
+                crate::room_user_table(RoomBans::Table)
                     .col(big_integer_null(RoomBans::BannedBy))
                     .col(timestamp_with_time_zone(RoomBans::CreatedAt))
                     .col(timestamp_with_time_zone_null(RoomBans::ExpiresAt))
-                    .primary_key(&mut crate::primary_key(RoomBans::Table, key))
-                    .foreign_key(&mut room)
-                    .foreign_key(&mut user)
                     .foreign_key(&mut banned_by)
                     .to_owned(),
             )
