@@ -127,7 +127,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms, room, user};
+    use super::super::test_support::{backends, now_ms, room, users};
     use super::*;
     use shared::ids::RoomId;
 
@@ -136,9 +136,7 @@ mod tests {
         for t in backends(4).await {
             let s = &t.store;
             let now = now_ms();
-            let ann = user(s, "ann").await;
-            let bo = user(s, "bo").await;
-            let cy = user(s, "cy").await;
+            let [ann, bo, cy] = users(s, ["ann", "bo", "cy"]).await;
             // Both sides at once, several times each.
             let opened = futures_util::future::join_all((0..8).map(|i| {
                 let (x, y) = if i % 2 == 0 { (&ann, &bo) } else { (&bo, &ann) };
@@ -189,8 +187,7 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let ann = user(s, "ann").await;
-            let bo = user(s, "bo").await;
+            let [ann, bo] = users(s, ["ann", "bo"]).await;
             for u in [ann.id, bo.id] {
                 s.add_member(RoomId(1), u, "member", now).await.unwrap();
             }

@@ -128,7 +128,9 @@ pub(super) fn membership_column_of_room(viewer: UserId, column: room_member::Col
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{ann_bo_and_a_room, backends, now_ms, user};
+    use super::super::test_support::{
+        ann_and_bo_in_a_room, ann_bo_and_a_room, backends, now_ms, user,
+    };
     use super::*;
 
     #[tokio::test]
@@ -243,8 +245,7 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let (ann, bo, room) = ann_bo_and_a_room(s).await;
-            s.add_member(room, bo.id, "member", now).await.unwrap();
+            let (ann, bo, room) = ann_and_bo_in_a_room(s).await;
             for i in 0..4 {
                 s.insert_message(room, ann.id, &format!("a{i}"), None, now)
                     .await

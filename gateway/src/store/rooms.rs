@@ -336,7 +336,7 @@ async fn insert_room_with_owner(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{at_once, backends, now_ms, room, user};
+    use super::super::test_support::{at_once, backends, now_ms, room, user, users};
     use super::*;
 
     #[tokio::test]
@@ -437,9 +437,7 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let alice = user(s, "alice").await;
-            let bob = user(s, "bob").await;
-            let carol = user(s, "carol").await;
+            let [alice, bob, carol] = users(s, ["alice", "bob", "carol"]).await;
             let general = RoomId(1);
             s.add_member(general, alice.id, "member", now)
                 .await
@@ -597,8 +595,7 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let owner = user(s, "dora").await;
-            let guest = user(s, "gus").await;
+            let [owner, guest] = users(s, ["dora", "gus"]).await;
             let r = room(s, "doomed", owner.id).await;
             s.add_member(r, guest.id, "member", now).await.unwrap();
             s.add_member(RoomId(1), guest.id, "member", now)

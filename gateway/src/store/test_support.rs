@@ -50,6 +50,15 @@ pub(super) async fn user(s: &Store, name: &str) -> UserRecord {
     s.create_user(name, "h", name, now_ms()).await.unwrap()
 }
 
+/// A [`user`] for each of `names`, created in that order.
+pub(super) async fn users<const N: usize>(s: &Store, names: [&str; N]) -> [UserRecord; N] {
+    let mut out = Vec::with_capacity(N);
+    for name in names {
+        out.push(user(s, name).await);
+    }
+    out.try_into().unwrap()
+}
+
 /// A public room `name`, without description, created now by `owner`, who
 /// is its 'owner' member.
 pub(super) async fn room(s: &Store, name: &str, owner: UserId) -> RoomId {
@@ -65,6 +74,14 @@ pub(super) async fn ann_bo_and_a_room(s: &Store) -> (UserRecord, UserRecord, Roo
     let ann = user(s, "ann").await;
     let bo = user(s, "bo").await;
     let room = room(s, "r", ann.id).await;
+    (ann, bo, room)
+}
+
+/// [`ann_bo_and_a_room`], with bo joined as a 'member': an owner and a
+/// member of a room.
+pub(super) async fn ann_and_bo_in_a_room(s: &Store) -> (UserRecord, UserRecord, RoomId) {
+    let (ann, bo, room) = ann_bo_and_a_room(s).await;
+    s.add_member(room, bo.id, "member", now_ms()).await.unwrap();
     (ann, bo, room)
 }
 

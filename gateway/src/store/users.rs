@@ -149,7 +149,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms, user};
+    use super::super::test_support::{backends, now_ms, user, users};
     use super::*;
 
     #[tokio::test]
@@ -228,8 +228,7 @@ mod tests {
     async fn set_nickname_changes_only_the_nickname() {
         for t in backends(2).await {
             let s = &t.store;
-            let u = user(s, "nina").await;
-            let other = user(s, "otto").await;
+            let [u, other] = users(s, ["nina", "otto"]).await;
             let renamed = s.set_nickname(u.id, "Nina the Great ✨").await.unwrap();
             assert_eq!(
                 renamed,
