@@ -129,7 +129,7 @@ pub(super) fn membership_column_of_room(viewer: UserId, column: room_member::Col
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{
-        ann_and_bo_in_a_room, ann_bo_and_a_room, backends, now_ms, user,
+        ann_and_bo_in_a_room, ann_bo_and_a_room, backends, now_ms, send_messages, user,
     };
     use super::*;
 
@@ -139,11 +139,7 @@ mod tests {
             let s = &t.store;
             let now = now_ms();
             let (ann, bo, room) = ann_bo_and_a_room(s).await;
-            for i in 0..5 {
-                s.insert_message(room, ann.id, &format!("m{i}"), None, now)
-                    .await
-                    .unwrap();
-            }
+            send_messages(s, room, ann.id, 5).await;
             // A member who joins now has read what came before.
             s.add_member(room, bo.id, "member", now).await.unwrap();
             let mark = |seq| s.mark_read(room, bo.id, seq);
@@ -246,11 +242,7 @@ mod tests {
             let s = &t.store;
             let now = now_ms();
             let (ann, bo, room) = ann_and_bo_in_a_room(s).await;
-            for i in 0..4 {
-                s.insert_message(room, ann.id, &format!("a{i}"), None, now)
-                    .await
-                    .unwrap();
-            }
+            send_messages(s, room, ann.id, 4).await;
             s.insert_message(room, bo.id, "mine", None, now)
                 .await
                 .unwrap();

@@ -336,7 +336,7 @@ async fn insert_room_with_owner(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{at_once, backends, now_ms, room, user, users};
+    use super::super::test_support::{at_once, backends, now_ms, room, send_messages, user, users};
     use super::*;
 
     #[tokio::test]
@@ -601,11 +601,7 @@ mod tests {
             s.add_member(RoomId(1), guest.id, "member", now)
                 .await
                 .unwrap();
-            for i in 0..3 {
-                s.insert_message(r, guest.id, &format!("m{i}"), None, now)
-                    .await
-                    .unwrap();
-            }
+            send_messages(s, r, guest.id, 3).await;
             let kept = s
                 .insert_message(RoomId(1), guest.id, "kept", None, now)
                 .await

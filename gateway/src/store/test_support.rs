@@ -85,6 +85,17 @@ pub(super) async fn ann_and_bo_in_a_room(s: &Store) -> (UserRecord, UserRecord, 
     (ann, bo, room)
 }
 
+/// `n` messages, "m0", "m1" and on, by `user` in `room`, sent now one after
+/// the other.
+pub(super) async fn send_messages(s: &Store, room: RoomId, user: UserId, n: usize) {
+    for i in 0..n {
+        let content = format!("m{i}");
+        s.insert_message(room, user, &content, None, now_ms())
+            .await
+            .unwrap();
+    }
+}
+
 /// `task(s, i)` for each `i` in `0..n`, on clones of `s`, all at once: each
 /// on its own tokio task, so on several threads under a multi-threaded
 /// runtime. Their results, in the order of `i`.
