@@ -13,6 +13,10 @@
 pub use sea_orm_migration;
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::big_integer;
+
+use m20261126_000001_create_users::Users;
+use m20261126_000002_create_rooms::Rooms;
 
 mod m20261126_000001_create_users;
 mod m20261126_000002_create_rooms;
@@ -52,20 +56,59 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// `FOREIGN KEY (from.1) REFERENCES to.0 (to.1) ON DELETE on_delete`,
-/// named `name`.
+/// `FOREIGN KEY (column) REFERENCES to (id) ON DELETE on_delete` of `table`,
+/// named `fk_{table}_{column}`: every key of this schema points at an `id`
+/// and is named so.
 fn foreign_key(
-    name: &str,
-    from: (impl IntoIden, impl IntoIden),
-    to: (impl IntoIden, impl IntoIden),
+    table: impl IntoIden,
+    column: impl IntoIden,
+    to: impl IntoIden,
     on_delete: ForeignKeyAction,
 ) -> ForeignKeyCreateStatement {
+    let (table, column) = (table.into_iden(), column.into_iden());
     ForeignKey::create()
-        .name(name)
-        .from(from.0, from.1)
-        .to(to.0, to.1)
+        .name(format!("fk_{table}_{column}"))
+        .from(table, column)
+        .to(to, "id")
         .on_delete(on_delete)
         .to_owned()
+}
+
+/// The keys of a row that belongs to a room and a user (a membership, a
+/// message, a ban): its `room_id` and `user_id`, cascading, so that it goes
+/// with either.
+fn room_and_user_keys(table: impl IntoIden) -> [ForeignKeyCreateStatement; 2] {
+    let table = table.into_iden();
+    let cascade = ForeignKeyAction::Cascade;
+    [
+        foreign_key(table.clone(), "room_id", Rooms::Table, cascade),
+        foreign_key(table, "user_id", Users::Table, cascade),
+    ]
+}
+
+/// `CREATE TABLE table` begun for a row per room and user (a membership, a
+/// ban): the columns `room_id` and `user_id` first, the primary key
+/// `pk_{table}` on them and their [`room_and_user_keys`]. The caller adds
+/// the other columns and keys.
+fn room_user_table(table: impl IntoIden) -> TableCreateStatement {
+    let table = table.into_iden();
+    let [mut room, mut user] = room_and_user_keys(table.clone());
+    Table::create()
+        .table(table.clone())
+        .col(big_integer("room_id"))
+        .col(big_integer("user_id"))
+        .primary_key(&mut primary_key(table, ["room_id", "user_id"]))
+        .foreign_key(&mut room)
+        .foreign_key(&mut user)
+        .to_owned()
+}
+
+/// `PRIMARY KEY (columns)` of `table`, named `pk_{table}`.
+fn primary_key<C: IntoIden>(
+    table: impl IntoIden,
+    columns: impl IntoIterator<Item = C>,
+) -> IndexCreateStatement {
+    index(&format!("pk_{}", table.into_iden()), columns)
 }
 
 /// `CREATE [UNIQUE] INDEX name ON table (columns)`.
@@ -76,15 +119,23 @@ async fn create_index<C: IntoIden>(
     columns: impl IntoIterator<Item = C>,
     unique: bool,
 ) -> Result<(), DbErr> {
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for column in columns {
-        index.col(column);
-    }
+    let mut index = index(name, columns);
+    index.table(table);
     if unique {
         index.unique();
     }
-    manager.create_index(index.to_owned()).await
+    manager.create_index(index).await
+}
+
+/// An index named `name` on `columns`, in that order: what a primary key
+/// and an index are made of.
+fn index<C: IntoIden>(name: &str, columns: impl IntoIterator<Item = C>) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name);
+    for column in columns {
+        index.col(column);
+    }
+    index
 }
 
 /// `DROP TABLE table` (its indexes go with it on both backends).

@@ -48,9 +48,9 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Rooms::LastSeq).default(0i64))
                     .col(timestamp_with_time_zone(Rooms::CreatedAt))
                     .foreign_key(&mut crate::foreign_key(
-                        "fk_rooms_owner_id",
-                        (Rooms::Table, Rooms::OwnerId),
-                        (Users::Table, Users::Id),
+                        Rooms::Table,
+                        Rooms::OwnerId,
+                        Users::Table,
                         ForeignKeyAction::SetNull,
                     ))
                     .to_owned(),

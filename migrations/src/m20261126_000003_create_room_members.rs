@@ -6,16 +6,12 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::m20261126_000001_create_users::Users;
-use crate::m20261126_000002_create_rooms::Rooms;
-
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 #[derive(DeriveIden)]
 enum RoomMembers {
     Table,
-    RoomId,
     UserId,
     Role,
     JoinedAt,
@@ -28,30 +24,9 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .create_table(
-                Table::create()
-                    .table(RoomMembers::Table)
-                    .col(big_integer(RoomMembers::RoomId))
-                    .col(big_integer(RoomMembers::UserId))
+                crate::room_user_table(RoomMembers::Table)
                     .col(string_len(RoomMembers::Role, 16))
                     .col(timestamp_with_time_zone(RoomMembers::JoinedAt))
-                    .primary_key(
-                        Index::create()
-                            .name("pk_room_members")
-                            .col(RoomMembers::RoomId)
-                            .col(RoomMembers::UserId),
-                    )
-                    .foreign_key(&mut crate::foreign_key(
-                        "fk_room_members_room_id",
-                        (RoomMembers::Table, RoomMembers::RoomId),
-                        (Rooms::Table, Rooms::Id),
-                        ForeignKeyAction::Cascade,
-                    ))
-                    .foreign_key(&mut crate::foreign_key(
-                        "fk_room_members_user_id",
-                        (RoomMembers::Table, RoomMembers::UserId),
-                        (Users::Table, Users::Id),
-                        ForeignKeyAction::Cascade,
-                    ))
                     .to_owned(),
             )
             .await?;

@@ -8,9 +8,6 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::m20261126_000001_create_users::Users;
-use crate::m20261126_000002_create_rooms::Rooms;
-
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -34,6 +31,7 @@ const CLIENT_MSG_ID_UNIQUE: &str = "uq_messages_user_id_client_msg_id";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let [mut room, mut user] = crate::room_and_user_keys(Messages::Table);
         manager
             .create_table(
                 Table::create()
@@ -45,57 +43,29 @@ impl MigrationTrait for Migration {
                     .col(text(Messages::Content))
                     .col(string_len_null(Messages::ClientMsgId, 64))
                     .col(timestamp_with_time_zone(Messages::CreatedAt))
-                    .foreign_key(&mut crate::foreign_key(
-                        "fk_messages_room_id",
-                        (Messages::Table, Messages::RoomId),
-                        (Rooms::Table, Rooms::Id),
-                        ForeignKeyAction::Cascade,
-                    ))
-                    .foreign_key(&mut crate::foreign_key(
-                        "fk_messages_user_id",
-                        (Messages::Table, Messages::UserId),
-                        (Users::Table, Users::Id),
-                        ForeignKeyAction::Cascade,
-                    ))
+                    .foreign_key(&mut room)
+                    .foreign_key(&mut user)
                     .to_owned(),
             )
             .await?;
-        crate::create_index(
-            manager,
-            ROOM_SEQ_UNIQUE,
-            Messages::Table,
-            [Messages::RoomId, Messages::Seq],
-            true,
-        )
-        .await?;
-        crate::create_index(
-            manager,
-            ROOM_ID_INDEX,
-            Messages::Table,
-            [Messages::RoomId, Messages::Id],
-            false,
-        )
-        .await?;
-        // Deleting a user cascades to their messages: without this index
-        // PostgreSQL would scan the whole table for it.
-        crate::create_index(
-            manager,
-            USER_ID_INDEX,
-            Messages::Table,
-            [Messages::UserId],
-            false,
-        )
-        .await?;
-        // Idempotent sends: one message per (sender, client_msg_id). NULLs
-        // are distinct on both backends, so messages without an id are free.
-        crate::create_index(
-            manager,
-            CLIENT_MSG_ID_UNIQUE,
-            Messages::Table,
-            [Messages::UserId, Messages::ClientMsgId],
-            true,
-        )
-        .await
+        let indexes = [
+            (ROOM_SEQ_UNIQUE, vec![Messages::RoomId, Messages::Seq], true),
+            (ROOM_ID_INDEX, vec![Messages::RoomId, Messages::Id], false),
+            // Deleting a user cascades to their messages: without this index
+            // PostgreSQL would scan the whole table for it.
+            (USER_ID_INDEX, vec![Messages::UserId], false),
+            // Idempotent sends: one message per (sender, client_msg_id). NULLs
+            // are distinct on both backends, so messages without an id are free.
+            (
+                CLIENT_MSG_ID_UNIQUE,
+                vec![Messages::UserId, Messages::ClientMsgId],
+                true,
+            ),
+        ];
+        for (name, columns, unique) in indexes {
+            crate::create_index(manager, name, Messages::Table, columns, unique).await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -23,6 +23,13 @@ enum ExternalIdentities {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let key = [ExternalIdentities::Iss, ExternalIdentities::Sub];
+        let mut user = crate::foreign_key(
+            ExternalIdentities::Table,
+            ExternalIdentities::UserId,
+            Users::Table,
+            ForeignKeyAction::Cascade,
+        );
         manager
             .create_table(
                 Table::create()
@@ -31,18 +38,8 @@ impl MigrationTrait for Migration {
                     .col(string_len(ExternalIdentities::Sub, 255))
                     .col(big_integer(ExternalIdentities::UserId).unique_key())
                     .col(timestamp_with_time_zone(ExternalIdentities::CreatedAt))
-                    .primary_key(
-                        Index::create()
-                            .name("pk_external_identities")
-                            .col(ExternalIdentities::Iss)
-                            .col(ExternalIdentities::Sub),
-                    )
-                    .foreign_key(&mut crate::foreign_key(
-                        "fk_external_identities_user_id",
-                        (ExternalIdentities::Table, ExternalIdentities::UserId),
-                        (Users::Table, Users::Id),
-                        ForeignKeyAction::Cascade,
-                    ))
+                    .primary_key(&mut crate::primary_key(ExternalIdentities::Table, key))
+                    .foreign_key(&mut user)
                     .to_owned(),
             )
             .await

@@ -6,7 +6,6 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::m20261126_000001_create_users::Users;
-use crate::m20261126_000002_create_rooms::Rooms;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -14,8 +13,6 @@ pub struct Migration;
 #[derive(DeriveIden)]
 enum RoomBans {
     Table,
-    RoomId,
-    UserId,
     BannedBy,
     CreatedAt,
     ExpiresAt,
@@ -24,39 +21,20 @@ enum RoomBans {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // Who banned: kept as NULL once that account is gone.
+        let mut banned_by = crate::foreign_key(
+            RoomBans::Table,
+            RoomBans::BannedBy,
+            Users::Table,
+            ForeignKeyAction::SetNull,
+        );
         manager
             .create_table(
-                Table::create()
-                    .table(RoomBans::Table)
-                    .col(big_integer(RoomBans::RoomId))
-                    .col(big_integer(RoomBans::UserId))
+                crate::room_user_table(RoomBans::Table)
                     .col(big_integer_null(RoomBans::BannedBy))
                     .col(timestamp_with_time_zone(RoomBans::CreatedAt))
                     .col(timestamp_with_time_zone_null(RoomBans::ExpiresAt))
-                    .primary_key(
-                        Index::create()
-                            .name("pk_room_bans")
-                            .col(RoomBans::RoomId)
-                            .col(RoomBans::UserId),
-                    )
-                    .foreign_key(&mut crate::foreign_key(
-                        "fk_room_bans_room_id",
-                        (RoomBans::Table, RoomBans::RoomId),
-                        (Rooms::Table, Rooms::Id),
-                        ForeignKeyAction::Cascade,
-                    ))
-                    .foreign_key(&mut crate::foreign_key(
-                        "fk_room_bans_user_id",
-                        (RoomBans::Table, RoomBans::UserId),
-                        (Users::Table, Users::Id),
-                        ForeignKeyAction::Cascade,
-                    ))
-                    .foreign_key(&mut crate::foreign_key(
-                        "fk_room_bans_banned_by",
-                        (RoomBans::Table, RoomBans::BannedBy),
-                        (Users::Table, Users::Id),
-                        ForeignKeyAction::SetNull,
-                    ))
+                    .foreign_key(&mut banned_by)
                     .to_owned(),
             )
             .await

@@ -100,6 +100,11 @@ fn left_room_reason(item: &Outbound) -> Option<String> {
     (v["type"] == "left_room").then(|| v["data"]["reason"].as_str().unwrap().to_owned())
 }
 
+/// The reasons of the `left_room` frames among `queued`, in order.
+fn left_room_reasons(queued: &[Outbound]) -> Vec<String> {
+    queued.iter().filter_map(left_room_reason).collect()
+}
+
 fn message(room: RoomId, seq: i64, user: &UserPublic) -> BusEvent {
     BusEvent::Message(MessageData {
         id: MessageId(seq),
@@ -139,13 +144,7 @@ async fn a_message_after_the_eviction_never_reaches_the_evicted_connection() {
         "the message routed after the kick was queued for the kicked connection: {queued:?}"
     );
     assert!(matches!(queued.first(), Some(Outbound::Untrack { room }) if *room == f.room));
-    assert_eq!(
-        queued
-            .iter()
-            .filter_map(left_room_reason)
-            .collect::<Vec<_>>(),
-        ["kicked"]
-    );
+    assert_eq!(left_room_reasons(&queued), ["kicked"]);
     assert!(!conn.in_room(f.room), "it may not send to the room either");
     // The slow part finishes once the lock is free.
     drop(busy);
@@ -173,8 +172,7 @@ async fn the_same_eviction_twice_tells_the_connection_once() {
         1
     );
     assert_eq!(f.node.evict_room(f.room, LeaveReason::RoomDeleted), 0);
-    let reasons: Vec<_> = drain(&mut rx).iter().filter_map(left_room_reason).collect();
-    assert_eq!(reasons, ["kicked"]);
+    assert_eq!(left_room_reasons(&drain(&mut rx)), ["kicked"]);
 }
 
 #[tokio::test]
@@ -188,13 +186,7 @@ async fn a_kick_between_admission_and_entering_is_not_missed() {
     assert!(!f.node.hub.contains(f.room, conn.id()), "still in the room");
     assert!(!conn.in_room(f.room));
     let queued = drain(&mut rx);
-    assert_eq!(
-        queued
-            .iter()
-            .filter_map(left_room_reason)
-            .collect::<Vec<_>>(),
-        ["kicked"]
-    );
+    assert_eq!(left_room_reasons(&queued), ["kicked"]);
     assert!(
         !queued
             .iter()
@@ -209,8 +201,7 @@ async fn a_room_deleted_between_admission_and_entering_says_so() {
     f.store.delete_room(f.room).await.unwrap();
     let (conn, mut rx) = connection(&f);
     f.node.enter(&conn, f.room, 0).await.unwrap();
-    let reasons: Vec<_> = drain(&mut rx).iter().filter_map(left_room_reason).collect();
-    assert_eq!(reasons, ["room_deleted"]);
+    assert_eq!(left_room_reasons(&drain(&mut rx)), ["room_deleted"]);
 }
 
 /// Once the node serves the room and knows the member, another connection
@@ -231,11 +222,7 @@ async fn a_known_member_enters_a_served_room_without_sql() {
         f.node.hub.contains(f.room, second.id()),
         "re-check from the cache"
     );
-    assert!(
-        drain(&mut rx2)
-            .iter()
-            .all(|o| left_room_reason(o).is_none())
-    );
+    assert!(left_room_reasons(&drain(&mut rx2)).is_empty());
 }
 
 /// An eviction the node hears drops what it knew: the next admission asks

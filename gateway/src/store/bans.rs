@@ -136,7 +136,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{ann_and_bo_in_a_room, backends, now_ms};
     use super::*;
     use chrono::TimeDelta;
 
@@ -145,14 +145,7 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let owner = s.create_user("owner", "h", "O", now).await.unwrap();
-            let u = s.create_user("pest", "h", "P", now).await.unwrap();
-            let room = s
-                .create_room_with_owner("r", "", false, owner.id, now)
-                .await
-                .unwrap()
-                .id;
-            s.add_member(room, u.id, "member", now).await.unwrap();
+            let (owner, u, room) = ann_and_bo_in_a_room(s).await;
             let later = now + TimeDelta::seconds(60);
             let ban = s.ban(room, u.id, owner.id, Some(later), now).await.unwrap();
             assert_eq!(ban.expires_at, Some(later));

@@ -72,7 +72,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{backends, now_ms, room, user};
     use super::*;
 
     #[tokio::test]
@@ -80,21 +80,18 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let u = s.create_user("gone", "hash", "Gone", now).await.unwrap();
-            let room = s
-                .create_room_with_owner("mine", "", false, u.id, now)
-                .await
-                .unwrap();
+            let u = user(s, "gone").await;
+            let room = room(s, "mine", u.id).await;
             s.add_member(RoomId(1), u.id, "member", now).await.unwrap();
             let mut rooms = s.delete_user(u.id, now).await.unwrap();
             rooms.sort();
-            assert_eq!(rooms, vec![RoomId(1), room.id], "{}", t.label);
+            assert_eq!(rooms, vec![RoomId(1), room], "{}", t.label);
             let row = s.find_user(u.id).await.unwrap().expect("row kept");
             assert!(row.deleted);
             assert_eq!(row.nickname, DELETED_NICKNAME);
             assert_eq!(row.password_hash, None);
             assert_eq!(s.member_role(RoomId(1), u.id).await.unwrap(), None);
-            assert_eq!(s.find_room(room.id).await.unwrap().unwrap().owner_id, None);
+            assert_eq!(s.find_room(room).await.unwrap().unwrap().owner_id, None);
             s.create_user("gone", "h", "New", now)
                 .await
                 .expect("the name is free");

@@ -127,7 +127,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{backends, now_ms, room, users};
     use super::*;
     use shared::ids::RoomId;
 
@@ -136,9 +136,7 @@ mod tests {
         for t in backends(4).await {
             let s = &t.store;
             let now = now_ms();
-            let ann = s.create_user("ann", "h", "Ann", now).await.unwrap();
-            let bo = s.create_user("bo", "h", "Bo", now).await.unwrap();
-            let cy = s.create_user("cy", "h", "Cy", now).await.unwrap();
+            let [ann, bo, cy] = users(s, ["ann", "bo", "cy"]).await;
             // Both sides at once, several times each.
             let opened = futures_util::future::join_all((0..8).map(|i| {
                 let (x, y) = if i % 2 == 0 { (&ann, &bo) } else { (&bo, &ann) };
@@ -189,18 +187,14 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let ann = s.create_user("ann", "h", "Ann", now).await.unwrap();
-            let bo = s.create_user("bo", "h", "Bo", now).await.unwrap();
+            let [ann, bo] = users(s, ["ann", "bo"]).await;
             for u in [ann.id, bo.id] {
                 s.add_member(RoomId(1), u, "member", now).await.unwrap();
             }
             s.open_dm(&ann, &bo, now).await.unwrap();
             assert!(!s.share_a_room(ann.id, bo.id).await.unwrap(), "{}", t.label);
-            let club = s
-                .create_room_with_owner("club", "", false, ann.id, now)
-                .await
-                .unwrap();
-            s.add_member(club.id, bo.id, "member", now).await.unwrap();
+            let club = room(s, "club", ann.id).await;
+            s.add_member(club, bo.id, "member", now).await.unwrap();
             assert!(s.share_a_room(ann.id, bo.id).await.unwrap());
             assert!(s.share_a_room(bo.id, ann.id).await.unwrap());
             t.cleanup().await;

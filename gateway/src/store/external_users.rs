@@ -217,7 +217,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{at_once, backends, now_ms, user};
     use super::*;
 
     #[tokio::test]
@@ -241,66 +241,43 @@ mod tests {
                 .unwrap();
             assert_eq!(again, ext);
             // Registrations after an explicit id do not collide with it.
-            let reg = s.create_user("dave", "h", "Dave", now).await.unwrap();
+            let reg = user(s, "dave").await;
             assert!(reg.id.0 > 500, "{}: got {}", t.label, reg.id);
+            // The (username, nickname) that a first sighting of `id` with
+            // these claims gets.
+            let claimed = async |id, username: Option<&str>, nickname: Option<&str>, want| {
+                let u = s
+                    .ensure_local_user(UserId(id), username, nickname, now)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (u.username.as_str(), u.nickname.as_str()),
+                    want,
+                    "{}",
+                    t.label
+                );
+            };
             // Claimed username taken (in any case) -> user{id}; that taken too -> user{id}_1.
-            let e2 = s
-                .ensure_local_user(UserId(42), Some("DAVE"), Some("D"), now)
-                .await
-                .unwrap();
-            assert_eq!(
-                (e2.username.as_str(), e2.nickname.as_str()),
-                ("user42", "D")
-            );
-            s.create_user("user43", "h", "squatter", now).await.unwrap();
-            let e3 = s
-                .ensure_local_user(UserId(43), Some("dave"), None, now)
-                .await
-                .unwrap();
-            assert_eq!(
-                (e3.username.as_str(), e3.nickname.as_str()),
-                ("user43_1", "user43_1")
-            );
+            claimed(42, Some("DAVE"), Some("D"), ("user42", "D")).await;
+            user(s, "user43").await;
+            claimed(43, Some("dave"), None, ("user43_1", "user43_1")).await;
             // Claims through the registration rules: cleaned, else the fallback.
-            let e4 = s
-                .ensure_local_user(
-                    UserId(44),
-                    Some("<b>Admin</b> "),
-                    Some("\u{1b}[1mBoss\u{7}\u{202E}"),
-                    now,
-                )
-                .await
-                .unwrap();
-            assert_eq!(
-                (e4.username.as_str(), e4.nickname.as_str()),
-                ("user44", "[1mBoss")
-            );
-            let e5 = s
-                .ensure_local_user(UserId(45), Some(" erin\u{0} "), Some("\u{200B}"), now)
-                .await
-                .unwrap();
-            assert_eq!(
-                (e5.username.as_str(), e5.nickname.as_str()),
-                ("erin", "erin")
-            );
+            let (admin, boss) = ("<b>Admin</b> ", "\u{1b}[1mBoss\u{7}\u{202E}");
+            claimed(44, Some(admin), Some(boss), ("user44", "[1mBoss")).await;
+            claimed(45, Some(" erin\u{0} "), Some("\u{200B}"), ("erin", "erin")).await;
             // Concurrent first sightings of one id all get the same row.
-            let calls = (0..8).map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    s.ensure_local_user(UserId(7000), Some(&format!("racer{}", i % 2)), None, now)
-                        .await
-                })
-            });
-            let rows: Vec<_> = futures_util::future::join_all(calls)
-                .await
-                .into_iter()
-                .map(|r| r.unwrap().unwrap())
-                .collect();
+            let rows = at_once(s, 8, |s, i| async move {
+                let name = format!("racer{}", i % 2);
+                s.ensure_local_user(UserId(7000), Some(&name), None, now)
+                    .await
+                    .unwrap()
+            })
+            .await;
             assert!(
                 rows.iter().all(|r| r == &rows[0] && r.id == UserId(7000)),
                 "{rows:?}"
             );
-            let next = s.create_user("frank", "h", "Frank", now).await.unwrap();
+            let next = user(s, "frank").await;
             assert!(next.id.0 > 7000, "{}: got {}", t.label, next.id);
             t.cleanup().await;
         }
@@ -311,7 +288,7 @@ mod tests {
         for t in backends(4).await {
             let s = &t.store;
             let now = now_ms();
-            let reg = s.create_user("first", "h", "First", now).await.unwrap();
+            let reg = user(s, "first").await;
             let a = s
                 .ensure_external_identity(
                     "https://idp",
@@ -354,20 +331,14 @@ mod tests {
             assert_ne!(b.id, a.id);
             assert_eq!(b.username, format!("user{}", b.id));
             // Registrations carry on from the sequence.
-            let next = s.create_user("second", "h", "Second", now).await.unwrap();
+            let next = user(s, "second").await;
             assert!(next.id.0 > b.id.0);
-            let calls = (0..8).map(|_| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    s.ensure_external_identity("https://idp", "race", Some("racer"), None, now)
-                        .await
-                })
-            });
-            let rows: Vec<_> = futures_util::future::join_all(calls)
-                .await
-                .into_iter()
-                .map(|r| r.unwrap().unwrap())
-                .collect();
+            let rows = at_once(s, 8, |s, _| async move {
+                s.ensure_external_identity("https://idp", "race", Some("racer"), None, now)
+                    .await
+                    .unwrap()
+            })
+            .await;
             assert!(rows.iter().all(|r| r.id == rows[0].id), "{rows:?}");
             t.cleanup().await;
         }

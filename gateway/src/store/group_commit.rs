@@ -166,14 +166,14 @@ impl Checkpoints {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{at_once, backends, now_ms, user};
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_inserts_share_transactions_and_keep_every_rule() {
         for t in backends(5).await {
             let s = t.store.clone().with_group_commit();
-            let u = s.create_user("gc", "h", "GC", now_ms()).await.unwrap();
+            let u = user(&s, "gc").await;
             let r2 = s
                 .create_room("second", "", false, Some(u.id), now_ms())
                 .await
@@ -188,24 +188,19 @@ mod tests {
             // one to a room that does not exist, all at once: they land in
             // shared transactions, and the two bad ones must not take the
             // others down with them.
-            let sends = (0..42).map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let (room, id) = match i {
-                        40 => (RoomId(1), Some("taken".to_owned())),
-                        41 => (RoomId(404), None),
-                        i if i % 2 == 0 => (RoomId(1), Some(format!("c{i}"))),
-                        _ => (r2, None),
-                    };
-                    let sent = s
-                        .insert_message(room, u.id, &format!("m{i}"), id.as_deref(), now_ms())
-                        .await;
-                    (i, sent)
-                })
-            });
+            let sends = at_once(&s, 42, |s, i| async move {
+                let (room, id) = match i {
+                    40 => (RoomId(1), Some("taken".to_owned())),
+                    41 => (RoomId(404), None),
+                    i if i % 2 == 0 => (RoomId(1), Some(format!("c{i}"))),
+                    _ => (r2, None),
+                };
+                s.insert_message(room, u.id, &format!("m{i}"), id.as_deref(), now_ms())
+                    .await
+            })
+            .await;
             let mut seqs: std::collections::HashMap<RoomId, Vec<i64>> = Default::default();
-            for joined in futures_util::future::join_all(sends).await {
-                let (i, sent) = joined.unwrap();
+            for (i, sent) in sends.into_iter().enumerate() {
                 match (i, sent) {
                     (40, sent) => assert!(matches!(sent, Err(StoreError::Conflict)), "{sent:?}"),
                     (41, sent) => assert!(matches!(sent, Err(StoreError::NotFound)), "{sent:?}"),
@@ -235,7 +230,7 @@ mod tests {
     async fn a_batch_of_several_rooms_keeps_each_rooms_order() {
         for t in backends(2).await {
             let s = &t.store;
-            let u = s.create_user("gc3", "h", "GC", now_ms()).await.unwrap();
+            let u = user(s, "gc3").await;
             let r2 = s
                 .create_room("other", "", false, Some(u.id), now_ms())
                 .await
@@ -304,22 +299,19 @@ mod tests {
         let plain = Store::connect(&url, 3).await.unwrap();
         plain.migrate().await.unwrap();
         let s = plain.clone().with_group_commit();
-        let u = s.create_user("wal", "h", "W", now_ms()).await.unwrap();
+        let u = user(&s, "wal").await;
         let db_bytes = || std::fs::metadata(&file).unwrap().len();
         let before = db_bytes();
         let content = "x".repeat(2000);
-        let mut tasks = Vec::new();
-        for _ in 0..300 {
-            let (s, content) = (s.clone(), content.clone());
-            tasks.push(tokio::spawn(async move {
+        at_once(&s, 300, |s, _| {
+            let content = content.clone();
+            async move {
                 s.insert_message(RoomId(1), u.id, &content, None, now_ms())
                     .await
                     .unwrap()
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
+            }
+        })
+        .await;
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         // The first commit a second after the last checkpoint starts one.
         s.insert_message(RoomId(1), u.id, "one more", None, now_ms())
@@ -341,7 +333,7 @@ mod tests {
     async fn a_batch_is_all_or_nothing() {
         for t in backends(2).await {
             let s = &t.store;
-            let u = s.create_user("gc2", "h", "GC", now_ms()).await.unwrap();
+            let u = user(s, "gc2").await;
             let message = |content: &str, id: Option<&str>| NewMessage {
                 room: RoomId(1),
                 user: u.id,

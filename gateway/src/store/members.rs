@@ -91,7 +91,7 @@ impl Store {
 mod tests {
     use chrono::TimeDelta;
 
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{ann_and_bo_in_a_room, backends, now_ms};
     use super::*;
 
     #[tokio::test]
@@ -168,14 +168,7 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let owner = s.create_user("quin", "h", "Quin", now).await.unwrap();
-            let m = s.create_user("rae", "h", "Rae", now).await.unwrap();
-            let r = s
-                .create_room_with_owner("team", "", false, owner.id, now)
-                .await
-                .unwrap()
-                .id;
-            s.add_member(r, m.id, "member", now).await.unwrap();
+            let (owner, m, r) = ann_and_bo_in_a_room(s).await;
             s.add_member(RoomId(1), m.id, "member", now).await.unwrap();
 
             s.set_member_role(r, m.id, "admin").await.unwrap();

@@ -81,8 +81,9 @@ impl Store {
         content: &str,
         now: DateTime<Utc>,
     ) -> Result<MessageChange, StoreError> {
-        self.change(room, id, editor, MessageKind::Edited, content, now)
-            .await
+        let txn = self.begin_write().await?;
+        let change = change_in(&txn, room, id, editor, MessageKind::Edited, content, now).await;
+        super::commit_if_ok(txn, change).await
     }
 
     /// Delete message `id` of `room`, by `by`, at `now`: it becomes a
@@ -96,30 +97,9 @@ impl Store {
         by: UserId,
         now: DateTime<Utc>,
     ) -> Result<MessageChange, StoreError> {
-        self.change(room, id, by, MessageKind::Deleted, "", now)
-            .await
-    }
-
-    async fn change(
-        &self,
-        room: RoomId,
-        id: MessageId,
-        by: UserId,
-        kind: MessageKind,
-        content: &str,
-        now: DateTime<Utc>,
-    ) -> Result<MessageChange, StoreError> {
         let txn = self.begin_write().await?;
-        match change_in(&txn, room, id, by, kind, content, now).await {
-            Ok(change) => {
-                txn.commit().await?;
-                Ok(change)
-            }
-            Err(e) => {
-                let _ = txn.rollback().await;
-                Err(e)
-            }
-        }
+        let change = change_in(&txn, room, id, by, MessageKind::Deleted, "", now).await;
+        super::commit_if_ok(txn, change).await
     }
 }
 
@@ -187,7 +167,7 @@ async fn change_in(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{backends, now_ms, room, user};
     use super::*;
 
     #[tokio::test]
@@ -195,12 +175,8 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let ann = s.create_user("ann", "h", "Ann", now).await.unwrap();
-            let room = s
-                .create_room_with_owner("r", "", false, ann.id, now)
-                .await
-                .unwrap()
-                .id;
+            let ann = user(s, "ann").await;
+            let room = room(s, "r", ann.id).await;
             let first = s
                 .insert_message(room, ann.id, "one", None, now)
                 .await

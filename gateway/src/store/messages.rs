@@ -120,16 +120,8 @@ impl Store {
             return super::sqlite_messages::insert_messages(&self.writer, messages).await;
         }
         let txn = self.begin_write().await?;
-        match insert_in(&txn, messages).await {
-            Ok(stored) => {
-                txn.commit().await?;
-                Ok(stored)
-            }
-            Err(e) => {
-                let _ = txn.rollback().await;
-                Err(e)
-            }
-        }
+        let stored = insert_in(&txn, messages).await;
+        super::commit_if_ok(txn, stored).await
     }
 
     /// Newest-first page of the room's messages with id < `before` (or the
@@ -261,32 +253,42 @@ pub(super) async fn bump_seqs(
 
 #[cfg(test)]
 mod tests {
-    use super::super::entities;
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{at_once, backends, now_ms, user};
     use super::*;
 
+    /// A second public room, "two", without owner.
     async fn second_room(s: &Store) -> RoomId {
-        let r = entities::room::Entity::insert(entities::room::ActiveModel {
-            id: NotSet,
-            name: Set("two".into()),
-            description: Set(String::new()),
-            is_private: Set(false),
-            owner_id: Set(None),
-            last_seq: Set(0),
-            created_at: Set(now_ms()),
-            ..Default::default()
-        })
-        .exec_with_returning(&s.db)
-        .await
-        .unwrap();
-        RoomId(r.id)
+        s.create_room("two", "", false, None, now_ms())
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// Messages "m0" to "m6" by a new user in room 1, each followed by one
+    /// in a second room (returned too), so that pages have another room's
+    /// rows to skip.
+    async fn seven_between_noise(s: &Store) -> (Vec<MessageRecord>, RoomId) {
+        let u = user(s, "kim").await;
+        let r2 = second_room(s).await;
+        let mut sent = Vec::new();
+        for i in 0..7 {
+            sent.push(
+                s.insert_message(RoomId(1), u.id, &format!("m{i}"), None, now_ms())
+                    .await
+                    .unwrap(),
+            );
+            s.insert_message(r2, u.id, "noise", None, now_ms())
+                .await
+                .unwrap();
+        }
+        (sent, r2)
     }
 
     #[tokio::test]
     async fn seqs_are_per_room() {
         for t in backends(4).await {
             let s = &t.store;
-            let u = s.create_user("ivy", "h", "Ivy", now_ms()).await.unwrap();
+            let u = user(s, "ivy").await;
             let r2 = second_room(s).await;
             let now = now_ms();
             let a1 = s
@@ -343,19 +345,13 @@ mod tests {
     async fn concurrent_inserts_get_distinct_seqs() {
         for t in backends(5).await {
             let s = &t.store;
-            let u = s.create_user("jack", "h", "Jack", now_ms()).await.unwrap();
-            let tasks = (0..20).map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    s.insert_message(RoomId(1), u.id, &format!("m{i}"), None, now_ms())
-                        .await
-                })
-            });
-            let mut seqs: Vec<i64> = futures_util::future::join_all(tasks)
-                .await
-                .into_iter()
-                .map(|r| r.unwrap().unwrap().seq)
-                .collect();
+            let u = user(s, "jack").await;
+            let mut seqs = at_once(s, 20, |s, i| async move {
+                let content = format!("m{i}");
+                let sent = s.insert_message(RoomId(1), u.id, &content, None, now_ms());
+                sent.await.unwrap().seq
+            })
+            .await;
             seqs.sort_unstable();
             assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "{}", t.label);
             assert_eq!(s.find_room(RoomId(1)).await.unwrap().unwrap().last_seq, 20);
@@ -367,20 +363,8 @@ mod tests {
     async fn history_pages() {
         for t in backends(2).await {
             let s = &t.store;
-            let u = s.create_user("kim", "h", "Kim", now_ms()).await.unwrap();
-            let r2 = second_room(s).await;
-            let mut ids = Vec::new();
-            for i in 0..7 {
-                ids.push(
-                    s.insert_message(RoomId(1), u.id, &format!("m{i}"), None, now_ms())
-                        .await
-                        .unwrap()
-                        .id,
-                );
-                s.insert_message(r2, u.id, "noise", None, now_ms())
-                    .await
-                    .unwrap();
-            }
+            let (sent, _) = seven_between_noise(s).await;
+            let ids: Vec<_> = sent.iter().map(|m| m.id).collect();
             let page1 = s.messages_before(RoomId(1), None, 3).await.unwrap();
             let got: Vec<_> = page1.iter().map(|m| m.content.as_str()).collect();
             assert_eq!(got, ["m6", "m5", "m4"], "{}", t.label);
@@ -420,19 +404,7 @@ mod tests {
     async fn pages_after_seq() {
         for t in backends(2).await {
             let s = &t.store;
-            let u = s.create_user("lea", "h", "Lea", now_ms()).await.unwrap();
-            let r2 = second_room(s).await;
-            let mut sent = Vec::new();
-            for i in 0..7 {
-                sent.push(
-                    s.insert_message(RoomId(1), u.id, &format!("m{i}"), None, now_ms())
-                        .await
-                        .unwrap(),
-                );
-                s.insert_message(r2, u.id, "noise", None, now_ms())
-                    .await
-                    .unwrap();
-            }
+            let (sent, r2) = seven_between_noise(s).await;
             let seqs = |page: &[MessageRecord]| page.iter().map(|m| m.seq).collect::<Vec<_>>();
             let first = s.messages_after_seq(RoomId(1), 0, 3).await.unwrap();
             assert_eq!(first, sent[..3].to_vec(), "{}", t.label);

@@ -313,6 +313,25 @@ impl Store {
 /// it survives the process being killed, which is what an acknowledgement
 /// promises (see `node::messages`); only a power cut or an OS crash can
 /// lose the last commits. FULL would add an fsync to every message.
+/// Commits `txn` when `result` is `Ok`, else rolls it back and returns the
+/// error: the end of every transaction whose work can fail half way. The
+/// rollback is best effort (dropping the transaction rolls back too).
+async fn commit_if_ok<T>(
+    txn: sea_orm::DatabaseTransaction,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            txn.commit().await?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
+}
+
 fn sqlite_options(o: SqliteConnectOptions) -> SqliteConnectOptions {
     o.journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
@@ -325,7 +344,7 @@ fn sqlite_options(o: SqliteConnectOptions) -> SqliteConnectOptions {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{backends, empty_backends, now_ms};
+    use super::test_support::{backends, empty_backends, now_ms, user};
     use super::*;
     use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, EntityTrait, PaginatorTrait};
 
@@ -453,10 +472,7 @@ mod tests {
         let store = Store::connect("sqlite::memory:", 8).await.unwrap();
         store.migrate().await.unwrap();
         assert_eq!(store.backend_name(), "sqlite");
-        let u = store
-            .create_user("mem", "h", "Mem", now_ms())
-            .await
-            .unwrap();
+        let u = user(&store, "mem").await;
         assert_eq!(store.find_user(u.id).await.unwrap(), Some(u));
     }
 }

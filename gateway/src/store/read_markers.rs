@@ -128,22 +128,10 @@ pub(super) fn membership_column_of_room(viewer: UserId, column: room_member::Col
 
 #[cfg(test)]
 mod tests {
-    use super::super::UserRecord;
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{
+        ann_and_bo_in_a_room, ann_bo_and_a_room, backends, now_ms, send_messages, user,
+    };
     use super::*;
-
-    /// Two users and a public room that the first owns.
-    async fn ann_bo_and_a_room(s: &Store) -> (UserRecord, UserRecord, RoomId) {
-        let now = now_ms();
-        let ann = s.create_user("ann", "h", "Ann", now).await.unwrap();
-        let bo = s.create_user("bo", "h", "Bo", now).await.unwrap();
-        let room = s
-            .create_room_with_owner("r", "", false, ann.id, now)
-            .await
-            .unwrap()
-            .id;
-        (ann, bo, room)
-    }
 
     #[tokio::test]
     async fn a_marker_moves_forward_only_and_never_past_the_newest_message() {
@@ -151,11 +139,7 @@ mod tests {
             let s = &t.store;
             let now = now_ms();
             let (ann, bo, room) = ann_bo_and_a_room(s).await;
-            for i in 0..5 {
-                s.insert_message(room, ann.id, &format!("m{i}"), None, now)
-                    .await
-                    .unwrap();
-            }
+            send_messages(s, room, ann.id, 5).await;
             // A member who joins now has read what came before.
             s.add_member(room, bo.id, "member", now).await.unwrap();
             let mark = |seq| s.mark_read(room, bo.id, seq);
@@ -204,7 +188,7 @@ mod tests {
                     moved: false
                 }
             );
-            let stranger = s.create_user("cy", "h", "Cy", now).await.unwrap();
+            let stranger = user(s, "cy").await;
             assert!(matches!(
                 s.mark_read(room, stranger.id, 1).await,
                 Err(StoreError::NotFound)
@@ -257,13 +241,8 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let (ann, bo, room) = ann_bo_and_a_room(s).await;
-            s.add_member(room, bo.id, "member", now).await.unwrap();
-            for i in 0..4 {
-                s.insert_message(room, ann.id, &format!("a{i}"), None, now)
-                    .await
-                    .unwrap();
-            }
+            let (ann, bo, room) = ann_and_bo_in_a_room(s).await;
+            send_messages(s, room, ann.id, 4).await;
             s.insert_message(room, bo.id, "mine", None, now)
                 .await
                 .unwrap();
@@ -298,7 +277,7 @@ mod tests {
                 "{}",
                 t.label
             );
-            let cy = s.create_user("cy", "h", "Cy", now).await.unwrap();
+            let cy = user(s, "cy").await;
             assert_eq!(listed(cy.id).await, (None, None, None), "not a member");
             t.cleanup().await;
         }

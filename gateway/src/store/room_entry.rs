@@ -67,7 +67,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{backends, now_ms, users};
     use super::*;
     use chrono::TimeDelta;
 
@@ -76,8 +76,7 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let owner = s.create_user("ro", "h", "Ro", now).await.unwrap();
-            let other = s.create_user("rp", "h", "Rp", now).await.unwrap();
+            let [owner, other] = users(s, ["ro", "rp"]).await;
             let room = s
                 .create_room_with_owner("entry", "", true, owner.id, now)
                 .await

@@ -95,17 +95,8 @@ impl Store {
             ..Default::default()
         };
         let txn = self.writer.begin().await?;
-        match insert_room_with_owner(&txn, row, owner, now).await {
-            Ok(created) => {
-                txn.commit().await?;
-                Ok(created)
-            }
-            Err(e) => {
-                // Best effort: dropping the transaction rolls back too.
-                let _ = txn.rollback().await;
-                Err(e)
-            }
-        }
+        let created = insert_room_with_owner(&txn, row, owner, now).await;
+        super::commit_if_ok(txn, created).await
     }
 
     /// How many rooms `owner` owns (for `limits.max_rooms_per_user`).
@@ -345,7 +336,7 @@ async fn insert_room_with_owner(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{at_once, backends, now_ms, room, send_messages, user, users};
     use super::*;
 
     #[tokio::test]
@@ -353,7 +344,7 @@ mod tests {
         for t in backends(4).await {
             let s = &t.store;
             let now = now_ms();
-            let u = s.create_user("gina", "h", "Gina", now).await.unwrap();
+            let u = user(s, "gina").await;
             assert_eq!(s.member_role(RoomId(1), u.id).await.unwrap(), None);
             assert!(s.add_member(RoomId(1), u.id, "member", now).await.unwrap());
             assert!(
@@ -367,16 +358,12 @@ mod tests {
             );
 
             // Concurrent duplicate joins: exactly one inserts, none fails.
-            let v = s.create_user("hank", "h", "Hank", now).await.unwrap();
-            let joins = (0..10).map(|_| {
-                let s = s.clone();
-                tokio::spawn(async move { s.add_member(RoomId(1), v.id, "member", now).await })
-            });
-            let inserted = futures_util::future::join_all(joins)
-                .await
-                .into_iter()
-                .filter(|r| *r.as_ref().unwrap().as_ref().unwrap())
-                .count();
+            let v = user(s, "hank").await;
+            let joins = at_once(s, 10, |s, _| async move {
+                s.add_member(RoomId(1), v.id, "member", now).await.unwrap()
+            })
+            .await;
+            let inserted = joins.into_iter().filter(|&inserted| inserted).count();
             assert_eq!(inserted, 1, "{}", t.label);
 
             assert!(matches!(
@@ -396,7 +383,7 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let owner = s.create_user("olga", "h", "Olga", now).await.unwrap();
+            let owner = user(s, "olga").await;
             let r = s
                 .create_room_with_owner("den", "Olga's den", true, owner.id, now)
                 .await
@@ -450,9 +437,7 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let alice = s.create_user("alice", "h", "Alice", now).await.unwrap();
-            let bob = s.create_user("bob", "h", "Bob", now).await.unwrap();
-            let carol = s.create_user("carol", "h", "Carol", now).await.unwrap();
+            let [alice, bob, carol] = users(s, ["alice", "bob", "carol"]).await;
             let general = RoomId(1);
             s.add_member(general, alice.id, "member", now)
                 .await
@@ -463,16 +448,8 @@ mod tests {
                 .await
                 .unwrap()
                 .id;
-            let lobby = s
-                .create_room_with_owner("lobby", "", false, bob.id, now)
-                .await
-                .unwrap()
-                .id;
-            let open = s
-                .create_room_with_owner("open", "", false, alice.id, now)
-                .await
-                .unwrap()
-                .id;
+            let lobby = room(s, "lobby", bob.id).await;
+            let open = room(s, "open", alice.id).await;
             let bobs = s
                 .create_room_with_owner("bobs", "", true, bob.id, now)
                 .await
@@ -549,7 +526,7 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let owner = s.create_user("uma", "h", "Uma", now).await.unwrap();
+            let owner = user(s, "uma").await;
             let r = s
                 .create_room_with_owner("old", "old desc", false, owner.id, now)
                 .await
@@ -618,35 +595,27 @@ mod tests {
         for t in backends(2).await {
             let s = &t.store;
             let now = now_ms();
-            let owner = s.create_user("dora", "h", "Dora", now).await.unwrap();
-            let guest = s.create_user("gus", "h", "Gus", now).await.unwrap();
-            let r = s
-                .create_room_with_owner("doomed", "", false, owner.id, now)
-                .await
-                .unwrap();
-            s.add_member(r.id, guest.id, "member", now).await.unwrap();
+            let [owner, guest] = users(s, ["dora", "gus"]).await;
+            let r = room(s, "doomed", owner.id).await;
+            s.add_member(r, guest.id, "member", now).await.unwrap();
             s.add_member(RoomId(1), guest.id, "member", now)
                 .await
                 .unwrap();
-            for i in 0..3 {
-                s.insert_message(r.id, guest.id, &format!("m{i}"), None, now)
-                    .await
-                    .unwrap();
-            }
+            send_messages(s, r, guest.id, 3).await;
             let kept = s
                 .insert_message(RoomId(1), guest.id, "kept", None, now)
                 .await
                 .unwrap();
-            assert_eq!(s.member_count(r.id).await.unwrap(), 2);
+            assert_eq!(s.member_count(r).await.unwrap(), 2);
 
-            s.delete_room(r.id).await.unwrap();
-            assert_eq!(s.find_room(r.id).await.unwrap(), None, "{}", t.label);
-            assert_eq!(s.member_role(r.id, owner.id).await.unwrap(), None);
-            assert_eq!(s.member_role(r.id, guest.id).await.unwrap(), None);
-            assert_eq!(s.member_count(r.id).await.unwrap(), 0, "{}", t.label);
-            assert!(s.members(r.id).await.unwrap().is_empty());
+            s.delete_room(r).await.unwrap();
+            assert_eq!(s.find_room(r).await.unwrap(), None, "{}", t.label);
+            assert_eq!(s.member_role(r, owner.id).await.unwrap(), None);
+            assert_eq!(s.member_role(r, guest.id).await.unwrap(), None);
+            assert_eq!(s.member_count(r).await.unwrap(), 0, "{}", t.label);
+            assert!(s.members(r).await.unwrap().is_empty());
             assert!(
-                s.messages_after_seq(r.id, 0, 100).await.unwrap().is_empty(),
+                s.messages_after_seq(r, 0, 100).await.unwrap().is_empty(),
                 "{}",
                 t.label
             );
@@ -670,7 +639,7 @@ mod tests {
                 vec![kept]
             );
 
-            let err = s.delete_room(r.id).await.unwrap_err();
+            let err = s.delete_room(r).await.unwrap_err();
             assert!(matches!(err, StoreError::NotFound), "{}: {err:?}", t.label);
             t.cleanup().await;
         }

@@ -154,7 +154,7 @@ fn store_error(err: rusqlite::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::now_ms;
+    use super::super::test_support::{now_ms, user};
     use super::super::{Store, entities};
     use super::*;
     use sea_orm::{ConnectionTrait, EntityTrait, Statement};
@@ -184,7 +184,7 @@ mod tests {
     #[tokio::test]
     async fn rows_read_back_like_sea_orms_own() {
         let (s, _dir) = sqlite().await;
-        let u = s.create_user("raw", "h", "Raw", now_ms()).await.unwrap();
+        let u = user(&s, "raw").await;
         let direct = message(RoomId(1), u.id, "direct", Some("d-1"));
         let stored = insert_messages(&s.writer, &[&direct]).await.unwrap();
         let read = entities::message::Entity::find_by_id(stored[0].id.0)
@@ -228,7 +228,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_rolls_back_and_the_connection_stays_usable() {
         let (s, _dir) = sqlite().await;
-        let u = s.create_user("raw2", "h", "Raw", now_ms()).await.unwrap();
+        let u = user(&s, "raw2").await;
         let first = message(RoomId(1), u.id, "a", Some("taken"));
         insert_messages(&s.writer, &[&first]).await.unwrap();
         for (batch, want) in [
@@ -260,9 +260,7 @@ mod tests {
         assert_eq!(s.find_room(RoomId(1)).await.unwrap().unwrap().last_seq, 1);
         // sqlx's own writes on the same connection still work, and so does
         // the next batch.
-        s.create_user("after", "h", "After", now_ms())
-            .await
-            .unwrap();
+        user(&s, "after").await;
         let next = message(RoomId(1), u.id, "next", None);
         let stored = insert_messages(&s.writer, &[&next]).await.unwrap();
         assert_eq!(stored[0].seq, 2);

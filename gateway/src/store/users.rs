@@ -149,7 +149,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{backends, now_ms};
+    use super::super::test_support::{backends, now_ms, user, users};
     use super::*;
 
     #[tokio::test]
@@ -169,7 +169,7 @@ mod tests {
                 s.create_user("alice", "other", "Other", now).await,
                 Err(StoreError::Conflict)
             ));
-            let bob = s.create_user("bob", "h", "Bob", now).await.unwrap();
+            let bob = user(s, "bob").await;
             assert_eq!(s.find_user(alice.id).await.unwrap().as_ref(), Some(&alice));
             assert_eq!(
                 s.find_user_by_username("bob").await.unwrap().as_ref(),
@@ -190,10 +190,7 @@ mod tests {
     async fn online_flag_and_last_seen() {
         for t in backends(2).await {
             let s = &t.store;
-            let u = s
-                .create_user("frank", "h", "Frank", now_ms())
-                .await
-                .unwrap();
+            let u = user(s, "frank").await;
             let t1 = now_ms();
             s.set_users_online(&[(u.id, true, t1)]).await.unwrap();
             let on = s.find_user(u.id).await.unwrap().unwrap();
@@ -211,7 +208,7 @@ mod tests {
             );
             // Several at once: one goes offline (its own time), one comes
             // online (its last_seen kept), an unknown id is skipped.
-            let v = s.create_user("vera", "h", "Vera", t1).await.unwrap();
+            let v = user(s, "vera").await;
             let t3 = t2 + chrono::TimeDelta::milliseconds(700);
             let states = [
                 (u.id, true, t3),
@@ -231,9 +228,7 @@ mod tests {
     async fn set_nickname_changes_only_the_nickname() {
         for t in backends(2).await {
             let s = &t.store;
-            let now = now_ms();
-            let u = s.create_user("nina", "h", "Nina", now).await.unwrap();
-            let other = s.create_user("otto", "h", "Otto", now).await.unwrap();
+            let [u, other] = users(s, ["nina", "otto"]).await;
             let renamed = s.set_nickname(u.id, "Nina the Great ✨").await.unwrap();
             assert_eq!(
                 renamed,

@@ -23,30 +23,6 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
-    #[sea_orm(
-        belongs_to = "super::user::Entity",
-        from = "Column::OwnerId",
-        to = "super::user::Column::Id",
-        on_delete = "SetNull"
-    )]
-    Owner,
-    #[sea_orm(has_many = "super::room_member::Entity")]
-    RoomMember,
-    #[sea_orm(has_many = "super::message::Entity")]
-    Message,
-}
-
-impl Related<super::room_member::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::RoomMember.def()
-    }
-}
-
-impl Related<super::message::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Message.def()
-    }
-}
+pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
