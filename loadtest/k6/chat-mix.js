@@ -35,8 +35,9 @@ import exec from 'k6/execution';
 import { check, sleep } from 'k6';
 import { setTimeout } from 'k6/timers';
 import {
-    BASE_URL, envNum, tokenFor, setupRooms, teardownRooms, api, ChatClient, scenarioAt, chatThresholds, every, cancel, closeWhenAnswered,
+    BASE_URL, envNum, tokenFor, api, ChatClient, scenarioAt, chatThresholds, every, cancel, closeWhenAnswered,
 } from './lib/chat.js';
+import { setupRooms, teardownRooms } from './lib/scenario.js';
 
 const USERS = envNum('USERS', 300);
 const ROOMS = envNum('ROOMS', 60);

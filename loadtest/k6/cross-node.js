@@ -33,8 +33,9 @@
 import exec from 'k6/execution';
 import { setTimeout } from 'k6/timers';
 import {
-    BASE_URL, envNum, envList, httpBase, tokenFor, setupRooms, teardownRooms, runSender, runReceiver, scenarioAt, chatThresholds, oncePerVu,
+    BASE_URL, envNum, envList, httpBase, tokenFor, runSender, runReceiver, scenarioAt, chatThresholds,
 } from './lib/chat.js';
+import { setupRooms, teardownRooms, oncePerVu } from './lib/scenario.js';
 
 const SENDER_URLS = envList('SENDER_URLS', [BASE_URL]).map(httpBase);
 const RECEIVER_URLS = envList('RECEIVER_URLS', [BASE_URL]).map(httpBase);

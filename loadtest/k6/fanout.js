@@ -25,7 +25,8 @@
 
 import exec from 'k6/execution';
 import { setTimeout } from 'k6/timers';
-import { BASE_URL, envNum, tokenFor, setupRooms, teardownRooms, runSender, runReceiver, scenarioAt, chatThresholds, oncePerVu } from './lib/chat.js';
+import { BASE_URL, envNum, tokenFor, runSender, runReceiver, scenarioAt, chatThresholds } from './lib/chat.js';
+import { setupRooms, teardownRooms, oncePerVu } from './lib/scenario.js';
 
 const MEMBERS = envNum('MEMBERS', 200);
 const SENDERS = envNum('SENDERS', 2);

@@ -24,7 +24,8 @@
 
 import exec from 'k6/execution';
 import { setTimeout } from 'k6/timers';
-import { BASE_URL, envNum, tokenFor, setupRooms, teardownRooms, oncePerVu, ChatClient, scenarioAt, chatThresholds, every, cancel } from './lib/chat.js';
+import { BASE_URL, envNum, tokenFor, ChatClient, scenarioAt, chatThresholds, every, cancel } from './lib/chat.js';
+import { setupRooms, teardownRooms, oncePerVu } from './lib/scenario.js';
 
 const VUS = envNum('VUS', 1000);
 const ROOMS = envNum('ROOMS', 20);

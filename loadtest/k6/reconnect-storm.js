@@ -38,8 +38,9 @@ import { check } from 'k6';
 import { Trend, Counter } from 'k6/metrics';
 import { setTimeout } from 'k6/timers';
 import {
-    BASE_URL, envNum, tokenFor, setupRooms, teardownRooms, oncePerVu, ChatClient, runSender, roomLastSeq, metrics, scenarioAt, chatThresholds,
+    BASE_URL, envNum, tokenFor, ChatClient, runSender, roomLastSeq, metrics, scenarioAt, chatThresholds,
 } from './lib/chat.js';
+import { setupRooms, teardownRooms, oncePerVu } from './lib/scenario.js';
 
 const CLIENTS = envNum('CLIENTS', 500);
 const ROOMS = envNum('ROOMS', 5);

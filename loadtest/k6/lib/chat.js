@@ -601,33 +601,6 @@ export class ChatClient {
 }
 
 // ---------------------------------------------------------------------------
-// What every scenario's script exports.
-
-// The options of a run in which each VU runs its function once: `groups`
-// maps a k6 scenario name to [the exported function, how many VUs]; each may
-// take `totalS` seconds plus 30.
-export function oncePerVu(groups, totalS, thresholds) {
-    const scenarios = {};
-    for (const [name, [fn, vus]] of Object.entries(groups)) {
-        scenarios[name] = {
-            executor: 'per-vu-iterations', exec: fn,
-            vus, iterations: 1, maxDuration: `${totalS + 30}s`,
-        };
-    }
-    return { setupTimeout: '120s', scenarios, thresholds };
-}
-
-// setup(): `count` rooms named `prefix`-N, as `{ rooms: [id, ...] }`.
-export function setupRooms(count, prefix) {
-    return { rooms: createRooms(BASE_URL, count, prefix) };
-}
-
-// teardown(): what setup() created goes again (the users stay: see deleteRooms).
-export function teardownRooms(data) {
-    deleteRooms(BASE_URL, data.rooms);
-}
-
-// ---------------------------------------------------------------------------
 // Room load shared by fanout.js, cross-node.js and reconnect-storm.js.
 
 // ms since the epoch of `offsetS` seconds after this scenario started.
