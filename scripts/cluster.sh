@@ -190,6 +190,18 @@ stop_cluster() {
     stop_group 15 "redis:${REDIS_PID:-}" "postgresql:${PG_PID:-}"
 }
 
+# stop_cluster_and_tidy: stop_cluster, then remove the directory unless
+# --keep-dir asked for its logs.
+stop_cluster_and_tidy() {
+    stop_cluster
+    if [ "$KEEP_DIR" = 1 ]; then
+        log "stopped; logs kept in $CLUSTER_DIR"
+    else
+        rm -rf "$CLUSTER_DIR"
+        log "stopped"
+    fi
+}
+
 # exit_record NAME PID: "status epoch-seconds" of that node process, from the
 # file its wrapper writes when it exits (waits up to 2 s for it); fails when
 # there is none.
@@ -322,13 +334,7 @@ if [ "$MODE" = stop ]; then
     [ "$CLUSTER_DIR" = "$want_dir" ] || { echo "$want_dir/cluster.env names another directory" >&2; exit 1; }
     read -r -a NODE_PIDS <<<"$NODE_PIDS_LIST"
     log "stopping the cluster in $CLUSTER_DIR"
-    stop_cluster
-    if [ "$KEEP_DIR" = 1 ]; then
-        log "stopped; logs kept in $CLUSTER_DIR"
-    else
-        rm -rf "$CLUSTER_DIR"
-        log "stopped"
-    fi
+    stop_cluster_and_tidy
     exit 0
 fi
 
@@ -466,13 +472,7 @@ cleanup() {
     if [ "$DETACHED" = 1 ]; then
         exit "$status"
     fi
-    stop_cluster
-    if [ "$KEEP_DIR" = 1 ]; then
-        log "stopped; logs kept in $CLUSTER_DIR"
-    else
-        rm -rf "$CLUSTER_DIR"
-        log "stopped"
-    fi
+    stop_cluster_and_tidy
     exit "$status"
 }
 trap cleanup EXIT

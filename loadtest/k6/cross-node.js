@@ -35,17 +35,14 @@ import { setTimeout } from 'k6/timers';
 import {
     BASE_URL, envNum, envList, httpBase, tokenFor, runSender, runReceiver, scenarioAt, chatThresholds,
 } from './lib/chat.js';
-import { setupRooms, teardownRooms, oncePerVu } from './lib/scenario.js';
+import { setupRooms, teardownRooms, oncePerVu, sendingPhases } from './lib/scenario.js';
 
 const SENDER_URLS = envList('SENDER_URLS', [BASE_URL]).map(httpBase);
 const RECEIVER_URLS = envList('RECEIVER_URLS', [BASE_URL]).map(httpBase);
 const ROOMS = envNum('ROOMS', 10);
 const PER_ROOM = envNum('RECEIVERS_PER_ROOM', 10);
 const RATE = envNum('RATE', 2);
-const WARMUP_S = envNum('WARMUP_S', 5);
-const DURATION_S = envNum('DURATION_S', 30);
-const DRAIN_S = envNum('DRAIN_S', 5);
-const TOTAL_S = WARMUP_S + DURATION_S + DRAIN_S;
+const { WARMUP_S, DURATION_S, DRAIN_S, TOTAL_S } = sendingPhases();
 const RECEIVERS = ROOMS * PER_ROOM;
 
 export const options = oncePerVu(

@@ -26,15 +26,12 @@
 import exec from 'k6/execution';
 import { setTimeout } from 'k6/timers';
 import { BASE_URL, envNum, tokenFor, runSender, runReceiver, scenarioAt, chatThresholds } from './lib/chat.js';
-import { setupRooms, teardownRooms, oncePerVu } from './lib/scenario.js';
+import { setupRooms, teardownRooms, oncePerVu, sendingPhases } from './lib/scenario.js';
 
 const MEMBERS = envNum('MEMBERS', 200);
 const SENDERS = envNum('SENDERS', 2);
 const RATE = envNum('RATE', 5);
-const WARMUP_S = envNum('WARMUP_S', 5);
-const DURATION_S = envNum('DURATION_S', 30);
-const DRAIN_S = envNum('DRAIN_S', 5);
-const TOTAL_S = WARMUP_S + DURATION_S + DRAIN_S;
+const { WARMUP_S, DURATION_S, DRAIN_S, TOTAL_S } = sendingPhases();
 
 export const options = oncePerVu(
     { receivers: ['receiver', MEMBERS], senders: ['sender', SENDERS] }, TOTAL_S, chatThresholds(),
