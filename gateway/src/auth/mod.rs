@@ -1,6 +1,6 @@
 //! Who is calling: JWTs ([`token`]), password hashing ([`password_hash`]) and
 //! turning a verified token into a user row ([`resolve_user`]). The REST
-//! extractors built on them are `routes::extractor`.
+//! extractors built on them are `routes::caller`.
 
 pub mod password_hash;
 pub mod token;

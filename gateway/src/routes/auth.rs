@@ -1,6 +1,6 @@
 //! `POST /api/auth/register` and `POST /api/auth/login`: a user and a token.
 
-use super::extract::ClientIp;
+use super::input::ClientIp;
 use super::responses::{AuthThrottled, BodyRefused};
 use crate::auth::password_hash;
 use crate::domain::{Nickname, Password, Username};
@@ -78,7 +78,7 @@ fn with_token(state: &AppState, status: StatusCode, user: &UserRecord) -> HttpRe
 pub(super) async fn register(
     state: web::Data<AppState>,
     ClientIp(client): ClientIp,
-    body: super::extract::Json<RegisterBody>,
+    body: super::input::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
     check(&state.limits.auth, &client).map_err(ApiError::rate_limited)?;
     let RegisterBody {
@@ -137,7 +137,7 @@ pub(super) async fn register(
 pub(super) async fn login(
     state: web::Data<AppState>,
     ClientIp(client): ClientIp,
-    body: super::extract::Json<LoginBody>,
+    body: super::input::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     check(&state.limits.auth, &client).map_err(ApiError::rate_limited)?;
     let LoginBody { username, password } = body.into_inner();

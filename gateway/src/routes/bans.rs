@@ -10,7 +10,7 @@ use super::responses::{BodyRefused, DatabaseUnavailable, RoomRefused, WriterRefu
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::extractor::WritingUser;
+use crate::routes::caller::WritingUser;
 use crate::state::AppState;
 use crate::store::BanRecord;
 use actix_web::{HttpResponse, delete, get, post, web};
@@ -102,7 +102,7 @@ fn moderator(role: Option<Role>) -> Result<Role, ApiError> {
 pub(super) async fn create(
     state: web::Data<AppState>,
     at: RoomInPath<WritingUser>,
-    body: super::extract::Json<BanBody>,
+    body: super::input::Json<BanBody>,
 ) -> Result<HttpResponse, ApiError> {
     let VisibleRoom {
         user, room, role, ..

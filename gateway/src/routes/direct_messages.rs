@@ -4,7 +4,7 @@ use super::responses::{BodyRefused, DatabaseUnavailable, WriterRefused};
 use super::rooms::RoomView;
 use crate::domain::{DmPolicy, Role};
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::extractor::WritingUser;
+use crate::routes::caller::WritingUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, post, web};
@@ -49,7 +49,7 @@ pub(super) struct OpenDm {
 pub(super) async fn open(
     state: web::Data<AppState>,
     WritingUser(user): WritingUser,
-    body: super::extract::Json<OpenDm>,
+    body: super::input::Json<OpenDm>,
 ) -> Result<HttpResponse, ApiError> {
     let other = UserId(body.user_id);
     if other == user.id {

@@ -10,7 +10,7 @@ use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use super::rooms::RoomView;
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
-use crate::routes::extractor::WritingUser;
+use crate::routes::caller::WritingUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
@@ -210,7 +210,7 @@ pub(super) struct AddMember {
 pub(super) async fn add(
     state: web::Data<AppState>,
     at: RoomInPath<WritingUser>,
-    body: super::extract::Json<AddMember>,
+    body: super::input::Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
     let VisibleRoom { room, role, .. } = at.visible().await?;
     let Some(role) = role.filter(|r| r.moderates()) else {
@@ -298,7 +298,7 @@ pub(super) struct SetRole {
 pub(super) async fn set_role(
     state: web::Data<AppState>,
     at: RoomInPath<WritingUser, (i64, i64)>,
-    body: super::extract::Json<SetRole>,
+    body: super::input::Json<SetRole>,
 ) -> Result<HttpResponse, ApiError> {
     let VisibleRoom {
         user,

@@ -7,7 +7,7 @@ use super::responses::{BodyRefused, DatabaseUnavailable, Unauthorized};
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::node::{ChangeError, SendError};
-use crate::routes::extractor::AuthenticatedUser;
+use crate::routes::caller::AuthenticatedUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, patch, web};
@@ -56,7 +56,7 @@ pub(super) struct EditMessage {
 pub(super) async fn edit(
     state: web::Data<AppState>,
     at: RoomInPath<AuthenticatedUser, (i64, i64)>,
-    body: super::extract::Json<EditMessage>,
+    body: super::input::Json<EditMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let at = at.visible().await?;
     member_sending(&state, &at)?;

@@ -51,7 +51,7 @@ pub struct HistoryPage {
 pub(super) async fn history(
     state: web::Data<AppState>,
     at: RoomInPath,
-    query: super::extract::Query<HistoryQuery>,
+    query: super::input::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit)?;
     let VisibleRoom { room, .. } = at.visible().await?;
@@ -104,7 +104,7 @@ pub(super) struct PostMessage {
 pub(super) async fn post(
     state: web::Data<AppState>,
     at: RoomInPath,
-    body: super::extract::Json<PostMessage>,
+    body: super::input::Json<PostMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let VisibleRoom {
         user, room, role, ..

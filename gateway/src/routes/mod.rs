@@ -2,11 +2,11 @@
 
 mod auth;
 mod bans;
+mod caller;
 mod direct_messages;
 mod evictions;
-mod extract;
-mod extractor;
 mod health;
+mod input;
 mod members;
 mod message_edits;
 mod messages;

@@ -5,7 +5,7 @@ use super::responses::{BodyRefused, DatabaseUnavailable, RoomWriterRefused};
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::node::MarkReadError;
-use crate::routes::extractor::WritingUser;
+use crate::routes::caller::WritingUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, put, web};
@@ -62,7 +62,7 @@ fn not_a_member() -> ApiError {
 pub(super) async fn mark_read(
     state: web::Data<AppState>,
     at: RoomInPath<WritingUser>,
-    body: super::extract::Json<MarkRead>,
+    body: super::input::Json<MarkRead>,
 ) -> Result<HttpResponse, ApiError> {
     if body.seq < 0 {
         return Err(ApiError::validation_failed("seq must be >= 0"));

@@ -49,10 +49,10 @@ pub struct WritesRateLimited(#[allow(dead_code)] ErrorBody);
 #[response(status = 503, description = "The database is unavailable")]
 pub struct DatabaseUnavailable(#[allow(dead_code)] ErrorBody);
 
-/// A JSON body's refusals (`extract::Json`): 400, 413, 415.
+/// A JSON body's refusals (`input::Json`): 400, 413, 415.
 pub struct BodyRefused;
 
-/// A [`WritingUser`](super::extractor::WritingUser)'s refusals: 401, 429.
+/// A [`WritingUser`](super::caller::WritingUser)'s refusals: 401, 429.
 pub struct WriterRefused;
 
 /// A [`VisibleRoom`](super::room_access::VisibleRoom)'s refusals: 401, 404.

@@ -2,7 +2,7 @@
 //! sees it: the opening every room handler shares, as actix extractors.
 //!
 //! [`RoomInPath`] is the caller (an [`AuthenticatedUser`] or a
-//! [`WritingUser`](super::extractor::WritingUser)) and the path;
+//! [`WritingUser`](super::caller::WritingUser)) and the path;
 //! [`RoomInPath::visible`] looks the room up: 404 for no such room and for
 //! a private room the caller is not in, as if it did not exist.
 //! [`VisibleRoom`] is the two at once, for routes without a body or a
@@ -13,7 +13,7 @@
 //! The checks come in one order: the caller (401, and 429 for a
 //! `WritingUser`), then the path (404 for a malformed one), then the room.
 
-use super::extractor::{AuthenticatedUser, app_state};
+use super::caller::{AuthenticatedUser, app_state};
 use crate::domain::Role;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -26,7 +26,7 @@ use std::marker::PhantomData;
 use utoipa::IntoParams;
 
 /// Who calls a room route: an [`AuthenticatedUser`] or a
-/// [`WritingUser`](super::extractor::WritingUser), as a user row.
+/// [`WritingUser`](super::caller::WritingUser), as a user row.
 pub trait Caller: FromRequest<Error = ApiError> + Into<UserRecord> + 'static {}
 
 impl<C: FromRequest<Error = ApiError> + Into<UserRecord> + 'static> Caller for C {}

@@ -10,7 +10,7 @@ use super::responses::{
 use super::room_access::{RoomInPath, RoomParam, VisibleRoom};
 use crate::domain::{Description, Role, RoomName};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
-use crate::routes::extractor::{AuthenticatedUser, WritingUser};
+use crate::routes::caller::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
 use crate::store::RoomRecord;
 use actix_web::http::StatusCode;
@@ -129,7 +129,7 @@ pub(super) struct CreateRoom {
 pub(super) async fn create(
     state: web::Data<AppState>,
     WritingUser(user): WritingUser,
-    body: super::extract::Json<CreateRoom>,
+    body: super::input::Json<CreateRoom>,
 ) -> Result<HttpResponse, ApiError> {
     let name = RoomName::parse(&body.name)?;
     let description = Description::parse(body.description.as_deref().unwrap_or(""))?;
@@ -188,7 +188,7 @@ pub(super) struct ListQuery {
 pub(super) async fn list(
     state: web::Data<AppState>,
     AuthenticatedUser(user): AuthenticatedUser,
-    query: super::extract::Query<ListQuery>,
+    query: super::input::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit)?;
     let listings = state
@@ -292,7 +292,7 @@ pub(super) struct EditRoom {
 pub(super) async fn edit(
     state: web::Data<AppState>,
     at: RoomInPath<WritingUser>,
-    body: super::extract::Json<EditRoom>,
+    body: super::input::Json<EditRoom>,
 ) -> Result<HttpResponse, ApiError> {
     let VisibleRoom { room, role, .. } = at.visible().await?;
     if !role.is_some_and(Role::moderates) {

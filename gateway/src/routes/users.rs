@@ -3,7 +3,7 @@
 use super::responses::{BodyRefused, DatabaseUnavailable, Unauthorized, WriterRefused};
 use crate::domain::{DmPolicy, Nickname};
 use crate::error::{ApiError, ErrorBody, RestErrorCode};
-use crate::routes::extractor::{AuthenticatedUser, WritingUser};
+use crate::routes::caller::{AuthenticatedUser, WritingUser};
 use crate::state::AppState;
 use crate::store::UserRecord;
 use actix_web::http::StatusCode;
@@ -81,7 +81,7 @@ pub(super) struct EditMe {
 pub(super) async fn edit_me(
     state: web::Data<AppState>,
     WritingUser(user): WritingUser,
-    body: super::extract::Json<EditMe>,
+    body: super::input::Json<EditMe>,
 ) -> Result<HttpResponse, ApiError> {
     let nickname = body.nickname.as_deref().map(Nickname::parse).transpose()?;
     if let Some(policy) = body.dm_policy {
