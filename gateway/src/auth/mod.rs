@@ -6,7 +6,7 @@ pub mod password_hash;
 pub mod token;
 
 use crate::error::ApiError;
-use crate::store::{Store, StoreError, UserRecord};
+use crate::store::{ExternalIdentity, Store, StoreError, UserRecord};
 use token::{Subject, Verified};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +50,13 @@ pub async fn resolve_user(store: &Store, token: &Verified) -> Result<UserRecord,
             }
         },
         Subject::External { iss, sub } => {
-            store
-                .ensure_external_identity(iss, sub, username, nickname, now)
-                .await?
+            let who = ExternalIdentity {
+                iss,
+                sub,
+                username,
+                nickname,
+            };
+            store.ensure_external_identity(who, now).await?
         }
     };
     if user.deleted {

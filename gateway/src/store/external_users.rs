@@ -24,6 +24,16 @@ use super::{Store, StoreError, UserRecord};
 use crate::domain::{Nickname, Username};
 use sea_orm::sea_query::Expr;
 
+/// Who an external issuer's token names: the issuer and its subject, with
+/// the names its claims suggest for a user made on first sight.
+#[derive(Debug, Clone, Copy)]
+pub struct ExternalIdentity<'a> {
+    pub iss: &'a str,
+    pub sub: &'a str,
+    pub username: Option<&'a str>,
+    pub nickname: Option<&'a str>,
+}
+
 /// Usernames tried for one user before giving up.
 const MAX_USERNAME_ATTEMPTS: usize = 64;
 
@@ -129,36 +139,30 @@ impl Store {
     /// return the same user: the one whose link went in first.
     pub async fn ensure_external_identity(
         &self,
-        iss: &str,
-        sub: &str,
-        username: Option<&str>,
-        nickname_claim: Option<&str>,
+        who: ExternalIdentity<'_>,
         now: DateTime<Utc>,
     ) -> Result<UserRecord, StoreError> {
         for _ in 0..MAX_USERNAME_ATTEMPTS {
-            if let Some(user) = self.identity_user(iss, sub).await? {
+            if let Some(user) = self.identity_user(who.iss, who.sub).await? {
                 return Ok(user);
             }
             // A conflict: the same identity linked concurrently, or the
             // chosen name taken meanwhile. Either way, look again.
-            match self
-                .link_new_user(iss, sub, username, nickname_claim, now)
-                .await
-            {
+            match self.link_new_user(who, now).await {
                 Err(StoreError::Conflict) => continue,
                 done => return done,
             }
         }
-        Err(StoreError::Other(format!("could not link {iss} {sub}")))
+        Err(StoreError::Other(format!(
+            "could not link {} {}",
+            who.iss, who.sub
+        )))
     }
 
     /// One attempt: a new user, named, and its link, in one transaction.
     async fn link_new_user(
         &self,
-        iss: &str,
-        sub: &str,
-        username: Option<&str>,
-        nickname_claim: Option<&str>,
+        who: ExternalIdentity<'_>,
         now: DateTime<Utc>,
     ) -> Result<UserRecord, StoreError> {
         // The fallback name needs the id: a placeholder no username can be
@@ -170,7 +174,7 @@ impl Store {
             .await?;
         let id = UserId(created.id);
         let mut named = None;
-        for candidate in candidates(username, format!("user{}", id.0)) {
+        for candidate in candidates(who.username, format!("user{}", id.0)) {
             let taken = user::Entity::find()
                 .filter(user::Column::UsernameKey.eq(Username::key(&candidate)))
                 .one(&txn)
@@ -184,7 +188,7 @@ impl Store {
         let Some(name) = named else {
             return Err(StoreError::Other(format!("no free username for user {id}")));
         };
-        let nick = nickname(nickname_claim, &name);
+        let nick = nickname(who.nickname, &name);
         user::Entity::update_many()
             .col_expr(user::Column::UsernameKey, Expr::value(Username::key(&name)))
             .col_expr(user::Column::Username, Expr::value(name))
@@ -193,8 +197,8 @@ impl Store {
             .exec(&txn)
             .await?;
         let link = external_identity::ActiveModel {
-            iss: Set(iss.to_owned()),
-            sub: Set(sub.to_owned()),
+            iss: Set(who.iss.to_owned()),
+            sub: Set(who.sub.to_owned()),
             user_id: Set(id.0),
             created_at: Set(now),
         };
@@ -219,6 +223,20 @@ impl Store {
 mod tests {
     use super::super::test_support::{at_once, backends, now_ms, user};
     use super::*;
+
+    /// An identity whose token suggests `username` and no nickname.
+    fn external(
+        iss: &'static str,
+        sub: &'static str,
+        username: &'static str,
+    ) -> ExternalIdentity<'static> {
+        ExternalIdentity {
+            iss,
+            sub,
+            username: Some(username),
+            nickname: None,
+        }
+    }
 
     #[tokio::test]
     async fn users_first_seen_by_local_id() {
@@ -291,10 +309,7 @@ mod tests {
             let reg = user(s, "first").await;
             let a = s
                 .ensure_external_identity(
-                    "https://idp",
-                    "9223372036854775807",
-                    Some("ann"),
-                    None,
+                    external("https://idp", "9223372036854775807", "ann"),
                     now,
                 )
                 .await
@@ -307,23 +322,14 @@ mod tests {
                 a.id
             );
             let again = s
-                .ensure_external_identity(
-                    "https://idp",
-                    "9223372036854775807",
-                    Some("x"),
-                    None,
-                    now,
-                )
+                .ensure_external_identity(external("https://idp", "9223372036854775807", "x"), now)
                 .await
                 .unwrap();
             assert_eq!(again.id, a.id);
             // The same sub from another issuer is someone else; a taken name falls back.
             let b = s
                 .ensure_external_identity(
-                    "https://other",
-                    "9223372036854775807",
-                    Some("Ann"),
-                    None,
+                    external("https://other", "9223372036854775807", "Ann"),
                     now,
                 )
                 .await
@@ -334,7 +340,7 @@ mod tests {
             let next = user(s, "second").await;
             assert!(next.id.0 > b.id.0);
             let rows = at_once(s, 8, |s, _| async move {
-                s.ensure_external_identity("https://idp", "race", Some("racer"), None, now)
+                s.ensure_external_identity(external("https://idp", "race", "racer"), now)
                     .await
                     .unwrap()
             })

@@ -46,6 +46,7 @@ use shared::ids::{MessageId, RoomId, UserId};
 pub use bans::BanRecord;
 pub use error::StoreError;
 use error::fk_violation_is_not_found;
+pub use external_users::ExternalIdentity;
 pub use group_commit::NewMessage;
 pub use message_edits::{MessageChange, MessageKind};
 pub use read_markers::{ReadMark, UNREAD_COUNT_MAX};
