@@ -224,20 +224,6 @@ mod tests {
     use super::super::test_support::{at_once, backends, now_ms, user};
     use super::*;
 
-    /// An identity whose token suggests `username` and no nickname.
-    fn external(
-        iss: &'static str,
-        sub: &'static str,
-        username: &'static str,
-    ) -> ExternalIdentity<'static> {
-        ExternalIdentity {
-            iss,
-            sub,
-            username: Some(username),
-            nickname: None,
-        }
-    }
-
     #[tokio::test]
     async fn users_first_seen_by_local_id() {
         for t in backends(4).await {
@@ -347,6 +333,20 @@ mod tests {
             .await;
             assert!(rows.iter().all(|r| r.id == rows[0].id), "{rows:?}");
             t.cleanup().await;
+        }
+    }
+
+    /// An identity whose token suggests `username` and no nickname.
+    fn external(
+        iss: &'static str,
+        sub: &'static str,
+        username: &'static str,
+    ) -> ExternalIdentity<'static> {
+        ExternalIdentity {
+            iss,
+            sub,
+            username: Some(username),
+            nickname: None,
         }
     }
 }

@@ -97,13 +97,7 @@ async fn logins_are_limited_per_address_and_impossible_passwords_are_not_hashed(
     let impossible = "p".repeat(200);
     let mut statuses = Vec::new();
     for _ in 0..20 {
-        let r = node
-            .http
-            .post(node.url("/api/auth/login"))
-            .json(&json!({"username": "nobody", "password": impossible}))
-            .send()
-            .await
-            .unwrap();
+        let r = login_as_nobody(&node, &impossible).await;
         if r.status() == 429 {
             assert!(r.headers().get("retry-after").is_some());
         }
@@ -119,17 +113,21 @@ async fn logins_are_limited_per_address_and_impossible_passwords_are_not_hashed(
     let node = Node::start(&[("CHAT__LIMITS__AUTH_RATE_PER_IP", "0")]).await;
     let huge = "x".repeat(60 * 1024);
     let started = Instant::now();
-    let r = node
-        .http
-        .post(node.url("/api/auth/login"))
-        .json(&json!({"username": "nobody", "password": huge}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_as_nobody(&node, &huge).await;
     assert_eq!(r.status(), 401);
     assert!(
         started.elapsed() < Duration::from_millis(200),
         "not hashed: {:?}",
         started.elapsed()
     );
+}
+
+/// A login as a user that does not exist, with `password`.
+async fn login_as_nobody(node: &Node, password: &str) -> reqwest::Response {
+    node.http
+        .post(node.url("/api/auth/login"))
+        .json(&json!({"username": "nobody", "password": password}))
+        .send()
+        .await
+        .unwrap()
 }
