@@ -25,7 +25,6 @@ SCRIPT=autobahn
 source scripts/lib.sh
 parse_build_args "$@"
 VERSION=25.10.1
-CACHE_DIR=${CHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-gateway}
 VENV=$CACHE_DIR/autobahn-$VERSION
 OUT=target/artifacts/autobahn
 
@@ -47,7 +46,7 @@ if [ "$BUILD" = 1 ]; then
 fi
 [ -x "$BIN" ] || { echo "no echo endpoint at $BIN (build it: cargo build -p gateway --example autobahn_echo)" >&2; exit 1; }
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+PORT=$(free_port)
 WORK=$(mktemp -d /tmp/chat-autobahn.XXXXXX)
 "$BIN" "127.0.0.1:$PORT" >"$WORK/echo.log" 2>&1 &
 ECHO_PID=$!

@@ -34,7 +34,6 @@ parse_build_args "$@"
 
 PLAYWRIGHT_VERSION=1.65.1
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-CACHE_DIR=${CHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-gateway}
 PLAYWRIGHT_DIR=$CACHE_DIR/playwright-core-$PLAYWRIGHT_VERSION
 ARTIFACTS_DIR=${ARTIFACTS_DIR:-target/artifacts}
 
