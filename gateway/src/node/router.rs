@@ -77,6 +77,12 @@ impl Node {
                 Audience::All,
             ),
             BusEvent::Typing { user } => {
+                // Another node relayed it: it passes this node's gate too
+                // (and closes it), so a user typing through two nodes still
+                // reaches each member at most once per interval.
+                if envelope.origin != self.id && !self.typing.allow(user.id, room) {
+                    return;
+                }
                 let to = Audience::AllButUser(user.id);
                 let frame = ServerFrame::Typing {
                     room_id: room,

@@ -4,8 +4,11 @@
 //!
 //! [`TypingGate`] relays it at most once per [`INTERVAL`] per user and room;
 //! the extra ones are dropped without an answer (a client may send one per
-//! keystroke). The gate is per node: a user typing through two nodes at once
-//! may be relayed by each. Its memory is bounded: [`TypingGate::forget_idle`]
+//! keystroke). Each node has its own gate, which also passes (and is closed
+//! by) the typing that other nodes relayed (`router.rs`): a user typing
+//! through two nodes is then relayed once per interval, and if both relay
+//! at the same moment, each member still gets one of the two. Its memory
+//! is bounded: [`TypingGate::forget_idle`]
 //! (every minute) drops the pairs that have not typed for an interval, so it
 //! holds only those that typed lately, each with a connection in the room.
 

@@ -51,6 +51,31 @@ async fn typing_reaches_the_others_on_every_node_and_none_of_the_typists_connect
 }
 
 #[tokio::test]
+async fn a_user_typing_through_two_nodes_reaches_each_member_once_per_interval() {
+    let (a, b) = &spawn_pair().await;
+    let [(_, alice), (_, bob), (_, carol)] = a.register_all(["alice", "bob", "carol"]).await;
+    let mut phone = a.ws_in_general(&alice).await;
+    let mut laptop = b.ws_in_general(&alice).await;
+    let mut bob_b = b.ws_in_general(&bob).await;
+    let mut carol_a = a.ws_in_general(&carol).await;
+
+    phone.send_json(typing()).await;
+    for other in [&mut bob_b, &mut carol_a] {
+        assert_eq!(other.next_event().await["type"], "typing");
+    }
+    // Node B relayed nothing of alice's yet, but it heard node A's relay:
+    // the laptop's typing within the interval is dropped too.
+    laptop.send_json(typing()).await;
+    laptop
+        .send_json(json!({"type": "message", "content": "hi"}))
+        .await;
+    for c in [&mut bob_b, &mut carol_a] {
+        let m = c.next_event().await;
+        assert_eq!(m["type"], "message", "{m}");
+    }
+}
+
+#[tokio::test]
 async fn typing_in_a_room_the_connection_is_not_in_is_refused() {
     let app = spawn_app().await;
     let (_, _, mut c) = app.user_in_general("alice").await;
