@@ -28,6 +28,8 @@ mod nodes;
 mod openapi;
 mod persistence;
 mod protocol;
+#[path = "../common/raw_ws.rs"]
+mod raw_ws;
 mod read_markers;
 mod retries;
 mod rooms;

@@ -16,10 +16,13 @@ mod eventually;
 #[path = "../common/free_port.rs"]
 mod free_port;
 mod helpers;
+#[path = "../common/raw_ws.rs"]
+mod raw_ws;
 mod sentinel;
 #[path = "../common/ws_refusal.rs"]
 mod ws_refusal;
 
+mod chat_features;
 mod evictions;
 mod fanout;
 mod guarantees;

@@ -235,9 +235,31 @@ impl Cluster {
 
     /// Connect `user` to node `i` in `room`; the client and the `online_users` frame.
     pub async fn connect(&self, i: usize, user: &User, room: i64) -> (WsClient, Value) {
+        self.connect_with(i, user, room, "").await
+    }
+
+    /// Connect `user` to node `i` in `room`, resuming after `since_seq`.
+    pub async fn resume(
+        &self,
+        i: usize,
+        user: &User,
+        room: i64,
+        since_seq: i64,
+    ) -> (WsClient, Value) {
+        self.connect_with(i, user, room, &format!("&since_seq={since_seq}"))
+            .await
+    }
+
+    async fn connect_with(
+        &self,
+        i: usize,
+        user: &User,
+        room: i64,
+        query: &str,
+    ) -> (WsClient, Value) {
         let node = &self.nodes[i];
         let url = format!(
-            "ws://127.0.0.1:{}/ws?room_id={room}&token={}",
+            "ws://127.0.0.1:{}/ws?room_id={room}&token={}{query}",
             node.port, user.token
         );
         let label = format!("{}@{}", user.username, node.name);
@@ -257,13 +279,30 @@ impl Cluster {
     /// GET `path` on node `i` as `user`: the status and the JSON body
     /// (`Null` when it is not JSON).
     pub async fn get_json(&self, i: usize, user: &User, path: &str) -> (u16, Value) {
-        let resp = reqwest::Client::new()
-            .get(self.node(i).url(path))
+        self.rest(i, user, reqwest::Method::GET, path, None).await
+    }
+
+    /// `method path` on node `i` as `user`, with `body` as JSON if any: the
+    /// status and the JSON body (`Null` when it is not JSON).
+    pub async fn rest(
+        &self,
+        i: usize,
+        user: &User,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .request(method.clone(), self.node(i).url(path))
             .bearer_auth(&user.token)
-            .timeout(Duration::from_secs(20))
+            .timeout(Duration::from_secs(20));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req
             .send()
             .await
-            .unwrap_or_else(|e| panic!("GET {path} on node {i}: {e}"));
+            .unwrap_or_else(|e| panic!("{method} {path} on node {i}: {e}"));
         let status = resp.status().as_u16();
         let body = resp.json().await.unwrap_or(Value::Null);
         (status, body)

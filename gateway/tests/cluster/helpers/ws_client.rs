@@ -150,6 +150,18 @@ impl FrameReader {
         }
     }
 
+    /// The next frame that is not about presence (`online_users`,
+    /// `user_joined`, `user_left`, `presence_batch`); panics after [`WAIT`].
+    pub async fn next_event(&mut self) -> Value {
+        const PRESENCE: [&str; 4] = ["online_users", "user_joined", "user_left", "presence_batch"];
+        loop {
+            let v = self.recv_json().await;
+            if !PRESENCE.contains(&v["type"].as_str().unwrap_or_default()) {
+                return v;
+            }
+        }
+    }
+
     /// Skip frames until one of type `ty`; an `error` frame fails the test.
     pub async fn recv_type(&mut self, ty: &str) -> Value {
         let deadline = Instant::now() + WAIT;
