@@ -33,6 +33,13 @@ pub trait Bus: Send + Sync + 'static {
     async fn republish(&self, envelope: BusEnvelope) -> Result<(), BusError> {
         self.publish(envelope).await
     }
+    /// Drop `room`'s recent-messages cache, if the backend keeps one (the
+    /// next pages come from SQL): called when a stored event could not be
+    /// published, so that the cache does not serve a message as it was
+    /// before that event.
+    async fn forget_recent(&self, _room: RoomId) -> Result<(), BusError> {
+        Ok(())
+    }
     /// Start receiving `room`.
     async fn subscribe(&self, room: RoomId) -> Result<(), BusError>;
     /// Stop receiving `room`.

@@ -120,6 +120,16 @@ impl Bus for RedisBus {
         self.publish_with_cache(envelope, false).await
     }
 
+    async fn forget_recent(&self, room: RoomId) -> Result<(), BusError> {
+        let redis = &self.redis;
+        let _: i64 = redis
+            .client
+            .del(redis.keys.recent(room))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn subscribe(&self, room: RoomId) -> Result<(), BusError> {
         let channel = self.redis.keys.room_channel(room);
         let sub = &self.redis.subscriber;

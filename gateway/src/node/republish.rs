@@ -96,6 +96,7 @@ async fn republish(bus: Arc<dyn crate::bus::Bus>, envelope: BusEnvelope) {
             }
             Err(e) if Instant::now() >= give_up => {
                 tracing::error!(room = %envelope.room, error = %e, "gave up publishing a stored event; members get it by refill or gap filling");
+                forget_recent(bus.as_ref(), envelope.room).await;
                 return;
             }
             Err(_) => {
@@ -103,5 +104,114 @@ async fn republish(bus: Arc<dyn crate::bus::Bus>, envelope: BusEnvelope) {
                 delay = (delay * 2).min(MAX_DELAY);
             }
         }
+    }
+}
+
+/// The cache of the room's recent messages lacks the given-up event, and
+/// an edit or a deletion also left the message's cached copy as it was.
+/// A page whose run of seqs spans the event's is read from SQL anyway (the
+/// seq is missing), but an older page may not span it: drop the cache once
+/// Redis answers again, however long that takes (one room id per given-up
+/// event, and an event is only stored while the bus looks connected).
+async fn forget_recent(bus: &dyn crate::bus::Bus, room: RoomId) {
+    loop {
+        match bus.forget_recent(room).await {
+            Ok(()) => {
+                tracing::info!(room = %room, "dropped the room's recent-messages cache, which lacks a given-up event");
+                return;
+            }
+            Err(_) => tokio::time::sleep(MAX_DELAY).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{Bus, BusError};
+    use async_trait::async_trait;
+    use shared::ids::NodeId;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// A bus whose Redis is away until `back` is set: it counts publishes
+    /// that went through and caches dropped. (A Redis that stays away for
+    /// five minutes of paused time is what this stands in for.)
+    #[derive(Default)]
+    struct AwayBus {
+        back: AtomicBool,
+        published: AtomicUsize,
+        forgotten: AtomicUsize,
+    }
+
+    impl AwayBus {
+        fn reachable(&self) -> Result<(), BusError> {
+            match self.back.load(Ordering::SeqCst) {
+                true => Ok(()),
+                false => Err(BusError::Unavailable("away".into())),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Bus for AwayBus {
+        async fn publish(&self, _: BusEnvelope) -> Result<(), BusError> {
+            self.reachable()?;
+            self.published.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn forget_recent(&self, _: RoomId) -> Result<(), BusError> {
+            self.reachable()?;
+            self.forgotten.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn subscribe(&self, _: RoomId) -> Result<(), BusError> {
+            Ok(())
+        }
+        async fn unsubscribe(&self, _: RoomId) -> Result<(), BusError> {
+            Ok(())
+        }
+        fn connected(&self) -> bool {
+            true
+        }
+        async fn ready(&self) -> bool {
+            true
+        }
+        fn name(&self) -> &'static str {
+            "away"
+        }
+    }
+
+    fn envelope() -> BusEnvelope {
+        BusEnvelope::new(NodeId("n".into()), RoomId(7), BusEvent::RoomClosed)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_given_up_event_drops_the_rooms_cache_once_redis_is_back() {
+        let bus = Arc::new(AwayBus::default());
+        let task = tokio::spawn(republish(bus.clone(), envelope()));
+        tokio::time::sleep(GIVE_UP_AFTER + MAX_DELAY * 3).await;
+        assert!(!task.is_finished(), "given up, still dropping the cache");
+        assert_eq!(bus.forgotten.load(Ordering::SeqCst), 0);
+        bus.back.store(true, Ordering::SeqCst);
+        tokio::time::sleep(MAX_DELAY).await;
+        assert!(task.is_finished());
+        assert_eq!(bus.forgotten.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            bus.published.load(Ordering::SeqCst),
+            0,
+            "the event stays given up"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_published_in_time_keeps_the_cache() {
+        let bus = Arc::new(AwayBus::default());
+        let task = tokio::spawn(republish(bus.clone(), envelope()));
+        tokio::time::sleep(GIVE_UP_AFTER / 2).await;
+        bus.back.store(true, Ordering::SeqCst);
+        tokio::time::sleep(MAX_DELAY).await;
+        assert!(task.is_finished());
+        assert_eq!(bus.published.load(Ordering::SeqCst), 1);
+        assert_eq!(bus.forgotten.load(Ordering::SeqCst), 0);
     }
 }
