@@ -3,7 +3,7 @@
 use super::responses::{BodyRefused, DatabaseUnavailable, WriterRefused};
 use super::rooms::RoomView;
 use crate::domain::{DmPolicy, Role};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, RestErrorCode};
 use crate::routes::caller::WritingUser;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -26,7 +26,8 @@ pub(super) struct OpenDm {
 /// (two concurrent calls from both sides get the same room): `kind` `dm`,
 /// the two users its only members, no owner (so nobody can add anyone),
 /// named after the two usernames. It is in both users' `GET /api/rooms`.
-/// A deleted user cannot be messaged; a user whose `dm_policy` is
+/// A deleted user cannot be messaged, nor can two users one of whom banned
+/// the other from a room, while that ban is in force; a user whose `dm_policy` is
 /// `shared_rooms` only by people who share a room with them (other than
 /// room 1) or already have a direct-message room with them.
 #[utoipa::path(
@@ -39,7 +40,7 @@ pub(super) struct OpenDm {
         (status = 201, description = "The pair's room, created now", body = RoomView),
         BodyRefused,
         WriterRefused,
-        (status = 403, description = "`forbidden`: the user takes direct messages only from people they share a room with", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the user takes direct messages only from people they share a room with; `banned`: one of the two banned the other from a room, and that ban is in force", body = ErrorBody),
         (status = 404, description = "No such user (or a deleted one)", body = ErrorBody),
         (status = 422, description = "`user_id` is the caller", body = ErrorBody),
         DatabaseUnavailable,
@@ -63,6 +64,17 @@ pub(super) async fn open(
         .await?
         .filter(|u| !u.deleted)
         .ok_or_else(|| ApiError::not_found(format!("user {other} not found")))?;
+    if state
+        .store
+        .ban_between(user.id, other, crate::clock::now())
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            RestErrorCode::Banned,
+            format!("a ban stands between you and user {other}"),
+        ));
+    }
     if target.dm_policy == DmPolicy::SharedRooms
         && state.store.dm_between(user.id, other).await?.is_none()
         && !state.store.share_a_room(user.id, other).await?

@@ -116,6 +116,27 @@ impl Store {
             .map(Into::into))
     }
 
+    /// Whether one of `a` and `b` banned the other from a room, in a ban
+    /// still in force at `now` (their direct messages are then closed).
+    pub async fn ban_between(
+        &self,
+        a: UserId,
+        b: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let one_way = |user: UserId, by: UserId| {
+            Condition::all()
+                .add(room_ban::Column::UserId.eq(user.0))
+                .add(room_ban::Column::BannedBy.eq(by.0))
+        };
+        Ok(room_ban::Entity::find()
+            .filter(Condition::any().add(one_way(a, b)).add(one_way(b, a)))
+            .filter(in_force(now))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
     /// The bans of `room` in force at `now`, newest first.
     pub async fn bans(
         &self,
@@ -176,6 +197,29 @@ mod tests {
                 s.ban(RoomId(999), u.id, owner.id, None, now).await,
                 Err(StoreError::NotFound)
             ));
+            t.cleanup().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ban_stands_between_the_two_users_either_way_while_in_force() {
+        for t in backends(2).await {
+            let s = &t.store;
+            let now = now_ms();
+            let (owner, u, room) = ann_and_bo_in_a_room(s).await;
+            let third = super::super::test_support::user(s, "cy").await;
+            assert!(!s.ban_between(owner.id, u.id, now).await.unwrap());
+            let later = now + TimeDelta::seconds(60);
+            s.ban(room, u.id, owner.id, Some(later), now).await.unwrap();
+            for (a, b) in [(owner.id, u.id), (u.id, owner.id)] {
+                assert!(s.ban_between(a, b, now).await.unwrap(), "{}", t.label);
+            }
+            assert!(!s.ban_between(u.id, third.id, now).await.unwrap(), "others");
+            let after = later + TimeDelta::seconds(1);
+            assert!(
+                !s.ban_between(owner.id, u.id, after).await.unwrap(),
+                "expired"
+            );
             t.cleanup().await;
         }
     }

@@ -113,3 +113,28 @@ async fn dm_policy_deleted_users_and_oneself_decide_who_may_open_one() {
     let (status, body) = app.open_dm(&dave, gone_id).await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[tokio::test]
+async fn two_users_one_of_whom_banned_the_other_cannot_open_a_dm_while_the_ban_stands() {
+    let app = &spawn_app().await;
+    let (owner_id, owner) = app.register("owner").await;
+    let (troll_id, troll) = app.register("troll").await;
+    let (_, bystander) = app.register("bystander").await;
+    let club = app.create_room(&owner, "club", false).await;
+    assert_eq!(app.join_room(&troll, club).await.0 / 100, 2);
+    let (status, ban) = app.ban(&owner, club, json!({"user_id": troll_id})).await;
+    assert_eq!(status, 201, "{ban}");
+    for (token, other) in [(&troll, owner_id), (&owner, troll_id)] {
+        let (status, body) = app.open_dm(token, other).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("banned")),
+            "{body}"
+        );
+    }
+    // Only between those two: anyone else may still write to the troll.
+    assert_eq!(app.open_dm(&bystander, troll_id).await.0, 201);
+    // Lifted: they may.
+    assert_eq!(app.unban(&owner, club, troll_id).await.0 / 100, 2);
+    assert_eq!(app.open_dm(&troll, owner_id).await.0, 201);
+}
