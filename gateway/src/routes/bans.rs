@@ -82,6 +82,9 @@ fn moderator(role: Option<Role>) -> Result<Role, ApiError> {
 }
 
 /// Ban a user from the room (owner or admin).
+///
+/// The user's direct-message room with the caller closes for them too:
+/// they leave it, and neither may open it again while the ban stands.
 #[utoipa::path(
     operation_id = "ban_user",
     tag = "members",
@@ -146,6 +149,12 @@ pub(super) async fn create(
         })?;
     tracing::info!(room = %room, user_id = %target, by = %user.id, "banned");
     evict(&state, room, target, LeaveReason::Banned).await?;
+    // Their direct messages close too: the banned user leaves the pair's
+    // room, and neither may open it again while the ban stands (`open_dm`).
+    if let Some(dm) = state.store.dm_between(user.id, target).await? {
+        state.store.remove_member(dm.id, target).await?;
+        evict(&state, dm.id, target, LeaveReason::Banned).await?;
+    }
     Ok(HttpResponse::Created().json(view(&state, record).await?))
 }
 

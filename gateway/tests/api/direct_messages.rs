@@ -115,15 +115,36 @@ async fn dm_policy_deleted_users_and_oneself_decide_who_may_open_one() {
 }
 
 #[tokio::test]
-async fn two_users_one_of_whom_banned_the_other_cannot_open_a_dm_while_the_ban_stands() {
+async fn a_ban_between_two_users_closes_their_dm_room_while_it_stands() {
     let app = &spawn_app().await;
     let (owner_id, owner) = app.register("owner").await;
     let (troll_id, troll) = app.register("troll").await;
     let (_, bystander) = app.register("bystander").await;
     let club = app.create_room(&owner, "club", false).await;
     assert_eq!(app.join_room(&troll, club).await.0 / 100, 2);
+    let (_, dm) = app.open_dm(&troll, owner_id).await;
+    let dm = dm["id"].as_i64().unwrap();
+    let mut in_dm = app.ws_in(&troll, dm).await;
     let (status, ban) = app.ban(&owner, club, json!({"user_id": troll_id})).await;
     assert_eq!(status, 201, "{ban}");
+    // The troll is out of their DM room too, and it is no longer theirs.
+    let left = in_dm.recv_type("left_room").await;
+    assert_eq!(
+        (left["room_id"].as_i64(), left["data"]["reason"].as_str()),
+        (Some(dm), Some("banned"))
+    );
+    let listed = |page: serde_json::Value| {
+        page["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == dm)
+    };
+    assert!(!listed(app.rooms(&troll, "").await.1));
+    assert!(
+        listed(app.rooms(&owner, "").await.1),
+        "the owner keeps the history"
+    );
     for (token, other) in [(&troll, owner_id), (&owner, troll_id)] {
         let (status, body) = app.open_dm(token, other).await;
         assert_eq!(
@@ -134,7 +155,8 @@ async fn two_users_one_of_whom_banned_the_other_cannot_open_a_dm_while_the_ban_s
     }
     // Only between those two: anyone else may still write to the troll.
     assert_eq!(app.open_dm(&bystander, troll_id).await.0, 201);
-    // Lifted: they may.
+    // Lifted: they may, in the room they had.
     assert_eq!(app.unban(&owner, club, troll_id).await.0 / 100, 2);
-    assert_eq!(app.open_dm(&troll, owner_id).await.0, 201);
+    let (status, again) = app.open_dm(&troll, owner_id).await;
+    assert_eq!((status, again["id"].as_i64()), (200, Some(dm)));
 }
