@@ -305,10 +305,9 @@ impl WsClient {
     /// The next frame that is not about who is online (`online_users`,
     /// `user_joined`, `user_left`, `presence_batch`).
     pub async fn next_event(&mut self) -> Value {
-        const PRESENCE: [&str; 4] = ["online_users", "user_joined", "user_left", "presence_batch"];
         loop {
             let v = self.recv_json().await;
-            if !PRESENCE.contains(&v["type"].as_str().unwrap_or_default()) {
+            if !crate::presence_frames::is_presence(&v) {
                 return v;
             }
         }

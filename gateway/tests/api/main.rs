@@ -27,6 +27,8 @@ mod metrics;
 mod nodes;
 mod openapi;
 mod persistence;
+#[path = "../common/presence_frames.rs"]
+mod presence_frames;
 mod protocol;
 #[path = "../common/raw_ws.rs"]
 mod raw_ws;

@@ -3,7 +3,7 @@
 //! room; a connection not in the room is told so, and the frame rate limit
 //! counts typing frames like any other.
 
-use crate::helpers::{spawn_app, spawn_pair};
+use crate::helpers::{TestApp, WsClient, spawn_app, spawn_pair};
 use crate::setup::user_at_frame_rate;
 use serde_json::{Value, json};
 
@@ -11,14 +11,25 @@ fn typing() -> Value {
     json!({"type": "typing", "room_id": 1})
 }
 
+/// Two nodes (kept for the test's length); alice in room 1 on both (her
+/// phone on A, her laptop on B), bob on B and carol on A; and alice's id.
+async fn alice_on_two_nodes() -> ((TestApp, TestApp), [WsClient; 4], i64) {
+    let nodes = spawn_pair().await;
+    let (a, b) = (&nodes.0, &nodes.1);
+    let [(alice_id, alice), (_, bob), (_, carol)] = a.register_all(["alice", "bob", "carol"]).await;
+    let clients = [
+        a.ws_in_general(&alice).await,
+        b.ws_in_general(&alice).await,
+        b.ws_in_general(&bob).await,
+        a.ws_in_general(&carol).await,
+    ];
+    (nodes, clients, alice_id)
+}
+
 #[tokio::test]
 async fn typing_reaches_the_others_on_every_node_and_none_of_the_typists_connections() {
-    let (a, b) = &spawn_pair().await;
-    let [(alice_id, alice), (_, bob), (_, carol)] = a.register_all(["alice", "bob", "carol"]).await;
-    let mut phone = a.ws_in_general(&alice).await;
-    let mut laptop = b.ws_in_general(&alice).await;
-    let mut bob_b = b.ws_in_general(&bob).await;
-    let mut carol_a = a.ws_in_general(&carol).await;
+    let (_nodes, [mut phone, mut laptop, mut bob_b, mut carol_a], alice_id) =
+        alice_on_two_nodes().await;
 
     phone.send_json(typing()).await;
     for other in [&mut bob_b, &mut carol_a] {
@@ -52,12 +63,7 @@ async fn typing_reaches_the_others_on_every_node_and_none_of_the_typists_connect
 
 #[tokio::test]
 async fn a_user_typing_through_two_nodes_reaches_each_member_once_per_interval() {
-    let (a, b) = &spawn_pair().await;
-    let [(_, alice), (_, bob), (_, carol)] = a.register_all(["alice", "bob", "carol"]).await;
-    let mut phone = a.ws_in_general(&alice).await;
-    let mut laptop = b.ws_in_general(&alice).await;
-    let mut bob_b = b.ws_in_general(&bob).await;
-    let mut carol_a = a.ws_in_general(&carol).await;
+    let (_nodes, [mut phone, mut laptop, mut bob_b, mut carol_a], _) = alice_on_two_nodes().await;
 
     phone.send_json(typing()).await;
     for other in [&mut bob_b, &mut carol_a] {

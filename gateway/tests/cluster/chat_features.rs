@@ -26,6 +26,15 @@ async fn say(c: &mut WsClient, content: &str) -> Value {
     }
 }
 
+/// The next `n` frames that are not about presence.
+async fn next_events(c: &mut WsClient, n: usize) -> Vec<Value> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        got.push(c.rx.next_event().await);
+    }
+    got
+}
+
 /// `(type, seq)` of a stream frame.
 fn kind_and_seq(f: &Value) -> (&str, i64) {
     (
@@ -171,13 +180,9 @@ async fn edits_and_deletes_made_on_both_nodes_reach_the_room_and_a_resume_once_i
     assert_eq!(status, 200);
 
     // Carol, connected on B all along, gets each change live, in order.
-    let mut live = Vec::new();
-    while live.len() < 6 {
-        live.push(watcher.rx.next_event().await);
-    }
-    let seen: Vec<_> = live.iter().map(kind_and_seq).collect();
+    let live = next_events(&mut watcher, 6).await;
     assert_eq!(
-        seen,
+        live.iter().map(kind_and_seq).collect::<Vec<_>>(),
         [
             ("message", 1),
             ("message", 2),
@@ -196,13 +201,9 @@ async fn edits_and_deletes_made_on_both_nodes_reach_the_room_and_a_resume_once_i
     // Bob resumes on B from seq 1: the messages as they now are, then each
     // change once, in seq order.
     let (mut back, _) = cluster.resume(1, &bob, ROOM, 1).await;
-    let mut got = Vec::new();
-    while got.len() < 5 {
-        got.push(back.rx.next_event().await);
-    }
-    let seen: Vec<_> = got.iter().map(kind_and_seq).collect();
+    let got = next_events(&mut back, 5).await;
     assert_eq!(
-        seen,
+        got.iter().map(kind_and_seq).collect::<Vec<_>>(),
         [
             ("message", 2),
             ("message", 3),

@@ -16,6 +16,8 @@ mod eventually;
 #[path = "../common/free_port.rs"]
 mod free_port;
 mod helpers;
+#[path = "../common/presence_frames.rs"]
+mod presence_frames;
 #[path = "../common/raw_ws.rs"]
 mod raw_ws;
 mod sentinel;

@@ -153,10 +153,9 @@ impl FrameReader {
     /// The next frame that is not about presence (`online_users`,
     /// `user_joined`, `user_left`, `presence_batch`); panics after [`WAIT`].
     pub async fn next_event(&mut self) -> Value {
-        const PRESENCE: [&str; 4] = ["online_users", "user_joined", "user_left", "presence_batch"];
         loop {
             let v = self.recv_json().await;
-            if !PRESENCE.contains(&v["type"].as_str().unwrap_or_default()) {
+            if !crate::presence_frames::is_presence(&v) {
                 return v;
             }
         }
