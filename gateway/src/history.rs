@@ -199,7 +199,7 @@ impl History {
     /// Drop a deleted room's cached messages.
     pub async fn forget(&self, room: RoomId) {
         if let Some(redis) = &self.cache {
-            let _: Result<i64, _> = redis.client.del(redis.keys.recent(room)).await;
+            let _ = crate::recent_cache::forget(redis, room).await;
         }
     }
 }

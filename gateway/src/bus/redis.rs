@@ -121,13 +121,9 @@ impl Bus for RedisBus {
     }
 
     async fn forget_recent(&self, room: RoomId) -> Result<(), BusError> {
-        let redis = &self.redis;
-        let _: i64 = redis
-            .client
-            .del(redis.keys.recent(room))
+        crate::recent_cache::forget(&self.redis, room)
             .await
-            .map_err(unavailable)?;
-        Ok(())
+            .map_err(unavailable)
     }
 
     async fn subscribe(&self, room: RoomId) -> Result<(), BusError> {
