@@ -199,7 +199,7 @@ impl History {
     /// Drop a deleted room's cached messages.
     pub async fn forget(&self, room: RoomId) {
         if let Some(redis) = &self.cache {
-            let _ = crate::recent_cache::forget(redis, room).await;
+            let _ = redis.forget_recent(room).await;
         }
     }
 }

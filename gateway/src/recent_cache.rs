@@ -12,19 +12,9 @@
 //! event's seq. The script replaces only an entry of a lower rev, so that
 //! two changes published out of order leave the later one.
 
-use crate::redis::RedisConn;
-use fred::prelude::*;
 use serde::Deserialize;
 use shared::bus_envelope::BusEvent;
-use shared::ids::RoomId;
 use shared::server_frame::MessageData;
-
-/// Drop `room`'s cache (the room was deleted, or the cache missed an
-/// event it cannot get back): pages come from SQL until it fills again.
-pub async fn forget(redis: &RedisConn, room: RoomId) -> Result<(), fred::error::Error> {
-    let _: i64 = redis.client.del(redis.keys.recent(room)).await?;
-    Ok(())
-}
 
 /// One cache entry, as read.
 #[derive(Deserialize)]

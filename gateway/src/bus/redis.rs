@@ -121,9 +121,7 @@ impl Bus for RedisBus {
     }
 
     async fn forget_recent(&self, room: RoomId) -> Result<(), BusError> {
-        crate::recent_cache::forget(&self.redis, room)
-            .await
-            .map_err(unavailable)
+        self.redis.forget_recent(room).await.map_err(unavailable)
     }
 
     async fn subscribe(&self, room: RoomId) -> Result<(), BusError> {

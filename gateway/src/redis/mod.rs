@@ -20,6 +20,7 @@ use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::config::{PerformanceConfig, ReconnectPolicy};
 use fred::types::scripts::Script;
+use shared::ids::RoomId;
 use std::time::Duration;
 
 /// How long one Redis command may take before it fails with `unavailable`.
@@ -116,6 +117,14 @@ impl RedisConn {
             }
             other => other,
         }
+    }
+
+    /// Drop `room`'s recent-messages cache (the room was deleted, or the
+    /// cache missed an event it cannot get back): pages come from SQL until
+    /// it fills again.
+    pub async fn forget_recent(&self, room: RoomId) -> Result<(), fred::error::Error> {
+        let _: i64 = self.client.del(self.keys.recent(room)).await?;
+        Ok(())
     }
 
     /// Both connections are up and Redis answers a PING.
